@@ -1,0 +1,215 @@
+"""The `edgerec` command: parses arguments and calls the Python API. Expected failures print one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from edgerec.errors import EdgerecError
+
+log = logging.getLogger("edgerec")
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 64,32,16,8; got {text!r}") from None
+
+
+def _columns(text: str):
+    from edgerec.data import Columns
+
+    known = {"user", "item", "timestamp", "rating"}
+    values = {}
+    for part in filter(None, text.split(",")):
+        key, sep, val = part.partition("=")
+        if not sep or key not in known:
+            raise argparse.ArgumentTypeError(f"expected user=COL,item=COL[,timestamp=COL][,rating=COL]; got {part!r}")
+        values[key] = val
+    return Columns(**values)
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        required=True,
+        help="data source: an NCF split folder, ratings.dat, u.data, "
+        "ml-1m.zip, ml-100k.zip, a .csv/.parquet file, or synthetic[:users=N,items=N,seed=N,...]",
+    )
+    p.add_argument("--columns", type=_columns, default=None, help="CSV/Parquet column names, e.g. user=uid,item=iid")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of leave-one-out and test negatives (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from edgerec.model.train import TrainConfig
+
+    d = TrainConfig()
+    ap = argparse.ArgumentParser(prog="edgerec", description="Train, compress, export and benchmark NCF recommenders.")
+    ap.add_argument("-q", "--quiet", action="store_true", help="only print results and errors")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train GMF / MLP / NeuMF and evaluate it on the held-out test items")
+    _data_args(t)
+    t.add_argument("--model", default="neumf", choices=["gmf", "mlp", "neumf"], help="model type (default neumf)")
+    t.add_argument("--factors", type=int, default=8, help="predictive factors (default 8)")
+    t.add_argument("--layers", type=_int_list, default=(), help="MLP input size then hidden sizes (default 8f,4f,2f,f)")
+    t.add_argument("--pretrain", action="store_true", help="initialise NeuMF from separately trained GMF and MLP")
+    t.add_argument("--epochs", type=int, default=d.epochs, help=f"maximum epochs (default {d.epochs})")
+    t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
+    t.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
+    t.add_argument("--negatives", type=int, default=d.negatives, help=f"negatives per positive (default {d.negatives})")
+    t.add_argument("--l2", type=float, default=d.l2, help=f"L2 on the batch's embeddings (default {d.l2})")
+    t.add_argument("--patience", type=int, default=d.patience, help=f"early-stopping patience (default {d.patience})")
+    t.add_argument("--seed", type=int, default=d.seed, help="training seed (default 0)")
+    t.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (default: all cores)")
+    t.add_argument("--out", required=True, help="checkpoint folder to write (replaced atomically)")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint (sampled protocol and full ranking)")
+    e.add_argument("--model", required=True, help="checkpoint folder written by `edgerec train`")
+    _data_args(e)
+    e.add_argument("--json", help="also write the metrics to this JSON file")
+    e.set_defaults(func=cmd_evaluate)
+    return ap
+
+
+def _progress() -> tuple[Callable[[str, int, int, dict], None] | None, Callable[[], None]]:
+    """A rich progress bar on a terminal; plain per-epoch log lines elsewhere."""
+    if not sys.stderr.isatty():
+        return None, lambda: None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        transient=True,
+    )
+    bar.start()
+    tasks: dict[tuple[str, int], int] = {}
+
+    def update(stage: str, done: int, total: int, info: dict) -> None:
+        key = (stage, int(info.get("epoch", 0)))
+        if key not in tasks:
+            tasks[key] = bar.add_task(f"{stage} epoch {key[1]}", total=total, info="")
+        text = f"loss {info['loss']:.4f}  {info['samples_per_s']:,.0f} samples/s"
+        bar.update(tasks[key], completed=done, info=text)
+
+    return update, bar.stop
+
+
+def _load_data(args: argparse.Namespace):
+    from edgerec.data import Columns, load_dataset
+
+    log.info("loading %s", args.data)
+    ds = load_dataset(args.data, seed=args.split_seed, columns=args.columns or Columns())
+    s = ds.summary()
+    log.info(
+        "%s: %d users, %d items, %d train interactions, %d test users",
+        s["name"],
+        s["users"],
+        s["items"],
+        s["train_interactions"],
+        s["test_users"],
+    )
+    return ds
+
+
+def _metrics_table(title: str, rows: dict[str, dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("model", "HR@10", "NDCG@10", "full HR@10", "full NDCG@10"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in rows.items():
+        table.add_row(name, *(f"{m[k]:.4f}" for k in ("hr@10", "ndcg@10", "full_hr@10", "full_ndcg@10")))
+    Console().print(table)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from edgerec.metrics import evaluate, item_pop_scorer
+    from edgerec.model import checkpoint
+    from edgerec.model.train import TrainConfig, train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        negatives=args.negatives,
+        l2=args.l2,
+        patience=args.patience,
+        seed=args.seed,
+    )
+    cfg.check()
+    ds = _load_data(args)
+    update, stop = _progress()
+    try:
+        model, report = train(ds, args.model, args.factors, args.layers, args.pretrain, cfg, update)
+    finally:
+        stop()
+    report["itempop"] = evaluate(item_pop_scorer(ds), ds)
+    report["command"] = {
+        "model": args.model,
+        "factors": args.factors,
+        "layers": list(args.layers),
+        "pretrain": args.pretrain,
+        "data": args.data,
+        "split_seed": args.split_seed,
+    }
+    out = checkpoint.save(args.out, model, ds, report=report)
+    _metrics_table(
+        f"{args.model} on {ds.name} (test, {report['train_seconds']:.0f}s training)",
+        {args.model: report["metrics"], "ItemPop": report["itempop"]},
+    )
+    print(f"wrote {out}/ (model.safetensors, config.json, id_maps.json, metrics.json)")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from edgerec.io import write_json
+    from edgerec.metrics import evaluate, item_pop_scorer
+    from edgerec.model import checkpoint
+    from edgerec.model.train import torch_scorer
+
+    ckpt = checkpoint.load(args.model)
+    ds = _load_data(args)
+    ckpt.check_data(ds)
+    metrics = evaluate(torch_scorer(ckpt.model), ds)
+    _metrics_table(
+        f"{args.model} on {ds.name} (test)",
+        {ckpt.model.arch.kind: metrics, "ItemPop": evaluate(item_pop_scorer(ds), ds)},
+    )
+    if args.json:
+        write_json(Path(args.json), metrics)
+    else:
+        print(json.dumps(metrics))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args))
+    except EdgerecError as e:
+        print(f"edgerec: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edgerec: interrupted; no partial output was left in place", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""Readers for the supported interaction formats; `load_dataset` picks one from the path.
+
+Supported: the NCF paper's split files (`*.train.rating[.gz]`, `*.test.rating`, `*.test.negative`), raw MovieLens
+(`ratings.dat`, `u.data`, the `ml-1m.zip` / `ml-100k.zip` archives as downloaded), CSV and Parquet with named
+columns, and `synthetic[:key=value,...]` (the embedded default). Archives are read in memory, never extracted.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.data.interactions import Interactions
+from edgerec.data.split import Dataset, leave_one_out
+from edgerec.data.synthetic import SyntheticConfig, generate
+from edgerec.errors import EdgerecError
+
+FORMATS = "an NCF split folder, ratings.dat, u.data, ml-1m.zip, ml-100k.zip, .csv, .parquet or synthetic[:k=v,...]"
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Column names for CSV / Parquet input."""
+
+    user: str = "user"
+    item: str = "item"
+    timestamp: str | None = "timestamp"  # used when present
+    rating: str | None = "rating"  # kept when present, never used as a label
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise EdgerecError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise EdgerecError(f"{path}: is a folder, expected a file") from None
+    except OSError as e:
+        raise EdgerecError(f"{path}: cannot read ({e.strerror})") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise EdgerecError(f"{path}: corrupt gzip file ({e})") from None
+    return _decode(raw, str(path))
+
+
+def _decode(raw: bytes, source: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")  # MovieLens files are latin-1; ids are ASCII digits either way
+
+
+_ROW_RE = re.compile(r"row (\d+)")
+
+
+def parse_int_table(text: str, source: str, sep: str, ncols: tuple[int, ...]) -> np.ndarray:
+    """[rows, cols] int64 from separated text; every line must have one of the allowed column counts.
+
+    Errors name the file and the 1-based line. Blank lines are skipped.
+    """
+    if not text.strip():
+        raise EdgerecError(f"{source}: the file is empty")
+    lines = text.splitlines()  # the original lines, for error messages
+    if sep != "\t":
+        text = text.replace(sep, "\t")
+    first = next(ln for ln in lines if ln.strip())
+    width = len(first.split(sep))
+    if width not in ncols:
+        expected = " or ".join(str(c) for c in ncols)
+        raise EdgerecError(f"{source}: expected {expected} {sep!r}-separated columns per line, got {width}: {first!r}")
+    try:
+        table = np.loadtxt(io.StringIO(text), dtype=np.int64, delimiter="\t", ndmin=2)
+    except ValueError as e:
+        m = _ROW_RE.search(str(e))
+        where = f"line {_line_of_row(lines, int(m.group(1)))}" if m else "a line"
+        line = lines[_line_of_row(lines, int(m.group(1))) - 1] if m else ""
+        raise EdgerecError(
+            f"{source}: malformed {where} {line!r}: expected {width} integer columns separated by {sep!r}"
+        ) from None
+    return table
+
+
+def _line_of_row(lines: list[str], row: int) -> int:
+    """numpy counts data rows from 0 and skips blank lines; turn that back into a 1-based file line number."""
+    seen = -1
+    for n, ln in enumerate(lines, 1):
+        if ln.strip():
+            seen += 1
+            if seen == row:
+                return n
+    return len(lines)
+
+
+def _interactions_from_table(table: np.ndarray, source: str) -> Interactions:
+    ts = table[:, 3] if table.shape[1] >= 4 else None
+    rating = table[:, 2] if table.shape[1] >= 3 else None
+    return Interactions.from_raw(table[:, 0], table[:, 1], ts, rating, source=source)
+
+
+def load_movielens_text(text: str, source: str, sep: str) -> Interactions:
+    """`user sep item sep rating sep timestamp` lines (ratings.dat with '::', u.data with tabs)."""
+    return _interactions_from_table(parse_int_table(text, source, sep, (4,)), source)
+
+
+def load_movielens_zip(path: Path, *, seed: int = 0) -> Dataset:
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise EdgerecError(f"{path}: not a zip archive") from None
+    with zf:
+        names = {Path(n).name: n for n in zf.namelist() if not n.endswith("/")}
+        for member, sep in (("ratings.dat", "::"), ("u.data", "\t")):
+            if member in names:
+                text = _decode(zf.read(names[member]), f"{path}:{names[member]}")
+                inter = load_movielens_text(text, f"{path}:{names[member]}", sep)
+                return leave_one_out(inter, seed=seed, name=path.stem)
+    raise EdgerecError(f"{path}: the archive has neither ratings.dat (ML-1M) nor u.data (ML-100K)")
+
+
+def load_ncf_split(folder: Path) -> Dataset:
+    """The NCF paper's split: dense ids already, test pairs and their 99 negatives given."""
+    train_files = sorted(folder.glob("*.train.rating")) + sorted(folder.glob("*.train.rating.gz"))
+    if not train_files:
+        raise EdgerecError(f"{folder}: no *.train.rating or *.train.rating.gz file")
+    prefix = train_files[0].name.split(".train.rating")[0]
+    test_path = folder / f"{prefix}.test.rating"
+    neg_path = folder / f"{prefix}.test.negative"
+    train = parse_int_table(_read_text(train_files[0]), str(train_files[0]), "\t", (2, 3, 4))
+    test = parse_int_table(_read_text(test_path), str(test_path), "\t", (2, 3, 4))
+    negatives = _parse_negatives(_read_text(neg_path), str(neg_path))
+    if (train[:, :2] < 0).any():
+        raise EdgerecError(f"{train_files[0]}: negative user or item ids; the NCF split uses ids 0..n-1")
+    n_users = int(max(train[:, 0].max(), test[:, 0].max())) + 1
+    n_items = int(train[:, 1].max()) + 1
+    _check_range(test[:, 0], n_users, test_path, "user")
+    _check_range(test[:, 1], n_items, test_path, "item")
+    _check_range(negatives[0][:, 0], n_users, neg_path, "user")
+    _check_range(negatives[1], n_items, neg_path, "item")
+    if len(negatives[0]) != len(test) or not np.array_equal(negatives[0], test[:, :2]):
+        raise EdgerecError(f"{neg_path}: its (user,item) pairs do not match {test_path.name} line by line")
+    inter = Interactions(
+        users=train[:, 0].copy(),
+        items=train[:, 1].copy(),
+        user_ids=np.arange(n_users, dtype=np.int64),
+        item_ids=np.arange(n_items, dtype=np.int64),
+        timestamps=train[:, 3].copy() if train.shape[1] >= 4 else None,
+        ratings=train[:, 2].astype(np.float32) if train.shape[1] >= 3 else None,
+    ).deduplicated(str(train_files[0]))
+    return Dataset(prefix, inter, test[:, 0].copy(), test[:, 1].copy(), negatives[1])
+
+
+def _check_range(values: np.ndarray, n: int, path: Path, what: str) -> None:
+    flat = values.ravel()
+    bad = np.nonzero((flat < 0) | (flat >= n))[0]
+    if len(bad):
+        raise EdgerecError(
+            f"{path}: {what} id {int(flat[bad[0]])} is out of range: the train file has {what} ids 0..{n - 1}"
+        )
+
+
+def _parse_negatives(text: str, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """`(user,item) \\t neg \\t neg ...` lines -> ([T, 2] pairs, [T, N] negatives)."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise EdgerecError(f"{source}: the file is empty")
+    pairs, negs = [], []
+    for n, ln in enumerate(lines, 1):
+        head, _, rest = ln.partition("\t")
+        m = re.fullmatch(r"\(\s*(-?\d+)\s*,\s*(-?\d+)\s*\)", head.strip())
+        try:
+            if not m:
+                raise ValueError
+            row = [int(x) for x in rest.split()]
+        except ValueError:
+            raise EdgerecError(
+                f"{source}: malformed line {n} {ln[:60]!r}: expected '(user,item)' then item ids"
+            ) from None
+        pairs.append((int(m.group(1)), int(m.group(2))))
+        negs.append(row)
+    width = len(negs[0])
+    for n, row in enumerate(negs, 1):
+        if len(row) != width or width == 0:
+            raise EdgerecError(f"{source}: line {n} has {len(row)} negatives, line 1 has {width}")
+    return np.asarray(pairs, dtype=np.int64), np.asarray(negs, dtype=np.int64)
+
+
+def load_table(path: Path, columns: Columns = Columns()) -> Interactions:
+    """CSV (header row with column names) or Parquet; ids may be integers or strings."""
+    cols = _read_parquet(path) if path.suffix.lower() == ".parquet" else _read_csv(path)
+    source = str(path)
+    missing = [c for c in (columns.user, columns.item) if c not in cols]
+    if missing:
+        raise EdgerecError(f"{source}: no column {missing[0]!r}; columns are {sorted(cols)} (set the column names)")
+    users, items = _id_column(cols[columns.user], source), _id_column(cols[columns.item], source)
+    ts = _numeric_column(cols, columns.timestamp, source, np.int64)
+    ratings = _numeric_column(cols, columns.rating, source, np.float32)
+    return Interactions.from_raw(users, items, ts, ratings, source=source)
+
+
+def _read_csv(path: Path) -> dict[str, list[str]]:
+    text = _read_text(path)
+    if not text.strip():
+        raise EdgerecError(f"{path}: the file is empty")
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip() for h in next(reader)]
+    cols: dict[str, list[str]] = {h: [] for h in header}
+    for n, row in enumerate(reader, 2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise EdgerecError(f"{path}: line {n} has {len(row)} fields, the header has {len(header)}")
+        for h, v in zip(header, row, strict=True):
+            cols[h].append(v.strip())
+    if not cols or not next(iter(cols.values())):
+        raise EdgerecError(f"{path}: the file has a header but no rows")
+    return cols
+
+
+def _read_parquet(path: Path) -> dict[str, list]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise EdgerecError("reading Parquet needs pyarrow: pip install 'edgerec[parquet]'") from None
+    try:
+        table = pq.read_table(path)
+    except FileNotFoundError:
+        raise EdgerecError(f"{path}: no such file") from None
+    except Exception as e:  # pyarrow raises several types for corrupt files
+        raise EdgerecError(f"{path}: not a readable Parquet file ({type(e).__name__})") from None
+    if table.num_rows == 0:
+        raise EdgerecError(f"{path}: the file has no rows")
+    return {name: table.column(name).to_pylist() for name in table.column_names}
+
+
+def _id_column(values: list, source: str) -> np.ndarray:
+    if any(v is None or v == "" for v in values):
+        raise EdgerecError(
+            f"{source}: empty user or item id at row {next(i for i, v in enumerate(values) if v in (None, ''))}"
+        )
+    try:
+        return np.asarray([int(v) for v in values], dtype=np.int64)
+    except (TypeError, ValueError):
+        return np.asarray([str(v) for v in values])
+
+
+def _numeric_column(cols: dict[str, list], name: str | None, source: str, dtype: type) -> np.ndarray | None:
+    if name is None or name not in cols:
+        return None
+    try:
+        return np.asarray([float(v) for v in cols[name]]).astype(dtype)
+    except (TypeError, ValueError):
+        raise EdgerecError(f"{source}: column {name!r} must be numeric") from None
+
+
+def load_dataset(spec: str | Path, *, seed: int = 0, columns: Columns = Columns()) -> Dataset:
+    """Load any supported source and return it split (leave-one-out + 99 negatives unless the split is given)."""
+    spec_s = str(spec)
+    if spec_s == "synthetic" or spec_s.startswith("synthetic:"):
+        cfg = SyntheticConfig.parse(spec_s.partition(":")[2])
+        return leave_one_out(generate(cfg), seed=seed, name=cfg.name())
+    path = Path(spec_s)
+    if not path.exists():
+        raise EdgerecError(f"{path}: no such file or folder; expected {FORMATS}")
+    if path.is_dir():
+        if any(path.glob("*.train.rating")) or any(path.glob("*.train.rating.gz")):
+            return load_ncf_split(path)
+        for member, sep in (("ratings.dat", "::"), ("u.data", "\t")):
+            if (path / member).is_file():
+                inter = load_movielens_text(_read_text(path / member), str(path / member), sep)
+                return leave_one_out(inter, seed=seed, name=path.name)
+        raise EdgerecError(f"{path}: the folder holds no known data; expected {FORMATS}")
+    name, suffix = path.name.lower(), path.suffix.lower()
+    if suffix == ".zip":
+        return load_movielens_zip(path, seed=seed)
+    if name.endswith(".dat"):
+        inter = load_movielens_text(_read_text(path), str(path), "::")
+    elif name == "u.data" or suffix == ".data":
+        inter = load_movielens_text(_read_text(path), str(path), "\t")
+    elif suffix in (".csv", ".parquet") or name.endswith(".csv.gz"):
+        inter = load_table(path, columns)
+    else:
+        raise EdgerecError(f"{path}: unknown format; expected {FORMATS}")
+    return leave_one_out(inter, seed=seed, name=path.stem)

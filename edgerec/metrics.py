@@ -1,0 +1,78 @@
+"""Ranking metrics over any scorer: HR@K and NDCG@K on the sampled-negatives protocol and on full ranking.
+
+A scorer is any function score(users [B] int64, items [B] int64) -> [B] float (higher = more relevant): a PyTorch
+model, an onnxruntime session or a TFLite interpreter all fit. This module needs numpy only.
+
+Ties count against the test item (it ranks below every item with an equal score), as in the paper's code, where
+the test item is appended last and heapq.nlargest keeps the earlier of equal items. A negative equal to the test
+item (156 lines of the original ML-1M negatives file) is skipped, as the paper's code does by keying scores on
+item id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from edgerec.data.split import Dataset, is_member, positive_keys
+
+Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+PROTOCOL = "sampled-99-negatives-leave-one-out"
+
+
+def hr_ndcg(ranks: np.ndarray, k: int = 10) -> tuple[float, float]:
+    """ranks: [T] 0-based rank of each test item. HR@K = share with rank < K; NDCG@K = mean 1/log2(rank + 2)."""
+    ranks = np.asarray(ranks)
+    hit = ranks < k
+    return float(hit.mean()), float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean())
+
+
+def sampled_ranks(scorer: Scorer, ds: Dataset, chunk: int = 1024) -> np.ndarray:
+    """[T] rank of each test item among its sampled negatives."""
+    out = []
+    for s in range(0, len(ds.test_users), chunk):
+        u, pos, neg = ds.test_users[s : s + chunk], ds.test_items[s : s + chunk], ds.test_negatives[s : s + chunk]
+        items = np.concatenate([pos[:, None], neg], axis=1)  # [c, 1 + N]
+        users = np.repeat(u, items.shape[1])
+        scores = np.asarray(scorer(users, items.ravel()), dtype=np.float64).reshape(items.shape)
+        valid = neg != pos[:, None]
+        out.append(((scores[:, 1:] >= scores[:, :1]) & valid).sum(axis=1))
+    return np.concatenate(out)
+
+
+def full_ranks(scorer: Scorer, ds: Dataset, chunk_pairs: int = 400_000) -> np.ndarray:
+    """[T] rank of each test item among every item the user has not interacted with in train."""
+    n_items = ds.n_items
+    known = positive_keys(ds.train)
+    chunk = max(1, chunk_pairs // n_items)
+    all_items = np.arange(n_items, dtype=np.int64)
+    out = []
+    for s in range(0, len(ds.test_users), chunk):
+        u, pos = ds.test_users[s : s + chunk], ds.test_items[s : s + chunk]
+        users = np.repeat(u, n_items)
+        items = np.tile(all_items, len(u))
+        scores = np.asarray(scorer(users, items), dtype=np.float64).reshape(len(u), n_items)
+        seen = is_member(known, users * n_items + items).reshape(len(u), n_items)
+        pos_score = scores[np.arange(len(u)), pos][:, None]
+        beats = (scores >= pos_score) & ~seen
+        beats[np.arange(len(u)), pos] = False
+        out.append(beats.sum(axis=1))
+    return np.concatenate(out)
+
+
+def evaluate(scorer: Scorer, ds: Dataset, k: int = 10, full: bool = True) -> dict[str, float | int | str]:
+    """The metrics.json record: sampled HR@K / NDCG@K under "hr@K" / "ndcg@K", full ranking under "full_*"."""
+    hr, ndcg = hr_ndcg(sampled_ranks(scorer, ds), k)
+    res: dict[str, float | int | str] = {"protocol": PROTOCOL, f"hr@{k}": hr, f"ndcg@{k}": ndcg}
+    if full:
+        fhr, fndcg = hr_ndcg(full_ranks(scorer, ds), k)
+        res.update({f"full_hr@{k}": fhr, f"full_ndcg@{k}": fndcg, "full_protocol": "full-ranking-unseen-items"})
+    res["test_users"] = len(ds.test_users)
+    return res
+
+
+def item_pop_scorer(ds: Dataset) -> Scorer:
+    """The ItemPop baseline: an item's score is its number of train interactions."""
+    pop = ds.train.item_counts().astype(np.float64)
+    return lambda users, items: pop[items]

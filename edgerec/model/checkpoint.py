@@ -1,0 +1,133 @@
+"""Checkpoints: a folder with safetensors weights and JSON metadata. Never pickle.
+
+DIR/model.safetensors   weights (state dict of edgerec.model.NCF)
+DIR/config.json         format, architecture, data fingerprint, training config and report, versions,
+                        sha256 of model.safetensors
+DIR/id_maps.json        original user and item ids, by dense index
+DIR/metrics.json        test metrics (keys "hr@10", "ndcg@10", "protocol", "full_hr@10", ...)
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from edgerec.data.interactions import ids_from_list, ids_to_list
+from edgerec.data.split import Dataset
+from edgerec.errors import EdgerecError
+from edgerec.io import atomic_dir, read_json, sha256_file, write_json
+from edgerec.model.ncf import NCF, NCFArch
+
+FORMAT = "edgerec.checkpoint"
+FORMAT_VERSION = 1
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
+
+
+@dataclass
+class Checkpoint:
+    model: NCF
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    config: dict
+    metrics: dict
+
+    def check_data(self, ds: Dataset) -> None:
+        """Refuse data whose id maps differ from the model's: indices would point at the wrong users or items."""
+        same = np.array_equal(self.user_ids.astype(str), ds.train.user_ids.astype(str)) and np.array_equal(
+            self.item_ids.astype(str), ds.train.item_ids.astype(str)
+        )
+        if not same:
+            raise EdgerecError(
+                f"the model's id maps ({len(self.user_ids)} users, {len(self.item_ids)} items) differ from the data's "
+                f"({ds.n_users} users, {ds.n_items} items): evaluate it on the data it was trained on"
+            )
+
+
+def versions() -> dict[str, str]:
+    import edgerec
+
+    return {
+        "edgerec": edgerec.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def save(path: str | Path, model: NCF, ds: Dataset, *, report: dict, extra: dict | None = None) -> Path:
+    """Write a checkpoint folder atomically (a temporary folder renamed into place)."""
+    with atomic_dir(path) as tmp:
+        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"))
+        write_json(
+            tmp / "id_maps.json", {"users": ids_to_list(ds.train.user_ids), "items": ids_to_list(ds.train.item_ids)}
+        )
+        write_json(tmp / "metrics.json", report.get("metrics", {}))
+        write_json(
+            tmp / "config.json",
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "arch": model.arch.to_json(),
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "data": {**ds.summary(), "fingerprint": ds.fingerprint()},
+                "weights_sha256": sha256_file(tmp / "model.safetensors"),
+                "versions": versions(),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                **(extra or {}),
+                "report": report,
+            },
+        )
+    return Path(path)
+
+
+def load(path: str | Path) -> Checkpoint:
+    """Read and verify a checkpoint folder (format, weights hash, shapes against the recorded architecture)."""
+    path = Path(path)
+    if path.is_file() and path.suffix in PICKLE_SUFFIXES:
+        raise EdgerecError(
+            f"{path}: refusing a pickled file: unpickling can run arbitrary code; edgerec reads "
+            "checkpoint folders of safetensors + JSON only"
+        )
+    if not path.is_dir():
+        raise EdgerecError(f"{path}: no such checkpoint folder (expected model.safetensors and config.json)")
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        pickled = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
+        hint = f"; found {pickled[0]}, which is pickled and is never loaded (it could run code)" if pickled else ""
+        raise EdgerecError(f"{path}: no model.safetensors{hint}")
+    config = read_json(path / "config.json")
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise EdgerecError(f"{path}/config.json: not an edgerec checkpoint (format is not {FORMAT!r})")
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise EdgerecError(f"{path}: checkpoint format {config['format_version']} is newer than this edgerec reads")
+    if sha256_file(weights) != config.get("weights_sha256"):
+        raise EdgerecError(f"{weights}: sha256 does not match config.json: the file was changed or is corrupt")
+    arch = NCFArch.from_json(config.get("arch", {}))
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as e:
+        raise EdgerecError(f"{weights}: unreadable safetensors file ({e})") from None
+    model = NCF(arch)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        raise EdgerecError(f"{weights}: tensor names or shapes do not match the architecture in config.json") from None
+    model.eval()
+    maps = read_json(path / "id_maps.json")
+    try:
+        user_ids, item_ids = ids_from_list(maps["users"]), ids_from_list(maps["items"])
+    except (KeyError, TypeError):
+        raise EdgerecError(f"{path}/id_maps.json: expected lists under 'users' and 'items'") from None
+    if (len(user_ids), len(item_ids)) != (arch.n_users, arch.n_items):
+        raise EdgerecError(f"{path}/id_maps.json: sizes do not match the architecture")
+    metrics_path = path / "metrics.json"
+    metrics = read_json(metrics_path) if metrics_path.exists() else {}
+    return Checkpoint(model, user_ids, item_ids, config, metrics)

@@ -1,0 +1,239 @@
+"""Training: binary cross-entropy with sampled negatives, model selection on a validation split carved from train.
+
+The validation split is leave-one-out on the training interactions (never the test set); the epoch with the best
+validation NDCG@10 is kept, and training stops after `patience` epochs without improvement.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgerec.data.split import Dataset, leave_one_out, positive_keys, sample_negatives
+from edgerec.errors import EdgerecError
+from edgerec.metrics import evaluate, hr_ndcg, sampled_ranks
+from edgerec.model.ncf import NCF, NCFArch, neumf_from_pretrained
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30  # upper bound; early stopping usually ends sooner
+    batch_size: int = 256
+    lr: float = 1e-3
+    negatives: int = 4  # sampled negatives per positive, re-sampled every epoch
+    l2: float = 0.0  # L2 penalty on the embeddings seen in a batch
+    patience: int = 4  # epochs without validation improvement before stopping
+    seed: int = 0
+    optimizer: str = "adam"  # adam | sgd (the paper fine-tunes pre-trained NeuMF with SGD)
+
+    def check(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.negatives < 1 or self.patience < 1:
+            raise EdgerecError("epochs, batch size, negatives and patience must be positive integers")
+        if not self.lr > 0 or self.l2 < 0:
+            raise EdgerecError(f"learning rate must be > 0 and l2 >= 0; got lr={self.lr}, l2={self.l2}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise EdgerecError(f"optimizer must be adam or sgd; got {self.optimizer!r}")
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: float
+    val_hr: float
+    val_ndcg: float
+    seconds: float
+    samples_per_s: float
+
+
+@dataclass
+class TrainResult:
+    model: NCF
+    best_epoch: int
+    history: list[EpochLog]
+    seconds: float
+    samples_per_s: float  # mean training throughput (excludes validation)
+
+    def summary(self) -> dict:
+        return {
+            "best_epoch": self.best_epoch,
+            "seconds": round(self.seconds, 2),
+            "samples_per_s": round(self.samples_per_s),
+            "history": [asdict(h) for h in self.history],
+        }
+
+
+def torch_scorer(model: NCF, batch: int = 1 << 18) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Wrap a model as a numpy scorer for edgerec.metrics."""
+
+    def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        model.eval()
+        out = []
+        with torch.inference_mode():
+            for s in range(0, len(users), batch):
+                u = torch.from_numpy(np.ascontiguousarray(users[s : s + batch], dtype=np.int64))
+                i = torch.from_numpy(np.ascontiguousarray(items[s : s + batch], dtype=np.int64))
+                out.append(model(u, i).numpy())  # logits: same ranking as sigmoid scores, no saturation ties
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+    return score
+
+
+def validation_split(ds: Dataset, seed: int) -> Dataset:
+    """Leave-one-out on the train interactions: the trainer's own held-out set for model selection."""
+    return leave_one_out(ds.train, seed=seed + 1, name=f"{ds.name}/validation")
+
+
+def _epoch_arrays(
+    users: np.ndarray, items: np.ndarray, n_items: int, known: np.ndarray, neg: int, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Positives plus `neg` fresh negatives each, shuffled: ([S] users, [S] items, [S] labels)."""
+    negs = sample_negatives(users, n_items, neg, known, rng)  # [P, neg]
+    u = np.concatenate([users, np.repeat(users, neg)])
+    i = np.concatenate([items, negs.ravel()])
+    y = np.concatenate([np.ones(len(users), np.float32), np.zeros(negs.size, np.float32)])
+    perm = rng.permutation(len(u))
+    return torch.from_numpy(u[perm]), torch.from_numpy(i[perm]), torch.from_numpy(y[perm])
+
+
+def fit(
+    model: NCF,
+    ds: Dataset,
+    cfg: TrainConfig = TrainConfig(),
+    progress: Callable[[str, int, int, dict], None] | None = None,
+) -> TrainResult:
+    """Train `model` on ds.train minus a validation item per user; return the best-validation model.
+
+    progress(stage, done, total, info) is called every few hundred batches (for a progress bar).
+    """
+    cfg.check()
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    val = validation_split(ds, cfg.seed)
+    train = val.train
+    known = positive_keys(train)
+    opt: torch.optim.Optimizer
+    if cfg.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)  # 8x faster step on CPU
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    bce = nn.BCEWithLogitsLoss()
+    best, best_state, best_epoch, stale = -1.0, copy.deepcopy(model.state_dict()), 0, 0
+    history: list[EpochLog] = []
+    t_start, train_seconds, samples = time.perf_counter(), 0.0, 0
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        u_all, i_all, y_all = _epoch_arrays(train.users, train.items, ds.n_items, known, cfg.negatives, rng)
+        n = len(y_all)
+        steps = (n + cfg.batch_size - 1) // cfg.batch_size
+        model.train()
+        total = torch.zeros(())
+        for step in range(steps):
+            sl = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
+            u, i, y = u_all[sl], i_all[sl], y_all[sl]
+            loss = bce(model(u, i), y)
+            if cfg.l2:
+                loss = loss + cfg.l2 * _embedding_l2(model, u, i)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+            if progress and (step % 500 == 0 or step == steps - 1):
+                elapsed = time.perf_counter() - t0
+                progress(
+                    "train",
+                    step + 1,
+                    steps,
+                    {
+                        "epoch": epoch,
+                        "loss": float(total) / (step + 1),
+                        "samples_per_s": (step + 1) * cfg.batch_size / max(elapsed, 1e-9),
+                    },
+                )
+        seconds = time.perf_counter() - t0
+        train_seconds += seconds
+        samples += n
+        val_hr, val_ndcg = hr_ndcg(sampled_ranks(torch_scorer(model), val))
+        rec = EpochLog(epoch, float(total) / steps, val_hr, val_ndcg, seconds, n / seconds)
+        history.append(rec)
+        log.info(
+            "epoch %d  loss %.4f  val HR@10 %.4f  NDCG@10 %.4f  %.1fs  %.0f samples/s",
+            epoch,
+            rec.loss,
+            val_hr,
+            val_ndcg,
+            seconds,
+            rec.samples_per_s,
+        )
+        if not np.isfinite(rec.loss):
+            raise EdgerecError(f"training diverged at epoch {epoch} (loss is {rec.loss}); lower the learning rate")
+        if val_ndcg > best:
+            best, best_state, best_epoch, stale = val_ndcg, copy.deepcopy(model.state_dict()), epoch, 0
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model, best_epoch, history, time.perf_counter() - t_start, samples / max(train_seconds, 1e-9))
+
+
+def _embedding_l2(model: NCF, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+    """Mean squared norm of the embedding rows used in this batch (regularises only what the batch touches)."""
+    terms = []
+    for name, ids in (("gmf_user", u), ("gmf_item", i), ("mlp_user", u), ("mlp_item", i)):
+        emb = getattr(model, name, None)
+        if emb is not None:
+            terms.append(emb(ids).pow(2).sum(dim=-1).mean())
+    return torch.stack(terms).sum()
+
+
+def train(
+    ds: Dataset,
+    kind: str = "neumf",
+    factors: int = 8,
+    layers: tuple[int, ...] = (),
+    pretrain: bool = False,
+    cfg: TrainConfig = TrainConfig(),
+    progress: Callable[[str, int, int, dict], None] | None = None,
+) -> tuple[NCF, dict]:
+    """Train a GMF, MLP or NeuMF (optionally NeuMF from pre-trained GMF and MLP) and measure it on the test set.
+
+    Returns the model and a report: test metrics at the selected epoch plus the training log of every stage.
+    """
+    arch = NCFArch.paper(kind, ds.n_users, ds.n_items, factors, layers)
+    stages: dict[str, dict] = {}
+    if pretrain and kind == "neumf":
+        gmf_res = fit(NCF(NCFArch.paper("gmf", ds.n_users, ds.n_items, factors, layers)), ds, cfg, progress)
+        mlp_res = fit(NCF(NCFArch.paper("mlp", ds.n_users, ds.n_items, factors, layers)), ds, cfg, progress)
+        stages["gmf"], stages["mlp"] = gmf_res.summary(), mlp_res.summary()
+        model = neumf_from_pretrained(gmf_res.model, mlp_res.model)
+        # the paper fine-tunes the pre-trained NeuMF with plain SGD: Adam's fresh moments would undo the init
+        cfg = TrainConfig(**{**asdict(cfg), "optimizer": "sgd", "lr": PRETRAINED_SGD_LR})
+    else:
+        if pretrain:
+            raise EdgerecError("--pretrain applies to neumf only (it initialises NeuMF from GMF and MLP)")
+        model = NCF(arch)
+    res = fit(model, ds, cfg, progress)
+    stages[kind] = res.summary()
+    metrics = evaluate(torch_scorer(res.model), ds)
+    seconds = sum(s["seconds"] for s in stages.values())
+    report = {
+        "metrics": metrics,
+        "train_config": asdict(cfg),
+        "stages": stages,
+        "train_seconds": round(seconds, 2),
+        "samples_per_s": res.samples_per_s,
+    }
+    return res.model, report
+
+
+PRETRAINED_SGD_LR = 0.05
