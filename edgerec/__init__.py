@@ -15,10 +15,10 @@ __version__ = "0.1.0"
 _LAZY = {
     "NCF": ("edgerec.model.ncf", "NCF"),
     "NCFArch": ("edgerec.model.ncf", "NCFArch"),
-    "TrainConfig": ("edgerec.model.train", "TrainConfig"),
-    "train": ("edgerec.model.train", "train"),
-    "fit": ("edgerec.model.train", "fit"),
-    "torch_scorer": ("edgerec.model.train", "torch_scorer"),
+    "TrainConfig": ("edgerec.model.training", "TrainConfig"),
+    "train": ("edgerec.model.training", "train"),
+    "fit": ("edgerec.model.training", "fit"),
+    "torch_scorer": ("edgerec.model.training", "torch_scorer"),
     "save_checkpoint": ("edgerec.model.checkpoint", "save"),
     "load_checkpoint": ("edgerec.model.checkpoint", "load"),
 }

@@ -46,7 +46,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from edgerec.model.train import TrainConfig
+    from edgerec.model.training import TrainConfig
 
     d = TrainConfig()
     ap = argparse.ArgumentParser(prog="edgerec", description="Train, compress, export and benchmark NCF recommenders.")
@@ -138,7 +138,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from edgerec.metrics import evaluate, item_pop_scorer
     from edgerec.model import checkpoint
-    from edgerec.model.train import TrainConfig, train
+    from edgerec.model.training import TrainConfig, train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -180,7 +180,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from edgerec.io import write_json
     from edgerec.metrics import evaluate, item_pop_scorer
     from edgerec.model import checkpoint
-    from edgerec.model.train import torch_scorer
+    from edgerec.model.training import torch_scorer
 
     ckpt = checkpoint.load(args.model)
     ds = _load_data(args)

@@ -15,7 +15,9 @@ ML1M = DATA_DIR / "ml-1m-ncf"
 @pytest.fixture
 def ml1m_dir() -> Path:
     if not (ML1M / "ml-1m.test.negative").is_file():
-        pytest.skip(f"MovieLens-1M NCF split not found at {ML1M} (set EDGEREC_DATA_DIR to the folder holding ml-1m-ncf)")
+        pytest.skip(
+            f"MovieLens-1M NCF split not found at {ML1M} (set EDGEREC_DATA_DIR to the folder holding ml-1m-ncf)"
+        )
     return ML1M
 
 

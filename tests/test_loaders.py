@@ -144,7 +144,7 @@ def test_missing_path_and_bad_zip(tmp_path: Path) -> None:
 
 
 def test_parse_int_table_reports_file_line_numbers_across_blank_lines() -> None:
-    with pytest.raises(EdgerecError, match="f.txt: malformed line 4"):
+    with pytest.raises(EdgerecError, match=r"f\.txt: malformed line 4"):
         parse_int_table("1\t2\n\n3\t4\n5\tz\n", "f.txt", "\t", (2,))
 
 

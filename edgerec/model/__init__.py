@@ -2,7 +2,7 @@
 
 from edgerec.model.checkpoint import Checkpoint, load, save
 from edgerec.model.ncf import NCF, NCFArch, neumf_from_pretrained
-from edgerec.model.train import TrainConfig, fit, torch_scorer, train
+from edgerec.model.training import TrainConfig, fit, torch_scorer, train
 
 __all__ = [
     "NCF",

@@ -210,6 +210,7 @@ def train(
     Returns the model and a report: test metrics at the selected epoch plus the training log of every stage.
     """
     arch = NCFArch.paper(kind, ds.n_users, ds.n_items, factors, layers)
+    torch.manual_seed(cfg.seed)  # the initial weights are part of what the seed fixes
     stages: dict[str, dict] = {}
     if pretrain and kind == "neumf":
         gmf_res = fit(NCF(NCFArch.paper("gmf", ds.n_users, ds.n_items, factors, layers)), ds, cfg, progress)

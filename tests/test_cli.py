@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgerec.cli import main
+
+from .conftest import write
+
+TINY = "synthetic:users=150,items=140,seed=4"
+
+
+def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, "-m", "edgerec.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def test_train_then_evaluate_writes_metrics_json(tmp_path: Path) -> None:
+    out = tmp_path / "ck"
+    r = run_cli(
+        "train",
+        "--data",
+        TINY,
+        "--factors",
+        "4",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "512",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+    )
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"hr@10", "ndcg@10", "protocol", "full_hr@10", "full_ndcg@10"} <= set(metrics)
+    assert "ItemPop" in r.stdout
+    r = run_cli("evaluate", "--model", str(out), "--data", TINY, "--json", str(tmp_path / "m.json"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "m.json").read_text())["hr@10"] == metrics["hr@10"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--data", "/nonexistent/x.csv", "--out", "o"], "no such file or folder"),
+        (["train", "--data", "synthetic:bogus=1", "--out", "o"], "unknown setting"),
+        (["train", "--data", TINY, "--lr", "-1", "--out", "o"], "learning rate must be > 0"),
+        (["train", "--data", TINY, "--layers", "63,8", "--out", "o"], "layers must be"),
+        (["train", "--data", TINY, "--model", "gmf", "--pretrain", "--out", "o", "--epochs", "1"], "neumf only"),
+        (["evaluate", "--model", "/nonexistent", "--data", TINY], "no such checkpoint folder"),
+    ],
+)
+def test_errors_are_one_line_with_exit_2(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("edgerec: error: ") and message in err[-1]
+    assert not (tmp_path / "o").exists()
+
+
+def test_malformed_line_is_named_through_the_real_command(tmp_path: Path) -> None:
+    bad = write(tmp_path / "ratings.dat", "1::2::5::10\n1::3::5::11\n2::oops::5::12\n")
+    r = run_cli("train", "--data", str(bad), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"edgerec: error: {bad}: malformed line 3 '2::oops::5::12': expected 4 integer columns separated by '::'"
+    )
+    assert "Traceback" not in r.stderr
+
+
+def test_failed_training_leaves_the_previous_checkpoint_in_place(tmp_path: Path) -> None:
+    out = tmp_path / "ck"
+    assert (
+        main(["-q", "train", "--data", TINY, "--factors", "4", "--epochs", "1", "--threads", "1", "--out", str(out)])
+        == 0
+    )
+    before = (out / "model.safetensors").read_bytes()
+    # diverges: the loss becomes NaN with an absurd learning rate, so the run fails before writing
+    code = main(
+        [
+            "-q",
+            "train",
+            "--data",
+            TINY,
+            "--factors",
+            "4",
+            "--epochs",
+            "1",
+            "--lr",
+            "1e30",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 2
+    assert (out / "model.safetensors").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ck"]  # no temporary folders left behind

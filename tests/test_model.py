@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgerec.data import load_dataset
+from edgerec.errors import EdgerecError
+from edgerec.metrics import evaluate, item_pop_scorer
+from edgerec.model import NCF, NCFArch, TrainConfig, load, neumf_from_pretrained, save, torch_scorer, train
+
+
+def test_paper_shorthand_gives_the_design_parameter_count() -> None:
+    arch = NCFArch.paper("neumf", 6040, 3706, 8, (64, 32, 16, 8))
+    assert (arch.gmf_dim, arch.mlp_user_dim, arch.mlp_layers) == (8, 32, (32, 16, 8))
+    assert sum(p.numel() for p in NCF(arch).parameters()) == 392_601  # DESIGN.md's NeuMF-8 on ML-1M
+    assert NCFArch.paper("neumf", 10, 10, 64).mlp_layers == (256, 128, 64)
+
+
+@pytest.mark.parametrize("bad", [(63, 32), (64,), (64, 0)])
+def test_bad_layers_are_refused(bad: tuple[int, ...]) -> None:
+    with pytest.raises(EdgerecError, match="layers must be"):
+        NCFArch.paper("neumf", 10, 10, 8, bad)
+
+
+def test_neumf_from_pretrained_mixes_the_two_towers_half_and_half() -> None:
+    torch.manual_seed(0)
+    gmf = NCF(NCFArch.paper("gmf", 20, 30, 4))
+    mlp = NCF(NCFArch.paper("mlp", 20, 30, 4))
+    neu = neumf_from_pretrained(gmf, mlp)
+    u, i = torch.arange(20), torch.arange(20) % 30
+    # the NeuMF logit is the mean of the two logits, exactly
+    torch.testing.assert_close(neu(u, i), 0.5 * (gmf(u, i) + mlp(u, i)))
+
+
+def test_checkpoint_round_trip_and_integrity_checks(tmp_path: Path) -> None:
+    ds = load_dataset("synthetic:users=120,items=130,seed=1")
+    model = NCF(NCFArch.paper("neumf", ds.n_users, ds.n_items, 4, (16, 8, 4)))
+    out = save(tmp_path / "ck", model, ds, report={"metrics": {"hr@10": 0.5}})
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "id_maps.json", "metrics.json", "model.safetensors"]
+    ck = load(out)
+    ck.check_data(ds)
+    u, i = torch.arange(50), torch.arange(50)
+    torch.testing.assert_close(ck.model(u, i), model(u, i), rtol=0, atol=0)
+    assert ck.metrics == {"hr@10": 0.5} and ck.model.arch == model.arch
+
+    other = load_dataset("synthetic:users=100,items=130,seed=1")
+    with pytest.raises(EdgerecError, match="id maps"):
+        ck.check_data(other)
+
+    raw = bytearray((out / "model.safetensors").read_bytes())
+    raw[-1] ^= 1
+    (out / "model.safetensors").write_bytes(raw)
+    with pytest.raises(EdgerecError, match="sha256 does not match"):
+        load(out)
+
+
+def test_pruned_architecture_is_recorded_and_loads_without_constructor_arguments(tmp_path: Path) -> None:
+    ds = load_dataset("synthetic:users=120,items=130,seed=1")
+    arch = NCFArch("neumf", ds.n_users, ds.n_items, gmf_dim=3, mlp_user_dim=5, mlp_item_dim=7, mlp_layers=(6, 2))
+    save(tmp_path / "ck", NCF(arch), ds, report={})
+    assert load(tmp_path / "ck").model.arch == arch
+
+
+def test_pickle_files_are_refused(tmp_path: Path) -> None:
+    torch.save({"x": torch.zeros(1)}, tmp_path / "model.pt")
+    with pytest.raises(EdgerecError, match="refusing a pickled file"):
+        load(tmp_path / "model.pt")
+    with pytest.raises(EdgerecError, match=r"model.pt, which is pickled and is never loaded"):
+        load(tmp_path)
+
+
+def test_config_json_that_lies_about_shapes_is_refused(tmp_path: Path) -> None:
+    ds = load_dataset("synthetic:users=120,items=130,seed=1")
+    save(tmp_path / "ck", NCF(NCFArch.paper("gmf", ds.n_users, ds.n_items, 4)), ds, report={})
+    cfg = json.loads((tmp_path / "ck" / "config.json").read_text())
+    cfg["arch"]["gmf_dim"] = 5
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(EdgerecError, match="do not match the architecture"):
+        load(tmp_path / "ck")
+
+
+def test_training_beats_itempop_on_synthetic_and_is_reproducible() -> None:
+    torch.set_num_threads(1)
+    ds = load_dataset("synthetic:users=400,items=200,seed=2")
+    cfg = TrainConfig(epochs=6, batch_size=512, lr=5e-3, patience=6)
+    model, report = train(ds, "neumf", 8, cfg=cfg)
+    pop = evaluate(item_pop_scorer(ds), ds)
+    assert report["metrics"]["hr@10"] > pop["hr@10"] + 0.03
+    assert report["metrics"]["full_hr@10"] > pop["full_hr@10"]
+    model2, report2 = train(ds, "neumf", 8, cfg=cfg)
+    assert report2["metrics"]["hr@10"] == report["metrics"]["hr@10"]
+    u, i = np.arange(100), np.arange(100) % ds.n_items
+    np.testing.assert_array_equal(torch_scorer(model)(u, i), torch_scorer(model2)(u, i))
+
+
+def test_pretraining_trains_gmf_and_mlp_first() -> None:
+    ds = load_dataset("synthetic:users=200,items=150,seed=2")
+    _, report = train(ds, "neumf", 4, pretrain=True, cfg=TrainConfig(epochs=2, batch_size=1024, patience=2))
+    assert list(report["stages"]) == ["gmf", "mlp", "neumf"]
+    assert report["train_config"]["optimizer"] == "sgd"
