@@ -22,7 +22,7 @@ class SyntheticConfig:
     dim: int = 8  # latent dimension of tastes
     mean_interactions: int = 40  # per user; actual counts are geometric-ish around it, at least 3
     popularity: float = 0.8  # exponent of the Zipf popularity prior (0 = uniform)
-    taste: float = 2.5  # strength of the latent taste relative to popularity
+    taste: float = 6.0  # strength of the latent taste relative to popularity
     seed: int = 0
 
     def name(self) -> str:

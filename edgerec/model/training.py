@@ -32,12 +32,15 @@ class TrainConfig:
     negatives: int = 4  # sampled negatives per positive, re-sampled every epoch
     l2: float = 0.0  # L2 penalty on the embeddings seen in a batch
     patience: int = 4  # epochs without validation improvement before stopping
+    lr_decay: float = 1.0  # multiply the learning rate by this after each epoch without validation improvement
     seed: int = 0
     optimizer: str = "adam"  # adam | sgd (the paper fine-tunes pre-trained NeuMF with SGD)
 
     def check(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.negatives < 1 or self.patience < 1:
             raise EdgerecError("epochs, batch size, negatives and patience must be positive integers")
+        if not 0 < self.lr_decay <= 1:
+            raise EdgerecError(f"lr_decay must be in (0, 1]; got {self.lr_decay}")
         if not self.lr > 0 or self.l2 < 0:
             raise EdgerecError(f"learning rate must be > 0 and l2 >= 0; got lr={self.lr}, l2={self.l2}")
         if self.optimizer not in ("adam", "sgd"):
@@ -181,6 +184,8 @@ def fit(
             stale += 1
             if stale >= cfg.patience:
                 break
+            for group in opt.param_groups:
+                group["lr"] *= cfg.lr_decay
     model.load_state_dict(best_state)
     model.eval()
     return TrainResult(model, best_epoch, history, time.perf_counter() - t_start, samples / max(train_seconds, 1e-9))
