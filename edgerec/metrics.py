@@ -11,10 +11,11 @@ item id.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from edgerec.data.interactions import Interactions
 from edgerec.data.split import Dataset, is_member, positive_keys
 
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -41,24 +42,53 @@ def sampled_ranks(scorer: Scorer, ds: Dataset, chunk: int = 1024) -> np.ndarray:
     return np.concatenate(out)
 
 
-def full_ranks(scorer: Scorer, ds: Dataset, chunk_pairs: int = 400_000) -> np.ndarray:
-    """[T] rank of each test item among every item the user has not interacted with in train."""
-    n_items = ds.n_items
-    known = positive_keys(ds.train)
+def catalog_scores(
+    scorer: Scorer, users: np.ndarray, train: Interactions, chunk_pairs: int = 400_000
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """Yield (slice of users, [c, n_items] scores) for every item, with the user's train items set to -inf."""
+    n_items = train.n_items
+    known = positive_keys(train)
     chunk = max(1, chunk_pairs // n_items)
     all_items = np.arange(n_items, dtype=np.int64)
+    for s in range(0, len(users), chunk):
+        u = users[s : s + chunk]
+        pairs_u, pairs_i = np.repeat(u, n_items), np.tile(all_items, len(u))
+        scores = np.asarray(scorer(pairs_u, pairs_i), dtype=np.float64).reshape(len(u), n_items)
+        scores[is_member(known, pairs_u * n_items + pairs_i).reshape(len(u), n_items)] = -np.inf
+        yield slice(s, s + len(u)), scores
+
+
+def full_ranks(scorer: Scorer, ds: Dataset) -> np.ndarray:
+    """[T] rank of each test item among every item the user has not interacted with in train."""
     out = []
-    for s in range(0, len(ds.test_users), chunk):
-        u, pos = ds.test_users[s : s + chunk], ds.test_items[s : s + chunk]
-        users = np.repeat(u, n_items)
-        items = np.tile(all_items, len(u))
-        scores = np.asarray(scorer(users, items), dtype=np.float64).reshape(len(u), n_items)
-        seen = is_member(known, users * n_items + items).reshape(len(u), n_items)
-        pos_score = scores[np.arange(len(u)), pos][:, None]
-        beats = (scores >= pos_score) & ~seen
-        beats[np.arange(len(u)), pos] = False
+    for sl, scores in catalog_scores(scorer, ds.test_users, ds.train):
+        rows = np.arange(scores.shape[0])
+        pos_score = scores[rows, ds.test_items[sl]][:, None]
+        beats = scores >= pos_score
+        beats[rows, ds.test_items[sl]] = False
         out.append(beats.sum(axis=1))
     return np.concatenate(out)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """[c, k] indices of the k largest scores per row, best first."""
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def top_k_agreement(a: Scorer, b: Scorer, ds: Dataset, k: int = 10, users: np.ndarray | None = None) -> float:
+    """Mean Jaccard similarity of the two scorers' top-K lists over the whole catalog (train items excluded),
+    over all users (or the given ones). 1.0 = identical recommendations."""
+    users = np.arange(ds.n_users, dtype=np.int64) if users is None else users
+    total = 0.0
+    gen_b = catalog_scores(b, users, ds.train)
+    for _sl, sa in catalog_scores(a, users, ds.train):
+        _, sb = next(gen_b)
+        ta, tb = top_k(sa, k), top_k(sb, k)
+        inter = (ta[:, :, None] == tb[:, None, :]).any(axis=2).sum(axis=1)
+        total += float((inter / (2 * k - inter)).sum())
+    return total / len(users)
 
 
 def evaluate(scorer: Scorer, ds: Dataset, k: int = 10, full: bool = True) -> dict[str, float | int | str]:

@@ -32,6 +32,7 @@ class TrainConfig:
     negatives: int = 4  # sampled negatives per positive, re-sampled every epoch
     l2: float = 0.0  # L2 penalty on the embeddings seen in a batch
     patience: int = 4  # epochs without validation improvement before stopping
+    ema: float = 0.0  # if > 0: evaluate and keep an exponential moving average of the weights (decay per step)
     lr_decay: float = 1.0  # multiply the learning rate by this after each epoch without validation improvement
     seed: int = 0
     optimizer: str = "adam"  # adam | sgd (the paper fine-tunes pre-trained NeuMF with SGD)
@@ -39,6 +40,8 @@ class TrainConfig:
     def check(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.negatives < 1 or self.patience < 1:
             raise EdgerecError("epochs, batch size, negatives and patience must be positive integers")
+        if not 0 <= self.ema < 1:
+            raise EdgerecError(f"ema must be in [0, 1); got {self.ema}")
         if not 0 < self.lr_decay <= 1:
             raise EdgerecError(f"lr_decay must be in (0, 1]; got {self.lr_decay}")
         if not self.lr > 0 or self.l2 < 0:
@@ -129,6 +132,9 @@ def fit(
     else:
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
     bce = nn.BCEWithLogitsLoss()
+    params = [p for p in model.parameters()]
+    averaged = copy.deepcopy(model) if cfg.ema else model  # the weights that are validated and kept
+    avg_params = [p for p in averaged.parameters()]
     best, best_state, best_epoch, stale = -1.0, copy.deepcopy(model.state_dict()), 0, 0
     history: list[EpochLog] = []
     t_start, train_seconds, samples = time.perf_counter(), 0.0, 0
@@ -148,6 +154,9 @@ def fit(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if cfg.ema:
+                with torch.no_grad():
+                    torch._foreach_lerp_(avg_params, params, 1.0 - cfg.ema)
             total += loss.detach()
             if progress and (step % 500 == 0 or step == steps - 1):
                 elapsed = time.perf_counter() - t0
@@ -164,7 +173,7 @@ def fit(
         seconds = time.perf_counter() - t0
         train_seconds += seconds
         samples += n
-        val_hr, val_ndcg = hr_ndcg(sampled_ranks(torch_scorer(model), val))
+        val_hr, val_ndcg = hr_ndcg(sampled_ranks(torch_scorer(averaged), val))
         rec = EpochLog(epoch, float(total) / steps, val_hr, val_ndcg, seconds, n / seconds)
         history.append(rec)
         log.info(
@@ -179,7 +188,7 @@ def fit(
         if not np.isfinite(rec.loss):
             raise EdgerecError(f"training diverged at epoch {epoch} (loss is {rec.loss}); lower the learning rate")
         if val_ndcg > best:
-            best, best_state, best_epoch, stale = val_ndcg, copy.deepcopy(model.state_dict()), epoch, 0
+            best, best_state, best_epoch, stale = val_ndcg, copy.deepcopy(averaged.state_dict()), epoch, 0
         else:
             stale += 1
             if stale >= cfg.patience:
