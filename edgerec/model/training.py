@@ -50,6 +50,9 @@ class TrainConfig:
             raise EdgerecError(f"optimizer must be adam or sgd; got {self.optimizer!r}")
 
 
+ExtraLoss = Callable[[NCF, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 @dataclass
 class EpochLog:
     epoch: int
@@ -115,10 +118,13 @@ def fit(
     ds: Dataset,
     cfg: TrainConfig = TrainConfig(),
     progress: Callable[[str, int, int, dict], None] | None = None,
+    extra_loss: ExtraLoss | None = None,
+    stage: str = "train",
 ) -> TrainResult:
     """Train `model` on ds.train minus a validation item per user; return the best-validation model.
 
     progress(stage, done, total, info) is called every few hundred batches (for a progress bar).
+    extra_loss(model, users, items, labels, logits) is added to the BCE loss of every batch (distillation uses it).
     """
     cfg.check()
     torch.manual_seed(cfg.seed)
@@ -132,9 +138,9 @@ def fit(
     else:
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
     bce = nn.BCEWithLogitsLoss()
-    params = [p for p in model.parameters()]
+    params = list(model.parameters())
     averaged = copy.deepcopy(model) if cfg.ema else model  # the weights that are validated and kept
-    avg_params = [p for p in averaged.parameters()]
+    avg_params = list(averaged.parameters())
     best, best_state, best_epoch, stale = -1.0, copy.deepcopy(model.state_dict()), 0, 0
     history: list[EpochLog] = []
     t_start, train_seconds, samples = time.perf_counter(), 0.0, 0
@@ -148,7 +154,10 @@ def fit(
         for step in range(steps):
             sl = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
             u, i, y = u_all[sl], i_all[sl], y_all[sl]
-            loss = bce(model(u, i), y)
+            logits = model(u, i)
+            loss = bce(logits, y)
+            if extra_loss is not None:
+                loss = loss + extra_loss(model, u, i, y, logits)
             if cfg.l2:
                 loss = loss + cfg.l2 * _embedding_l2(model, u, i)
             opt.zero_grad(set_to_none=True)
@@ -161,7 +170,7 @@ def fit(
             if progress and (step % 500 == 0 or step == steps - 1):
                 elapsed = time.perf_counter() - t0
                 progress(
-                    "train",
+                    stage,
                     step + 1,
                     steps,
                     {

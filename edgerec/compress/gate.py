@@ -1,0 +1,87 @@
+"""What every compression step reports against its teacher, and the tolerance gate that can fail it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from edgerec.data.split import Dataset
+from edgerec.errors import EdgerecError
+from edgerec.metrics import Scorer, evaluate, top_k_agreement
+
+METRIC_KEYS = ("hr@10", "ndcg@10", "full_hr@10", "full_ndcg@10")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Largest allowed drop of each metric against the teacher (None = not checked), and the lowest top-10
+    agreement (mean Jaccard of the two top-10 lists over the catalog)."""
+
+    hr: float | None = 0.01
+    ndcg: float | None = None
+    agreement: float | None = None
+
+
+@dataclass(frozen=True)
+class StepReport:
+    step: str
+    metrics: dict[str, float]
+    teacher: dict[str, float]
+    agreement: float
+    bytes: int
+    teacher_bytes: int
+    macs_per_item: int
+    teacher_macs_per_item: int
+
+    @property
+    def deltas(self) -> dict[str, float]:
+        return {k: self.metrics[k] - self.teacher[k] for k in METRIC_KEYS}
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "deltas": self.deltas, "size_ratio": self.bytes / self.teacher_bytes}
+
+    def gate(self, tol: Tolerance) -> None:
+        """Raise a one-line EdgerecError when a tolerance is exceeded."""
+        d = self.deltas
+        if tol.hr is not None and d["hr@10"] < -tol.hr:
+            raise EdgerecError(
+                f"{self.step}: HR@10 fell by {-d['hr@10']:.4f} (tolerance {tol.hr}): "
+                f"{self.teacher['hr@10']:.4f} -> {self.metrics['hr@10']:.4f}"
+            )
+        if tol.ndcg is not None and d["ndcg@10"] < -tol.ndcg:
+            raise EdgerecError(
+                f"{self.step}: NDCG@10 fell by {-d['ndcg@10']:.4f} (tolerance {tol.ndcg}): "
+                f"{self.teacher['ndcg@10']:.4f} -> {self.metrics['ndcg@10']:.4f}"
+            )
+        if tol.agreement is not None and self.agreement < tol.agreement:
+            raise EdgerecError(
+                f"{self.step}: top-10 agreement with the teacher is {self.agreement:.3f}, "
+                f"below the required {tol.agreement}"
+            )
+
+
+def compare(
+    step: str,
+    scorer: Scorer,
+    teacher_scorer: Scorer,
+    ds: Dataset,
+    *,
+    sizes: tuple[int, int],
+    macs: tuple[int, int],
+    teacher_metrics: dict | None = None,
+) -> StepReport:
+    """Measure a compressed scorer against its teacher on both protocols plus top-10 agreement over all users.
+
+    sizes and macs are (compressed, teacher). teacher_metrics may be passed to avoid re-evaluating the teacher.
+    """
+    teacher_metrics = teacher_metrics or evaluate(teacher_scorer, ds)
+    metrics = evaluate(scorer, ds)
+    return StepReport(
+        step=step,
+        metrics={k: float(metrics[k]) for k in METRIC_KEYS},
+        teacher={k: float(teacher_metrics[k]) for k in METRIC_KEYS},
+        agreement=top_k_agreement(scorer, teacher_scorer, ds),
+        bytes=sizes[0],
+        teacher_bytes=sizes[1],
+        macs_per_item=macs[0],
+        teacher_macs_per_item=macs[1],
+    )

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from edgerec.compress import (
+    DistillConfig,
+    PrecisionPlan,
+    PruneConfig,
+    StepReport,
+    Tolerance,
+    compare,
+    distill,
+    distillation_loss,
+    macs_per_item,
+    model_bytes,
+    prune,
+)
+from edgerec.data import load_dataset
+from edgerec.errors import EdgerecError
+from edgerec.metrics import item_pop_scorer
+from edgerec.model import NCF, NCFArch, TrainConfig, torch_scorer
+
+
+def neumf8() -> NCF:
+    torch.manual_seed(0)
+    return NCF(NCFArch.paper("neumf", 6040, 3706, 8))
+
+
+def test_half_pruning_gives_the_documented_shapes_and_parameter_count() -> None:
+    p = prune(neumf8(), PruneConfig(mlp=0.5, gmf=0.5, mlp_embedding=0.5))
+    assert (p.arch.gmf_dim, p.arch.mlp_user_dim, p.arch.mlp_item_dim, p.arch.mlp_layers) == (4, 16, 16, (16, 8, 4))
+    assert sum(x.numel() for x in p.parameters()) == 195_629  # DESIGN.md: NeuMF-8 392,601 -> 195,629
+    assert macs_per_item(p.arch) == 32 * 16 + 16 * 8 + 8 * 4 + 8
+
+
+def test_per_component_ratios_and_extreme_ratios_keep_one_channel() -> None:
+    p = prune(neumf8(), PruneConfig(mlp=0.0, gmf=0.75, mlp_embedding=0.0))
+    assert (p.arch.gmf_dim, p.arch.mlp_user_dim, p.arch.mlp_layers) == (2, 32, (32, 16, 8))
+    q = prune(neumf8(), PruneConfig(mlp=0.99, gmf=0.99, mlp_embedding=0.99))
+    assert min(q.arch.gmf_dim, q.arch.mlp_user_dim, *q.arch.mlp_layers) == 1
+
+
+@pytest.mark.parametrize("bad", [{"mlp": 1.0}, {"gmf": -0.1}, {"importance": "magic"}])
+def test_bad_prune_settings_are_refused(bad: dict) -> None:
+    with pytest.raises(EdgerecError, match="ratio|importance"):
+        prune(neumf8(), PruneConfig(**bad))
+
+
+@pytest.mark.parametrize("importance", ["l1", "l2"])
+def test_pruned_model_scores_exactly_like_its_masked_twin(importance: str) -> None:
+    """Zero half of every prunable channel group; magnitude pruning must remove exactly those, so the pruned
+    model computes the same scores as the masked full model."""
+    torch.manual_seed(1)
+    m = NCF(NCFArch.paper("neumf", 50, 60, 8))
+    linears = [x for x in m.mlp if isinstance(x, nn.Linear)]
+    with torch.no_grad():
+        dead = torch.arange(0, 8, 2)  # GMF dims 0, 2, 4, 6
+        m.gmf_user.weight[:, dead] = 0
+        m.gmf_item.weight[:, dead] = 0
+        m.predict.weight[:, dead] = 0
+        for emb, offset in ((m.mlp_user, 0), (m.mlp_item, 32)):
+            cols = torch.arange(1, 32, 2)
+            emb.weight[:, cols] = 0
+            linears[0].weight[:, offset + cols] = 0
+        for k, lin in enumerate(linears):
+            rows = torch.arange(0, lin.out_features, 2)
+            lin.weight[rows] = 0
+            lin.bias[rows] = 0
+            nxt = linears[k + 1] if k + 1 < len(linears) else None
+            if nxt is not None:
+                nxt.weight[:, rows] = 0
+            else:
+                m.predict.weight[:, 8 + rows] = 0
+    p = prune(m, PruneConfig(mlp=0.5, gmf=0.5, mlp_embedding=0.5, importance=importance))
+    u, i = torch.arange(50).repeat(3), torch.arange(150) % 60
+    torch.testing.assert_close(p(u, i), m(u, i), rtol=1e-5, atol=1e-6)
+    assert p.arch.mlp_layers == (16, 8, 4)
+
+
+def test_taylor_importance_needs_and_uses_data() -> None:
+    ds = load_dataset("synthetic:users=120,items=130,seed=1")
+    m = NCF(NCFArch.paper("neumf", ds.n_users, ds.n_items, 8))
+    with pytest.raises(EdgerecError, match="needs training data"):
+        prune(m, PruneConfig(importance="taylor"))
+    assert prune(m, PruneConfig(importance="taylor"), ds).arch.gmf_dim == 4
+
+
+def test_distillation_loss_on_a_tiny_case() -> None:
+    s, t = torch.tensor([0.0, 2.0]), torch.tensor([0.0, -2.0])
+    # T = 1: mean of BCE(sigmoid(s), sigmoid(t)); first pair p = q = 0.5 -> ln 2; second p = sig(2), q = sig(-2)
+    q = 1 / (1 + math.exp(2))
+    second = -(q * math.log(1 / (1 + math.exp(-2))) + (1 - q) * math.log(1 / (1 + math.exp(2))))
+    assert distillation_loss(s, t, 1.0).item() == pytest.approx((math.log(2) + second) / 2, rel=1e-6)
+    # T = 2 scales logits by 1/2 and the loss by 4
+    q2 = 1 / (1 + math.exp(1))
+    second2 = -(q2 * math.log(1 / (1 + math.exp(-1))) + (1 - q2) * math.log(1 / (1 + math.exp(1))))
+    assert distillation_loss(s, t, 2.0).item() == pytest.approx(4 * (math.log(2) + second2) / 2, rel=1e-6)
+    # the gradient vanishes where the student equals the teacher
+    x = t.clone().requires_grad_(True)
+    distillation_loss(x, t, 3.0).backward()
+    assert torch.allclose(x.grad, torch.zeros(2), atol=1e-7)
+
+
+def test_distilled_student_moves_towards_its_teacher() -> None:
+    torch.set_num_threads(1)
+    ds = load_dataset("synthetic:users=300,items=200,seed=3")
+    cfg = TrainConfig(epochs=3, batch_size=512, lr=5e-3, patience=3)
+    from edgerec.model import fit
+
+    teacher = fit(NCF(NCFArch.paper("neumf", ds.n_users, ds.n_items, 8)), ds, cfg).model
+    arch = NCFArch.paper("neumf", ds.n_users, ds.n_items, 4, (16, 8, 4))
+    torch.manual_seed(5)
+    plain = fit(NCF(arch), ds, cfg).model
+    torch.manual_seed(5)
+    student = distill(NCF(arch), teacher, ds, DistillConfig(weight=2.0, rank_k=10, rank_weight=0.2), cfg).model
+    u, i = np.repeat(np.arange(ds.n_users), 20), np.tile(np.arange(20), ds.n_users)
+    t = torch_scorer(teacher)(u, i)
+    err_plain = np.abs(torch_scorer(plain)(u, i) - t).mean()
+    err_student = np.abs(torch_scorer(student)(u, i) - t).mean()
+    assert err_student < err_plain
+
+
+def test_bytes_per_precision_plan() -> None:
+    m = NCF(NCFArch.paper("neumf", 6040, 3706, 8))
+    fp32 = model_bytes(m)
+    assert fp32 == 392_601 * 4
+    assert model_bytes(m, PrecisionPlan("fp16", "fp16")) == 392_601 * 2
+    int8 = model_bytes(m, PrecisionPlan("int8", "int8"))
+    rows = 2 * (6040 + 3706)
+    assert int8 == (9746 * 40) + rows * 4 + (64 * 32 + 32 * 16 + 16 * 8 + 16) + 8 * (32 + 16 + 8 + 1)
+    assert int8 / fp32 < 0.30
+    assert model_bytes(m, PrecisionPlan("int4", "int8")) < int8
+    with pytest.raises(EdgerecError, match="one of fp32, fp16, int8, int4"):
+        model_bytes(m, PrecisionPlan("int2", "fp32"))
+
+
+def test_gate_fails_with_a_one_line_reason_and_passes_within_tolerance() -> None:
+    ds = load_dataset("synthetic:users=150,items=140,seed=2")
+    pop = item_pop_scorer(ds)
+    reversed_pop = lambda u, i: -pop(u, i)  # noqa: E731  (recommends the least popular items: clearly worse)
+    rep = compare("noise", reversed_pop, pop, ds, sizes=(10, 20), macs=(1, 2))
+    assert isinstance(rep, StepReport) and 0 <= rep.agreement < 1
+    assert rep.to_json()["size_ratio"] == 0.5
+    same = compare("same", pop, pop, ds, sizes=(20, 20), macs=(2, 2))
+    assert same.agreement == 1.0 and same.deltas["hr@10"] == 0.0
+    same.gate(Tolerance(hr=0.0, ndcg=0.0, agreement=1.0))
+    assert rep.deltas["hr@10"] < -0.1
+    with pytest.raises(EdgerecError, match=r"noise: HR@10 fell by"):
+        rep.gate(Tolerance(hr=0.05))
+    rep.gate(Tolerance(hr=1.0))  # a loose tolerance passes
+    with pytest.raises(EdgerecError, match="top-10 agreement with the teacher is"):
+        rep.gate(Tolerance(hr=None, agreement=0.99))
