@@ -47,7 +47,7 @@ def test_per_component_ratios_and_extreme_ratios_keep_one_channel() -> None:
 
 @pytest.mark.parametrize("bad", [{"mlp": 1.0}, {"gmf": -0.1}, {"importance": "magic"}])
 def test_bad_prune_settings_are_refused(bad: dict) -> None:
-    with pytest.raises(EdgerecError, match="ratio|importance"):
+    with pytest.raises(EdgerecError, match=r"ratio|importance"):
         prune(neumf8(), PruneConfig(**bad))
 
 
