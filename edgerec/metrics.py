@@ -77,18 +77,26 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
+def catalog_top_k(scorer: Scorer, ds: Dataset, k: int = 10, users: np.ndarray | None = None) -> np.ndarray:
+    """[users, k] each user's k best items over the whole catalog, train items excluded."""
+    users = np.arange(ds.n_users, dtype=np.int64) if users is None else users
+    out = np.empty((len(users), k), dtype=np.int64)
+    for sl, scores in catalog_scores(scorer, users, ds.train):
+        out[sl] = top_k(scores, k)
+    return out
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean Jaccard similarity of two [users, k] lists of top-K items."""
+    k = a.shape[1]
+    inter = (a[:, :, None] == b[:, None, :]).any(axis=2).sum(axis=1)
+    return float((inter / (2 * k - inter)).mean())
+
+
 def top_k_agreement(a: Scorer, b: Scorer, ds: Dataset, k: int = 10, users: np.ndarray | None = None) -> float:
     """Mean Jaccard similarity of the two scorers' top-K lists over the whole catalog (train items excluded),
     over all users (or the given ones). 1.0 = identical recommendations."""
-    users = np.arange(ds.n_users, dtype=np.int64) if users is None else users
-    total = 0.0
-    gen_b = catalog_scores(b, users, ds.train)
-    for _sl, sa in catalog_scores(a, users, ds.train):
-        _, sb = next(gen_b)
-        ta, tb = top_k(sa, k), top_k(sb, k)
-        inter = (ta[:, :, None] == tb[:, None, :]).any(axis=2).sum(axis=1)
-        total += float((inter / (2 * k - inter)).sum())
-    return total / len(users)
+    return jaccard(catalog_top_k(a, ds, k, users), catalog_top_k(b, ds, k, users))
 
 
 def evaluate(scorer: Scorer, ds: Dataset, k: int = 10, full: bool = True) -> dict[str, float | int | str]:

@@ -13,13 +13,12 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
-from edgerec.metrics import catalog_scores, top_k
+from edgerec.metrics import catalog_top_k
 from edgerec.model.ncf import NCF
 from edgerec.model.training import TrainConfig, TrainResult, fit, torch_scorer
 
@@ -46,15 +45,6 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return t * t * F.binary_cross_entropy_with_logits(student_logits / t, torch.sigmoid(teacher_logits / t))
 
 
-def teacher_top_k(teacher: NCF, ds: Dataset, k: int) -> np.ndarray:
-    """[n_users, k] the teacher's best unseen items per user."""
-    users = np.arange(ds.n_users, dtype=np.int64)
-    out = np.empty((ds.n_users, k), dtype=np.int64)
-    for sl, scores in catalog_scores(torch_scorer(teacher), users, ds.train):
-        out[sl] = top_k(scores, k)
-    return out
-
-
 def distill(
     student: NCF,
     teacher: NCF,
@@ -70,7 +60,11 @@ def distill(
     teacher = copy.deepcopy(teacher).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
-    topk = torch.from_numpy(teacher_top_k(teacher, ds, cfg.rank_k)) if cfg.rank_k and cfg.rank_weight else None
+    topk = (
+        torch.from_numpy(catalog_top_k(torch_scorer(teacher), ds, cfg.rank_k))
+        if cfg.rank_k and cfg.rank_weight
+        else None
+    )
     rank_p = torch.exp(-torch.arange(cfg.rank_k, dtype=torch.float32) / cfg.rank_lambda) if topk is not None else None
     gen = torch.Generator().manual_seed(train_cfg.seed)
 

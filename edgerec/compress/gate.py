@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
-from edgerec.metrics import Scorer, evaluate, top_k_agreement
+from edgerec.metrics import Scorer, catalog_top_k, evaluate, jaccard
 
 METRIC_KEYS = ("hr@10", "ndcg@10", "full_hr@10", "full_ndcg@10")
 
@@ -68,18 +70,23 @@ def compare(
     sizes: tuple[int, int],
     macs: tuple[int, int],
     teacher_metrics: dict | None = None,
+    teacher_top: np.ndarray | None = None,
 ) -> StepReport:
     """Measure a compressed scorer against its teacher on both protocols plus top-10 agreement over all users.
 
-    sizes and macs are (compressed, teacher). teacher_metrics may be passed to avoid re-evaluating the teacher.
+    sizes and macs are (compressed, teacher). teacher_metrics and teacher_top (its catalog top-10 per user) may be
+    passed to avoid re-scoring the teacher.
     """
     teacher_metrics = teacher_metrics or evaluate(teacher_scorer, ds)
+    teacher_top = catalog_top_k(teacher_scorer, ds) if teacher_top is None else teacher_top
     metrics = evaluate(scorer, ds)
     return StepReport(
         step=step,
         metrics={k: float(metrics[k]) for k in METRIC_KEYS},
         teacher={k: float(teacher_metrics[k]) for k in METRIC_KEYS},
-        agreement=top_k_agreement(scorer, teacher_scorer, ds),
+        agreement=jaccard(
+            catalog_top_k(scorer, ds), catalog_top_k(teacher_scorer, ds) if teacher_top is None else teacher_top
+        ),
         bytes=sizes[0],
         teacher_bytes=sizes[1],
         macs_per_item=macs[0],
