@@ -1,0 +1,166 @@
+"""Search pruning ratio x precision per component under a ranking-quality tolerance.
+
+For every pruning ratio the pruned model is recovered by distillation once; every precision plan (embeddings
+fp32/int8/int4 x MLP fp32/fp16/int8) is then calibrated and measured on it. The chosen candidate is the one with
+the smallest objective (bytes or MACs per item) whose HR@10 drop stays within the tolerance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgerec.compress.distill import DistillConfig, distill
+from edgerec.compress.gate import StepReport, compare
+from edgerec.compress.prune import PruneConfig, prune
+from edgerec.compress.quantize import QuantConfig, QuantizedNCF, QuantSpec, calibrate
+from edgerec.compress.size import EMBEDDING_PRECISIONS, MLP_PRECISIONS, PrecisionPlan, macs_per_item, model_bytes
+from edgerec.data.split import Dataset
+from edgerec.errors import EdgerecError
+from edgerec.metrics import catalog_top_k, evaluate
+from edgerec.model.ncf import NCF
+from edgerec.model.training import TrainConfig, torch_scorer
+
+log = logging.getLogger(__name__)
+OBJECTIVES = ("bytes", "macs")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    tolerance: float = 0.01  # largest allowed HR@10 drop against the teacher
+    objective: str = "bytes"
+    ratios: Sequence[float] = (0.0, 0.25, 0.5, 0.75)  # applied to MLP channels, GMF and MLP embeddings alike
+    embeddings: Sequence[str] = EMBEDDING_PRECISIONS[:1] + EMBEDDING_PRECISIONS[2:]  # fp32, int8, int4
+    mlp: Sequence[str] = MLP_PRECISIONS
+    importance: str = "l2"
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, patience=2))
+    quant: QuantConfig = field(default_factory=QuantConfig)  # observer and calibration size; precisions: the grid
+
+    def check(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise EdgerecError(f"objective must be one of {', '.join(OBJECTIVES)}; got {self.objective!r}")
+        if not self.tolerance >= 0:
+            raise EdgerecError(f"tolerance must be >= 0; got {self.tolerance}")
+        for r in self.ratios:
+            PruneConfig(r, r, r, self.importance).check()
+        for e, m in itertools.product(self.embeddings, self.mlp):
+            PrecisionPlan(e, m).check()
+
+
+@dataclass
+class Candidate:
+    ratio: float
+    embeddings: str
+    mlp: str
+    report: StepReport
+    model: NCF
+    spec: QuantSpec | None
+
+    def objective(self, name: str) -> int:
+        return self.report.bytes if name == "bytes" else self.report.macs_per_item
+
+    def row(self) -> dict:
+        r = self.report
+        return {
+            "ratio": self.ratio,
+            "embeddings": self.embeddings,
+            "mlp": self.mlp,
+            "bytes": r.bytes,
+            "size_ratio": r.bytes / r.teacher_bytes,
+            "macs_per_item": r.macs_per_item,
+            **r.metrics,
+            **{f"delta_{k}": v for k, v in r.deltas.items()},
+            "agreement": r.agreement,
+        }
+
+
+def search(
+    teacher: NCF, ds: Dataset, cfg: SearchConfig, progress: Callable[[str, int, int, dict], None] | None = None
+) -> tuple[list[Candidate], Candidate]:
+    """All candidates and the chosen one; raises EdgerecError naming the best candidate if none is tolerable."""
+    cfg.check()
+    t_scorer = torch_scorer(teacher)
+    t_metrics, t_top = evaluate(t_scorer, ds), catalog_top_k(t_scorer, ds)
+    t_bytes, t_macs = model_bytes(teacher), macs_per_item(teacher.arch)
+    candidates: list[Candidate] = []
+    for ratio in cfg.ratios:
+        if ratio:
+            pruned = prune(teacher, PruneConfig(ratio, ratio, ratio, cfg.importance), ds)
+            base = distill(pruned, teacher, ds, cfg.distill, cfg.train, progress).model
+        else:
+            base = teacher
+        spec = calibrate(base, ds, cfg.quant) if any(m == "int8" for m in cfg.mlp) else None
+        for emb, mlp in itertools.product(cfg.embeddings, cfg.mlp):
+            plan = PrecisionPlan(emb, mlp)
+            qspec = None
+            if (emb, mlp) != ("fp32", "fp32"):
+                quant = dataclasses.replace(cfg.quant, embeddings=emb, mlp=mlp)
+                qspec = QuantSpec(quant, spec.input_amax if spec else {})
+            model = QuantizedNCF(base, qspec) if qspec else base
+            rep = compare(
+                f"ratio {ratio} emb {emb} mlp {mlp}",
+                torch_scorer(model),
+                t_scorer,
+                ds,
+                sizes=(model_bytes(base, plan), t_bytes),
+                macs=(macs_per_item(base.arch), t_macs),
+                teacher_metrics=t_metrics,
+                teacher_top=t_top,
+            )
+            log.info(
+                "%s: HR@10 %+.4f  %.1f%% bytes  agreement %.3f",
+                rep.step,
+                rep.deltas["hr@10"],
+                100 * rep.bytes / t_bytes,
+                rep.agreement,
+            )
+            candidates.append(Candidate(ratio, emb, mlp, rep, base, qspec))
+    ok = [c for c in candidates if c.report.deltas["hr@10"] >= -cfg.tolerance]
+    if not ok:
+        best = max(candidates, key=lambda c: c.report.deltas["hr@10"])
+        raise EdgerecError(
+            f"no candidate keeps HR@10 within {cfg.tolerance} of the teacher; the best, "
+            f"{best.report.step}, changes it by {best.report.deltas['hr@10']:+.4f}"
+        )
+    chosen = min(ok, key=lambda c: (c.objective(cfg.objective), -c.report.metrics["hr@10"]))
+    return candidates, chosen
+
+
+def pareto(rows: list[dict], x: str = "bytes", y: str = "hr@10") -> list[dict]:
+    """Rows not dominated (no other row is at most as large and at least as good, and strictly better in one)."""
+    return [r for r in rows if not any(o[x] <= r[x] and o[y] >= r[y] and (o[x] < r[x] or o[y] > r[y]) for o in rows)]
+
+
+def plot(rows: list[dict], chosen: dict, teacher_hr: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for emb, marker in (("fp32", "o"), ("fp16", "s"), ("int8", "^"), ("int4", "v")):
+        pts = [r for r in rows if r["embeddings"] == emb]
+        if pts:
+            ax.scatter(
+                [r["bytes"] / 1e6 for r in pts],
+                [r["hr@10"] for r in pts],
+                marker=marker,
+                alpha=0.7,
+                label=f"embeddings {emb}",
+            )
+    front = sorted(pareto(rows), key=lambda r: r["bytes"])
+    ax.plot([r["bytes"] / 1e6 for r in front], [r["hr@10"] for r in front], "k--", lw=1, label="Pareto front")
+    ax.scatter([chosen["bytes"] / 1e6], [chosen["hr@10"]], s=180, facecolors="none", edgecolors="red", label="chosen")
+    ax.axhline(teacher_hr, color="grey", lw=0.8, ls=":", label="teacher")
+    ax.set_xscale("log")
+    ax.set_xlabel("model bytes (MB, log scale)")
+    ax.set_ylabel("HR@10 (sampled protocol)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
