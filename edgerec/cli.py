@@ -21,6 +21,13 @@ def _int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 64,32,16,8; got {text!r}") from None
 
 
+def _float_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0,0.25,0.5; got {text!r}") from None
+
+
 def _columns(text: str):
     from edgerec.data import Columns
 
@@ -69,6 +76,48 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (default: all cores)")
     t.add_argument("--out", required=True, help="checkpoint folder to write (replaced atomically)")
     t.set_defaults(func=cmd_train)
+
+    c = sub.add_parser("compress", help="prune, distill and quantize a checkpoint, gated by ranking quality")
+    c.add_argument("--model", required=True, help="teacher checkpoint folder")
+    _data_args(c)
+    c.add_argument("--out", required=True, help="folder for the compressed checkpoint (replaced atomically)")
+    g = c.add_argument_group("pruning")
+    g.add_argument("--prune", type=float, default=None, metavar="R", help="prune every component by ratio R")
+    g.add_argument("--prune-mlp", type=float, default=None, metavar="R", help="MLP hidden channels")
+    g.add_argument("--prune-gmf", type=float, default=None, metavar="R", help="GMF embedding dimensions")
+    g.add_argument("--prune-embedding", type=float, default=None, metavar="R", help="MLP embedding dimensions")
+    g.add_argument("--importance", default="l2", help="l1 | l2 | taylor | random (default l2)")
+    g = c.add_argument_group("distillation")
+    g.add_argument("--distill", action="store_true", help="distil from the teacher (after pruning: recovery)")
+    g.add_argument(
+        "--student",
+        type=_int_list,
+        default=None,
+        metavar="F,L1,L2,..",
+        help="a fresh student: predictive factors then MLP layers, e.g. 4,32,16,8",
+    )
+    g.add_argument("--distill-weight", type=float, default=1.0)
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--rank-k", type=int, default=0, help="ranking distillation over the teacher's top-K (0 = off)")
+    g.add_argument("--epochs", type=int, default=10, help="distillation epochs (default 10, early stopping)")
+    g = c.add_argument_group("quantization")
+    g.add_argument("--quantize", action="store_true", help="post-training quantization with calibration")
+    g.add_argument("--embeddings", default="int8", help="fp32 | fp16 | int8 | int4 (row-wise; default int8)")
+    g.add_argument("--mlp", default="int8", help="fp32 | fp16 | int8 (default int8)")
+    g.add_argument("--observer", default="minmax", help="minmax | percentile | entropy (default minmax)")
+    g.add_argument("--calibration-size", type=int, default=20_000)
+    g = c.add_argument_group("gates and search")
+    g.add_argument("--tolerance-hr", type=float, default=None, help="fail if HR@10 drops by more than this")
+    g.add_argument("--tolerance-ndcg", type=float, default=None, help="fail if NDCG@10 drops by more than this")
+    g.add_argument("--min-agreement", type=float, default=None, help="fail if top-10 agreement is below this")
+    g.add_argument(
+        "--search",
+        action="store_true",
+        help="search pruning ratio x precision; keep the smallest candidate within --tolerance-hr (default 0.01)",
+    )
+    g.add_argument("--objective", default="bytes", help="bytes | macs (search objective)")
+    g.add_argument("--ratios", type=_float_list, default=(0.0, 0.25, 0.5, 0.75), help="search ratios")
+    c.set_defaults(func=cmd_compress)
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint (sampled protocol and full ranking)")
     e.add_argument("--model", required=True, help="checkpoint folder written by `edgerec train`")
@@ -122,15 +171,16 @@ def _load_data(args: argparse.Namespace):
 
 
 def _metrics_table(title: str, rows: dict[str, dict]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from edgerec.io import console
 
     table = Table(title=title)
     for col in ("model", "HR@10", "NDCG@10", "full HR@10", "full NDCG@10"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, m in rows.items():
         table.add_row(name, *(f"{m[k]:.4f}" for k in ("hr@10", "ndcg@10", "full_hr@10", "full_ndcg@10")))
-    Console().print(table)
+    console().print(table)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -174,6 +224,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     print(f"wrote {out}/ (model.safetensors, config.json, id_maps.json, metrics.json)")
     return 0
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from edgerec.compress import cli as compress_cli
+
+    ds = _load_data(args)
+    update, stop = _progress()
+    try:
+        return compress_cli.run(args, ds, update)
+    finally:
+        stop()
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -45,6 +45,15 @@ def atomic_dir(dest: str | Path) -> Iterator[Path]:
         raise
 
 
+def console():  # -> rich.console.Console
+    """A rich console that does not squeeze tables when output goes to a file or pipe (CI logs, benchmarks)."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
 

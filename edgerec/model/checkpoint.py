@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,9 +62,23 @@ def versions() -> dict[str, str]:
     }
 
 
-def save(path: str | Path, model: NCF, ds: Dataset, *, report: dict, extra: dict | None = None) -> Path:
-    """Write a checkpoint folder atomically (a temporary folder renamed into place)."""
+def save(
+    path: str | Path,
+    model: NCF,
+    ds: Dataset,
+    *,
+    report: dict,
+    extra: dict | None = None,
+    write_extra: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write a checkpoint folder atomically (a temporary folder renamed into place).
+
+    extra adds keys to config.json; write_extra(folder) may add files (e.g. a calibration result) before the
+    folder is renamed into place.
+    """
     with atomic_dir(path) as tmp:
+        if write_extra is not None:
+            write_extra(tmp)
         state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"))
         write_json(
