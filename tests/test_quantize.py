@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgerec.cli import main
+from edgerec.compress.calibrate import Observer, calibration_set, entropy_threshold_bin
+from edgerec.compress.quantize import (
+    QuantConfig,
+    QuantizedNCF,
+    dequantized_table,
+    load_spec,
+    quantize,
+    rowwise_int4,
+    rowwise_int8,
+    save_spec,
+    stored_tensors,
+)
+from edgerec.data import load_dataset
+from edgerec.errors import EdgerecError
+from edgerec.model import NCF, NCFArch, TrainConfig, fit, load, torch_scorer
+
+SYN = "synthetic:users=300,items=200,seed=3"
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple:
+    torch.set_num_threads(1)
+    ds = load_dataset(SYN)
+    torch.manual_seed(0)
+    model = fit(
+        NCF(NCFArch.paper("neumf", ds.n_users, ds.n_items, 8)), ds, TrainConfig(epochs=4, batch_size=512, lr=5e-3)
+    ).model
+    return ds, model
+
+
+def test_rowwise_int8_and_int4_error_bounds() -> None:
+    t = torch.randn(100, 16) * torch.linspace(0.01, 3, 100)[:, None]  # rows of very different ranges
+    q, s = rowwise_int8(t)
+    assert q.dtype == torch.int8 and q.abs().max() <= 127
+    assert ((q.float() * s[:, None] - t).abs() <= s[:, None] / 2 + 1e-7).all()  # half a step per row
+    codes, scale, _offset = rowwise_int4(t)
+    assert codes.max() <= 15
+    err = (dequantized_table(t, "int4") - t).abs()
+    step = scale.float()[:, None]
+    assert (err <= step / 2 + 2e-3 * t.abs().amax(dim=1, keepdim=True)).all()  # half a step + fp16 rounding
+    assert (dequantized_table(t, "fp16") - t).abs().max() < 3e-3
+
+
+def test_observers_on_known_distributions() -> None:
+    rng = np.random.default_rng(0)
+    mm, pc, en = Observer("minmax"), Observer("percentile", 99.0), Observer("entropy")
+    x = rng.normal(size=200_000)
+    for chunk in np.array_split(x, 20):  # streaming, and the range grows between chunks
+        for o in (mm, pc, en):
+            o.update(chunk)
+    assert mm.threshold() == pytest.approx(np.abs(x).max())
+    # 99th percentile of |N(0,1)| is 2.576; histogram resolution is amax / 2048
+    assert pc.threshold() == pytest.approx(2.576, abs=0.01)
+    assert 2.0 < en.threshold() < mm.threshold()  # entropy clips the tails, keeps the bulk
+    assert mm.hist.size == Observer.BINS and en.hist.size == Observer.BINS  # bounded state
+    with pytest.raises(EdgerecError, match="saw no data"):
+        Observer("minmax").threshold()
+    with pytest.raises(EdgerecError, match="NaN"):
+        Observer("minmax").update(np.array([np.nan]))
+
+
+def test_entropy_keeps_the_whole_range_of_a_uniform_distribution() -> None:
+    hist = np.ones(2048)
+    assert entropy_threshold_bin(hist) >= 2040
+
+
+def test_calibration_set_is_stratified_and_sized(trained) -> None:
+    ds, _ = trained
+    u, i = calibration_set(ds, size=1000, seed=1)
+    assert len(u) == len(i) == 1000
+    counts = ds.train.item_counts()
+    tail = counts[i[:200]] <= np.quantile(counts, 1 / 3)
+    assert tail.mean() > 0.2  # a third of the positives come from the tail items
+    with pytest.raises(EdgerecError, match="at least 64"):
+        calibration_set(ds, size=10)
+
+
+def test_int8_simulation_tracks_fp32_and_fp32_plan_is_exact(trained) -> None:
+    ds, model = trained
+    u, i = np.repeat(np.arange(ds.n_users), 5), np.tile(np.arange(5), ds.n_users)
+    ref = torch_scorer(model)(u, i)
+    exact = quantize(model, ds, QuantConfig("fp32", "fp32"))
+    np.testing.assert_allclose(torch_scorer(exact)(u, i), ref, rtol=1e-6, atol=1e-6)
+    q8 = quantize(model, ds, QuantConfig("int8", "int8"))
+    err = np.abs(torch_scorer(q8)(u, i) - ref)
+    assert err.max() < 0.05 * np.abs(ref).max()
+    assert set(q8.spec.input_amax) == {"mlp.0", "mlp.2", "mlp.4", "predict.gmf", "predict.mlp"}
+
+
+def test_calibration_result_round_trips_and_reproduces_the_same_scores(trained, tmp_path: Path) -> None:
+    ds, model = trained
+    q = quantize(model, ds, QuantConfig("int4", "int8", "percentile"))
+    save_spec(tmp_path, model, q.spec)
+    spec = load_spec(tmp_path)
+    assert spec == q.spec
+    u, i = np.arange(ds.n_users), np.arange(ds.n_users) % ds.n_items
+    np.testing.assert_array_equal(torch_scorer(QuantizedNCF(model, spec))(u, i), torch_scorer(q)(u, i))
+    tensors = stored_tensors(tmp_path)
+    assert tensors["mlp.0.weight.q"].dtype == np.int8 and tensors["gmf_user.q"].max() <= 15
+    assert {"predict.gmf.weight.q", "predict.mlp.weight.q"} <= set(tensors)
+
+
+def test_compress_command_writes_a_loadable_checkpoint_and_gates(trained, tmp_path: Path, capsys) -> None:
+    ds, model = trained
+    from edgerec.model import save
+
+    save(tmp_path / "teacher", model, ds, report={})
+    out = tmp_path / "small"
+    args = ["compress", "--model", str(tmp_path / "teacher"), "--data", SYN, "--out", str(out)]
+    assert main([*args, "--prune", "0.5", "--distill", "--epochs", "1", "--quantize"]) == 0
+    ck = load(out)
+    assert ck.model.arch.gmf_dim == 4 and load_spec(out) is not None
+    assert (out / "compress.json").is_file()
+    # a tolerance no candidate can meet fails with one line and leaves the previous output alone
+    before = (out / "model.safetensors").read_bytes()
+    assert main([*args, "--prune", "0.9", "--tolerance-hr", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("edgerec: error: prune: HR@10 fell by")
+    assert (out / "model.safetensors").read_bytes() == before
+    assert main([*args, "--prune", "1.5"]) == 2
+    assert "must be in [0, 1)" in capsys.readouterr().err
+
+
+def test_compress_refuses_a_teacher_trained_on_other_data(trained, tmp_path: Path, capsys) -> None:
+    ds, model = trained
+    from edgerec.model import save
+
+    save(tmp_path / "teacher", model, ds, report={})
+    code = main(
+        [
+            "compress",
+            "--model",
+            str(tmp_path / "teacher"),
+            "--data",
+            "synthetic:users=200,items=200",
+            "--quantize",
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
+    assert code == 2 and "id maps" in capsys.readouterr().err
+
+
+def test_search_writes_candidates_and_a_pareto_plot(trained, tmp_path: Path) -> None:
+    ds, model = trained
+    from edgerec.model import save
+
+    save(tmp_path / "teacher", model, ds, report={})
+    out = tmp_path / "searched"
+    code = main(
+        [
+            "compress",
+            "--model",
+            str(tmp_path / "teacher"),
+            "--data",
+            SYN,
+            "--search",
+            "--ratios",
+            "0,0.5",
+            "--epochs",
+            "1",
+            "--tolerance-hr",
+            "0.05",
+            "--calibration-size",
+            "2000",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    import json
+
+    found = json.loads((out / "search" / "candidates.json").read_text())
+    assert len(found["candidates"]) == 2 * 3 * 3
+    chosen = found["chosen"]
+    ok = [c for c in found["candidates"] if c["delta_hr@10"] >= -0.05]
+    assert chosen["bytes"] == min(c["bytes"] for c in ok)
+    assert (out / "search" / "pareto.png").stat().st_size > 10_000
