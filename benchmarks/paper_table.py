@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
-
-import torch
 
 from edgerec.data import load_dataset
 from edgerec.metrics import evaluate, item_pop_scorer
 from edgerec.model import TrainConfig, save, train
+from edgerec.sysinfo import machine
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -37,18 +34,6 @@ PAPER = {
     (32, True): ("0.726", "0.445"),
     (64, True): ("0.730", "0.447"),
 }
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def run_one(ds, factors: int, pretrain: bool, out: Path | None) -> dict:

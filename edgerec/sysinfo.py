@@ -1,0 +1,26 @@
+"""Which machine produced a number: every benchmark table names it."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores"
+    try:
+        import torch
+
+        text += f", torch {torch.__version__}, {torch.get_num_threads()} threads"
+    except ImportError:
+        pass
+    return text
