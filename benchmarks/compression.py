@@ -27,6 +27,7 @@ from edgerec.compress.size import PrecisionPlan
 from edgerec.data import load_dataset
 from edgerec.metrics import catalog_top_k, evaluate
 from edgerec.model import NCF, NCFArch, TrainConfig, load, save, torch_scorer, train
+from edgerec.sysinfo import machine
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -41,7 +42,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10, help="distillation / fine-tuning epochs (early stopping)")
     ap.add_argument("--ratios", default="0,0.25,0.5,0.75")
     ap.add_argument("--skip-search", action="store_true")
+    ap.add_argument("--results", default=str(RESULTS), help="output folder (default benchmarks/results)")
     args = ap.parse_args()
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     ds = load_dataset(args.data)
     if args.teacher:
@@ -124,21 +128,18 @@ def main() -> None:
         candidates, chosen = search(teacher, ds, cfg)
         search_rows = [c.row() for c in candidates]
         chosen_row = Candidate.row(chosen)
-        plot(search_rows, chosen_row, t_metrics["hr@10"], RESULTS / "compression_pareto.png")
+        plot(search_rows, chosen_row, t_metrics["hr@10"], results / "compression_pareto.png")
     minutes = (time.perf_counter() - t0) / 60
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "compression.json").write_text(
+    (results / "compression.json").write_text(
         json.dumps({"steps": rows, "search": search_rows, "chosen": chosen_row}, indent=1) + "\n"
     )
-    (RESULTS / "compression.md").write_text(render(rows, search_rows, chosen_row, t_metrics, t_bytes, minutes))
-    print((RESULTS / "compression.md").read_text())
+    (results / "compression.md").write_text(render(rows, search_rows, chosen_row, t_metrics, t_bytes, minutes))
+    print((results / "compression.md").read_text())
 
 
 def render(
     rows: dict, search_rows: list[dict], chosen: dict | None, teacher: dict, t_bytes: int, minutes: float
 ) -> str:
-    from benchmarks.paper_table import machine
-
     lines = [
         "# Compression of NeuMF-8 on ML-1M (NCF split)",
         "",
