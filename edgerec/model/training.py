@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 30  # upper bound; early stopping usually ends sooner
+    epochs: int = 20  # upper bound; early stopping may end sooner
     batch_size: int = 256
     lr: float = 1e-3
     negatives: int = 4  # sampled negatives per positive, re-sampled every epoch
