@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -102,6 +103,7 @@ def main() -> None:
     ap.add_argument("--pretrain", choices=["no", "yes", "both"], default="both")
     ap.add_argument("--save", help="also keep the checkpoints under this folder")
     args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if not Path(args.data).exists():
         raise SystemExit(f"{args.data}: not found; point --data at the ml-1m-ncf folder")
     ds = load_dataset(args.data)
