@@ -80,16 +80,24 @@ class Candidate:
 
 
 def search(
-    teacher: NCF, ds: Dataset, cfg: SearchConfig, progress: Callable[[str, int, int, dict], None] | None = None
+    teacher: NCF,
+    ds: Dataset,
+    cfg: SearchConfig,
+    progress: Callable[[str, int, int, dict], None] | None = None,
+    bases: dict[float, NCF] | None = None,
 ) -> tuple[list[Candidate], Candidate]:
-    """All candidates and the chosen one; raises EdgerecError naming the best candidate if none is tolerable."""
+    """All candidates and the chosen one; raises EdgerecError naming the best candidate if none is tolerable.
+
+    bases may hold already pruned-and-distilled models by ratio (they are reused instead of retrained)."""
     cfg.check()
     t_scorer = torch_scorer(teacher)
     t_metrics, t_top = evaluate(t_scorer, ds), catalog_top_k(t_scorer, ds)
     t_bytes, t_macs = model_bytes(teacher), macs_per_item(teacher.arch)
     candidates: list[Candidate] = []
     for ratio in cfg.ratios:
-        if ratio:
+        if bases and ratio in bases:
+            base = bases[ratio]
+        elif ratio:
             pruned = prune(teacher, PruneConfig(ratio, ratio, ratio, cfg.importance), ds)
             base = distill(pruned, teacher, ds, cfg.distill, cfg.train, progress).model
         else:
