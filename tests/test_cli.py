@@ -108,3 +108,41 @@ def test_failed_training_leaves_the_previous_checkpoint_in_place(tmp_path: Path)
     assert code == 2
     assert (out / "model.safetensors").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ck"]  # no temporary folders left behind
+
+
+def test_ctrl_c_during_training_exits_130_and_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "ck"
+    assert (
+        main(["-q", "train", "--data", TINY, "--factors", "4", "--epochs", "1", "--threads", "1", "--out", str(out)])
+        == 0
+    )
+    before = (out / "model.safetensors").read_bytes()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgerec.cli",
+            "train",
+            "--data",
+            "synthetic",
+            "--epochs",
+            "50",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(6)  # inside the first epochs
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "edgerec: interrupted; no partial output was left in place"
+    assert (out / "model.safetensors").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ck"]
