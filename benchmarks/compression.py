@@ -17,16 +17,16 @@ from pathlib import Path
 
 import torch
 
-from edgerec.compress import DistillConfig, PruneConfig, compare, macs_per_item, model_bytes, prune
+from edgerec.compress import DistillConfig, PruneConfig, prune
 from edgerec.compress.cli import markdown_table
 from edgerec.compress.distill import distill
+from edgerec.compress.gate import Baseline
 from edgerec.compress.pipeline import train_plain
 from edgerec.compress.quantize import QuantConfig, QuantizedNCF, calibrate
 from edgerec.compress.search import Candidate, SearchConfig, plot, search
 from edgerec.compress.size import PrecisionPlan
 from edgerec.data import load_dataset
-from edgerec.metrics import catalog_top_k, evaluate
-from edgerec.model import NCF, NCFArch, TrainConfig, load, save, torch_scorer, train
+from edgerec.model import NCF, NCFArch, TrainConfig, load, save, train
 from edgerec.sysinfo import machine
 
 HERE = Path(__file__).resolve().parent
@@ -58,36 +58,15 @@ def main() -> None:
             teacher, report = train(ds)
             save(path, teacher, ds, report=report)
     t0 = time.perf_counter()
-    t_scorer = torch_scorer(teacher)
-    t_metrics, t_top = evaluate(t_scorer, ds), catalog_top_k(t_scorer, ds)
-    t_bytes, t_macs = model_bytes(teacher), macs_per_item(teacher.arch)
+    base = Baseline(teacher, ds)
     # recovery / distillation runs use larger batches than `edgerec train` (4x fewer steps) to keep the benchmark
     # within an hour on two cores; every student, distilled or not, gets the same settings
     train_cfg = TrainConfig(epochs=args.epochs, batch_size=1024, lr=2e-3, patience=2)
     rows: dict[str, dict] = {}
 
     def measure(name: str, model: torch.nn.Module, fp32: NCF, plan: PrecisionPlan = PrecisionPlan()) -> None:
-        rep = compare(
-            name,
-            torch_scorer(model),
-            t_scorer,
-            ds,
-            sizes=(model_bytes(fp32, plan), t_bytes),
-            macs=(macs_per_item(fp32.arch), t_macs),
-            teacher_metrics=t_metrics,
-            teacher_top=t_top,
-        )
+        rep = base.measure(name, model, fp32, plan)
         rows[name] = {**rep.to_json(), "arch": fp32.arch.to_json(), "plan": vars(plan)}
-        log.info(
-            "%s: HR@10 %.4f (%+.4f) NDCG@10 %.4f (%+.4f) agreement %.3f bytes %.1f%%",
-            name,
-            rep.metrics["hr@10"],
-            rep.deltas["hr@10"],
-            rep.metrics["ndcg@10"],
-            rep.deltas["ndcg@10"],
-            rep.agreement,
-            100 * rep.bytes / t_bytes,
-        )
 
     measure("teacher fp32", teacher, teacher)
     for obs in ("minmax", "percentile", "entropy"):
@@ -130,12 +109,12 @@ def main() -> None:
         candidates, chosen = search(teacher, ds, cfg, bases={0.5: distilled})
         search_rows = [c.row() for c in candidates]
         chosen_row = Candidate.row(chosen)
-        plot(search_rows, chosen_row, t_metrics["hr@10"], results / "compression_pareto.png")
+        plot(search_rows, chosen_row, base.metrics["hr@10"], results / "compression_pareto.png")
     minutes = (time.perf_counter() - t0) / 60
     (results / "compression.json").write_text(
         json.dumps({"steps": rows, "search": search_rows, "chosen": chosen_row}, indent=1) + "\n"
     )
-    (results / "compression.md").write_text(render(rows, search_rows, chosen_row, t_metrics, t_bytes, minutes))
+    (results / "compression.md").write_text(render(rows, search_rows, chosen_row, base.metrics, base.bytes, minutes))
     print((results / "compression.md").read_text())
 
 

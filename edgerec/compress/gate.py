@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from torch import nn
 
+from edgerec.compress.size import PrecisionPlan, macs_per_item, model_bytes
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
 from edgerec.metrics import Scorer, catalog_top_k, evaluate, jaccard
+from edgerec.model.ncf import NCF
+from edgerec.model.training import torch_scorer
+
+log = logging.getLogger(__name__)
 
 METRIC_KEYS = ("hr@10", "ndcg@10", "full_hr@10", "full_ndcg@10")
 
@@ -92,3 +99,39 @@ def compare(
         macs_per_item=macs[0],
         teacher_macs_per_item=macs[1],
     )
+
+
+class Baseline:
+    """A teacher measured once (metrics on both protocols, catalog top-10 lists, bytes, MACs); every compressed
+    candidate is then compared against it without re-scoring the teacher."""
+
+    def __init__(self, teacher: NCF, ds: Dataset) -> None:
+        self.ds = ds
+        self.scorer = torch_scorer(teacher.eval())
+        self.metrics = evaluate(self.scorer, ds)
+        self.top = catalog_top_k(self.scorer, ds)
+        self.bytes, self.macs = model_bytes(teacher), macs_per_item(teacher.arch)
+
+    def measure(self, step: str, model: nn.Module, fp32: NCF, plan: PrecisionPlan = PrecisionPlan()) -> StepReport:
+        """Compare `model` (fp32, or a quantized simulation of `fp32` under `plan`) with the teacher."""
+        rep = compare(
+            step,
+            torch_scorer(model),
+            self.scorer,
+            self.ds,
+            sizes=(model_bytes(fp32, plan), self.bytes),
+            macs=(macs_per_item(fp32.arch), self.macs),
+            teacher_metrics=self.metrics,
+            teacher_top=self.top,
+        )
+        log.info(
+            "%s: HR@10 %.4f (%+.4f)  NDCG@10 %.4f (%+.4f)  agreement %.3f  %.1f%% of the bytes",
+            step,
+            rep.metrics["hr@10"],
+            rep.deltas["hr@10"],
+            rep.metrics["ndcg@10"],
+            rep.deltas["ndcg@10"],
+            rep.agreement,
+            100 * rep.bytes / self.bytes,
+        )
+        return rep

@@ -13,15 +13,14 @@ from dataclasses import dataclass, field
 import torch
 
 from edgerec.compress.distill import DistillConfig, distill
-from edgerec.compress.gate import StepReport, Tolerance, compare
+from edgerec.compress.gate import Baseline, StepReport, Tolerance
 from edgerec.compress.prune import PruneConfig, prune
 from edgerec.compress.quantize import QuantConfig, QuantizedNCF, QuantSpec, calibrate
-from edgerec.compress.size import PrecisionPlan, macs_per_item, model_bytes
+from edgerec.compress.size import PrecisionPlan
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
-from edgerec.metrics import catalog_top_k, evaluate
 from edgerec.model.ncf import NCF, NCFArch
-from edgerec.model.training import TrainConfig, fit, torch_scorer
+from edgerec.model.training import TrainConfig, fit
 
 log = logging.getLogger(__name__)
 
@@ -63,51 +62,29 @@ def compress(
     progress: Callable[[str, int, int, dict], None] | None = None,
 ) -> CompressResult:
     cfg.check()
-    teacher = teacher.eval()
-    t_scorer = torch_scorer(teacher)
-    t_metrics = evaluate(t_scorer, ds)
-    t_top = catalog_top_k(t_scorer, ds)
-    t_bytes, t_macs = model_bytes(teacher), macs_per_item(teacher.arch)
+    base = Baseline(teacher, ds)
     reports: list[StepReport] = []
 
-    def measure(step: str, model: torch.nn.Module, arch: NCFArch, plan: PrecisionPlan, fp32: NCF) -> None:
-        rep = compare(
-            step,
-            torch_scorer(model),
-            t_scorer,
-            ds,
-            sizes=(model_bytes(fp32, plan), t_bytes),
-            macs=(macs_per_item(arch), t_macs),
-            teacher_metrics=t_metrics,
-            teacher_top=t_top,
-        )
-        log.info(
-            "%s: HR@10 %+.4f  NDCG@10 %+.4f  agreement %.3f  %.1f%% of the bytes",
-            step,
-            rep.deltas["hr@10"],
-            rep.deltas["ndcg@10"],
-            rep.agreement,
-            100 * rep.bytes / t_bytes,
-        )
-        reports.append(rep)
+    def measure(step: str, model: torch.nn.Module, fp32: NCF, plan: PrecisionPlan = PrecisionPlan()) -> None:
+        reports.append(base.measure(step, model, fp32, plan))
         if cfg.tolerance is not None:
-            rep.gate(cfg.tolerance)
+            reports[-1].gate(cfg.tolerance)
 
     model = teacher
     if cfg.prune:
         model = prune(teacher, cfg.prune, ds)
-        measure("prune", model, model.arch, PrecisionPlan(), model)
+        measure("prune", model, model)
     if cfg.student:
         factors, layers = cfg.student
         torch.manual_seed(cfg.train.seed)
         model = NCF(NCFArch.paper(teacher.arch.kind, ds.n_users, ds.n_items, factors, layers))
     if cfg.distill:
         model = distill(model, teacher, ds, cfg.distill, cfg.train, progress).model
-        measure("distill", model, model.arch, PrecisionPlan(), model)
+        measure("distill", model, model)
     spec = None
     if cfg.quantize:
         spec = calibrate(model, ds, cfg.quantize)
-        measure("quantize", QuantizedNCF(model, spec), model.arch, cfg.quantize.plan, model)
+        measure("quantize", QuantizedNCF(model, spec), model, cfg.quantize.plan)
     return CompressResult(model, spec, reports)
 
 

@@ -15,15 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgerec.compress.distill import DistillConfig, distill
-from edgerec.compress.gate import StepReport, compare
+from edgerec.compress.gate import Baseline, StepReport
 from edgerec.compress.prune import PruneConfig, prune
 from edgerec.compress.quantize import QuantConfig, QuantizedNCF, QuantSpec, calibrate
-from edgerec.compress.size import EMBEDDING_PRECISIONS, MLP_PRECISIONS, PrecisionPlan, macs_per_item, model_bytes
+from edgerec.compress.size import EMBEDDING_PRECISIONS, MLP_PRECISIONS, PrecisionPlan
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
-from edgerec.metrics import catalog_top_k, evaluate
 from edgerec.model.ncf import NCF
-from edgerec.model.training import TrainConfig, torch_scorer
+from edgerec.model.training import TrainConfig
 
 log = logging.getLogger(__name__)
 OBJECTIVES = ("bytes", "macs")
@@ -90,9 +89,7 @@ def search(
 
     bases may hold already pruned-and-distilled models by ratio (they are reused instead of retrained)."""
     cfg.check()
-    t_scorer = torch_scorer(teacher)
-    t_metrics, t_top = evaluate(t_scorer, ds), catalog_top_k(t_scorer, ds)
-    t_bytes, t_macs = model_bytes(teacher), macs_per_item(teacher.arch)
+    baseline = Baseline(teacher, ds)
     candidates: list[Candidate] = []
     for ratio in cfg.ratios:
         if bases and ratio in bases:
@@ -110,23 +107,7 @@ def search(
                 quant = dataclasses.replace(cfg.quant, embeddings=emb, mlp=mlp)
                 qspec = QuantSpec(quant, spec.input_amax if spec else {})
             model = QuantizedNCF(base, qspec) if qspec else base
-            rep = compare(
-                f"ratio {ratio} emb {emb} mlp {mlp}",
-                torch_scorer(model),
-                t_scorer,
-                ds,
-                sizes=(model_bytes(base, plan), t_bytes),
-                macs=(macs_per_item(base.arch), t_macs),
-                teacher_metrics=t_metrics,
-                teacher_top=t_top,
-            )
-            log.info(
-                "%s: HR@10 %+.4f  %.1f%% bytes  agreement %.3f",
-                rep.step,
-                rep.deltas["hr@10"],
-                100 * rep.bytes / t_bytes,
-                rep.agreement,
-            )
+            rep = baseline.measure(f"ratio {ratio} emb {emb} mlp {mlp}", model, base, plan)
             candidates.append(Candidate(ratio, emb, mlp, rep, base, qspec))
     ok = [c for c in candidates if c.report.deltas["hr@10"] >= -cfg.tolerance]
     if not ok:
