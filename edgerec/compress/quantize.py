@@ -191,7 +191,7 @@ class QuantizedNCF(nn.Module):
         fp = copy.deepcopy(model).eval()
         cfg = spec.config
         with torch.no_grad():
-            for emb in fp.embedding_modules():
+            for emb in fp.tables().values():
                 emb.weight.copy_(dequantized_table(emb.weight, cfg.embeddings))
         names = {id(m): n for n, m in _linears(fp).items()}
 

@@ -106,25 +106,30 @@ class NCF(nn.Module):
         nn.init.uniform_(self.predict.weight, -bound, bound)
         nn.init.zeros_(self.predict.bias)
 
-    def features(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """[B] ids -> [B, predictive_dim] input of the prediction layer."""
+    def lookup(self, users: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The embedding rows a batch reads, by table name: {"gmf_user": [B, gmf_dim], ...}."""
+        return {name: table(users if name.endswith("_user") else items) for name, table in self.tables().items()}
+
+    def combine(self, rows: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Embedding rows -> [B] logits (everything after the lookups)."""
         parts = []
         if self.arch.gmf_dim:
-            parts.append(self.gmf_user(users) * self.gmf_item(items))  # [B, gmf_dim]
+            parts.append(rows["gmf_user"] * rows["gmf_item"])  # [B, gmf_dim]
         if self.arch.mlp_layers:
-            x = torch.cat([self.mlp_user(users), self.mlp_item(items)], dim=-1)  # [B, mlp_user + mlp_item]
+            x = torch.cat([rows["mlp_user"], rows["mlp_item"]], dim=-1)  # [B, mlp_user + mlp_item]
             parts.append(self.mlp(x))  # [B, mlp_layers[-1]]
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+        h = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)  # [B, predictive_dim]
+        return self.predict(h).squeeze(-1)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return self.predict(self.features(users, items)).squeeze(-1)  # [B] logits
+        return self.combine(self.lookup(users, items))  # [B] logits
+
+    def tables(self) -> dict[str, nn.Embedding]:
+        return {n: m for n, m in self.named_children() if isinstance(m, nn.Embedding)}
 
     @torch.no_grad()
     def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self(users, items))
-
-    def embedding_modules(self) -> list[nn.Embedding]:
-        return [m for m in self.modules() if isinstance(m, nn.Embedding)]
 
 
 def neumf_from_pretrained(gmf: NCF, mlp: NCF, alpha: float = 0.5) -> NCF:

@@ -141,6 +141,7 @@ def fit(
     params = list(model.parameters())
     averaged = copy.deepcopy(model) if cfg.ema else model  # the weights that are validated and kept
     avg_params = list(averaged.parameters())
+    row_grads = _RowGrads(model)
     best, best_state, best_epoch, stale = -1.0, copy.deepcopy(model.state_dict()), 0, 0
     history: list[EpochLog] = []
     t_start, train_seconds, samples = time.perf_counter(), 0.0, 0
@@ -154,14 +155,16 @@ def fit(
         for step in range(steps):
             sl = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
             u, i, y = u_all[sl], i_all[sl], y_all[sl]
-            logits = model(u, i)
+            rows = row_grads.gather(u, i)
+            logits = model.combine(rows)
             loss = bce(logits, y)
             if extra_loss is not None:
                 loss = loss + extra_loss(model, u, i, y, logits)
             if cfg.l2:
-                loss = loss + cfg.l2 * _embedding_l2(model, u, i)
+                loss = loss + cfg.l2 * sum(r.pow(2).sum(dim=-1).mean() for r in rows.values())
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            row_grads.scatter()
             opt.step()
             if cfg.ema:
                 with torch.no_grad():
@@ -209,14 +212,43 @@ def fit(
     return TrainResult(model, best_epoch, history, time.perf_counter() - t_start, samples / max(train_seconds, 1e-9))
 
 
-def _embedding_l2(model: NCF, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-    """Mean squared norm of the embedding rows used in this batch (regularises only what the batch touches)."""
-    terms = []
-    for name, ids in (("gmf_user", u), ("gmf_item", i), ("mlp_user", u), ("mlp_item", i)):
-        emb = getattr(model, name, None)
-        if emb is not None:
-            terms.append(emb(ids).pow(2).sum(dim=-1).mean())
-    return torch.stack(terms).sum()
+class _RowGrads:
+    """Embedding gradients without a dense backward.
+
+    Autograd's embedding backward zero-fills a dense gradient the size of every table on every step, which at
+    batch 256 was a quarter of the step time. Here the batch's rows are gathered as leaf tensors; after backward
+    their gradients are added into one persistent dense buffer per table, in which only the rows touched by the
+    previous step are cleared. The tables then hold exactly the gradient autograd would have produced, so dense
+    Adam behaves as before.
+    """
+
+    def __init__(self, model: NCF) -> None:
+        self.tables = model.tables()
+        self.buffers = {n: torch.zeros_like(t.weight) for n, t in self.tables.items()}
+        self.dirty: dict[str, torch.Tensor | None] = dict.fromkeys(self.tables)
+        self.rows: dict[str, torch.Tensor] = {}
+        self.ids: dict[str, torch.Tensor] = {}
+
+    def gather(self, users: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.ids = {n: users if n.endswith("_user") else items for n in self.tables}
+        self.rows = {n: t.weight.detach().index_select(0, self.ids[n]).requires_grad_() for n, t in self.tables.items()}
+        return self.rows
+
+    def scatter(self) -> None:
+        for n, table in self.tables.items():
+            buf, dirty = self.buffers[n], self.dirty[n]
+            if dirty is None:
+                buf.zero_()
+            else:
+                buf.index_fill_(0, dirty, 0.0)
+            grad = self.rows[n].grad
+            if grad is not None:
+                buf.index_add_(0, self.ids[n], grad)
+            self.dirty[n] = self.ids[n]
+            if table.weight.grad is not None:  # another loss term read the table through the module
+                buf.add_(table.weight.grad)
+                self.dirty[n] = None
+            table.weight.grad = buf
 
 
 def train(
