@@ -43,7 +43,10 @@ def main() -> None:
     ap.add_argument("--ratios", default="0,0.25,0.5,0.75")
     ap.add_argument("--skip-search", action="store_true")
     ap.add_argument("--results", default=str(RESULTS), help="output folder (default benchmarks/results)")
+    ap.add_argument("--threads", type=int, default=0, help="PyTorch CPU threads (default: all cores)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

@@ -16,6 +16,8 @@ import logging
 import time
 from pathlib import Path
 
+import torch
+
 from edgerec.data import load_dataset
 from edgerec.metrics import evaluate, item_pop_scorer
 from edgerec.model import TrainConfig, save, train
@@ -102,7 +104,10 @@ def main() -> None:
     ap.add_argument("--factors", default="8,16,32,64")
     ap.add_argument("--pretrain", choices=["no", "yes", "both"], default="both")
     ap.add_argument("--save", help="also keep the checkpoints under this folder")
+    ap.add_argument("--threads", type=int, default=0, help="PyTorch CPU threads (default: all cores)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if not Path(args.data).exists():
         raise SystemExit(f"{args.data}: not found; point --data at the ml-1m-ncf folder")
