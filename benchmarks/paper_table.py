@@ -84,7 +84,8 @@ def render(rows: list[dict], itempop: dict) -> str:
         lines.append(
             f"| {r['factors']} | {'yes' if r['pretrain'] else 'no'} | {r['hr@10']:.4f} | {r['ndcg@10']:.4f} "
             f"| {p_hr} | {p_ndcg} | {r['full_hr@10']:.4f} | {r['full_ndcg@10']:.4f} | {best} "
-            f"| {r['train_seconds'] / 60:.1f} min | {r['samples_per_s']:,} | {r['machine']}, {r['date']} |"
+            f"| {r['train_seconds'] / 60:.1f} min{' (note)' if r.get('note') else ''} | {r['samples_per_s']:,} "
+            f"| {r['machine']}, {r['date']} |"
         )
     lines += [
         "",
@@ -92,6 +93,11 @@ def render(rows: list[dict], itempop: dict) -> str:
         f"(paper 0.453 / 0.254); full ranking {itempop['full_hr@10']:.4f} / {itempop['full_ndcg@10']:.4f}.",
         "",
         "best epoch(s): the selected epoch / epochs run, per stage (pre-training trains GMF and MLP first).",
+        *[
+            f"note on {r['factors']} factors{' pre-trained' if r['pretrain'] else ''}: {r['note']}."
+            for r in rows
+            if r.get("note")
+        ],
         "train time: all stages, training and per-epoch validation; samples/s: training samples (positives plus",
         "sampled negatives) per second in the final stage.",
     ]
