@@ -142,7 +142,9 @@ def fit(
     averaged = copy.deepcopy(model) if cfg.ema else model  # the weights that are validated and kept
     avg_params = list(averaged.parameters())
     row_grads = _RowGrads(model)
-    best, best_state, best_epoch, stale = -1.0, copy.deepcopy(model.state_dict()), 0, 0
+    # epoch 0 is the starting point: a pre-trained or pruned model that fine-tuning only makes worse is kept as it is
+    best = hr_ndcg(sampled_ranks(torch_scorer(model), val))[1]
+    best_state, best_epoch, stale = copy.deepcopy(model.state_dict()), 0, 0
     history: list[EpochLog] = []
     t_start, train_seconds, samples = time.perf_counter(), 0.0, 0
     for epoch in range(1, cfg.epochs + 1):
