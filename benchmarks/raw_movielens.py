@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--fraction", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=0, help="PyTorch CPU threads for training (default: all cores)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ratings = Path(tmp) / "ratings.dat"
