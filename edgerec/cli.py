@@ -238,6 +238,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from edgerec.compress.quantize import QuantizedNCF, load_spec
     from edgerec.io import write_json
     from edgerec.metrics import evaluate, item_pop_scorer
     from edgerec.model import checkpoint
@@ -246,11 +247,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ckpt = checkpoint.load(args.model)
     ds = _load_data(args)
     ckpt.check_data(ds)
-    metrics = evaluate(torch_scorer(ckpt.model), ds)
-    _metrics_table(
-        f"{args.model} on {ds.name} (test)",
-        {ckpt.model.arch.kind: metrics, "ItemPop": evaluate(item_pop_scorer(ds), ds)},
-    )
+    model, name = ckpt.model, ckpt.model.arch.kind
+    spec = load_spec(Path(args.model))
+    if spec is not None:  # a quantized checkpoint is measured as it will run, not as its fp32 weights
+        model, name = QuantizedNCF(ckpt.model, spec), f"{name} ({spec.config.embeddings} emb, {spec.config.mlp} MLP)"
+    metrics = evaluate(torch_scorer(model), ds)
+    _metrics_table(f"{args.model} on {ds.name} (test)", {name: metrics, "ItemPop": evaluate(item_pop_scorer(ds), ds)})
     if args.json:
         write_json(Path(args.json), metrics)
     else:

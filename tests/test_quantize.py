@@ -120,6 +120,14 @@ def test_compress_command_writes_a_loadable_checkpoint_and_gates(trained, tmp_pa
     ck = load(out)
     assert ck.model.arch.gmf_dim == 4 and load_spec(out) is not None
     assert (out / "compress.json").is_file()
+    # evaluate measures the quantized model, the same numbers compress reported for its last step
+    assert main(["evaluate", "--model", str(out), "--data", SYN, "--json", str(tmp_path / "m.json")]) == 0
+    import json
+
+    assert (
+        json.loads((tmp_path / "m.json").read_text())["hr@10"]
+        == json.loads((out / "metrics.json").read_text())["hr@10"]
+    )
     # a tolerance no candidate can meet fails with one line and leaves the previous output alone
     before = (out / "model.safetensors").read_bytes()
     assert main([*args, "--prune", "0.9", "--tolerance-hr", "0"]) == 2
