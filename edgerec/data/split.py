@@ -54,12 +54,9 @@ class Dataset:
         }
 
 
-def positive_keys(inter: Interactions, extra_users: np.ndarray | None = None, extra_items: np.ndarray | None = None):
+def positive_keys(inter: Interactions) -> np.ndarray:
     """Sorted unique keys user * n_items + item of every known positive (for fast membership tests)."""
-    keys = inter.keys()
-    if extra_users is not None and extra_items is not None:
-        keys = np.concatenate([keys, extra_users * inter.n_items + extra_items])
-    return np.unique(keys)
+    return np.unique(inter.keys())
 
 
 def is_member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
