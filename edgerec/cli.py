@@ -119,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ratios", type=_float_list, default=(0.0, 0.25, 0.5, 0.75), help="search ratios")
     c.set_defaults(func=cmd_compress)
 
+    x = sub.add_parser("export", help="export a checkpoint to ONNX / TensorRT / TFLite, verified in its runtime")
+    _data_args(x)
+    from edgerec.export.cli import add_arguments
+
+    add_arguments(x)
+    x.set_defaults(func=cmd_export)
+
     e = sub.add_parser("evaluate", help="evaluate a checkpoint (sampled protocol and full ranking)")
     e.add_argument("--model", required=True, help="checkpoint folder written by `edgerec train`")
     _data_args(e)
@@ -235,6 +242,12 @@ def cmd_compress(args: argparse.Namespace) -> int:
         return compress_cli.run(args, ds, update)
     finally:
         stop()
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from edgerec.export.cli import run
+
+    return run(args, _load_data(args))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

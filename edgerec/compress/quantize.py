@@ -176,7 +176,8 @@ class QuantLinear(nn.Module):
             return x @ self.w.T + self.b
         out = self.b
         for k, (sl, scale) in enumerate(zip(self.slices, self.in_scales, strict=True)):
-            x_q = torch.round(x[:, sl] / scale).clamp(-QMAX8, QMAX8)
+            # activations saturate at -128, as int8 kernels (ONNX, TensorRT, TFLite) do; weights stay in +-127
+            x_q = torch.round(x[:, sl] / scale).clamp(-QMAX8 - 1, QMAX8)
             out = out + (x_q @ getattr(self, f"w_q{k}").T) * getattr(self, f"acc_scale{k}")
         return out
 

@@ -1,0 +1,60 @@
+"""Artifact folders: a model file plus manifest.json (self-describing) and id_maps.json. numpy-free, torch-free.
+
+manifest.json records the target, precision, runtime, I/O, batch buckets, quantization, the source checkpoint,
+data fingerprint, tool versions, verification metrics under "metrics", and every other file's sha256 and bytes
+under "files". Readers verify the hashes before a runtime touches a file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgerec.errors import EdgerecError
+from edgerec.io import read_json, sha256_file, write_json
+
+MANIFEST = "manifest.json"
+FORMAT = "edgerec.artifact"
+FORMAT_VERSION = 1
+
+
+def file_records(folder: Path) -> dict[str, dict[str, Any]]:
+    """{name: {"sha256", "bytes"}} for every file in folder except the manifest."""
+    return {
+        p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    full = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest, "files": file_records(folder)}
+    write_json(folder / MANIFEST, full)
+    return full
+
+
+def read_manifest(folder: str | Path, verify: bool = True) -> dict[str, Any]:
+    """The manifest of an artifact folder, after checking that every listed file is present and unchanged."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EdgerecError(f"{folder}: no such artifact folder (expected {MANIFEST} and a model file)")
+    manifest = read_json(folder / MANIFEST)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise EdgerecError(f"{folder / MANIFEST}: not an edgerec artifact manifest (format is not {FORMAT!r})")
+    if manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise EdgerecError(f"{folder}: artifact format {manifest['format_version']} is newer than this edgerec reads")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or manifest.get("model_file") not in files:
+        raise EdgerecError(f"{folder / MANIFEST}: malformed (no 'files' entry for the model file)")
+    if verify:
+        for name, rec in files.items():
+            path = folder / name
+            if not path.is_file():
+                raise EdgerecError(f"{path}: listed in {MANIFEST} but missing; re-export the artifact")
+            if (
+                not isinstance(rec, dict)
+                or path.stat().st_size != rec.get("bytes")
+                or sha256_file(path) != rec.get("sha256")
+            ):
+                raise EdgerecError(f"{path}: sha256 does not match {MANIFEST}: the file was changed or is corrupt")
+    return manifest

@@ -1,0 +1,32 @@
+"""Scorers over exported artifacts, one per runtime. This package imports numpy and the chosen runtime only,
+never torch, so it runs on a device that has neither PyTorch nor the exporters installed.
+
+    scorer = load_scorer("artifacts/neumf-tflite-int8", threads=1)
+    scores = scorer.score(users, items)        # [B] int ids -> [B] float32 logits (higher = better)
+    items, scores = scorer.top_k(user=42, k=10)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgerec.artifact import read_manifest
+from edgerec.errors import EdgerecError
+from edgerec.runtime.base import Scorer
+from edgerec.targets import load_attr, target
+
+
+def load_scorer(folder: str | Path, threads: int = 1, runtime: str | None = None, verify: bool = True) -> Scorer:
+    """Open an artifact folder with the runtime its manifest names (or `runtime`, when the target allows it)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder, verify=verify)
+    t = target(str(manifest.get("target")))
+    chosen = runtime or str(manifest.get("runtime", t.runtimes[0]))
+    t.check_runtime(chosen)
+    if threads < 1:
+        raise EdgerecError(f"threads must be a positive integer; got {threads}")
+    cls = load_attr(t.scorers[chosen])
+    return cls(folder, manifest, threads=threads, runtime=chosen)
+
+
+__all__ = ["Scorer", "load_scorer"]

@@ -1,0 +1,95 @@
+"""The table of export targets that export, runtime and bench all read, by key.
+
+Importing this module imports nothing heavy: exporters and runtimes are named by "module:attribute" and imported
+only when their target is chosen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgerec.errors import EdgerecError
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    suffix: str  # model file suffix inside the artifact folder
+    precisions: tuple[str, ...]
+    scorers: dict[str, str]  # runtime package -> "module:class" scorer (numpy + that package only); first = default
+    exporter: str  # "module:function" building the model file (needs the `export` extra)
+    needs_gpu: bool
+    dynamic_batch: bool  # False: one signature / profile per batch bucket
+    # int8 calibration input: "spec" = edgerec's calibration result (the scales the compression gate measured),
+    # "pairs" = calibration (user, item) pairs for the backend's own calibrator
+    calibration: str
+    onnx_file: str | None  # the ONNX file in the artifact that `polygraphy check lint` must pass, if any
+
+    def check_precision(self, precision: str) -> None:
+        if precision not in self.precisions:
+            raise EdgerecError(f"target {self.name} supports precision {', '.join(self.precisions)}; got {precision!r}")
+
+    @property
+    def runtimes(self) -> tuple[str, ...]:
+        return tuple(self.scorers)
+
+    def check_runtime(self, runtime: str) -> None:
+        if runtime not in self.runtimes:
+            raise EdgerecError(f"target {self.name} runs on {', '.join(self.runtimes)}; got runtime {runtime!r}")
+
+
+ONNX_SCORER = "edgerec.runtime.onnxrt:OnnxScorer"
+TFLITE_SCORER = "edgerec.runtime.tflite:TFLiteScorer"
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target(
+            name="onnx",
+            suffix=".onnx",
+            precisions=("fp32", "fp16", "int8"),
+            scorers={"onnxruntime": ONNX_SCORER},
+            exporter="edgerec.export.onnx_graph:export",
+            needs_gpu=False,
+            dynamic_batch=True,
+            calibration="spec",
+            onnx_file="model.onnx",
+        ),
+        Target(
+            name="tensorrt",
+            suffix=".engine",
+            precisions=("fp32", "fp16", "int8"),
+            # onnxruntime runs the artifact's TensorRT-ready ONNX (all that can be verified without TensorRT)
+            scorers={"tensorrt": "edgerec.runtime.tensorrt:TensorRTScorer", "onnxruntime": ONNX_SCORER},
+            exporter="edgerec.export.tensorrt_engine:export",
+            needs_gpu=True,
+            dynamic_batch=False,
+            calibration="spec",
+            onnx_file="model.onnx",
+        ),
+        Target(
+            name="tflite",
+            suffix=".tflite",
+            precisions=("fp32", "fp16", "int8-dynamic", "int8"),
+            scorers={"ai-edge-litert": TFLITE_SCORER, "tflite-runtime": TFLITE_SCORER},
+            exporter="edgerec.export.tflite_model:export",
+            needs_gpu=False,
+            dynamic_batch=False,
+            calibration="pairs",
+            onnx_file=None,
+        ),
+    )
+}
+
+
+def target(name: str) -> Target:
+    if name not in TARGETS:
+        raise EdgerecError(f"target must be one of {', '.join(TARGETS)}; got {name!r}")
+    return TARGETS[name]
+
+
+def load_attr(ref: str):  # -> the module attribute named by "module:attribute"
+    import importlib
+
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
