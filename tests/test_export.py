@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from edgerec import TrainConfig, load_checkpoint, save_checkpoint, train
 from edgerec.artifact import read_manifest
 from edgerec.cli import main
 from edgerec.compress.quantize import QuantConfig, QuantizedNCF, calibrate
@@ -18,7 +19,6 @@ from edgerec.data import load_dataset
 from edgerec.errors import EdgerecError
 from edgerec.export import ExportConfig, ExportTolerance, export
 from edgerec.export.tensorrt_engine import EngineUnavailable
-from edgerec import TrainConfig, load_checkpoint, save_checkpoint, train
 from edgerec.runtime import load_scorer
 
 DATA = "synthetic:users=300,items=180,seed=3"
