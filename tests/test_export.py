@@ -11,30 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from edgerec import TrainConfig, load_checkpoint, save_checkpoint, train
+from edgerec import load_checkpoint
 from edgerec.artifact import read_manifest
 from edgerec.cli import main
 from edgerec.compress.quantize import QuantConfig, QuantizedNCF, calibrate
-from edgerec.data import load_dataset
 from edgerec.errors import EdgerecError
 from edgerec.export import ExportConfig, ExportTolerance, export
 from edgerec.export.tensorrt_engine import EngineUnavailable
 from edgerec.runtime import load_scorer
 
-DATA = "synthetic:users=300,items=180,seed=3"
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def ds():
-    return load_dataset(DATA)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory, ds) -> Path:
-    torch.manual_seed(0)
-    model, report = train(ds, "neumf", 8, (), False, TrainConfig(epochs=4, batch_size=256, seed=0))
-    return save_checkpoint(tmp_path_factory.mktemp("ck") / "neumf", model, ds, report=report)
+from .conftest import REPO, SMALL
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +190,7 @@ def test_altered_or_missing_artifact_files_are_refused(tmp_path, exported) -> No
 )
 def test_cli_bad_export_settings_are_one_line_errors(tmp_path, ckpt, capsys, args, message) -> None:
     out = tmp_path / "out"
-    rc = main(["-q", "export", "--model", str(ckpt), "--data", DATA, "--out", str(out), *args])
+    rc = main(["-q", "export", "--model", str(ckpt), "--data", SMALL, "--out", str(out), *args])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and message in err and len(err.splitlines()) == 1
     assert not out.exists()
@@ -212,7 +198,7 @@ def test_cli_bad_export_settings_are_one_line_errors(tmp_path, ckpt, capsys, arg
 
 def test_cli_export_beyond_tolerance_fails_and_writes_nothing(tmp_path, ckpt, capsys) -> None:
     out = tmp_path / "out"
-    rc = main(["-q", "export", "--model", str(ckpt), "--data", DATA, "--out", str(out), "--target", "onnx",
+    rc = main(["-q", "export", "--model", str(ckpt), "--data", SMALL, "--out", str(out), "--target", "onnx",
                "--precision", "int8", "--min-agreement", "1.01"])  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "top-10 agreement" in err and len(err.splitlines()) == 1
@@ -221,7 +207,7 @@ def test_cli_export_beyond_tolerance_fails_and_writes_nothing(tmp_path, ckpt, ca
 
 def test_cli_export_prints_the_verification_and_writes_the_artifact(tmp_path, ckpt, capsys) -> None:
     out = tmp_path / "out"
-    rc = main(["-q", "export", "--model", str(ckpt), "--data", DATA, "--out", str(out), "--target", "onnx"])
+    rc = main(["-q", "export", "--model", str(ckpt), "--data", SMALL, "--out", str(out), "--target", "onnx"])
     assert rc == 0
     text = capsys.readouterr().out
     assert "verified in onnxruntime" in text and "HR@10" in text

@@ -15,10 +15,6 @@ import numpy as np
 from edgerec.errors import EdgerecError
 from edgerec.runtime.base import BucketedScorer
 
-# tflite-runtime 2.14 computes these ops wrongly with per-channel (multi-scale) int8 weights: silently wrong
-# scores (max error 0.35-0.45 measured on NeuMF), so such models are refused there.
-LEGACY_PER_CHANNEL_BROKEN = ("FULLY_CONNECTED", "EMBEDDING_LOOKUP")
-
 
 def interpreter_class(runtime: str):  # -> the Interpreter class of the runtime package
     try:
@@ -32,16 +28,24 @@ def interpreter_class(runtime: str):  # -> the Interpreter class of the runtime 
     return Interpreter
 
 
-def per_channel_ops(interp: Any) -> list[str]:
-    """Names of FULLY_CONNECTED / EMBEDDING_LOOKUP ops whose weight tensor carries several quantization scales."""
+# tflite-runtime 2.14 computes hybrid (float activations, int8 weights) FULLY_CONNECTED and EMBEDDING_LOOKUP wrongly
+# when the weights carry per-channel scales: silently wrong scores (max error 0.35-0.45 measured on NeuMF). Static
+# int8 (int8 activations) and per-tensor models are right there. Such models are refused on that runtime.
+def legacy_broken_ops(interp: Any) -> list[str]:
+    """Hybrid FULLY_CONNECTED / EMBEDDING_LOOKUP ops whose int8 weights have several quantization scales."""
     tensors = {d["index"]: d for d in interp.get_tensor_details()}
+
+    def scales(idx: int) -> int:
+        return len(tensors.get(int(idx), {}).get("quantization_parameters", {}).get("scales", ()))
+
     bad = []
     for op in interp._get_ops_details():  # the only API exposing op -> tensor wiring in both runtimes
-        if op["op_name"] not in LEGACY_PER_CHANNEL_BROKEN:
-            continue
-        for idx in op["inputs"]:
-            scales = tensors.get(int(idx), {}).get("quantization_parameters", {}).get("scales", ())
-            if len(scales) > 1:
+        ins = [int(i) for i in op["inputs"] if int(i) >= 0]
+        if op["op_name"] == "EMBEDDING_LOOKUP" and any(scales(i) > 1 for i in ins[1:]):
+            bad.append(op["op_name"])
+        elif op["op_name"] == "FULLY_CONNECTED" and len(ins) > 1:
+            hybrid = tensors.get(ins[0], {}).get("dtype") == np.float32 and scales(ins[1]) > 1
+            if hybrid:
                 bad.append(op["op_name"])
     return bad
 
@@ -54,10 +58,10 @@ class TFLiteScorer(BucketedScorer):
             self.interp = Interpreter(model_path=str(self.model_path), num_threads=threads)
         except (ValueError, RuntimeError) as e:
             raise EdgerecError(f"{self.model_path}: {runtime} cannot load it ({str(e).splitlines()[0]})") from None
-        if runtime == "tflite-runtime" and (bad := per_channel_ops(self.interp)):
+        if runtime == "tflite-runtime" and (bad := legacy_broken_ops(self.interp)):
             raise EdgerecError(
-                f"{self.model_path}: per-channel int8 {bad[0]} gives silently wrong scores on tflite-runtime 2.14; "
-                "re-export with --runtime tflite-runtime (per-tensor quantization)"
+                f"{self.model_path}: per-channel dynamic-range {bad[0]} gives silently wrong scores on "
+                "tflite-runtime 2.14; re-export with --runtime tflite-runtime (per-tensor quantization)"
             )
         sigs = self.interp.get_signature_list()
         self.runners, self.dequant = {}, {}
