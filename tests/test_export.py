@@ -226,3 +226,20 @@ def test_model_file_that_is_not_what_it_claims_is_refused(tmp_path, exported) ->
     write_manifest(folder, {k: v for k, v in manifest.items() if k not in ("files", "format", "format_version")})
     with pytest.raises(EdgerecError, match="cannot load it"):
         load_scorer(folder)
+
+
+def test_onnx_int8_reuses_the_compression_steps_calibration(tmp_path, ckpt, ds) -> None:
+    from edgerec.compress.quantize import load_spec
+
+    compressed = tmp_path / "q"
+    args = ["-q", "compress", "--model", str(ckpt), "--data", SMALL, "--quantize", "--observer", "minmax"]
+    assert main([*args, "--out", str(compressed)]) == 0
+    cfg = ExportConfig(target="onnx", precision="int8", observer="entropy", tolerance=ExportTolerance(hr=0.05))
+    manifest = export(compressed, ds, tmp_path / "art", cfg)
+    assert manifest["calibration"].startswith("q/quant.json") and "minmax" in manifest["calibration"]
+    spec = load_spec(compressed)
+    ck = load_checkpoint(compressed)
+    u, i = pairs(ds)
+    with torch.no_grad():
+        sim = QuantizedNCF(ck.model, spec)(torch.from_numpy(u), torch.from_numpy(i)).numpy()
+    assert np.median(np.abs(load_scorer(tmp_path / "art").score(u, i) - sim)) < 2e-3
