@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "NCF": ("edgerec.model.ncf", "NCF"),
     "NCFArch": ("edgerec.model.ncf", "NCFArch"),
-    "TrainConfig": ("edgerec.model.training", "TrainConfig"),
+    "TrainConfig": ("edgerec.model.config", "TrainConfig"),
     "train": ("edgerec.model.training", "train"),
     "fit": ("edgerec.model.training", "fit"),
     "torch_scorer": ("edgerec.model.training", "torch_scorer"),

@@ -41,19 +41,21 @@ def _columns(text: str):
     return Columns(**values)
 
 
-def _data_args(p: argparse.ArgumentParser) -> None:
+def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument(
         "--data",
-        required=True,
+        required=required,
+        default=None if required else "synthetic",
         help="data source: an NCF split folder, ratings.dat, u.data, "
-        "ml-1m.zip, ml-100k.zip, a .csv/.parquet file, or synthetic[:users=N,items=N,seed=N,...]",
+        "ml-1m.zip, ml-100k.zip, a .csv/.parquet file, or synthetic[:users=N,items=N,seed=N,...]"
+        + ("" if required else " (default synthetic: the embedded generator)"),
     )
     p.add_argument("--columns", type=_columns, default=None, help="CSV/Parquet column names, e.g. user=uid,item=iid")
     p.add_argument("--split-seed", type=int, default=0, help="seed of leave-one-out and test negatives (default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from edgerec.model.training import TrainConfig
+    from edgerec.model.config import TrainConfig
 
     d = TrainConfig()
     ap = argparse.ArgumentParser(prog="edgerec", description="Train, compress, export and benchmark NCF recommenders.")
@@ -120,11 +122,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compress)
 
     x = sub.add_parser("export", help="export a checkpoint to ONNX / TensorRT / TFLite, verified in its runtime")
-    _data_args(x)
+    _data_args(x, required=False)
     from edgerec.export.cli import add_arguments
 
     add_arguments(x)
     x.set_defaults(func=cmd_export)
+
+    b = sub.add_parser("bench", help="latency, throughput, memory and accuracy of an artifact in its runtime")
+    b.add_argument("artifact", nargs="?", help="artifact folder (from `edgerec export`)")
+    b.add_argument("--profiles", default=None, help="instead: export and bench every profile in this folder")
+    b.add_argument("--data", default=None, help="also measure HR@10 / NDCG@10 through the runtime on this data")
+    b.add_argument("--columns", type=_columns, default=None, help=argparse.SUPPRESS)
+    b.add_argument("--split-seed", type=int, default=0, help=argparse.SUPPRESS)
+    b.add_argument("--json", default=None, help="write the bench record to this JSON file")
+    b.add_argument("--threads", type=int, default=None, help="runtime threads (default 1; profiles: their own)")
+    b.add_argument("--min-time", type=float, default=1.0, help="seconds measured per case (default 1.0)")
+    b.add_argument("--model", default=None, help="--profiles: the source checkpoint (default: train on --data)")
+    b.add_argument("--out", default="runs/profiles", help="--profiles: artifact folders (default runs/profiles)")
+    b.add_argument("--results", default=None, help="--profiles: folder for profiles.{json,md,png} (default --out)")
+    b.add_argument("--cache", default=None, help="--profiles: step cache (default ~/.cache/edgerec/steps)")
+    b.set_defaults(func=cmd_bench)
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint (sampled protocol and full ranking)")
     e.add_argument("--model", required=True, help="checkpoint folder written by `edgerec train`")
@@ -248,6 +265,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from edgerec.export.cli import run
 
     return run(args, _load_data(args))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edgerec.bench.cli import run
+
+    return run(args)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from pathlib import Path
 
 
@@ -17,10 +18,7 @@ def machine() -> str:
     except OSError:
         pass
     text = f"{cpu}, {os.cpu_count()} cores"
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")  # reported when in use; never imported here (runtimes run without it)
+    if torch is not None:
         text += f", torch {torch.__version__}, {torch.get_num_threads()} threads"
-    except ImportError:
-        pass
     return text

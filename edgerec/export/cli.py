@@ -10,7 +10,15 @@ from edgerec.targets import TARGETS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="checkpoint folder (from `edgerec train` or `edgerec compress`)")
+    p.add_argument(
+        "--profile",
+        default=None,
+        help="a target profile (name in export_profiles/ or a .yaml path): runs train (without --model), compress, "
+        "export, verify and bench as the profile says; the flags below are then taken from the profile",
+    )
+    p.add_argument("--model", default=None, help="checkpoint folder (from `edgerec train` or `edgerec compress`)")
+    p.add_argument("--cache", default=None, help="step cache for --profile (default ~/.cache/edgerec/steps)")
+    p.add_argument("--dry-run", action="store_true", help="with --profile: print the resolved steps and stop")
     p.add_argument("--target", default="tflite", help=f"{' | '.join(TARGETS)} (default tflite)")
     p.add_argument(
         "--precision",
@@ -31,8 +39,45 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="artifact folder to write (replaced atomically)")
 
 
+def run_profile(args: argparse.Namespace, ds: Dataset) -> int:
+    from rich.table import Table
+
+    from edgerec.bench.compare import COLUMNS, table_rows
+    from edgerec.io import console
+    from edgerec.pipeline import default_cache, run
+    from edgerec.profiles import load_profile
+
+    profile = load_profile(args.profile)
+    cache = Path(args.cache) if args.cache else default_cache()
+    row = run(profile, ds, args.out, args.model, cache, dry_run=args.dry_run)
+    if args.dry_run:
+        for s in row["steps"]:
+            state = "" if s["name"] == "bench" else ("cached " if s["cached"] else "to run ")
+            print(f"{s['name']:<9} {state:<7} {s['detail']}" + (f"  [{s['key'][:12]}]" if s["key"] else ""))
+        return 0
+    row["budget_key"] = "catalog_top10" if profile.budget.batch == 0 else str(profile.budget.batch)
+    table = Table(title=f"profile {profile.name} on {ds.name}")
+    for col in COLUMNS:
+        table.add_column(col, justify="left" if col in ("profile", "status") else "right")
+    table.add_row(*table_rows([row])[0])
+    console().print(table)
+    print(f"wrote {args.out}/ ({', '.join(sorted(p.name for p in Path(args.out).iterdir()))})")
+    if row["status"] == "passed":
+        return 0
+    from edgerec.errors import EdgerecError
+
+    raise EdgerecError(f"profile {profile.name}: {row['status']} (the artifact and bench.json are in {args.out})")
+
+
 def run(args: argparse.Namespace, ds: Dataset) -> int:
     from rich.table import Table
+
+    from edgerec.errors import EdgerecError
+
+    if args.profile:
+        return run_profile(args, ds)
+    if args.model is None:
+        raise EdgerecError("give --model (a checkpoint folder), or --profile to train one on the data first")
 
     from edgerec.cli import _int_list
     from edgerec.export.api import ExportConfig, export

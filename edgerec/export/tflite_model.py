@@ -43,8 +43,12 @@ def _quiet():
     """litert-torch and ai-edge-quantizer print progress bars and reports to stdout/stderr; keep them out of the
     CLI's output (they go to the debug log instead)."""
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        yield
+    logging.disable(logging.WARNING)  # ai-edge-quantizer warns through the root logger about shared buffers
+    try:
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
     if buf.getvalue().strip():
         log.debug("%s", buf.getvalue())
 

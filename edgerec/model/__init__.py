@@ -1,18 +1,27 @@
-"""GMF, MLP and NeuMF; training; safetensors checkpoints. Imports torch."""
+"""GMF, MLP and NeuMF; training; safetensors checkpoints. The names below import torch on first use."""
 
-from edgerec.model.checkpoint import Checkpoint, load, save
-from edgerec.model.ncf import NCF, NCFArch, neumf_from_pretrained
-from edgerec.model.training import TrainConfig, fit, torch_scorer, train
+from typing import Any
 
-__all__ = [
-    "NCF",
-    "Checkpoint",
-    "NCFArch",
-    "TrainConfig",
-    "fit",
-    "load",
-    "neumf_from_pretrained",
-    "save",
-    "torch_scorer",
-    "train",
-]
+_LAZY = {
+    "NCF": "edgerec.model.ncf",
+    "NCFArch": "edgerec.model.ncf",
+    "neumf_from_pretrained": "edgerec.model.ncf",
+    "Checkpoint": "edgerec.model.checkpoint",
+    "load": "edgerec.model.checkpoint",
+    "save": "edgerec.model.checkpoint",
+    "TrainConfig": "edgerec.model.config",
+    "fit": "edgerec.model.training",
+    "torch_scorer": "edgerec.model.training",
+    "train": "edgerec.model.training",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'edgerec.model' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

@@ -19,39 +19,10 @@ from torch import nn
 from edgerec.data.split import Dataset, leave_one_out, positive_keys, sample_negatives
 from edgerec.errors import EdgerecError
 from edgerec.metrics import evaluate, hr_ndcg, sampled_ranks
+from edgerec.model.config import PRETRAINED_SGD_LR, TrainConfig
 from edgerec.model.ncf import NCF, NCFArch, neumf_from_pretrained
 
 log = logging.getLogger(__name__)
-
-
-# the paper fine-tunes a pre-trained NeuMF with plain SGD; this rate barely moves it (measured on NeuMF-64)
-PRETRAINED_SGD_LR = 0.05
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 20  # upper bound; early stopping may end sooner
-    batch_size: int = 256
-    lr: float = 1e-3
-    negatives: int = 4  # sampled negatives per positive, re-sampled every epoch
-    l2: float = 0.0  # L2 penalty on the embeddings seen in a batch
-    patience: int = 4  # epochs without validation improvement before stopping
-    ema: float = 0.0  # if > 0: evaluate and keep an exponential moving average of the weights (decay per step)
-    lr_decay: float = 1.0  # multiply the learning rate by this after each epoch without validation improvement
-    seed: int = 0
-    optimizer: str = "adam"  # adam | sgd (the paper fine-tunes pre-trained NeuMF with SGD)
-
-    def check(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.negatives < 1 or self.patience < 1:
-            raise EdgerecError("epochs, batch size, negatives and patience must be positive integers")
-        if not 0 <= self.ema < 1:
-            raise EdgerecError(f"ema must be in [0, 1); got {self.ema}")
-        if not 0 < self.lr_decay <= 1:
-            raise EdgerecError(f"lr_decay must be in (0, 1]; got {self.lr_decay}")
-        if not self.lr > 0 or self.l2 < 0:
-            raise EdgerecError(f"learning rate must be > 0 and l2 >= 0; got lr={self.lr}, l2={self.l2}")
-        if self.optimizer not in ("adam", "sgd"):
-            raise EdgerecError(f"optimizer must be adam or sgd; got {self.optimizer!r}")
 
 
 ExtraLoss = Callable[[NCF, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]

@@ -54,8 +54,15 @@ class TFLiteScorer(BucketedScorer):
     def __init__(self, folder: Path, manifest: dict[str, Any], threads: int, runtime: str) -> None:
         super().__init__(folder, manifest, threads, runtime)
         Interpreter = interpreter_class(runtime)
+        kwargs = {}
+        if manifest.get("delegate") == "none":  # plain TFLite kernels, without the default XNNPACK delegate
+            from importlib import import_module
+
+            module = "tflite_runtime.interpreter" if runtime == "tflite-runtime" else "ai_edge_litert.interpreter"
+            resolver = import_module(module).OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            kwargs["experimental_op_resolver_type"] = resolver
         try:
-            self.interp = Interpreter(model_path=str(self.model_path), num_threads=threads)
+            self.interp = Interpreter(model_path=str(self.model_path), num_threads=threads, **kwargs)
         except (ValueError, RuntimeError) as e:
             raise EdgerecError(f"{self.model_path}: {runtime} cannot load it ({str(e).splitlines()[0]})") from None
         if runtime == "tflite-runtime" and (bad := legacy_broken_ops(self.interp)):

@@ -1,0 +1,117 @@
+"""The benchmark harness: warm-up, a minimum measured time, percentiles from time.perf_counter_ns.
+
+Imports numpy, the artifact's runtime and edgerec's torch-free modules only, so it runs on a device that has just
+`pip install edgerec ai-edge-litert`.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgerec.data.split import Dataset
+from edgerec.errors import EdgerecError
+from edgerec.sysinfo import machine
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    threads: int = 1
+    warmup: int = 20  # calls before measuring
+    min_time_s: float = 1.0  # measure each case for at least this long ...
+    min_calls: int = 50  # ... and at least this many calls
+    max_calls: int = 100_000
+    buckets: tuple[int, ...] = ()  # default: the artifact's buckets (dynamic batch: 1, 1000, catalog)
+    user: int = 0  # the user whose catalog is scored
+
+    def check(self) -> None:
+        if self.threads < 1 or self.warmup < 0 or self.min_time_s < 0 or self.min_calls < 1:
+            raise EdgerecError("bench settings must be positive (threads >= 1, warmup >= 0, min time >= 0)")
+
+
+def timed(fn: Callable[[], Any], cfg: BenchConfig) -> dict[str, float]:
+    """Call fn repeatedly: cfg.warmup unmeasured calls, then until both min_time_s and min_calls are reached.
+    Returns latency percentiles and mean in milliseconds and the number of measured calls."""
+    for _ in range(cfg.warmup):
+        fn()
+    samples: list[int] = []
+    deadline = time.perf_counter_ns() + int(cfg.min_time_s * 1e9)
+    while len(samples) < cfg.max_calls and (len(samples) < cfg.min_calls or time.perf_counter_ns() < deadline):
+        t0 = time.perf_counter_ns()
+        fn()
+        samples.append(time.perf_counter_ns() - t0)
+    ms = np.asarray(samples, dtype=np.float64) / 1e6
+    return {
+        "p50": float(np.percentile(ms, 50)),
+        "p90": float(np.percentile(ms, 90)),
+        "p99": float(np.percentile(ms, 99)),
+        "mean": float(ms.mean()),
+        "calls": len(samples),
+    }
+
+
+def peak_rss_mb() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1 << 20) if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+
+def bench_scorer(scorer: Any, buckets: list[int], cfg: BenchConfig) -> dict[str, Any]:
+    """Latency per batch size through scorer.score (ids checked, request cut into the runtime's buckets), and the
+    whole catalog for one user with its top-10 taken (scorer.top_k)."""
+    n_items = scorer.n_items
+    latency, items_per_s = {}, {}
+    for b in buckets:
+        users = np.full(b, cfg.user, dtype=np.int32)
+        items = (np.arange(b) % n_items).astype(np.int32)
+        latency[str(b)] = stats = timed(lambda u=users, i=items: scorer.score(u, i), cfg)
+        items_per_s[str(b)] = b / (stats["mean"] / 1e3)
+    top = timed(lambda: scorer.top_k(cfg.user, 10), cfg)
+    latency["catalog_top10"] = top
+    items_per_s["catalog_top10"] = n_items / (top["mean"] / 1e3)
+    return {"latency_ms": latency, "items_per_s": items_per_s}
+
+
+def bench_artifact(folder: str | Path, cfg: BenchConfig = BenchConfig(), ds: Dataset | None = None) -> dict:
+    """The bench record of an artifact: bytes, load time, latency per bucket, throughput, peak RSS and, with data,
+    HR@10 / NDCG@10 measured through the artifact's runtime."""
+    from edgerec.metrics import evaluate
+    from edgerec.runtime import load_scorer
+
+    cfg.check()
+    folder = Path(folder)
+    t0 = time.perf_counter_ns()
+    scorer = load_scorer(folder, threads=cfg.threads)  # includes verifying every file's sha256
+    load_ms = (time.perf_counter_ns() - t0) / 1e6
+    m = scorer.manifest
+    if ds is not None and (ds.n_users, ds.n_items) != (scorer.n_users, scorer.n_items):
+        raise EdgerecError(
+            f"the data ({ds.n_users} users, {ds.n_items} items) is not the data {folder} was exported for "
+            f"({scorer.n_users} users, {scorer.n_items} items)"
+        )
+    if ds is not None and m.get("data", {}).get("fingerprint") not in (None, ds.fingerprint()):
+        raise EdgerecError(f"the data's fingerprint differs from the one in {folder}/manifest.json")
+    buckets = sorted(cfg.buckets or m.get("buckets") or (1, 1000, scorer.n_items))
+    record: dict[str, Any] = {
+        "artifact": str(folder),
+        "target": m.get("target"),
+        "precision": m.get("precision"),
+        "runtime": scorer.runtime,
+        "profile": m.get("profile", {}).get("name") if isinstance(m.get("profile"), dict) else None,
+        "machine": machine(),
+        "config": asdict(cfg),
+        "bytes": int(m["files"][m["model_file"]]["bytes"]),
+        "load_ms": load_ms,
+        **bench_scorer(scorer, buckets, cfg),
+    }
+    record["peak_rss_mb"] = peak_rss_mb()
+    if ds is not None:
+        res = evaluate(scorer, ds)
+        record["metrics"] = {k: res[k] for k in ("hr@10", "ndcg@10", "full_hr@10", "full_ndcg@10")}
+    return record

@@ -1,0 +1,250 @@
+"""Profile -> steps -> artifact + report: what `edgerec export --profile` runs.
+
+Steps: train (only without --model: NeuMF-8 with the default settings on the given data), compress (when the
+profile prunes), export (calibrate, convert, verify in the target runtime, gate on the tolerance), bench (latency
+in the target runtime, budgets). Every step but bench is cached under a content hash of its inputs and settings
+(data fingerprint, input weights, configs, edgerec version): re-running with the same inputs reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from edgerec.artifact import read_manifest
+from edgerec.data.split import Dataset
+from edgerec.errors import EdgerecError
+from edgerec.io import atomic_dir, sha256_file, write_json
+from edgerec.profiles import Profile, runtime_version_ok
+
+log = logging.getLogger(__name__)
+
+
+def default_cache() -> Path:
+    import os
+
+    return Path(os.environ.get("EDGEREC_CACHE", Path.home() / ".cache" / "edgerec")) / "steps"
+
+
+def _key(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    key: str
+    detail: str
+
+    def folder(self, cache: Path) -> Path:
+        return cache / f"{self.name}-{self.key[:20]}"
+
+
+def _model_hash(model: Path) -> str:
+    """The checkpoint's identity: its weights and, when present, its calibration result."""
+    parts = [sha256_file(model / "model.safetensors")]
+    if (model / "quant.json").exists():
+        parts.append(sha256_file(model / "quant.json"))
+    return _key(parts)
+
+
+def plan(profile: Profile, ds: Dataset, model: Path | None) -> list[Step]:
+    import edgerec
+    from edgerec.model.config import TrainConfig
+
+    version = edgerec.__version__
+    data = ds.fingerprint()
+    steps = []
+    if model is None:
+        cfg = asdict(TrainConfig())
+        steps.append(
+            Step("train", _key(["train", version, data, cfg]), f"NeuMF-8 on {ds.name}, {cfg['epochs']} epochs")
+        )
+        source = steps[-1].key
+    else:
+        source = _model_hash(model)
+    c = profile.compression
+    if c.prune > 0:
+        what = f"prune {c.prune:g}" + (f" + distill {c.distill_epochs} epochs" if c.distill else "")
+        steps.append(Step("compress", _key(["compress", version, data, source, c.model_dump()]), what))
+        source = steps[-1].key
+    export_cfg = _export_settings(profile)
+    steps.append(
+        Step("export", _key(["export", version, data, source, export_cfg]), f"{profile.target} {profile.precision}")
+    )
+    steps.append(Step("bench", "", f"{profile.runtime.package}, {profile.runtime.threads} thread(s)"))
+    return steps
+
+
+def _export_settings(profile: Profile) -> dict:
+    return {
+        "target": profile.target,
+        "precision": profile.precision,
+        "runtime": profile.runtime.package,
+        "buckets": profile.buckets,
+        "observer": profile.compression.observer,
+        "calibration_size": profile.compression.calibration_size,
+        "tolerance": profile.tolerance.model_dump(),
+    }
+
+
+def _cached(folder: Path, check) -> bool:
+    if not folder.is_dir():
+        return False
+    try:
+        check(folder)
+        return True
+    except EdgerecError:
+        return False
+
+
+def _train(ds: Dataset, folder: Path) -> None:
+    from edgerec.model import checkpoint
+    from edgerec.model.config import TrainConfig
+    from edgerec.model.training import train
+
+    model, report = train(ds, "neumf", 8, (), False, TrainConfig())
+    checkpoint.save(folder, model, ds, report=report)
+
+
+def _compress(profile: Profile, teacher_dir: Path, ds: Dataset, folder: Path) -> None:
+    from edgerec.compress.distill import DistillConfig
+    from edgerec.compress.pipeline import CompressConfig, compress
+    from edgerec.compress.prune import PruneConfig
+    from edgerec.model import checkpoint
+    from edgerec.model.config import TrainConfig
+
+    c = profile.compression
+    teacher = checkpoint.load(teacher_dir)
+    cfg = CompressConfig(
+        prune=PruneConfig(mlp=c.prune, gmf=c.prune, mlp_embedding=c.prune),
+        distill=DistillConfig() if c.distill else None,
+        train=TrainConfig(epochs=c.distill_epochs, patience=2),
+    )
+    result = compress(teacher.model, ds, cfg)
+    final = result.reports[-1]
+    report = {
+        "metrics": {**final.metrics, "top10_agreement": final.agreement},
+        "steps": [r.to_json() for r in result.reports],
+    }
+    checkpoint.save(folder, result.model, ds, report=report)
+
+
+def _export(profile: Profile, model_dir: Path, ds: Dataset, folder: Path) -> str | None:
+    """Export into folder; returns the reason when only an export-only artifact could be written."""
+    from edgerec.export.api import ExportConfig, export
+    from edgerec.export.tensorrt_engine import EngineUnavailable
+    from edgerec.export.verify import ExportTolerance
+
+    tol = profile.tolerance
+    cfg = ExportConfig(
+        target=profile.target,
+        precision=profile.precision,
+        runtime=profile.runtime.package,
+        buckets=tuple(profile.buckets),
+        calibration_size=profile.compression.calibration_size,
+        observer=profile.compression.observer,
+        threads=profile.runtime.threads,
+        tolerance=ExportTolerance(hr=tol.hr, ndcg=tol.ndcg, agreement=tol.agreement),
+        extra={"profile": profile.model_dump(), "delegate": profile.runtime.delegate},
+    )
+    try:
+        export(model_dir, ds, folder, cfg)
+    except EngineUnavailable as e:
+        return str(e).split(": wrote")[0]
+    return None
+
+
+def budget_failures(profile: Profile, record: dict) -> list[str]:
+    b = profile.budget
+    key = "catalog_top10" if b.batch == 0 else str(b.batch)
+    lat = record["latency_ms"].get(key)
+    out = []
+    if b.bytes is not None and record["bytes"] > b.bytes:
+        out.append(f"bytes {record['bytes']:,} > budget {b.bytes:,}")
+    for name, limit in (("p50", b.p50_ms), ("p99", b.p99_ms)):
+        if limit is not None and lat is not None and lat[name] > limit:
+            out.append(f"{name} {lat[name]:.3f} ms > budget {limit} ms at batch {key}")
+    return out
+
+
+def run(
+    profile: Profile,
+    ds: Dataset,
+    out: str | Path,
+    model: str | Path | None = None,
+    cache: Path | None = None,
+    dry_run: bool = False,
+    bench_time_s: float = 1.0,
+) -> dict:
+    """Run the profile's steps; returns the report row (also written to out/<profile.output.bench_file>)."""
+    from edgerec.bench.latency import BenchConfig, bench_artifact
+
+    cache = cache or default_cache()
+    model_dir = Path(model) if model is not None else None
+    steps = plan(profile, ds, model_dir)
+    if dry_run:
+        return {"profile": profile.name, "steps": [asdict(s) | {"cached": s.folder(cache).is_dir()} for s in steps]}
+    source = model_dir
+    status = None
+    for step in steps:
+        folder = step.folder(cache)
+        if step.name == "train":
+            from edgerec.model import checkpoint
+
+            if not _cached(folder, checkpoint.load):
+                log.info("train: %s", step.detail)
+                _train(ds, folder)
+            else:
+                log.info("train: reusing %s", folder)
+            source = folder
+        elif step.name == "compress":
+            from edgerec.model import checkpoint
+
+            if not _cached(folder, checkpoint.load):
+                log.info("compress: %s", step.detail)
+                _compress(profile, source, ds, folder)
+            else:
+                log.info("compress: reusing %s", folder)
+            source = folder
+        elif step.name == "export":
+            if _cached(folder, read_manifest):
+                log.info("export: reusing %s", folder)
+                manifest = read_manifest(folder)
+                status = f"export-only: {manifest['engine_missing']}" if manifest.get("engine_missing") else None
+            else:
+                log.info("export: %s", step.detail)
+                missing = _export(profile, source, ds, folder)
+                status = f"export-only: {missing}" if missing else None
+            with atomic_dir(out) as tmp:
+                shutil.copytree(folder, tmp, dirs_exist_ok=True)
+    manifest = read_manifest(out)
+    row: dict[str, Any] = {
+        "profile": profile.name,
+        "target": profile.target,
+        "precision": profile.precision,
+        "bytes": manifest["files"][manifest["model_file"]]["bytes"],
+        "metrics": manifest["metrics"],
+        "deltas": manifest["verification"]["deltas"],
+        "verified_with": manifest["verification"]["verified_with"],
+        "artifact": str(out),
+    }
+    ok, installed = runtime_version_ok(profile)
+    if status is None and not ok:
+        status = f"export-only: {profile.runtime.package} {profile.runtime.version} is {installed} here"
+    if status is None:
+        bench_cfg = BenchConfig(threads=profile.runtime.threads, min_time_s=bench_time_s)
+        record = bench_artifact(out, bench_cfg)
+        row["bench"] = record
+        failures = budget_failures(profile, record)
+        status = "failed: " + "; ".join(failures) if failures else "passed"
+    row["status"] = status
+    tmp = Path(out) / f".{profile.output.bench_file}.tmp"
+    write_json(tmp, row)
+    tmp.replace(Path(out) / profile.output.bench_file)
+    return row
