@@ -1,0 +1,156 @@
+"""Profiles (schema, shipped files), `edgerec export --profile` (steps, cache, budgets) and `edgerec bench`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgerec.cli import main
+from edgerec.errors import EdgerecError
+from edgerec.profiles import PROFILE_DIR, load_profile, load_profiles
+
+from .conftest import SMALL, write
+
+SHIPPED = (
+    "tflite-android-int8",
+    "tflite-android-fp16",
+    "tflite-legacy-int8",
+    "onnx-cpu-int8",
+    "tensorrt-t4-int8",
+    "tensorrt-a100-fp16",
+    "tensorrt-h100-int8",
+)
+
+
+def test_shipped_profiles_validate() -> None:
+    names = {p.name for p in load_profiles(PROFILE_DIR)}
+    assert set(SHIPPED) <= names
+    legacy = load_profile("tflite-legacy-int8")
+    assert legacy.runtime.package == "tflite-runtime" and legacy.runtime.version == "==2.14.*"
+    assert load_profile("tensorrt-t4-int8").budget.batch == 65536
+
+
+GOOD = """name: p
+description: d
+device: phone
+target: tflite
+precision: int8
+runtime: {package: ai-edge-litert, version: ">=2.1", threads: 1, delegate: xnnpack}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: p\ntarget: [unclosed\n", "malformed YAML"),
+        ("- a\n- b\n", "a profile is a YAML mapping"),
+        (GOOD + "colour: red\n", "field `colour`: Extra inputs are not permitted"),
+        (GOOD.replace("precision: int8", "precision: int4"), "field `precision`: target tflite supports precision"),
+        (GOOD.replace("target: tflite", "target: coreml"), "field `target`"),
+        (GOOD.replace("threads: 1", "threads: 0"), "field `runtime.threads`"),
+        (GOOD.replace("delegate: xnnpack", "delegate: gpu"), "field `runtime.delegate` must be one of xnnpack, none"),
+        (GOOD.replace("package: ai-edge-litert", "package: onnxruntime"), "field `runtime.package`"),
+        (GOOD + "budget: {p50_ms: -1}\n", "field `budget.p50_ms`"),
+        (GOOD.replace("name: p", "name: q"), "field `name` must match the file name"),
+        (GOOD.replace("device: phone\n", ""), "field `device`: Field required"),
+    ],
+)
+def test_bad_profiles_are_one_line_errors_naming_file_and_field(tmp_path, text, message) -> None:
+    path = write(tmp_path / "p.yaml", text)
+    with pytest.raises(EdgerecError, match=r"p\.yaml") as e:
+        load_profile(path)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unknown_profile_name_lists_the_shipped_ones() -> None:
+    with pytest.raises(EdgerecError, match=r"shipped profiles: .*tflite-android-int8"):
+        load_profile("no-such-profile")
+
+
+def run(args: list[str], capsys) -> tuple[int, str, str]:
+    rc = main(["-q", *args])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err.strip()
+
+
+def test_export_profile_runs_steps_reuses_them_and_writes_bench(tmp_path, ckpt, capsys) -> None:
+    cache, out = tmp_path / "cache", tmp_path / "art"
+    base = ["export", "--profile", "onnx-cpu-int8", "--model", str(ckpt), "--data", SMALL, "--cache", str(cache)]
+    rc, text, _ = run([*base, "--out", str(out), "--dry-run"], capsys)
+    assert rc == 0 and "export    to run" in text and not out.exists()
+    rc, text, err = run([*base, "--out", str(out)], capsys)
+    assert rc == 0, err
+    assert "onnx-cpu-int8" in text and "passed" in text
+    bench = json.loads((out / "bench.json").read_text())
+    assert bench["status"] == "passed" and set(bench["bench"]["latency_ms"]["catalog_top10"]) >= {"p50", "p90", "p99"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["profile"]["name"] == "onnx-cpu-int8" and manifest["calibration"].startswith("calibrated")
+    rc, text, _ = run([*base, "--out", str(out), "--dry-run"], capsys)
+    assert "export    cached" in text  # the second run reuses the finished export
+
+
+def test_export_profile_over_budget_fails_naming_the_budget(tmp_path, ckpt, capsys) -> None:
+    text = load_profile("onnx-cpu-int8").model_dump()
+    text.update(name="tiny-budget", budget={"bytes": 1000, "p50_ms": None, "p99_ms": None, "batch": 0})
+    import yaml
+
+    path = write(tmp_path / "tiny-budget.yaml", yaml.safe_dump(text))
+    out = tmp_path / "art"
+    rc, _, err = run(["export", "--profile", str(path), "--model", str(ckpt), "--data", SMALL, "--out", str(out),
+                      "--cache", str(tmp_path / "cache")], capsys)  # fmt: skip
+    assert rc == 2 and "failed: bytes" in err and "> budget 1,000" in err and len(err.splitlines()) == 1
+    assert (out / "bench.json").exists()  # the measurements that failed the budget are kept for inspection
+
+
+def test_tensorrt_profile_here_says_why_and_what_was_written(tmp_path, ckpt, capsys) -> None:
+    out = tmp_path / "trt"
+    rc, _, err = run(["export", "--profile", "tensorrt-t4-int8", "--model", str(ckpt), "--data", SMALL,
+                      "--out", str(out), "--cache", str(tmp_path / "cache")], capsys)  # fmt: skip
+    assert rc == 2 and "export-only: TensorRT is not installed" in err and len(err.splitlines()) == 1
+    assert {"model.onnx", "trtexec.sh", "manifest.json"} <= {p.name for p in out.iterdir()}
+
+
+def test_bench_artifact_json_keys(tmp_path, ckpt, capsys) -> None:
+    art = tmp_path / "art"
+    assert main(["-q", "export", "--model", str(ckpt), "--data", SMALL, "--target", "tflite", "--buckets", "1,0",
+                 "--out", str(art)]) == 0  # fmt: skip
+    capsys.readouterr()
+    js = tmp_path / "bench.json"
+    rc, text, err = run(["bench", str(art), "--data", SMALL, "--json", str(js), "--min-time", "0.05"], capsys)
+    assert rc == 0, err
+    rec = json.loads(js.read_text())
+    assert set(rec["latency_ms"]) == {"1", "180", "catalog_top10"}
+    assert all(set(v) >= {"p50", "p90", "p99"} for v in rec["latency_ms"].values())
+    assert rec["bytes"] == (art / "model.tflite").stat().st_size and 0 < rec["metrics"]["hr@10"] <= 1
+    assert rec["load_ms"] > 0 and rec["peak_rss_mb"] > 0 and "catalog + top-10" in text
+
+
+def test_bench_refuses_altered_artifacts_and_other_data(tmp_path, ckpt, capsys) -> None:
+    art = tmp_path / "art"
+    assert main(["-q", "export", "--model", str(ckpt), "--data", SMALL, "--target", "onnx", "--out", str(art)]) == 0
+    capsys.readouterr()
+    rc, _, err = run(["bench", str(art), "--data", "synthetic:users=120,items=150"], capsys)
+    assert rc == 2 and "not the data" in err
+    (art / "id_maps.json").write_text("{}")
+    rc, _, err = run(["bench", str(art)], capsys)
+    assert rc == 2 and "sha256 does not match" in err and len(err.splitlines()) == 1
+    rc, _, err = run(["bench", str(tmp_path / "nowhere")], capsys)
+    assert rc == 2 and "no such artifact folder" in err
+
+
+def test_bench_profiles_compares_runnable_profiles_and_explains_the_rest(tmp_path, ckpt, capsys) -> None:
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    for name in ("onnx-cpu-int8", "tensorrt-t4-int8", "tflite-legacy-int8"):
+        (folder / f"{name}.yaml").write_text((PROFILE_DIR / f"{name}.yaml").read_text())
+    args = ["--model", str(ckpt), "--data", SMALL, "--cache", str(tmp_path / "cache"), "--min-time", "0.05"]
+    rc, text, err = run(["bench", "--profiles", str(folder), "--out", str(tmp_path / "out"), *args], capsys)
+    assert rc == 0, err
+    rows = {r["profile"]: r for r in json.loads((tmp_path / "out" / "profiles.json").read_text())["rows"]}
+    assert rows["onnx-cpu-int8"]["status"] == "passed"
+    assert rows["tensorrt-t4-int8"]["status"].startswith("export-only: TensorRT is not installed")
+    assert rows["tflite-legacy-int8"]["status"].startswith("export-only: tflite-runtime ==2.14.* is not installed")
+    assert rows["pytorch-eager (source)"]["status"] == "baseline"
+    assert (tmp_path / "out" / "profiles.md").exists() and (tmp_path / "out" / "profiles.png").stat().st_size > 0
+    assert "pytorch-eager" in text
