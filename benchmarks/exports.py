@@ -5,7 +5,7 @@
 Each export is verified in its own runtime (HR@10 / NDCG@10 on the full test protocol, top-10 agreement with the
 fp32 source, max |score error|, batch parity); the tolerance gate is recorded, not enforced, so that a failing
 variant still shows its numbers. TensorRT rows are export-only on machines without TensorRT (the ONNX it would be
-built from is verified in onnxruntime). Writes results/exports.{json,md}.
+built from is verified in onnxruntime). Writes results/<tag>.{json,md} (default tag: exports).
 """
 
 from __future__ import annotations
@@ -43,11 +43,16 @@ def main() -> int:
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", default="benchmarks/runs/exports")
     ap.add_argument("--results", default="benchmarks/results")
+    ap.add_argument("--tag", default="exports", help="results file name: <results>/<tag>.{json,md}")
+    ap.add_argument("--only", default="", help="comma-separated artifact names to run (default: all)")
     args = ap.parse_args()
     ds = load_dataset(args.data)
     rows, fp32_bytes = [], {}
+    only = set(filter(None, args.only.split(",")))
     for tgt, prec, runtime in VARIANTS:
         name = f"{tgt}-{prec}" + (f"-{runtime}" if runtime else "")
+        if only and name not in only:
+            continue
         tol = ExportTolerance.for_precision(prec)
         cfg = ExportConfig(target=tgt, precision=prec, runtime=runtime, tolerance=replace(tol, hr=1.0))
         status = "passed"
@@ -85,7 +90,7 @@ def main() -> int:
     res = Path(args.results)
     res.mkdir(parents=True, exist_ok=True)
     record = {"machine": machine(), "model": args.model, "data": ds.summary(), "rows": rows}
-    (res / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
+    (res / f"{args.tag}.json").write_text(json.dumps(record, indent=2) + "\n")
     cols = ["artifact", "verified in", "HR@10", "NDCG@10", "dHR@10", "dNDCG@10", "agreement", "max abs err"]
     head = "| " + " | ".join([*cols, "parity", "bytes", "vs fp32", "status"]) + " |"
     lines = [
@@ -104,7 +109,7 @@ def main() -> int:
             f"{r['max_abs_score_error']:.1e} | {r['batch_parity_max_diff']:.1e} | {r['bytes']:,} | "
             f"{100 * r['bytes_vs_fp32']:.1f}% | {r['status']} |"
         )
-    (res / "exports.md").write_text("\n".join(lines) + "\n")
+    (res / f"{args.tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
