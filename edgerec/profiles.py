@@ -16,7 +16,7 @@ from edgerec.errors import EdgerecError
 from edgerec.targets import TARGETS
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "export_profiles"
-DELEGATES = {"tflite": ("xnnpack", "none"), "onnx": ("cpu",), "tensorrt": ("gpu",)}
+DELEGATES = {"tflite": ("xnnpack", "none"), "tflite-bundle": ("xnnpack",), "onnx": ("cpu",), "tensorrt": ("gpu",)}
 
 
 class _Strict(BaseModel):
@@ -64,7 +64,7 @@ class Profile(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="profile name (file name without .yaml)")
     description: str = Field(description="what the target device is")
     device: str = Field(description="the device class, e.g. 'Android phone, ARM64 big core'")
-    target: Literal["onnx", "tensorrt", "tflite"] = Field(description="export target")
+    target: Literal["onnx", "tensorrt", "tflite", "tflite-bundle"] = Field(description="export target")
     precision: str = Field(description="one of the target's precisions")
     runtime: Runtime
     buckets: list[int] = Field([1, 1000, 0], min_length=1, description="batch sizes; 0 = catalog size")

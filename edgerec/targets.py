@@ -24,6 +24,7 @@ class Target:
     # "pairs" = calibration (user, item) pairs for the backend's own calibrator
     calibration: str
     onnx_file: str | None  # the ONNX file in the artifact that `polygraphy check lint` must pass, if any
+    readme: str | None = None  # "module:function" rendering README.md for the artifact from its manifest
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
@@ -77,6 +78,18 @@ TARGETS: dict[str, Target] = {
             dynamic_batch=False,
             calibration="pairs",
             onnx_file=None,
+        ),
+        Target(
+            name="tflite-bundle",
+            suffix=".tflite",
+            precisions=("fp32", "fp16", "int8"),
+            scorers={"ai-edge-litert": "edgerec.runtime.bundle:BundleScorer"},
+            exporter="edgerec.export.bundle:export",
+            needs_gpu=False,
+            dynamic_batch=True,  # one user per call against the whole catalog; no batch buckets
+            calibration="pairs",
+            onnx_file=None,
+            readme="edgerec.export.bundle_readme:render",
         ),
     )
 }

@@ -147,7 +147,10 @@ def export(checkpoint: str | Path, ds: Dataset, out: str | Path, cfg: ExportConf
         report = verify(scorer, torch_scorer(model), ds)
         gate(report, tol, f"{t.name} {cfg.precision}")
         report["verified_with"] = check_runtime
-        manifest = write_manifest(tmp, {**manifest, "metrics": report.pop("metrics"), "verification": report})
+        manifest = {**manifest, "metrics": report.pop("metrics"), "verification": report}
+        if t.readme:  # the app developer's instructions travel with the artifact (and are hashed with it)
+            (tmp / "README.md").write_text(load_attr(t.readme)(manifest))
+        manifest = write_manifest(tmp, manifest)
     if missing:
         raise EngineUnavailable(
             f"{missing}: wrote the TensorRT-ready ONNX (verified in onnxruntime) and trtexec.sh to {out}; "

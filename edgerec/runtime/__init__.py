@@ -29,4 +29,12 @@ def load_scorer(folder: str | Path, threads: int = 1, runtime: str | None = None
     return cls(folder, manifest, threads=threads, runtime=chosen)
 
 
-__all__ = ["Scorer", "load_scorer"]
+def load_bundle(folder: str | Path, threads: int = 1):  # -> edgerec.runtime.bundle.BundleScorer
+    """Open a phone bundle (target tflite-bundle) after checking its schema and every file's hash."""
+    manifest = read_manifest(folder)
+    if manifest.get("target") != "tflite-bundle":
+        raise EdgerecError(f"{folder}: not a phone bundle (target is {manifest.get('target')!r}, not 'tflite-bundle')")
+    return load_scorer(folder, threads=threads, verify=False)  # already verified above
+
+
+__all__ = ["Scorer", "load_bundle", "load_scorer"]

@@ -1,0 +1,62 @@
+"""The phone-side NeuMF: the item tower folded into per-item constants, the user's two vectors as inputs.
+
+NeuMF's logit for user u and item i is
+    w_g . (p_u * q_i) + w_m . MLP_rest(relu(W_u p'_u + W_i q'_i + b_0)) + b
+The GMF term is a dot product of p_u with the folded item row (w_g * q_i), and the first MLP layer splits into a
+user half and an item half; the item half (W_i q'_i + b_0) is precomputed for every item. What stays per item is
+the GMF dot product, one add and the MLP layers after the first: 688 MACs instead of 2,704 for NeuMF-8, and no user
+table on the device. Exact in real arithmetic (tested against the NCF forward to 1e-5).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgerec.errors import EdgerecError
+from edgerec.model.ncf import NCF
+
+
+class FoldedNCF(nn.Module):
+    """recommend(user_gmf [1, g], user_mlp [1, d]) -> (top_k_items [K] int32, top_k_scores [K], scores [n])."""
+
+    def __init__(self, model: NCF, k: int = 10) -> None:
+        super().__init__()
+        arch = model.arch
+        if not (arch.gmf_dim and arch.mlp_layers):
+            raise EdgerecError("the folded phone model needs a NeuMF (GMF and MLP towers); got " + arch.kind)
+        if not 1 <= k <= arch.n_items:
+            raise EdgerecError(f"K must lie in 1..{arch.n_items} (the catalog); got {k}")
+        self.k, self.n_items = k, arch.n_items
+        g = arch.gmf_dim
+        w, b = model.predict.weight.detach(), model.predict.bias.detach()  # [1, g + h_last], [1]
+        first = model.mlp[0]
+        du = arch.mlp_user_dim
+        with torch.no_grad():
+            # the GMF dot products as one layer whose weight rows are the folded items: [1, g] -> [1, n]
+            self.gmf = nn.Linear(g, arch.n_items, bias=False)
+            self.gmf.weight.copy_(model.gmf_item.weight * w[:, :g])
+            item_mlp = model.mlp_item.weight @ first.weight[:, du:].T + first.bias  # [n, h0]
+            self.item_mlp = nn.Parameter(item_mlp, requires_grad=False)
+            self.user_proj = nn.Linear(du, first.out_features, bias=False)
+            self.user_proj.weight.copy_(first.weight[:, :du])
+            self.head_mlp = nn.Linear(arch.mlp_layers[-1], 1)
+            self.head_mlp.weight.copy_(w[:, g:])
+            self.head_mlp.bias.copy_(b)
+        self.rest = nn.Sequential(*list(model.mlp)[1:])  # ReLU, then the remaining Linear + ReLU pairs
+
+    def scores(self, user_gmf: torch.Tensor, user_mlp: torch.Tensor) -> torch.Tensor:
+        """[1, g], [1, d] -> [n] logits over the catalog."""
+        gmf = self.gmf(user_gmf)  # [1, n]
+        h = self.rest(self.item_mlp + self.user_proj(user_mlp))  # [n, h_last]
+        return gmf.reshape(-1) + self.head_mlp(h).reshape(-1)  # [n]
+
+    def forward(self, user_gmf: torch.Tensor, user_mlp: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        s = self.scores(user_gmf, user_mlp)
+        top = torch.topk(s, self.k)
+        return top.indices.to(torch.int32), top.values, s
+
+
+def user_vectors(model: NCF) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every user's (GMF vector [n_users, g], MLP vector [n_users, d]): what the server sends a phone."""
+    return model.gmf_user.weight.detach().clone(), model.mlp_user.weight.detach().clone()
