@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edgerec.bench.latency import BenchConfig, bench_scorer
+from edgerec.bench.latency import BenchConfig, bench_scorer, one_core
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
 from edgerec.io import write_json
@@ -134,7 +134,10 @@ def compare(
     ck = checkpoint.load(source)
     threads = min(p.runtime.threads for p in profiles)
     buckets = sorted({1, 1000, ds.n_items})
-    record = bench_scorer(TorchEager(ck.model, threads), buckets, BenchConfig(threads=threads, min_time_s=bench_time_s))
+    with one_core(threads == 1):
+        record = bench_scorer(
+            TorchEager(ck.model, threads), buckets, BenchConfig(threads=threads, min_time_s=bench_time_s)
+        )
     size = (Path(source) / "model.safetensors").stat().st_size
     rows.insert(
         0,

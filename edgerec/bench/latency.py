@@ -6,10 +6,12 @@ Imports numpy, the artifact's runtime and edgerec's torch-free modules only, so 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,8 @@ from edgerec.sysinfo import machine
 @dataclass(frozen=True)
 class BenchConfig:
     threads: int = 1
-    warmup: int = 20  # calls before measuring
+    warmup: int = 20  # calls before measuring ...
+    warmup_s: float = 0.2  # ... and at least this long (caches, CPU frequency, lazy runtime initialisation)
     min_time_s: float = 1.0  # measure each case for at least this long ...
     min_calls: int = 50  # ... and at least this many calls
     max_calls: int = 100_000
@@ -39,8 +42,11 @@ class BenchConfig:
 def timed(fn: Callable[[], Any], cfg: BenchConfig) -> dict[str, float]:
     """Call fn repeatedly: cfg.warmup unmeasured calls, then until both min_time_s and min_calls are reached.
     Returns latency percentiles and mean in milliseconds and the number of measured calls."""
-    for _ in range(cfg.warmup):
+    warm_until = time.perf_counter_ns() + int(cfg.warmup_s * 1e9)
+    done = 0
+    while done < cfg.warmup or time.perf_counter_ns() < warm_until:
         fn()
+        done += 1
     samples: list[int] = []
     deadline = time.perf_counter_ns() + int(cfg.min_time_s * 1e9)
     while len(samples) < cfg.max_calls and (len(samples) < cfg.min_calls or time.perf_counter_ns() < deadline):
@@ -55,6 +61,22 @@ def timed(fn: Callable[[], Any], cfg: BenchConfig) -> dict[str, float]:
         "mean": float(ms.mean()),
         "calls": len(samples),
     }
+
+
+@contextlib.contextmanager
+def one_core(enabled: bool) -> Iterator[int | None]:
+    """Keep a one-thread measurement on one CPU (Linux): migrations between cores add run-to-run noise. The
+    previous affinity is restored afterwards."""
+    if not enabled or not hasattr(os, "sched_setaffinity"):
+        yield None
+        return
+    before = os.sched_getaffinity(0)
+    cpu = max(before)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield cpu
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def peak_rss_mb() -> float:
@@ -108,8 +130,9 @@ def bench_artifact(folder: str | Path, cfg: BenchConfig = BenchConfig(), ds: Dat
         "config": asdict(cfg),
         "bytes": int(m["files"][m["model_file"]]["bytes"]),
         "load_ms": load_ms,
-        **bench_scorer(scorer, buckets, cfg),
     }
+    with one_core(cfg.threads == 1) as cpu:
+        record.update(bench_scorer(scorer, buckets, cfg), pinned_cpu=cpu)
     record["peak_rss_mb"] = peak_rss_mb()
     if ds is not None:
         res = evaluate(scorer, ds)
