@@ -182,7 +182,7 @@ def test_altered_or_missing_artifact_files_are_refused(tmp_path, exported) -> No
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--target", "coreml"], "target must be one of onnx, tensorrt, tflite; got 'coreml'"),
+        (["--target", "coreml"], "target must be one of onnx, tensorrt, tflite, tflite-bundle; got 'coreml'"),
         (["--target", "tflite", "--precision", "int4"], "supports precision fp32, fp16, int8-dynamic, int8"),
         (["--target", "onnx", "--runtime", "tflite-runtime"], "target onnx runs on onnxruntime"),
         (["--buckets", "0,-4"], "batch buckets must be positive"),

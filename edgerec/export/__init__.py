@@ -4,7 +4,7 @@ Heavy backends (torch, onnx, litert-torch, ai-edge-quantizer, tensorrt) are impo
 below load on first access, so `edgerec.export.cli` can describe the command without them.
 """
 
-from typing import Any
+from edgerec.lazy import lazy_getattr
 
 _LAZY = {
     "ExportConfig": "edgerec.export.api",
@@ -13,12 +13,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'edgerec.export' has no attribute {name!r}")
-
+__getattr__ = lazy_getattr("edgerec.export", _LAZY)
 
 __all__ = sorted(_LAZY)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from edgerec.export.folded import FoldedNCF, user_vectors
-from edgerec.export.tflite_model import _quiet
+from edgerec.export.tflite_model import _quiet, add_fp16_weights
 from edgerec.model.ncf import NCF
 
 USER_VECTORS = "user_vectors.npy"  # server side: [n_users, g + d] float32; never shipped in the app
@@ -52,12 +52,7 @@ def quantize(flat: bytes, precision: str, data: list[dict]) -> tuple[bytes, dict
     op = qtyping.TFLOperationName
     qt = quantizer.Quantizer(flat)
     if precision == "fp16":
-        fp16 = qtyping.OpQuantizationConfig(
-            weight_tensor_config=qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
-            compute_precision=qtyping.ComputePrecision.FLOAT,
-            explicit_dequantize=True,
-        )
-        qt.update_quantization_recipe(".*", op.ALL_SUPPORTED, fp16, algorithm_key="float_casting")
+        add_fp16_weights(qt)
         with _quiet():
             return bytes(qt.quantize(enable_progress_report=False).quantized_model), {"scheme": "fp16 weights"}
     chan = qtyping.QuantGranularity.CHANNELWISE

@@ -88,6 +88,18 @@ def _shared_qsvs(model: bytes, qsvs: dict, src: str, others: list[str]) -> dict:
     return out
 
 
+def add_fp16_weights(qt) -> None:  # qt: ai_edge_quantizer.quantizer.Quantizer
+    """Store every supported op's weights in fp16 (float casting), computed in fp32."""
+    from ai_edge_quantizer import qtyping
+
+    fp16 = qtyping.OpQuantizationConfig(
+        weight_tensor_config=qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
+        compute_precision=qtyping.ComputePrecision.FLOAT,
+        explicit_dequantize=True,
+    )
+    qt.update_quantization_recipe(".*", qtyping.TFLOperationName.ALL_SUPPORTED, fp16, algorithm_key="float_casting")
+
+
 def quantize(
     model: bytes, precision: str, runtime: str, buckets: list[int], calib: tuple[np.ndarray, np.ndarray]
 ) -> tuple[bytes, dict]:
@@ -105,12 +117,7 @@ def quantize(
     per_tensor_tables = qtyping.QuantGranularity.TENSORWISE
     qt = quantizer.Quantizer(model)
     if precision == "fp16":
-        fp16 = qtyping.OpQuantizationConfig(
-            weight_tensor_config=qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
-            compute_precision=qtyping.ComputePrecision.FLOAT,
-            explicit_dequantize=True,
-        )
-        qt.update_quantization_recipe(".*", op.ALL_SUPPORTED, fp16, algorithm_key="float_casting")
+        add_fp16_weights(qt)
     elif precision == "int8-dynamic":
         qt.add_dynamic_config(".*", op.ALL_SUPPORTED, 8, gran)
         qt.add_dynamic_config(".*", op.EMBEDDING_LOOKUP, 8, per_tensor_tables)

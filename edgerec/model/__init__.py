@@ -1,6 +1,6 @@
 """GMF, MLP and NeuMF; training; safetensors checkpoints. The names below import torch on first use."""
 
-from typing import Any
+from edgerec.lazy import lazy_getattr
 
 _LAZY = {
     "NCF": "edgerec.model.ncf",
@@ -16,12 +16,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'edgerec.model' has no attribute {name!r}")
-
+__getattr__ = lazy_getattr("edgerec.model", _LAZY)
 
 __all__ = sorted(_LAZY)
