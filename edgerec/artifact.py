@@ -41,11 +41,23 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict[str, Any]:
     manifest = read_json(folder / MANIFEST)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise EdgerecError(f"{folder / MANIFEST}: not an edgerec artifact manifest (format is not {FORMAT!r})")
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
-        raise EdgerecError(f"{folder}: artifact format {manifest['format_version']} is newer than this edgerec reads")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise EdgerecError(f"{folder / MANIFEST}: malformed (format_version must be a positive integer)")
+    if version > FORMAT_VERSION:
+        raise EdgerecError(f"{folder}: artifact format {version} is newer than this edgerec reads")
     files = manifest.get("files")
-    if not isinstance(files, dict) or manifest.get("model_file") not in files:
+    if (
+        not isinstance(files, dict)
+        or not isinstance(manifest.get("model_file"), str)
+        or manifest["model_file"] not in files
+    ):
         raise EdgerecError(f"{folder / MANIFEST}: malformed (no 'files' entry for the model file)")
+    for name in files:
+        if Path(name).name != name or name in (".", ".."):
+            raise EdgerecError(
+                f"{folder / MANIFEST}: file entry {name!r} is not a plain file name in the artifact folder"
+            )
     if verify:
         for name, rec in files.items():
             path = folder / name

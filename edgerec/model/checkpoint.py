@@ -121,7 +121,10 @@ def load(path: str | Path) -> Checkpoint:
     config = read_json(path / "config.json")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise EdgerecError(f"{path}/config.json: not an edgerec checkpoint (format is not {FORMAT!r})")
-    if config.get("format_version", 0) > FORMAT_VERSION:
+    version = config.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise EdgerecError(f"{path}/config.json: malformed (format_version must be a positive integer)")
+    if version > FORMAT_VERSION:
         raise EdgerecError(f"{path}: checkpoint format {config['format_version']} is newer than this edgerec reads")
     if sha256_file(weights) != config.get("weights_sha256"):
         raise EdgerecError(f"{weights}: sha256 does not match config.json: the file was changed or is corrupt")
