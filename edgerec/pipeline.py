@@ -3,7 +3,8 @@
 Steps: train (only without --model: NeuMF-8 with the default settings on the given data), compress (when the
 profile prunes), export (calibrate, convert, verify in the target runtime, gate on the tolerance), bench (latency
 in the target runtime, budgets). Every step but bench is cached under a content hash of its inputs and settings
-(data fingerprint, input weights, configs, edgerec version): re-running with the same inputs reuses it.
+(data fingerprint, input weights, configs, edgerec version and a hash of its code): re-running with the same
+inputs reuses it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ def default_cache() -> Path:
     import os
 
     return Path(os.environ.get("EDGEREC_CACHE", Path.home() / ".cache" / "edgerec")) / "steps"
+
+
+def code_hash() -> str:
+    """Identity of the installed edgerec code: a changed exporter must not reuse an old cached step."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
 
 
 def _key(obj: Any) -> str:
@@ -57,7 +67,7 @@ def plan(profile: Profile, ds: Dataset, model: Path | None) -> list[Step]:
     import edgerec
     from edgerec.model.config import TrainConfig
 
-    version = edgerec.__version__
+    version = f"{edgerec.__version__}+{code_hash()[:16]}"
     data = ds.fingerprint()
     steps = []
     if model is None:

@@ -107,6 +107,7 @@ def export(
             }
         },
         "k": k,
+        "buckets": [model.arch.n_items],  # every call scores the whole catalog: what bench measures
         "user_vector_dims": {"gmf": g, "mlp": d},
         "user_vectors": USER_VECTORS,
         "bundle_files": [out.name, "manifest.json", "id_maps.json"],
