@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgerec.errors import EdgerecError
-from edgerec.io import read_json, sha256_file, write_json
+from edgerec.io import read_versioned_json, sha256_file, write_json
 
 MANIFEST = "manifest.json"
 FORMAT = "edgerec.artifact"
@@ -38,14 +38,7 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict[str, Any]:
     folder = Path(folder)
     if not folder.is_dir():
         raise EdgerecError(f"{folder}: no such artifact folder (expected {MANIFEST} and a model file)")
-    manifest = read_json(folder / MANIFEST)
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise EdgerecError(f"{folder / MANIFEST}: not an edgerec artifact manifest (format is not {FORMAT!r})")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise EdgerecError(f"{folder / MANIFEST}: malformed (format_version must be a positive integer)")
-    if version > FORMAT_VERSION:
-        raise EdgerecError(f"{folder}: artifact format {version} is newer than this edgerec reads")
+    manifest = read_versioned_json(folder / MANIFEST, FORMAT, FORMAT_VERSION, "artifact manifest")
     files = manifest.get("files")
     if (
         not isinstance(files, dict)

@@ -6,3 +6,9 @@ class EdgerecError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split()))  # always one line
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """repr(value) cut to `limit` characters, for echoing untrusted values inside one-line errors."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

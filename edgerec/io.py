@@ -73,3 +73,16 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def read_versioned_json(path: Path, fmt: str, version: int, what: str) -> dict:
+    """A JSON document that declares {"format": fmt, "format_version": <int>} and that this edgerec can read."""
+    doc = read_json(path)
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise EdgerecError(f"{path}: not an edgerec {what} (format is not {fmt!r})")
+    found = doc.get("format_version")
+    if not isinstance(found, int) or isinstance(found, bool) or found < 1:
+        raise EdgerecError(f"{path}: malformed (format_version must be a positive integer)")
+    if found > version:
+        raise EdgerecError(f"{path}: {what} format {found} is newer than this edgerec reads ({version})")
+    return doc

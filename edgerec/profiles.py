@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edgerec.errors import EdgerecError
+from edgerec.errors import EdgerecError, shown
 from edgerec.targets import TARGETS
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "export_profiles"
@@ -79,8 +79,8 @@ def _one_line(e: ValidationError) -> str:
     loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
     msg = err["msg"].removeprefix("Value error, ")
     got = err.get("input")
-    shown = "" if isinstance(got, dict) or err["type"] == "missing" else f"; got {got!r}"
-    return f"field `{loc}`: {msg}{shown}"
+    echo = "" if isinstance(got, dict) or err["type"] == "missing" else f"; got {shown(got)}"
+    return f"field `{loc}`: {msg}{echo}"
 
 
 def load_profile(ref: str | Path) -> Profile:

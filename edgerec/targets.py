@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgerec.errors import EdgerecError
+from edgerec.errors import EdgerecError, shown
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,9 @@ class Target:
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
-            raise EdgerecError(f"target {self.name} supports precision {', '.join(self.precisions)}; got {precision!r}")
+            raise EdgerecError(
+                f"target {self.name} supports precision {', '.join(self.precisions)}; got {shown(precision)}"
+            )
 
     @property
     def runtimes(self) -> tuple[str, ...]:
@@ -36,7 +38,7 @@ class Target:
 
     def check_runtime(self, runtime: str) -> None:
         if runtime not in self.runtimes:
-            raise EdgerecError(f"target {self.name} runs on {', '.join(self.runtimes)}; got runtime {runtime!r}")
+            raise EdgerecError(f"target {self.name} runs on {', '.join(self.runtimes)}; got runtime {shown(runtime)}")
 
 
 ONNX_SCORER = "edgerec.runtime.onnxrt:OnnxScorer"
@@ -97,7 +99,7 @@ TARGETS: dict[str, Target] = {
 
 def target(name: str) -> Target:
     if name not in TARGETS:
-        raise EdgerecError(f"target must be one of {', '.join(TARGETS)}; got {name!r}")
+        raise EdgerecError(f"target must be one of {', '.join(TARGETS)}; got {shown(name)}")
     return TARGETS[name]
 
 

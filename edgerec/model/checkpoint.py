@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from edgerec.data.interactions import ids_from_list, ids_to_list
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
-from edgerec.io import atomic_dir, read_json, sha256_file, write_json
+from edgerec.io import atomic_dir, read_json, read_versioned_json, sha256_file, write_json
 from edgerec.model.ncf import NCF, NCFArch
 
 FORMAT = "edgerec.checkpoint"
@@ -118,14 +118,7 @@ def load(path: str | Path) -> Checkpoint:
         pickled = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
         hint = f"; found {pickled[0]}, which is pickled and is never loaded (it could run code)" if pickled else ""
         raise EdgerecError(f"{path}: no model.safetensors{hint}")
-    config = read_json(path / "config.json")
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise EdgerecError(f"{path}/config.json: not an edgerec checkpoint (format is not {FORMAT!r})")
-    version = config.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise EdgerecError(f"{path}/config.json: malformed (format_version must be a positive integer)")
-    if version > FORMAT_VERSION:
-        raise EdgerecError(f"{path}: checkpoint format {config['format_version']} is newer than this edgerec reads")
+    config = read_versioned_json(path / "config.json", FORMAT, FORMAT_VERSION, "checkpoint")
     if sha256_file(weights) != config.get("weights_sha256"):
         raise EdgerecError(f"{weights}: sha256 does not match config.json: the file was changed or is corrupt")
     arch = NCFArch.from_json(config.get("arch", {}))
