@@ -210,16 +210,20 @@ def _read_csv(path: Path) -> dict[str, list[str]]:
     text = _read_text(path)
     if not text.strip():
         raise EdgerecError(f"{path}: the file is empty")
-    reader = csv.reader(io.StringIO(text))
-    header = [h.strip() for h in next(reader)]
-    cols: dict[str, list[str]] = {h: [] for h in header}
-    for n, row in enumerate(reader, 2):
-        if not row:
-            continue
-        if len(row) != len(header):
-            raise EdgerecError(f"{path}: line {n} has {len(row)} fields, the header has {len(header)}")
-        for h, v in zip(header, row, strict=True):
-            cols[h].append(v.strip())
+    reader = csv.reader(io.StringIO(text, newline=""))  # newline="": the csv module handles \r\n and \r itself
+    try:
+        header = [h.strip() for h in next(reader)]
+        cols: dict[str, list[str]] = {h: [] for h in header}
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                n = reader.line_num
+                raise EdgerecError(f"{path}: line {n} has {len(row)} fields, the header has {len(header)}")
+            for h, v in zip(header, row, strict=True):
+                cols[h].append(v.strip())
+    except csv.Error as e:
+        raise EdgerecError(f"{path}: line {reader.line_num}: not valid CSV ({e})") from None
     if not cols or not next(iter(cols.values())):
         raise EdgerecError(f"{path}: the file has a header but no rows")
     return cols
@@ -248,7 +252,7 @@ def _id_column(values: list, source: str) -> np.ndarray:
         )
     try:
         return np.asarray([int(v) for v in values], dtype=np.int64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # ids are opaque: beyond int64 they are kept as strings
         return np.asarray([str(v) for v in values])
 
 
@@ -256,9 +260,12 @@ def _numeric_column(cols: dict[str, list], name: str | None, source: str, dtype:
     if name is None or name not in cols:
         return None
     try:
-        return np.asarray([float(v) for v in cols[name]]).astype(dtype)
+        values = np.asarray([float(v) for v in cols[name]])
     except (TypeError, ValueError):
         raise EdgerecError(f"{source}: column {name!r} must be numeric") from None
+    if not np.isfinite(values).all() or (dtype is np.int64 and np.abs(values).max(initial=0) >= 2**63):
+        raise EdgerecError(f"{source}: column {name!r} has a value that is not a finite number in range")
+    return values.astype(dtype)
 
 
 def load_dataset(spec: str | Path, *, seed: int = 0, columns: Columns = Columns()) -> Dataset:
