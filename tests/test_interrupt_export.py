@@ -1,0 +1,37 @@
+"""Killing `edgerec export` part-way (SIGINT, SIGKILL) never damages the artifact already in place, and a re-run
+completes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from edgerec.artifact import read_manifest
+
+from .conftest import REPO, SMALL
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_killed_export_leaves_the_previous_artifact_intact(tmp_path, ckpt, sig) -> None:
+    out = tmp_path / "art"
+    cmd = [sys.executable, "-m", "edgerec.cli", "-q", "export", "--model", str(ckpt), "--data", SMALL,
+           "--target", "onnx", "--precision", "int8", "--out", str(out)]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
+    before = read_manifest(out)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob(".art.tmp-*")):  # wait until it is writing
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    if sig == signal.SIGINT:
+        assert b"Traceback" not in err and not list(tmp_path.glob(".art.tmp-*"))  # cleaned up on Ctrl-C
+    after = read_manifest(out)  # still complete: every file present and matching its hash
+    assert after["files"] == before["files"]
+    subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)  # a re-run completes
+    assert read_manifest(out)["status"] == "verified"
