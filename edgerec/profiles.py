@@ -54,6 +54,11 @@ class Budget(_Strict):
         0, ge=0, description="batch the latency budget applies to; 0 = one user vs the whole catalog, top-10"
     )
 
+    @property
+    def latency_key(self) -> str:
+        """The key of the bench record's "latency_ms" that this budget is checked against."""
+        return "catalog_top10" if self.batch == 0 else str(self.batch)
+
 
 class Output(_Strict):
     folder: str = Field("{name}", description="artifact folder name under `bench --profiles --out`; {name} = profile")

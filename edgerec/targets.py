@@ -6,7 +6,7 @@ only when their target is chosen.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edgerec.errors import EdgerecError, shown
 
@@ -25,6 +25,11 @@ class Target:
     calibration: str
     onnx_file: str | None  # the ONNX file in the artifact that `polygraphy check lint` must pass, if any
     readme: str | None = None  # "module:function" rendering README.md for the artifact from its manifest
+    # runtime -> the runtime that verifies its artifacts at export, where the two cannot share an environment
+    verified_in: dict[str, str] = field(default_factory=dict)
+
+    def verify_runtime(self, runtime: str) -> str:
+        return self.verified_in.get(runtime, runtime)
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
@@ -75,6 +80,9 @@ TARGETS: dict[str, Target] = {
             suffix=".tflite",
             precisions=("fp32", "fp16", "int8-dynamic", "int8"),
             scorers={"ai-edge-litert": TFLITE_SCORER, "tflite-runtime": TFLITE_SCORER},
+            # tflite-runtime needs numpy < 2, litert-torch numpy >= 2: the same flatbuffer is verified in LiteRT
+            # (tests/test_legacy_tflite.py and benchmarks/legacy_tflite.py run it in tflite-runtime itself)
+            verified_in={"tflite-runtime": "ai-edge-litert"},
             exporter="edgerec.export.tflite_model:export",
             needs_gpu=False,
             dynamic_batch=False,

@@ -31,19 +31,12 @@ def check(path) -> None:
         assert ds.n_users > 0 and ds.n_items > 0
 
 
+@pytest.mark.parametrize(("name", "sep"), [("ratings.dat", "::"), ("u.data", "\t")])
 @FUZZ
-@given(text=rows("::", 4) | st.text(max_size=200))
-def test_ratings_dat(tmp_path, text) -> None:
-    path = tmp_path / "ratings.dat"
-    path.write_text(text)
-    check(path)
-
-
-@FUZZ
-@given(text=rows("\t", 4) | st.text(max_size=200))
-def test_u_data(tmp_path, text) -> None:
-    path = tmp_path / "u.data"
-    path.write_text(text)
+@given(data=st.data())
+def test_movielens_text(tmp_path, name, sep, data) -> None:
+    path = tmp_path / name
+    path.write_text(data.draw(rows(sep, 4) | st.text(max_size=200)))
     check(path)
 
 

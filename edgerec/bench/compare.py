@@ -123,7 +123,6 @@ def compare(
             row = run(p, ds, out / p.output.folder.format(name=p.name), model, cache, bench_time_s=bench_time_s)
         except EdgerecError as e:
             row = {"profile": p.name, "target": p.target, "precision": p.precision, "status": f"failed: {e}"}
-        row["budget_key"] = "catalog_top10" if p.budget.batch == 0 else str(p.budget.batch)
         rows.append(row)
         log.info("%s: %s", p.name, row["status"])
     # the source model, measured by the same harness in the same process

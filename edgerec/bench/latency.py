@@ -32,6 +32,7 @@ class BenchConfig:
     min_calls: int = 50  # ... and at least this many calls
     max_calls: int = 100_000
     buckets: tuple[int, ...] = ()  # default: the artifact's buckets (dynamic batch: 1, 1000, catalog)
+    also: tuple[int, ...] = ()  # batches measured in addition to those (e.g. the one a budget names)
     user: int = 0  # the user whose catalog is scored
 
     def check(self) -> None:
@@ -119,7 +120,7 @@ def bench_artifact(folder: str | Path, cfg: BenchConfig = BenchConfig(), ds: Dat
         )
     if ds is not None and m.get("data", {}).get("fingerprint") not in (None, ds.fingerprint()):
         raise EdgerecError(f"the data's fingerprint differs from the one in {folder}/manifest.json")
-    buckets = sorted(cfg.buckets or m.get("buckets") or (1, 1000, scorer.n_items))
+    buckets = sorted({*(cfg.buckets or m.get("buckets") or (1, 1000, scorer.n_items)), *cfg.also})
     record: dict[str, Any] = {
         "artifact": str(folder),
         "target": m.get("target"),

@@ -99,7 +99,7 @@ def export(checkpoint: str | Path, ds: Dataset, out: str | Path, cfg: ExportConf
         kwargs = {"buckets": buckets, "runtime": runtime, "spec": spec, "calib": calib}
         try:
             fields = exporter(model, cfg.precision, tmp / model_file, **kwargs)
-            check_runtime = "ai-edge-litert" if runtime == "tflite-runtime" else runtime  # same flatbuffer
+            check_runtime = t.verify_runtime(runtime)
         except EngineUnavailable as e:
             missing, model_file, check_runtime = str(e), ONNX_FILE, "onnxruntime"
             fields = {"buckets": buckets, "inputs": ["users", "items"], "output": "scores", "onnx_file": ONNX_FILE}

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from edgerec.export.folded import FoldedNCF, user_vectors
-from edgerec.export.tflite_model import _quiet, add_fp16_weights
+from edgerec.export.tflite_model import add_fp16_weights, quiet
 from edgerec.model.ncf import NCF
 
 USER_VECTORS = "user_vectors.npy"  # server side: [n_users, g + d] float32; never shipped in the app
@@ -38,7 +38,7 @@ def convert(model: NCF, k: int) -> bytes:
     folded = FoldedNCF(model, k).eval()
     ug, um = user_vectors(model)
     kwargs = {"user_gmf": ug[:1], "user_mlp": um[:1]}
-    with _quiet(), tempfile.TemporaryDirectory() as tmp:
+    with quiet(), tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.tflite"
         litert_torch.signature("recommend", folded, sample_kwargs=kwargs).convert().export(str(path))
         return path.read_bytes()
@@ -53,7 +53,7 @@ def quantize(flat: bytes, precision: str, data: list[dict]) -> tuple[bytes, dict
     qt = quantizer.Quantizer(flat)
     if precision == "fp16":
         add_fp16_weights(qt)
-        with _quiet():
+        with quiet():
             return bytes(qt.quantize(enable_progress_report=False).quantized_model), {"scheme": "fp16 weights"}
     chan = qtyping.QuantGranularity.CHANNELWISE
     qt.add_static_config(".*", op.ALL_SUPPORTED, 8, 8, chan)
@@ -68,7 +68,7 @@ def quantize(flat: bytes, precision: str, data: list[dict]) -> tuple[bytes, dict
         (op.INPUT, ".*"),  # the app passes float vectors
     ):
         qt.update_quantization_recipe(regex, name, None, algorithm_key="no_quantize")
-    with _quiet():
+    with quiet():
         qsvs = qt.calibrate({"recommend": data}, num_threads=1)
         result = qt.quantize(qsvs, enable_progress_report=False)
     info = {

@@ -55,7 +55,6 @@ def run_profile(args: argparse.Namespace, ds: Dataset) -> int:
             state = "" if s["name"] == "bench" else ("cached " if s["cached"] else "to run ")
             print(f"{s['name']:<9} {state:<7} {s['detail']}" + (f"  [{s['key'][:12]}]" if s["key"] else ""))
         return 0
-    row["budget_key"] = "catalog_top10" if profile.budget.batch == 0 else str(profile.budget.batch)
     table = Table(title=f"profile {profile.name} on {ds.name}")
     for col in COLUMNS:
         table.add_column(col, justify="left" if col in ("profile", "status") else "right")

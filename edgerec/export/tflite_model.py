@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet():
     """litert-torch and ai-edge-quantizer print progress bars and reports to stdout/stderr; keep them out of the
     CLI's output (they go to the debug log instead)."""
     buf = io.StringIO()
@@ -62,7 +62,7 @@ def convert(model: NCF, buckets: list[int]) -> bytes:
     for b in buckets:
         kwargs = {"users": torch.zeros(b, dtype=torch.int32), "items": torch.zeros(b, dtype=torch.int32)}
         conv = (conv or litert_torch).signature(f"b{b}", serving, sample_kwargs=kwargs)
-    with _quiet(), tempfile.TemporaryDirectory() as tmp:
+    with quiet(), tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.tflite"
         conv.convert().export(str(path))  # type: ignore[union-attr]
         return path.read_bytes()
@@ -142,10 +142,10 @@ def quantize(
             {"users": users[s : s + big].astype(np.int32), "items": items[s : s + big].astype(np.int32)}
             for s in range(0, n, big)
         ]
-        with _quiet():
+        with quiet():
             qsvs = qt.calibrate({f"b{big}": data}, num_threads=max(1, os.cpu_count() or 1))
         qsvs = _shared_qsvs(model, qsvs, f"b{big}", [f"b{b}" for b in buckets if b != big])
-    with _quiet():
+    with quiet():
         result = qt.quantize(qsvs, enable_progress_report=False)
     info = {
         "scheme": {"fp16": "fp16 weights", "int8-dynamic": "dynamic-range int8", "int8": "static int8"}[precision],

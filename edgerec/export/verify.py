@@ -35,11 +35,11 @@ def batch_parity(scorer: Scorer, users: np.ndarray, items: np.ndarray) -> float:
     return float(np.abs(batch - alone).max())
 
 
-def verify(artifact: Scorer, source: Scorer, ds: Dataset, source_metrics: dict | None = None) -> dict:
+def verify(artifact: Scorer, source: Scorer, ds: Dataset) -> dict:
     """HR/NDCG (sampled and full ranking) through the artifact's runtime, deltas against the source, top-10
     agreement, max |score error| on the test protocol's pairs, batch parity."""
     metrics = evaluate(artifact, ds)
-    src = source_metrics or evaluate(source, ds)
+    src = evaluate(source, ds)
     users = np.repeat(ds.test_users, 1 + ds.test_negatives.shape[1])
     items = np.concatenate([ds.test_items[:, None], ds.test_negatives], axis=1).ravel()
     err = float(np.abs(np.asarray(artifact(users, items)) - np.asarray(source(users, items))).max())

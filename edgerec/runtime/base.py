@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from edgerec.errors import EdgerecError
+from edgerec.metrics import top_k
 
 
 def check_ids(name: str, ids: Any, n: int) -> np.ndarray:
@@ -56,8 +57,7 @@ class Scorer:
         scores = self.score(np.full(self.n_items, user, dtype=np.int64), items).astype(np.float64)
         if exclude is not None:
             scores[check_ids("exclude", exclude, self.n_items)] = -np.inf
-        best = np.argpartition(-scores, k - 1)[:k]
-        best = best[np.argsort(-scores[best], kind="stable")]
+        best = top_k(scores[None, :], k)[0]
         return best, scores[best].astype(np.float32)
 
     def _run(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:

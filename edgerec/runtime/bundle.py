@@ -41,9 +41,9 @@ class BundleScorer(Scorer):
         arr = np.asarray(v)
         if arr.dtype.kind not in "fiu" or arr.dtype == bool:
             raise EdgerecError(f"{name} must be a float vector; got dtype {arr.dtype}")
-        arr = arr.astype(np.float32).reshape(1, -1) if arr.size == dim else None  # type: ignore[assignment]
-        if arr is None:
-            raise EdgerecError(f"{name} must have {dim} values; got {np.asarray(v).size}")
+        if arr.size != dim:
+            raise EdgerecError(f"{name} must have {dim} values; got {arr.size}")
+        arr = arr.astype(np.float32).reshape(1, dim)
         if not np.isfinite(arr).all():
             raise EdgerecError(f"{name} contains NaN or infinite values")
         return arr
