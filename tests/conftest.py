@@ -11,6 +11,25 @@ REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("EDGEREC_DATA_DIR", REPO.parent / "shared" / "data"))
 ML1M = DATA_DIR / "ml-1m-ncf"
 SMALL = "synthetic:users=300,items=180,seed=3"  # the exporters' test data: a few seconds to train
+HOLD_CLI = REPO / "tests" / "hold_cli.py"  # edgerec held inside its write (fault injection)
+# benchmarks/robustness.py raises these: N times the fuzz examples (random, seeded by --hypothesis-seed instead of
+# derandomized) and N kills per interruption test; CI runs the defaults
+FUZZ_SCALE = int(os.environ.get("EDGEREC_FUZZ_SCALE", "1"))
+INTERRUPT_REPEATS = int(os.environ.get("EDGEREC_INTERRUPT_REPEATS", "1"))
+
+
+def fuzz(examples: int):  # -> hypothesis.settings
+    """Settings of a fuzz test: `examples` derandomized examples in CI (the same ones every run), or FUZZ_SCALE times
+    as many random ones; no example database either way, so a run depends on nothing but its seed."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        max_examples=examples * FUZZ_SCALE,
+        deadline=None,
+        derandomize=FUZZ_SCALE == 1,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
 
 
 @pytest.fixture

@@ -9,17 +9,17 @@ import shutil
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edgerec.artifact import read_manifest
 from edgerec.errors import EdgerecError
 from edgerec.profiles import PROFILE_DIR, load_profile
 
-# derandomized: CI runs the same 150 examples every time (a random search belongs in a benchmark, not a gate)
-FUZZ = settings(
-    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+from .conftest import fuzz
+
+# derandomized: CI runs the same 150 examples every time (benchmarks/robustness.py runs a larger random search)
+FUZZ = fuzz(150)
 BASE = yaml.safe_load((PROFILE_DIR / "tflite-android-int8.yaml").read_text())
 
 json_values = st.recursive(

@@ -4,15 +4,15 @@ EdgerecError (never another exception type). Derandomized so CI runs the same ex
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edgerec.data import load_dataset
 from edgerec.errors import EdgerecError
 
-FUZZ = settings(
-    max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+from .conftest import fuzz
+
+FUZZ = fuzz(120)
 # text made of the characters these formats are built from, so the fuzzer reaches the parsers' inner paths
 cells = st.one_of(st.integers(-5, 300).map(str), st.sampled_from(["", " ", "x", "1e3", "nan", "-0", "9" * 30, "1.5"]))
 

@@ -13,6 +13,7 @@ import io
 import re
 import zipfile
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,9 @@ import numpy as np
 from edgerec.data.interactions import Interactions
 from edgerec.data.split import Dataset, leave_one_out
 from edgerec.data.synthetic import SyntheticConfig, generate
-from edgerec.errors import EdgerecError
+from edgerec.errors import EdgerecError, shown
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 FORMATS = "an NCF split folder, ratings.dat, u.data, ml-1m.zip, ml-100k.zip, .csv, .parquet or synthetic[:k=v,...]"
 
 
@@ -242,30 +244,58 @@ def _read_parquet(path: Path) -> dict[str, list]:
         raise EdgerecError(f"{path}: not a readable Parquet file ({type(e).__name__})") from None
     if table.num_rows == 0:
         raise EdgerecError(f"{path}: the file has no rows")
-    return {name: table.column(name).to_pylist() for name in table.column_names}
+    cols = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):  # pyarrow refuses duplicate names
+        try:
+            cols[name] = _parquet_values(column)
+        except Exception as e:  # pyarrow's conversions raise several types
+            raise EdgerecError(f"{path}: column {shown(name)} cannot be read ({type(e).__name__})") from None
+    return cols
+
+
+def _parquet_values(column) -> list:  # pyarrow.ChunkedArray -> list
+    """A Parquet column's Python values; dates and times as the integers Parquet stores (same order), because
+    Python's datetime cannot hold every stored value (years beyond 9999, nanoseconds without pandas)."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if pa.types.is_temporal(column.type):
+        column = column.cast(pa.int64() if column.type.bit_width == 64 else pa.int32())
+    return column.to_pylist()
 
 
 def _id_column(values: list, source: str) -> np.ndarray:
-    if any(v is None or v == "" for v in values):
-        raise EdgerecError(
-            f"{source}: empty user or item id at row {next(i for i, v in enumerate(values) if v in (None, ''))}"
-        )
+    for row, v in enumerate(values):
+        if v is None or v == "" or v != v:  # v != v: NaN (Parquet float columns hold missing values as NaN)
+            raise EdgerecError(f"{source}: empty user or item id at row {row}")
+        if isinstance(v, str) and "\x00" in v:  # numpy strings drop trailing NULs: "a\0" would become "a"
+            raise EdgerecError(f"{source}: user or item id at row {row} contains a NUL character")
     try:
-        return np.asarray([int(v) for v in values], dtype=np.int64)
+        return np.asarray([_exact_int(v) for v in values], dtype=np.int64)
     except (TypeError, ValueError, OverflowError):  # ids are opaque: beyond int64 they are kept as strings
         return np.asarray([str(v) for v in values])
+
+
+def _exact_int(v: object) -> int:
+    """int(v), refusing a float or decimal with a fraction: ids 1.25 and 1.5 are two ids, not user 1 twice."""
+    n = int(v)  # type: ignore[call-overload]
+    if isinstance(v, float | Decimal) and n != v:
+        raise ValueError(v)
+    return n
 
 
 def _numeric_column(cols: dict[str, list], name: str | None, source: str, dtype: type) -> np.ndarray | None:
     if name is None or name not in cols:
         return None
-    try:
-        values = np.asarray([float(v) for v in cols[name]])
+    try:  # integers stay exact (int64 nanosecond timestamps do not fit a float64's 53 bits)
+        values = [v if isinstance(v, int) else float(v) for v in cols[name]]
     except (TypeError, ValueError):
         raise EdgerecError(f"{source}: column {name!r} must be numeric") from None
-    if not np.isfinite(values).all() or (dtype is np.int64 and np.abs(values).max(initial=0) >= 2**63):
+    low, high = (-(2**63), 2**63 - 1) if dtype is np.int64 else (-FLOAT32_MAX, FLOAT32_MAX)
+    if not all(low <= v <= high for v in values):  # NaN fails every comparison
         raise EdgerecError(f"{source}: column {name!r} has a value that is not a finite number in range")
-    return values.astype(dtype)
+    return np.asarray(values, dtype=dtype)
 
 
 def load_dataset(spec: str | Path, *, seed: int = 0, columns: Columns = Columns()) -> Dataset:
