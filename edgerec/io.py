@@ -14,6 +14,11 @@ from typing import Any
 
 from edgerec.errors import EdgerecError
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
 
 @contextlib.contextmanager
 def atomic_dir(dest: str | Path) -> Iterator[Path]:
@@ -21,28 +26,80 @@ def atomic_dir(dest: str | Path) -> Iterator[Path]:
 
     An existing dest is moved aside first and deleted only after the new folder is in place, so an interruption
     leaves either the old folder or the new one (or, between two renames, the old one under a `.old-*` name).
+    The whole write holds `write_lock(dest)`: a second writer into the same dest fails at once and touches nothing.
     """
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
         raise EdgerecError(f"{dest}: exists and is not a folder; choose another output path")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     except OSError as e:
         raise EdgerecError(f"{dest}: cannot create the output folder ({e.strerror})") from None
+    with write_lock(dest):
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+        except OSError as e:
+            raise EdgerecError(f"{dest}: cannot create the output folder ({e.strerror})") from None
+        try:
+            yield tmp
+            old = None
+            if dest.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+                os.rmdir(old)
+                os.rename(dest, old)
+            os.rename(tmp, dest)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+@contextlib.contextmanager
+def write_lock(dest: str | Path) -> Iterator[None]:
+    """Hold an exclusive, non-blocking flock on `.<name>.lock` beside dest; a second holder gets an EdgerecError.
+
+    The lock file holds the writer's pid (for the error message). The kernel releases the lock when the process
+    dies, so a killed writer never blocks the next one. The holder removes the file as its last step, while still
+    holding the lock; a writer that opened the file before that finds it no longer linked and starts again with a
+    new file, so two writers never both hold a lock on the file that the path names.
+    """
+    dest = Path(dest)
+    if fcntl is None:  # no flock (Windows): writes stay atomic, just not exclusive
+        yield
+        return
+    path = dest.parent / f".{dest.name}.lock"
+    for _ in range(100):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise EdgerecError(f"{dest}: cannot create the lock file {path.name} ({e.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise EdgerecError(
+                f"{dest} is being written by another edgerec process (pid {pid}); wait for it or choose another --out"
+            ) from None
+        try:
+            linked = os.stat(path)
+        except FileNotFoundError:
+            linked = None
+        held = os.fstat(fd)
+        if linked is not None and (linked.st_dev, linked.st_ino) == (held.st_dev, held.st_ino):
+            break
+        os.close(fd)  # the previous holder removed this file after we opened it: take the lock on a fresh one
+    else:
+        raise EdgerecError(f"{dest}: could not take the write lock {path.name}; try again")
     try:
-        yield tmp
-        old = None
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-            os.rmdir(old)
-            os.rename(dest, old)
-        os.rename(tmp, dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # while still holding the lock (see above)
+        os.close(fd)
 
 
 def console():  # -> rich.console.Console

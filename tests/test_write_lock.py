@@ -1,0 +1,72 @@
+"""One writer per destination: atomic_dir holds an exclusive flock on `.<name>.lock` beside the destination for the
+whole write; a second writer fails at once with one line and touches nothing; the lock goes with the writer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from edgerec.artifact import read_manifest
+from edgerec.errors import EdgerecError
+from edgerec.io import atomic_dir
+
+from .conftest import HOLD_CLI, REPO, SMALL
+
+
+def busy(dest, pid: int) -> str:
+    return f"{dest} is being written by another edgerec process (pid {pid}); wait for it or choose another --out"
+
+
+def test_a_second_writer_into_the_same_folder_is_refused(tmp_path) -> None:
+    dest = tmp_path / "out"
+    with atomic_dir(dest) as tmp:
+        (tmp / "a").write_text("first")
+        assert (tmp_path / ".out.lock").read_text().strip() == str(os.getpid())
+        with pytest.raises(EdgerecError) as e, atomic_dir(dest):
+            pytest.fail("the second writer got in")
+        assert str(e.value) == busy(dest, os.getpid())
+        assert len(list(tmp_path.glob(".out.tmp-*"))) == 1  # the refused writer made no folder of its own
+        with atomic_dir(tmp_path / "other") as other:  # another destination is not locked
+            (other / "b").write_text("other")
+    assert (dest / "a").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "out"]  # no temporary folder, no lock file
+
+
+def test_the_lock_is_released_on_failure_and_a_stale_lock_file_does_not_block(tmp_path) -> None:
+    dest = tmp_path / "out"
+    with pytest.raises(RuntimeError), atomic_dir(dest):
+        raise RuntimeError("failed mid-write")
+    (tmp_path / ".out.lock").write_text("999999\n")  # left by a writer that was killed: no process holds it
+    with atomic_dir(dest) as tmp:
+        (tmp / "a").write_text("second")
+    assert (dest / "a").read_text() == "second" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_second_export_into_the_same_folder_fails_at_once_and_the_first_completes(tmp_path, ckpt) -> None:
+    """Two real `edgerec export` processes into one --out. The first is held inside its write (tests/hold_cli.py:
+    every file written, nothing renamed yet) so that the second certainly arrives while the first writes."""
+    out, release = tmp_path / "art", tmp_path / "release"
+    argv = ["-q", "export", "--model", str(ckpt), "--data", SMALL, "--target", "onnx", "--precision", "int8",
+            "--out", str(out)]  # fmt: skip
+    first = subprocess.Popen(
+        [sys.executable, str(HOLD_CLI), str(release), *argv], stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
+    deadline = time.time() + 300
+    while not (tmp_path / "release.held").exists() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert first.poll() is None and list(tmp_path.glob(".art.tmp-*")), "the first export is not writing"
+    second = subprocess.run(
+        [sys.executable, "-m", "edgerec.cli", *argv], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
+    assert second.returncode == 2 and "Traceback" not in second.stderr
+    assert second.stderr.strip().splitlines()[-1] == f"edgerec: error: {busy(out, first.pid)}"
+    assert len(list(tmp_path.glob(".art.tmp-*"))) == 1 and not out.exists()  # the second touched nothing
+    release.touch()
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert read_manifest(out)["status"] == "verified"  # complete: every file present and matching its hash
+    assert not list(tmp_path.glob(".art.*"))  # no temporary folder, no lock file
