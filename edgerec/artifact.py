@@ -7,6 +7,7 @@ under "files". Readers verify the hashes before a runtime touches a file.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +53,22 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict[str, Any]:
                 f"{folder / MANIFEST}: file entry {name!r} is not a plain file name in the artifact folder"
             )
     if verify:
-        for name, rec in files.items():
-            path = folder / name
-            if not path.is_file():
-                raise EdgerecError(f"{path}: listed in {MANIFEST} but missing; re-export the artifact")
-            if (
-                not isinstance(rec, dict)
-                or path.stat().st_size != rec.get("bytes")
-                or sha256_file(path) != rec.get("sha256")
-            ):
-                raise EdgerecError(f"{path}: sha256 does not match {MANIFEST}: the file was changed or is corrupt")
+        verify_files(folder, manifest, files)
     return manifest
+
+
+def verify_files(folder: Path, manifest: dict[str, Any], required: Iterable[str]) -> None:
+    """Every listed file that is present must match its hash; the `required` ones must be present."""
+    required = set(required)
+    for name, rec in manifest["files"].items():
+        path = folder / name
+        if not path.is_file():
+            if name in required:
+                raise EdgerecError(f"{path}: listed in {MANIFEST} but missing; re-export the artifact")
+            continue
+        if (
+            not isinstance(rec, dict)
+            or path.stat().st_size != rec.get("bytes")
+            or sha256_file(path) != rec.get("sha256")
+        ):
+            raise EdgerecError(f"{path}: sha256 does not match {MANIFEST}: the file was changed or is corrupt")

@@ -45,10 +45,12 @@ def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument(
         "--data",
         required=required,
-        default=None if required else "synthetic",
+        default=None,
         help="data source: an NCF split folder, ratings.dat, u.data, "
         "ml-1m.zip, ml-100k.zip, a .csv/.parquet file, or synthetic[:users=N,items=N,seed=N,...]"
-        + ("" if required else " (default synthetic: the embedded generator)"),
+        + (
+            "" if required else " (default: the data an updated --model stores, else synthetic: the embedded generator)"
+        ),
     )
     p.add_argument("--columns", type=_columns, default=None, help="CSV/Parquet column names, e.g. user=uid,item=iid")
     p.add_argument("--split-seed", type=int, default=0, help="seed of leave-one-out and test negatives (default 0)")
@@ -143,6 +145,26 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--cache", default=None, help="--profiles: step cache (default ~/.cache/edgerec/steps)")
     b.set_defaults(func=cmd_bench)
 
+    u = sub.add_parser("update", help="fine-tune a checkpoint on new interactions (new users / items), gated")
+    from edgerec.update_cli import add_arguments as update_arguments
+
+    update_arguments(u)
+    u.add_argument("--columns", type=_columns, default=None, help="CSV/Parquet column names, e.g. user=uid,item=iid")
+    u.set_defaults(func=cmd_update)
+
+    dm = sub.add_parser("delta", help="the small update from one phone bundle to the next (same layout)")
+    dm.add_argument("--from", dest="parent", required=True, help="the bundle the phones have")
+    dm.add_argument("--to", dest="child", required=True, help="the new bundle (exported from the updated model)")
+    dm.add_argument("--out", required=True, help="delta folder to write")
+    dm.set_defaults(func=cmd_delta)
+    da = sub.add_parser(
+        "apply-delta", help="apply a delta to a phone bundle, checking the hash chain (as the app does)"
+    )
+    da.add_argument("--bundle", required=True, help="the bundle folder to update")
+    da.add_argument("--delta", required=True, help="the delta folder (from `edgerec delta`)")
+    da.add_argument("--out", required=True, help="where the updated bundle goes (may be --bundle: replaced atomically)")
+    da.set_defaults(func=cmd_apply_delta)
+
     e = sub.add_parser("evaluate", help="evaluate a checkpoint (sampled protocol and full ranking)")
     e.add_argument("--model", required=True, help="checkpoint folder written by `edgerec train`")
     _data_args(e)
@@ -180,6 +202,16 @@ def _progress() -> tuple[Callable[[str, int, int, dict], None] | None, Callable[
 def _load_data(args: argparse.Namespace):
     from edgerec.data import Columns, load_dataset
 
+    if args.data is None:  # an updated checkpoint carries its data (grown id maps: no file on disk matches them)
+        model = getattr(args, "model", None)
+        if model and (Path(model) / "data.safetensors").is_file():
+            from edgerec.model import checkpoint
+
+            log.info("using the data stored in %s", model)
+            stored = checkpoint.stored_data(checkpoint.load(model), model)
+            assert stored is not None
+            return stored
+        args.data = "synthetic"
     log.info("loading %s", args.data)
     ds = load_dataset(args.data, seed=args.split_seed, columns=args.columns or Columns())
     s = ds.summary()
@@ -271,6 +303,35 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from edgerec.bench.cli import run
 
     return run(args)
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    from edgerec.update_cli import run
+
+    update, stop = _progress()
+    try:
+        return run(args, update)
+    finally:
+        stop()
+
+
+def cmd_delta(args: argparse.Namespace) -> int:
+    from edgerec.runtime.delta import make_delta
+
+    d = make_delta(args.parent, args.child, args.out)
+    share = d["patch_bytes"] / d["model_bytes"]
+    sizes = f"{d['patch_bytes']:,} of {d['model_bytes']:,} model bytes ({share:.1%})"
+    print(f"wrote {args.out}/: {len(d['ranges'])} byte ranges, {sizes}; version {d['parent']['version']} -> "
+          f"{d['child']['version']}")  # fmt: skip
+    return 0
+
+
+def cmd_apply_delta(args: argparse.Namespace) -> int:
+    from edgerec.runtime.delta import apply_delta
+
+    m = apply_delta(args.bundle, args.delta, args.out)
+    print(f"wrote {args.out}/: bundle version {m.get('version')} (model sha256 checked against the delta)")
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -195,10 +195,19 @@ def _parse_negatives(text: str, source: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(pairs, dtype=np.int64), np.asarray(negs, dtype=np.int64)
 
 
-def load_table(path: Path, columns: Columns = Columns()) -> Interactions:
+def load_table(path: Path, columns: Columns = Columns(), *, strict: bool = False) -> Interactions:
     """CSV (header row with column names) or Parquet; ids may be integers or strings."""
     cols = _read_parquet(path) if path.suffix.lower() == ".parquet" else _read_csv(path)
     source = str(path)
+    if strict:
+        named = {columns.user, columns.item, columns.timestamp, columns.rating}
+        unknown = sorted(c for c in cols if c not in named)
+        if unknown:
+            raise EdgerecError(
+                f"{source}: unknown column {unknown[0]!r}; expected {columns.user}, {columns.item}"
+                f"{', ' + columns.timestamp if columns.timestamp else ''}"
+                f"{', ' + columns.rating if columns.rating else ''} (set the column names)"
+            )
     missing = [c for c in (columns.user, columns.item) if c not in cols]
     if missing:
         raise EdgerecError(f"{source}: no column {missing[0]!r}; columns are {sorted(cols)} (set the column names)")
@@ -315,15 +324,24 @@ def load_dataset(spec: str | Path, *, seed: int = 0, columns: Columns = Columns(
                 inter = load_movielens_text(_read_text(path / member), str(path / member), sep)
                 return leave_one_out(inter, seed=seed, name=path.name)
         raise EdgerecError(f"{path}: the folder holds no known data; expected {FORMATS}")
-    name, suffix = path.name.lower(), path.suffix.lower()
-    if suffix == ".zip":
+    if path.suffix.lower() == ".zip":
         return load_movielens_zip(path, seed=seed)
+    return leave_one_out(load_interactions(path, columns), seed=seed, name=path.stem)
+
+
+def load_interactions(path: Path, columns: Columns = Columns(), *, strict: bool = False) -> Interactions:
+    """One file of interactions, unsplit: ratings.dat, u.data, CSV or Parquet.
+
+    strict refuses CSV / Parquet columns other than the four named ones (new data for an update must not carry
+    columns that would be silently ignored).
+    """
+    if not path.is_file():
+        raise EdgerecError(f"{path}: no such file; expected ratings.dat, u.data, .csv or .parquet")
+    name, suffix = path.name.lower(), path.suffix.lower()
     if name.endswith(".dat"):
-        inter = load_movielens_text(_read_text(path), str(path), "::")
-    elif name == "u.data" or suffix == ".data":
-        inter = load_movielens_text(_read_text(path), str(path), "\t")
-    elif suffix in (".csv", ".parquet") or name.endswith(".csv.gz"):
-        inter = load_table(path, columns)
-    else:
-        raise EdgerecError(f"{path}: unknown format; expected {FORMATS}")
-    return leave_one_out(inter, seed=seed, name=path.stem)
+        return load_movielens_text(_read_text(path), str(path), "::")
+    if name == "u.data" or suffix == ".data":
+        return load_movielens_text(_read_text(path), str(path), "\t")
+    if suffix in (".csv", ".parquet") or name.endswith(".csv.gz"):
+        return load_table(path, columns, strict=strict)
+    raise EdgerecError(f"{path}: unknown format; expected ratings.dat, u.data, .csv or .parquet")

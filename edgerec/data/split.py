@@ -106,12 +106,20 @@ def sample_distinct_negatives(
     raise EdgerecError("could not sample distinct negatives: too few items that the users have not interacted with")
 
 
-def leave_one_out(inter: Interactions, *, seed: int = 0, n_neg: int = N_TEST_NEGATIVES, name: str = "data") -> Dataset:
+def leave_one_out(
+    inter: Interactions,
+    *,
+    seed: int = 0,
+    n_neg: int = N_TEST_NEGATIVES,
+    name: str = "data",
+    known: np.ndarray | None = None,
+) -> Dataset:
     """Hold out each user's latest interaction (random, seeded, when there are no timestamps) as the test item.
 
     Ties on the latest timestamp go to the row that comes last in the file. Users with fewer than two interactions
     stay in train only; users with fewer than n_neg unseen items cannot be evaluated on the sampled protocol and are
-    also excluded from the test set. Both counts are logged.
+    also excluded from the test set. Both counts are logged. Test negatives avoid every positive in `known`
+    (positive_keys of a larger set that `inter` is part of; default: inter's own).
     """
     rng = np.random.default_rng(seed)
     n = len(inter)
@@ -126,7 +134,8 @@ def leave_one_out(inter: Interactions, *, seed: int = 0, n_neg: int = N_TEST_NEG
     candidates = order[last_of_user]  # row index of each user's latest interaction
     cand_users = inter.users[candidates]
     seen = counts[cand_users]
-    ok = (seen >= 2) & (inter.n_items - seen >= n_neg)
+    known_counts = counts if known is None else np.bincount(known // inter.n_items, minlength=inter.n_users)
+    ok = (seen >= 2) & (inter.n_items - known_counts[cand_users] >= n_neg)
     too_few = int((seen < 2).sum())
     too_many = int(((seen >= 2) & ~ok).sum())
     if too_few:
@@ -143,7 +152,7 @@ def leave_one_out(inter: Interactions, *, seed: int = 0, n_neg: int = N_TEST_NEG
     train_mask[test_rows] = False
     train = inter.subset(train_mask)
     test_users, test_items = inter.users[test_rows], inter.items[test_rows]
-    known = positive_keys(inter)
+    known = positive_keys(inter) if known is None else known
     negatives = sample_distinct_negatives(test_users, inter.n_items, n_neg, known, rng)
     order = np.argsort(test_users)
     return Dataset(name, train, test_users[order], test_items[order], negatives[order])

@@ -127,6 +127,8 @@ def export(checkpoint: str | Path, ds: Dataset, out: str | Path, cfg: ExportConf
                 "arch": model.arch.to_json(),
                 "metrics": {k: ck.metrics.get(k) for k in ("hr@10", "ndcg@10")},
             },
+            "version": int(ck.config.get("version", 1)),  # the model's version: 1, +1 per `edgerec update`
+            **({"lineage": ck.config["lineage"]} if "lineage" in ck.config else {}),
             "data": {**ds.summary(), "fingerprint": ds.fingerprint()},
             "seed": cfg.seed,
             "tolerance": asdict(tol),

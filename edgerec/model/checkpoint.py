@@ -5,6 +5,7 @@ DIR/config.json         format, architecture, data fingerprint, training config 
                         sha256 of model.safetensors
 DIR/id_maps.json        original user and item ids, by dense index
 DIR/metrics.json        test metrics (keys "hr@10", "ndcg@10", "protocol", "full_hr@10", ...)
+DIR/data.safetensors    (updated checkpoints) the train interactions and test protocol, dense indices
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
 
-from edgerec.data.interactions import ids_from_list, ids_to_list
+from edgerec.data.interactions import Interactions, ids_from_list, ids_to_list
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
 from edgerec.io import atomic_dir, read_json, read_versioned_json, sha256_file, write_json
@@ -28,6 +31,7 @@ from edgerec.model.ncf import NCF, NCFArch
 
 FORMAT = "edgerec.checkpoint"
 FORMAT_VERSION = 1
+DATA_FILE = "data.safetensors"
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
 
 
@@ -79,6 +83,7 @@ def save(
     with atomic_dir(path) as tmp:
         if write_extra is not None:
             write_extra(tmp)
+        extra_files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
         state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"))
         write_json(
@@ -94,6 +99,7 @@ def save(
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "data": {**ds.summary(), "fingerprint": ds.fingerprint()},
                 "weights_sha256": sha256_file(tmp / "model.safetensors"),
+                "extra_files": extra_files,  # sha256 of the files write_extra added (calibration, data)
                 "versions": versions(),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 **(extra or {}),
@@ -142,3 +148,40 @@ def load(path: str | Path) -> Checkpoint:
     metrics_path = path / "metrics.json"
     metrics = read_json(metrics_path) if metrics_path.exists() else {}
     return Checkpoint(model, user_ids, item_ids, config, metrics)
+
+
+def save_data(folder: Path, ds: Dataset) -> None:
+    """The checkpoint's own data (written by `edgerec update`): train interactions and test protocol."""
+    save_numpy(
+        {
+            "train_users": ds.train.users.astype(np.int64),
+            "train_items": ds.train.items.astype(np.int64),
+            "test_users": ds.test_users.astype(np.int64),
+            "test_items": ds.test_items.astype(np.int64),
+            "test_negatives": ds.test_negatives.astype(np.int64),
+        },
+        str(folder / DATA_FILE),
+    )
+
+
+def stored_data(ck: Checkpoint, folder: str | Path) -> Dataset | None:
+    """The data a checkpoint stores (hash-checked), on its own id maps; None when it stores none."""
+    path = Path(folder) / DATA_FILE
+    if not path.is_file():
+        return None
+    if sha256_file(path) != ck.config.get("extra_files", {}).get(DATA_FILE):
+        raise EdgerecError(f"{path}: sha256 does not match config.json: the file was changed or is corrupt")
+    try:
+        a = load_numpy(str(path))
+        train = Interactions(a["train_users"], a["train_items"], ck.user_ids, ck.item_ids)
+        name = str(ck.config.get("data", {}).get("name", "stored"))
+        ds = Dataset(name, train, a["test_users"], a["test_items"], a["test_negatives"])
+        for what, values, n in (("user", [train.users, ds.test_users], train.n_users),
+                                ("item", [train.items, ds.test_items, ds.test_negatives], train.n_items)):  # fmt: skip
+            if any(v.size and (v.min() < 0 or v.max() >= n) for v in values):
+                raise EdgerecError(f"{path}: {what} indices outside the id maps")
+    except (SafetensorError, KeyError, OSError) as e:
+        raise EdgerecError(f"{path}: unreadable data file ({e})") from None
+    if ds.fingerprint() != ck.config.get("data", {}).get("fingerprint"):
+        raise EdgerecError(f"{path}: the stored data does not match the checkpoint's data fingerprint")
+    return ds

@@ -34,3 +34,41 @@ class TrainConfig:
             raise EdgerecError(f"learning rate must be > 0 and l2 >= 0; got lr={self.lr}, l2={self.l2}")
         if self.optimizer not in ("adam", "sgd"):
             raise EdgerecError(f"optimizer must be adam or sgd; got {self.optimizer!r}")
+
+
+@dataclass(frozen=True)
+class UpdateConfig:
+    epochs: int = 3  # upper bound of fine-tuning epochs over the new + replay mix
+    replay: float = 3.0  # old interactions replayed per new one
+    lr: float = 1e-3
+    batch_size: int = 256
+    negatives: int = 4
+    patience: int = 2
+    tolerance_hr: float = 0.01  # the gate: largest HR@10 drop allowed on the parent's test protocol
+    # on the new data's holdout: the largest HR@10 drop allowed against the grown, un-tuned parent ...
+    holdout_tolerance_hr: float = 0.01
+    # ... and the least HR@10 as a multiple of chance (10 / (1 + 99 negatives) = 0.1): interactions the updated
+    # model cannot rank better than this look like noise (a broken id mapping upstream) and are refused
+    min_holdout_lift: float = 1.5
+    seed: int = 0
+    # all: every weight fine-tuned (best quality). rows: the MLP and output layer frozen and only the rows of users
+    # and items that occur in the new interactions learn, so the phone bundle changes in those items' rows only
+    # and can be updated by a small delta (edgerec.runtime.delta)
+    scope: str = "all"
+
+    def check(self) -> None:
+        if self.scope not in ("all", "rows"):
+            raise EdgerecError(f"update scope must be all or rows; got {self.scope!r}")
+        if min(self.replay, self.tolerance_hr, self.holdout_tolerance_hr, self.min_holdout_lift) < 0:
+            raise EdgerecError("replay, the gate tolerances and the holdout lift must be >= 0")
+        self.train_config().check()
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            negatives=self.negatives,
+            patience=self.patience,
+            seed=self.seed,
+        )

@@ -95,18 +95,29 @@ def fit(
     progress: Callable[[str, int, int, dict], None] | None = None,
     extra_loss: ExtraLoss | None = None,
     stage: str = "train",
+    known: np.ndarray | None = None,
+    row_mask: dict[str, torch.Tensor] | None = None,
+    val: Dataset | None = None,
 ) -> TrainResult:
     """Train `model` on ds.train minus a validation item per user; return the best-validation model.
 
     progress(stage, done, total, info) is called every few hundred batches (for a progress bar).
     extra_loss(model, users, items, labels, logits) is added to the BCE loss of every batch (distillation uses it).
+    known: positive keys that negatives must avoid when ds.train is a sample of a larger set (an update's replay mix);
+    default: the positives of ds.train.
+    row_mask: {table name: [rows] bool}: only these rows of the tables learn (an update that must leave every other
+    row byte-identical); parameters with requires_grad False stay frozen as usual.
+    val: a validation set of the caller's (then all of ds.train is trained on); default: carved from ds.train.
     """
     cfg.check()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    val = validation_split(ds, cfg.seed)
-    train = val.train
-    known = positive_keys(train)
+    if val is None:
+        val = validation_split(ds, cfg.seed)
+        train = val.train
+    else:
+        train = ds.train
+    known = positive_keys(train) if known is None else known
     opt: torch.optim.Optimizer
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)  # 8x faster step on CPU
@@ -116,7 +127,7 @@ def fit(
     params = list(model.parameters())
     averaged = copy.deepcopy(model) if cfg.ema else model  # the weights that are validated and kept
     avg_params = list(averaged.parameters())
-    row_grads = _RowGrads(model)
+    row_grads = _RowGrads(model, row_mask)
     # epoch 0 is the starting point: a pre-trained or pruned model that fine-tuning only makes worse is kept as it is
     best = hr_ndcg(sampled_ranks(torch_scorer(model), val))[1]
     best_state, best_epoch, stale = copy.deepcopy(model.state_dict()), 0, 0
@@ -199,8 +210,10 @@ class _RowGrads:
     Adam behaves as before.
     """
 
-    def __init__(self, model: NCF) -> None:
+    def __init__(self, model: NCF, row_mask: dict[str, torch.Tensor] | None = None) -> None:
         self.tables = model.tables()
+        # rows outside the mask get an exactly zero gradient on every step, so Adam never moves them
+        self.keep = {n: m.to(torch.float32)[:, None] for n, m in (row_mask or {}).items()}
         self.buffers = {n: torch.zeros_like(t.weight) for n, t in self.tables.items()}
         self.dirty: dict[str, torch.Tensor | None] = dict.fromkeys(self.tables)
         self.rows: dict[str, torch.Tensor] = {}
@@ -225,6 +238,8 @@ class _RowGrads:
             if table.weight.grad is not None:  # another loss term read the table through the module
                 buf.add_(table.weight.grad)
                 self.dirty[n] = None
+            if n in self.keep:
+                buf.mul_(self.keep[n])
             table.weight.grad = buf
 
 

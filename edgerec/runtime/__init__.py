@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgerec.artifact import read_manifest
+from edgerec.artifact import read_manifest, verify_files
 from edgerec.errors import EdgerecError
 from edgerec.runtime.base import Scorer
 from edgerec.targets import load_attr, target
@@ -30,11 +30,19 @@ def load_scorer(folder: str | Path, threads: int = 1, runtime: str | None = None
 
 
 def load_bundle(folder: str | Path, threads: int = 1):  # -> edgerec.runtime.bundle.BundleScorer
-    """Open a phone bundle (target tflite-bundle) after checking its schema and every file's hash."""
-    manifest = read_manifest(folder)
+    """Open a phone bundle (target tflite-bundle) after checking its schema and its files' hashes.
+
+    The bundle files (model, manifest, id maps) must be present; the server-side user_vectors.npy may be absent (a
+    phone holds only its own user's vectors) but is checked when present.
+    """
+    manifest = read_manifest(folder, verify=False)
     if manifest.get("target") != "tflite-bundle":
         raise EdgerecError(f"{folder}: not a phone bundle (target is {manifest.get('target')!r}, not 'tflite-bundle')")
-    return load_scorer(folder, threads=threads, verify=False)  # already verified above
+    bundle_files = manifest.get("bundle_files")
+    if not isinstance(bundle_files, list):
+        raise EdgerecError(f"{folder}/manifest.json: no bundle_files list")
+    verify_files(Path(folder), manifest, [manifest["model_file"], *(n for n in bundle_files if n != "manifest.json")])
+    return load_scorer(folder, threads=threads, verify=False)  # verified above
 
 
 __all__ = ["Scorer", "load_bundle", "load_scorer"]
