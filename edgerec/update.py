@@ -7,7 +7,7 @@
       -> grow the tables (new rows = mean of the old rows + the paper's N(0, 0.01) noise)
       -> fine-tune on the new interactions plus a replay sample of old ones (so the model does not forget), with the
          training's negative sampling (negatives avoid every known positive, old and new), early stopping on a
-         validation split carved from that mix, epoch 0 = the grown parent
+         validation item per user carved from the new interactions, epoch 0 = the grown parent
       -> gate: HR@10 on the parent's test protocol may drop at most `tolerance_hr`; on the new-data holdout it may
          fall at most `holdout_tolerance_hr` below the grown, un-tuned parent's and must reach `min_holdout_lift`
          times chance (interactions nobody can predict look corrupt)
@@ -127,9 +127,16 @@ def merge(parent: Dataset, new: Interactions, seed: int = 0) -> Merged:
     holdout = Dataset("new-data holdout", train_all, hold_users, hold_items, hold_negs)
     extra = ~np.isin(hold_users, parent.test_users)
     order = np.argsort(np.concatenate([parent.test_users, hold_users[extra]]), kind="stable")
+    # the child's own data: held-out interactions of users already in the parent's test set join its train
+    stored_train = Interactions(
+        np.concatenate([train_all.users, hold_users[~extra]]),
+        np.concatenate([train_all.items, hold_items[~extra]]),
+        user_ids,
+        item_ids,
+    )
     data = Dataset(
         parent.name,
-        train_all,
+        stored_train,
         np.concatenate([parent.test_users, hold_users[extra]])[order],
         np.concatenate([parent.test_items, hold_items[extra]])[order],
         np.concatenate([parent.test_negatives, hold_negs[extra]])[order],

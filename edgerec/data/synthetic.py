@@ -72,3 +72,47 @@ def generate(cfg: SyntheticConfig = SyntheticConfig()) -> Interactions:
     timestamps = 1_000_000_000 + rng.permutation(len(users)).astype(np.int64)
     inter = Interactions.from_raw(users, items, timestamps, np.ones(len(users), dtype=np.float32), source="synthetic")
     return inter
+
+
+def drifting_stream(
+    cfg: SyntheticConfig = SyntheticConfig(),
+    rounds: int = 4,
+    drift: float = 0.35,
+    new_users: int = 100,
+    new_items: int = 40,
+    per_round: int = 8,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Rounds of (user ids, item ids, timestamps) from one world whose tastes drift: round 0 is `generate`-like;
+    every later round adds `new_users` users and `new_items` items, moves each cluster's taste by `drift` along its
+    own random direction, and draws about `per_round` new interactions per user (never an item twice).
+
+    Ids are consistent across rounds (new users and items take the next integers), so round r is what an
+    `edgerec update` receives after rounds 0..r-1.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    n_users, n_items = cfg.users + rounds * new_users, cfg.items + rounds * new_items
+    centers = rng.normal(size=(cfg.clusters, cfg.dim))
+    directions = rng.normal(size=(cfg.clusters, cfg.dim))
+    cluster = rng.integers(0, cfg.clusters, size=n_users)
+    offsets = 0.5 * rng.normal(size=(n_users, cfg.dim))
+    item_vecs = rng.normal(size=(n_items, cfg.dim))
+    item_vecs /= np.linalg.norm(item_vecs, axis=1, keepdims=True)
+    log_pop = -cfg.popularity * np.log(rng.permutation(n_items) + 1)
+    seen = np.zeros((n_users, n_items), dtype=bool)
+    out, clock = [], 1_000_000_000
+    for r in range(rounds + 1):
+        users_now, items_now = cfg.users + r * new_users, cfg.items + r * new_items
+        tastes = centers[cluster[:users_now]] + r * drift * directions[cluster[:users_now]] + offsets[:users_now]
+        tastes /= np.linalg.norm(tastes, axis=1, keepdims=True)
+        logits = cfg.taste * tastes @ item_vecs[:items_now].T + log_pop[:items_now]
+        logits[seen[:users_now, :items_now]] = -np.inf
+        order = np.argsort(-(logits - np.log(-np.log(rng.random(logits.shape)))), axis=1)
+        mean = cfg.mean_interactions if r == 0 else per_round
+        counts = np.clip(rng.geometric(1.0 / mean, size=users_now), 1 if r else 3, items_now // 4)
+        users = np.repeat(np.arange(users_now), counts)
+        items = np.concatenate([order[u, :c] for u, c in enumerate(counts)])
+        seen[users, items] = True
+        times = clock + rng.permutation(len(users)).astype(np.int64)
+        clock += len(users)
+        out.append((users.astype(np.int64), items.astype(np.int64), times))
+    return out
