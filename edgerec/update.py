@@ -67,9 +67,16 @@ def parent_data(ck: checkpoint.Checkpoint, folder: Path, data: Dataset | None) -
 def _extend(known: np.ndarray, new: np.ndarray, what: str, source: str) -> tuple[np.ndarray, np.ndarray]:
     """(index of every new id in the extended map, extended map): unseen ids appended in sorted order."""
     if known.dtype.kind in "iu" and new.dtype.kind not in "iu":
-        example = next(x for x in new if not str(x).lstrip("-").isdigit())
+        # the loaders keep ids as text when any of them is not an int64 (a word, a fraction, 20+ digits)
+        def fits(x: object) -> bool:
+            try:
+                return -(2**63) <= int(str(x)) < 2**63
+            except ValueError:
+                return False
+
+        example = next((x for x in new if not fits(x)), new[0])
         raise EdgerecError(
-            f"{source}: {what} id {str(example)[:40]!r} is not an integer, but the model's {what} ids are integers"
+            f"{source}: {what} id {str(example)[:40]!r} is not an int64 integer, but the model's {what} ids are"
         )
     if known.dtype.kind not in "iu":
         new = new.astype(str)  # integer-looking ids of a string-keyed model are strings

@@ -18,7 +18,7 @@ import pytest
 from edgerec.cli import main
 from edgerec.io import sha256_file
 
-from .conftest import HOLD_CLI, INTERRUPT_REPEATS, REPO, SMALL
+from .conftest import HOLD_CLI, INTERRUPT_REPEATS, REPO, SMALL, default_sigint
 
 INTERRUPTED = "edgerec: interrupted; no partial output was left in place"
 
@@ -27,8 +27,20 @@ def train_argv(source: Path, out: Path) -> list[str]:
     return ["train", "--data", SMALL, "--epochs", "2", "--threads", "1", "--out", str(out)]
 
 
+def update_argv(source: Path, out: Path) -> list[str]:
+    """An update of the SMALL model with 20 new users (12 interactions each); gates opened: this is about the files."""
+    new = out.parent / "new.csv"
+    rows = [f"{10_000 + u},{(u * 7 + k * 13) % 180}" for u in range(20) for k in range(12)]
+    new.write_text("user,item\n" + "\n".join(rows) + "\n")
+    gate = ["--tolerance-hr", "1", "--holdout-tolerance-hr", "1", "--min-holdout-lift", "0"]
+    return ["update", "--model", str(source), "--new", str(new), "--data", SMALL, "--out", str(out), *gate]
+
+
 # name -> (argv from (source checkpoint, out), seconds after the first log line within which it is still running)
-COMMANDS: dict[str, tuple[Callable[[Path, Path], list[str]], float]] = {"train": (train_argv, 2.5)}
+COMMANDS: dict[str, tuple[Callable[[Path, Path], list[str]], float]] = {
+    "train": (train_argv, 2.5),
+    "update": (update_argv, 1.0),
+}
 
 
 def hashes(folder: Path) -> dict[str, str]:
@@ -43,22 +55,32 @@ def run_and_kill(argv: list[str], sig: signal.Signals, phase: str, window: float
     release = tmp / "release"
     entry = [str(HOLD_CLI), str(release)] if phase == "writing" else ["-m", "edgerec.cli"]
     proc = subprocess.Popen(
-        [sys.executable, *entry, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO, text=True
+        [sys.executable, *entry, *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        text=True,
+        preexec_fn=default_sigint,
     )
     assert proc.stderr is not None
-    first = proc.stderr.readline()
-    if phase == "writing":
-        deadline = time.time() + 300
-        while not Path(f"{release}.held").exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0, 0.2))
-    else:
-        time.sleep(rng.uniform(0, window))
-    assert proc.poll() is None, f"it finished before the kill: {first}{proc.stderr.read()}"
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0
-    return first + err
+    try:
+        first = proc.stderr.readline()
+        if phase == "writing":
+            deadline = time.time() + 300
+            while not Path(f"{release}.held").exists() and proc.poll() is None and time.time() < deadline:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0, 0.2))
+        else:
+            time.sleep(rng.uniform(0, window))
+        assert proc.poll() is None, f"it finished before the kill: {first}{proc.stderr.read()}"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode != 0
+        return first + err
+    finally:
+        if proc.poll() is None:  # the test failed with the process alive (a held one would wait for minutes)
+            proc.kill()
+            proc.wait()
 
 
 def rerun(argv: list[str]) -> int:

@@ -144,7 +144,7 @@ def test_ids_of_another_type_than_the_models(ckpt, tmp_path, capsys) -> None:
     new = tmp_path / "new.csv"
     new.write_text("user,item\nalice,3\nalice,4\n")  # the synthetic model's ids are integers
     argv = ["-q", "update", "--model", str(ckpt), "--new", str(new), "--data", SMALL, "--out", str(tmp_path / "o")]
-    _fails(capsys, argv, "user id 'alice' is not an integer")
+    _fails(capsys, argv, "user id 'alice' is not an int64 integer")
 
 
 def test_parent_problems(world, tmp_path, capsys) -> None:

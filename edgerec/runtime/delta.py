@@ -89,32 +89,46 @@ def make_delta(parent: str | Path, child: str | Path, out: str | Path) -> dict[s
 
 
 def _read_delta(delta: Path) -> dict[str, Any]:
+    """delta.json, every field type-checked, and the delta's own files checked against it."""
     record = read_versioned_json(delta / DELTA_JSON, FORMAT, FORMAT_VERSION, "bundle delta")
     try:
-        ranges = [(int(o), int(n)) for o, n in record["ranges"]]
-        names = dict(record["files"])
-        model_file, size = str(record["model_file"]), int(record["model_bytes"])
-        if not all(isinstance(record[side]["model_sha256"], str) for side in ("parent", "child")):
-            raise TypeError
-    except (KeyError, TypeError, ValueError):
+        out = {
+            "model_file": record["model_file"],
+            "model_bytes": record["model_bytes"],
+            "ranges": [(o, n) for o, n in record["ranges"]],
+            "files": dict(record["files"]),
+            "parent_sha256": record["parent"]["model_sha256"],
+            "parent_version": record["parent"].get("version"),
+            "child_sha256": record["child"]["model_sha256"],
+            "patches_sha256": record["patches_sha256"],
+        }
+    except (KeyError, TypeError, ValueError, AttributeError):
         raise EdgerecError(f"{delta / DELTA_JSON}: malformed delta record") from None
-    for name in [model_file, *names]:
-        if Path(name).name != name or name in (".", ".."):
+    texts = [out["model_file"], out["parent_sha256"], out["child_sha256"], out["patches_sha256"], *out["files"]]
+    numbers = [out["model_bytes"], *(x for r in out["ranges"] for x in r)]
+    if not all(isinstance(t, str) for t in [*texts, *out["files"].values()]) or not all(
+        isinstance(x, int) and not isinstance(x, bool) for x in numbers
+    ):
+        raise EdgerecError(f"{delta / DELTA_JSON}: malformed delta record (wrong field types)")
+    for name in [out["model_file"], *out["files"]]:
+        if Path(name).name != name or name in ("", ".", ".."):
             raise EdgerecError(f"{delta / DELTA_JSON}: {name!r} is not a plain file name")
     end = 0
-    for o, n in ranges:
-        if o < end or n <= 0 or o + n > size:
+    for o, n in out["ranges"]:
+        if o < end or n <= 0 or o + n > out["model_bytes"]:
             raise EdgerecError(f"{delta / DELTA_JSON}: ranges overlap, are empty or run past the model's end")
         end = o + n
     patches = delta / PATCHES
-    if not patches.is_file() or sha256_file(patches) != record.get("patches_sha256"):
+    if not patches.is_file() or sha256_file(patches) != out["patches_sha256"]:
         raise EdgerecError(f"{patches}: missing, or its sha256 does not match {DELTA_JSON}")
-    if patches.stat().st_size != sum(n for _, n in ranges):
+    if patches.stat().st_size != sum(n for _, n in out["ranges"]):
         raise EdgerecError(f"{patches}: its size does not match the ranges")
-    for name, digest in names.items():
+    for name, digest in out["files"].items():
         if not (delta / name).is_file() or sha256_file(delta / name) != digest:
             raise EdgerecError(f"{delta / name}: missing, or its sha256 does not match {DELTA_JSON}")
-    return record
+    if MANIFEST not in out["files"]:
+        raise EdgerecError(f"{delta / DELTA_JSON}: the delta carries no child manifest")
+    return out
 
 
 def apply_delta(bundle: str | Path, delta: str | Path, out: str | Path) -> dict[str, Any]:
@@ -128,10 +142,10 @@ def apply_delta(bundle: str | Path, delta: str | Path, out: str | Path) -> dict[
     model = bundle / record["model_file"]
     if not model.is_file():
         raise EdgerecError(f"{model}: no such file; is {bundle} a phone bundle?")
-    if sha256_file(model) != record["parent"]["model_sha256"]:
+    if sha256_file(model) != record["parent_sha256"]:
         raise EdgerecError(
             f"{model}: this bundle is not the delta's parent (sha256 differs from the parent recorded in the delta, "
-            f"version {record['parent']['version']}): download the full bundle"
+            f"version {record['parent_version']}): download the full bundle"
         )
     data = bytearray(model.read_bytes())
     if len(data) != record["model_bytes"]:
@@ -141,7 +155,7 @@ def apply_delta(bundle: str | Path, delta: str | Path, out: str | Path) -> dict[
     for o, n in record["ranges"]:
         data[o : o + n] = patches[pos : pos + n]
         pos += n
-    if hashlib.sha256(data).hexdigest() != record["child"]["model_sha256"]:
+    if hashlib.sha256(data).hexdigest() != record["child_sha256"]:
         raise EdgerecError("the patched model's sha256 differs from the child's: the delta does not fit this bundle")
     try:
         child_files = json.loads((delta / MANIFEST).read_text())["files"]
