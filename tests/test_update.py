@@ -269,3 +269,24 @@ def test_a_rows_update_ships_to_phones_as_a_small_verified_delta(world, tmp_path
     write_manifest(grown, {k: v for k, v in manifest.items() if k not in ("format", "format_version", "files")})
     _fails(capsys, ["-q", "delta", "--from", str(b0), "--to", str(grown), "--out", str(tmp_path / "z")],
            "layout changed")  # fmt: skip
+
+
+def test_the_parents_calibration_is_kept_while_it_fits(ckpt, ds, tmp_path) -> None:
+    import torch
+
+    from edgerec.compress.quantize import QuantConfig, calibrate, load_spec, save_spec
+    from edgerec.update import carry_calibration
+
+    parent = checkpoint.load(ckpt).model
+    folder = tmp_path / "parent"
+    folder.mkdir()
+    save_spec(folder, parent, calibrate(parent, ds, QuantConfig(calibration_size=2000)))
+    spec, why = carry_calibration(folder, parent, ds)  # an unchanged model: every range fits
+    assert why.startswith("reused") and spec is not None and spec.input_amax == load_spec(folder).input_amax
+    moved = checkpoint.load(ckpt).model
+    with torch.no_grad():
+        moved.mlp_user.weight.mul_(3.0)  # the first layer's inputs now span a wider range
+    spec, why = carry_calibration(folder, moved, ds)
+    assert why.startswith("recalibrated: the input range of mlp.0") and spec is not None
+    assert spec.input_amax["mlp.0"] > 1.1 * load_spec(folder).input_amax["mlp.0"]
+    assert carry_calibration(tmp_path, parent, ds)[0] is None  # no stored calibration: exports calibrate afresh
