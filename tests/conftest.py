@@ -18,6 +18,14 @@ FUZZ_SCALE = int(os.environ.get("EDGEREC_FUZZ_SCALE", "1"))
 INTERRUPT_REPEATS = int(os.environ.get("EDGEREC_INTERRUPT_REPEATS", "1"))
 
 
+def default_sigint() -> None:
+    """preexec_fn of a process a test will Ctrl-C: SIGINT as in a terminal, even where the tests run with SIGINT
+    ignored (a background job of a non-interactive shell: Python then leaves it ignored, no KeyboardInterrupt)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def fuzz(examples: int):  # -> hypothesis.settings
     """Settings of a fuzz test: `examples` derandomized examples in CI (the same ones every run), or FUZZ_SCALE times
     as many random ones; no example database either way, so a run depends on nothing but its seed."""

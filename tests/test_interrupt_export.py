@@ -13,7 +13,7 @@ import pytest
 
 from edgerec.artifact import read_manifest
 
-from .conftest import INTERRUPT_REPEATS, REPO, SMALL
+from .conftest import INTERRUPT_REPEATS, REPO, SMALL, default_sigint
 
 
 @pytest.mark.parametrize("seed", range(INTERRUPT_REPEATS))
@@ -24,7 +24,7 @@ def test_killed_export_leaves_the_previous_artifact_intact(tmp_path, ckpt, sig, 
            "--target", "onnx", "--precision", "int8", "--out", str(out)]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
     before = read_manifest(out)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, preexec_fn=default_sigint)
     deadline = time.time() + 60
     while time.time() < deadline and not list(tmp_path.glob(".art.tmp-*")):  # wait until it is writing
         time.sleep(0.02)

@@ -55,17 +55,19 @@ def test_a_second_export_into_the_same_folder_fails_at_once_and_the_first_comple
     first = subprocess.Popen(
         [sys.executable, str(HOLD_CLI), str(release), *argv], stderr=subprocess.PIPE, text=True, cwd=REPO
     )
-    deadline = time.time() + 300
-    while not (tmp_path / "release.held").exists() and first.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert first.poll() is None and list(tmp_path.glob(".art.tmp-*")), "the first export is not writing"
-    second = subprocess.run(
-        [sys.executable, "-m", "edgerec.cli", *argv], capture_output=True, text=True, cwd=REPO, timeout=300
-    )
-    assert second.returncode == 2 and "Traceback" not in second.stderr
-    assert second.stderr.strip().splitlines()[-1] == f"edgerec: error: {busy(out, first.pid)}"
-    assert len(list(tmp_path.glob(".art.tmp-*"))) == 1 and not out.exists()  # the second touched nothing
-    release.touch()
+    try:
+        deadline = time.time() + 300
+        while not (tmp_path / "release.held").exists() and first.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert first.poll() is None and list(tmp_path.glob(".art.tmp-*")), "the first export is not writing"
+        second = subprocess.run(
+            [sys.executable, "-m", "edgerec.cli", *argv], capture_output=True, text=True, cwd=REPO, timeout=300
+        )
+        assert second.returncode == 2 and "Traceback" not in second.stderr
+        assert second.stderr.strip().splitlines()[-1] == f"edgerec: error: {busy(out, first.pid)}"
+        assert len(list(tmp_path.glob(".art.tmp-*"))) == 1 and not out.exists()  # the second touched nothing
+    finally:
+        release.touch()  # the first one finishes (also when an assertion above failed)
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert read_manifest(out)["status"] == "verified"  # complete: every file present and matching its hash
