@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from pathlib import Path
 
 from edgerec.errors import EdgerecError
@@ -96,16 +97,8 @@ def run(args: argparse.Namespace, progress=None) -> int:
     out, parent = Path(args.out), Path(args.model)
     if out.resolve() == parent.resolve():
         raise EdgerecError("an update never overwrites its parent: choose another --out")
-    cfg = UpdateConfig(
-        epochs=args.epochs,
-        replay=args.replay,
-        lr=args.lr,
-        tolerance_hr=args.tolerance_hr,
-        holdout_tolerance_hr=args.holdout_tolerance_hr,
-        min_holdout_lift=args.min_holdout_lift,
-        scope=args.scope,
-        seed=args.seed,
-    )
+    # every UpdateConfig field that has a flag of the same name (the others keep their defaults)
+    cfg = UpdateConfig(**{f.name: getattr(args, f.name) for f in fields(UpdateConfig) if hasattr(args, f.name)})
     cfg.check()
     columns = args.columns or Columns()
     new = load_interactions(Path(args.new), columns, strict=True)
