@@ -94,7 +94,7 @@ class Merged:
 
     new_train: Interactions  # new interactions the update trains on
     holdout: Dataset  # each user's latest new interaction with 99 negatives (train = everything known)
-    data: Dataset  # the child's data: old + new train, the parent's test protocol + holdout rows of users not in it
+    data: Dataset  # the child's data: old + new train; test: each user's newest holdout, else the parent's test row
     parent_protocol: Dataset  # the parent's test rows, with the child's train (seen items) for full ranking
     summary: dict
 
@@ -132,21 +132,22 @@ def merge(parent: Dataset, new: Interactions, seed: int = 0) -> Merged:
         np.concatenate([old.users, new_train.users]), np.concatenate([old.items, new_train.items]), user_ids, item_ids
     )
     holdout = Dataset("new-data holdout", train_all, hold_users, hold_items, hold_negs)
-    extra = ~np.isin(hold_users, parent.test_users)
-    order = np.argsort(np.concatenate([parent.test_users, hold_users[extra]]), kind="stable")
-    # the child's own data: held-out interactions of users already in the parent's test set join its train
+    # the child's own data: each user's freshest held-out interaction is its test item (so the next update's gate
+    # follows drifting tastes instead of guarding stale ones); a replaced parent test item joins the train set
+    stale = np.isin(parent.test_users, hold_users)
+    order = np.argsort(np.concatenate([parent.test_users[~stale], hold_users]), kind="stable")
     stored_train = Interactions(
-        np.concatenate([train_all.users, hold_users[~extra]]),
-        np.concatenate([train_all.items, hold_items[~extra]]),
+        np.concatenate([train_all.users, parent.test_users[stale]]),
+        np.concatenate([train_all.items, parent.test_items[stale]]),
         user_ids,
         item_ids,
     )
     data = Dataset(
         parent.name,
         stored_train,
-        np.concatenate([parent.test_users, hold_users[extra]])[order],
-        np.concatenate([parent.test_items, hold_items[extra]])[order],
-        np.concatenate([parent.test_negatives, hold_negs[extra]])[order],
+        np.concatenate([parent.test_users[~stale], hold_users])[order],
+        np.concatenate([parent.test_items[~stale], hold_items])[order],
+        np.concatenate([parent.test_negatives[~stale], hold_negs])[order],
     )
     protocol = Dataset(parent.name, train_all, parent.test_users, parent.test_items, parent.test_negatives)
     summary = {
