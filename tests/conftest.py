@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,12 +20,19 @@ FUZZ_SCALE = int(os.environ.get("EDGEREC_FUZZ_SCALE", "1"))
 INTERRUPT_REPEATS = int(os.environ.get("EDGEREC_INTERRUPT_REPEATS", "1"))
 
 
-def default_sigint() -> None:
-    """preexec_fn of a process a test will Ctrl-C: SIGINT as in a terminal, even where the tests run with SIGINT
-    ignored (a background job of a non-interactive shell: Python then leaves it ignored, no KeyboardInterrupt)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+@pytest.fixture
+def default_sigint() -> Iterator[None]:
+    """Ctrl-C reaches the processes the test starts as in a terminal. Where the tests run with SIGINT ignored (a
+    background job of a non-interactive shell), children inherit the ignore and never raise KeyboardInterrupt; a
+    handler installed here instead is reset to the default in them at exec (no preexec_fn: JAX's threads are here)."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def fuzz(examples: int):  # -> hypothesis.settings

@@ -18,7 +18,7 @@ import pytest
 from edgerec.cli import main
 from edgerec.io import sha256_file
 
-from .conftest import HOLD_CLI, INTERRUPT_REPEATS, REPO, SMALL, default_sigint
+from .conftest import HOLD_CLI, INTERRUPT_REPEATS, REPO, SMALL
 
 INTERRUPTED = "edgerec: interrupted; no partial output was left in place"
 
@@ -55,12 +55,7 @@ def run_and_kill(argv: list[str], sig: signal.Signals, phase: str, window: float
     release = tmp / "release"
     entry = [str(HOLD_CLI), str(release)] if phase == "writing" else ["-m", "edgerec.cli"]
     proc = subprocess.Popen(
-        [sys.executable, *entry, *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        cwd=REPO,
-        text=True,
-        preexec_fn=default_sigint,
+        [sys.executable, *entry, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO, text=True
     )
     assert proc.stderr is not None
     try:
@@ -94,6 +89,7 @@ def rerun(argv: list[str]) -> int:
         torch.set_num_threads(threads)
 
 
+@pytest.mark.usefixtures("default_sigint")
 @pytest.mark.parametrize("seed", range(INTERRUPT_REPEATS))
 @pytest.mark.parametrize("phase", ["running", "writing"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])

@@ -13,9 +13,10 @@ import pytest
 
 from edgerec.artifact import read_manifest
 
-from .conftest import INTERRUPT_REPEATS, REPO, SMALL, default_sigint
+from .conftest import INTERRUPT_REPEATS, REPO, SMALL
 
 
+@pytest.mark.usefixtures("default_sigint")
 @pytest.mark.parametrize("seed", range(INTERRUPT_REPEATS))
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_killed_export_leaves_the_previous_artifact_intact(tmp_path, ckpt, sig, seed) -> None:
@@ -24,7 +25,7 @@ def test_killed_export_leaves_the_previous_artifact_intact(tmp_path, ckpt, sig, 
            "--target", "onnx", "--precision", "int8", "--out", str(out)]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
     before = read_manifest(out)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, preexec_fn=default_sigint)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     deadline = time.time() + 60
     while time.time() < deadline and not list(tmp_path.glob(".art.tmp-*")):  # wait until it is writing
         time.sleep(0.02)
