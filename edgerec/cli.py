@@ -358,10 +358,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
-    try:
+    try:  # Ctrl-C while the parser is built (it imports the subcommands' modules) is an interruption too
+        args = build_parser().parse_args(argv)
+        level = logging.WARNING if args.quiet else logging.INFO
+        logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
         return int(args.func(args))
     except EdgerecError as e:
         print(f"edgerec: error: {e}", file=sys.stderr)

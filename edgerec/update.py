@@ -191,10 +191,13 @@ def grow(model: NCF, n_users: int, n_items: int, seed: int = 0) -> NCF:
 
 
 def _replay(parent: Dataset, new_train: Interactions, ratio: float, rng: np.random.Generator) -> Interactions:
-    """The fine-tuning set: every new interaction plus `ratio` times as many old ones drawn uniformly."""
+    """The fine-tuning set: every new interaction plus `ratio` times as many old ones, drawn so that every old user
+    is equally likely to be replayed (weight 1 / the user's interactions): users with a short history (the ones an
+    earlier update added) are the first to be forgotten under uniform replay."""
     old = parent.train
     n = min(len(old), round(ratio * len(new_train)))
-    pick = np.sort(rng.choice(len(old), size=n, replace=False))
+    weight = 1.0 / old.user_counts()[old.users]
+    pick = np.sort(rng.choice(len(old), size=n, replace=False, p=weight / weight.sum()))
     return Interactions(
         np.concatenate([new_train.users, old.users[pick]]),
         np.concatenate([new_train.items, old.items[pick]]),

@@ -83,7 +83,7 @@ def save(
     with atomic_dir(path) as tmp:
         if write_extra is not None:
             write_extra(tmp)
-        extra_files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+        extra_files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"))
         write_json(
