@@ -110,6 +110,7 @@ def test_failed_training_leaves_the_previous_checkpoint_in_place(tmp_path: Path)
     assert [p.name for p in tmp_path.iterdir()] == ["ck"]  # no temporary folders left behind
 
 
+@pytest.mark.usefixtures("default_sigint")
 def test_ctrl_c_during_training_exits_130_and_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
     import signal
     import time
