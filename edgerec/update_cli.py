@@ -106,6 +106,8 @@ def run(args: argparse.Namespace, progress=None) -> int:
     result = run_update(parent, new, data, cfg, progress)
     _table(result.report)
     gate = result.report["update"]["gate"]
+    for note in gate["notes"]:
+        print(f"note: {note}")
     if not gate["passed"]:
         raise EdgerecError(
             "update rejected by the regression gate: " + "; ".join(gate["failures"]) + f"; nothing written, "
