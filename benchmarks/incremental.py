@@ -28,7 +28,7 @@ from edgerec.data import Dataset, Interactions, load_dataset
 from edgerec.data.split import is_member, leave_one_out, positive_keys
 from edgerec.data.synthetic import SyntheticConfig, drifting_stream
 from edgerec.errors import EdgerecError
-from edgerec.io import sha256_file
+from edgerec.io import file_hashes
 from edgerec.metrics import hr_ndcg, sampled_ranks
 from edgerec.model import checkpoint
 from edgerec.model.config import TrainConfig, UpdateConfig
@@ -174,10 +174,6 @@ def timed_train(ds: Dataset, folder: Path) -> None:
     print(f"{folder.name}: {report['wall_seconds']} s, HR@10 {report['metrics']['hr@10']:.4f}")
 
 
-def tree_hash(folder: Path) -> dict[str, str]:
-    return {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=None, help="the ML-1M NCF split folder (all stages but stream)")
@@ -217,7 +213,7 @@ def main() -> int:
         return 0
     new = late_interactions(full, late_users, late_items)
     parent_dir = runs / "parent"
-    before = tree_hash(parent_dir)
+    before = file_hashes(parent_dir)
     t0 = time.perf_counter()
     res = run_update(parent_dir, new, pds, UpdateConfig())
     update_s = time.perf_counter() - t0
@@ -230,7 +226,7 @@ def main() -> int:
     random_items = rng.choice(full.train.item_ids[np.unique(full.train.items)], len(new))
     bad = Interactions.from_raw(new.user_ids[new.users], random_items)
     bad_res = run_update(parent_dir, bad, pds, UpdateConfig())
-    unchanged = tree_hash(parent_dir) == before
+    unchanged = file_hashes(parent_dir) == before
     parent, retrain, updated = (checkpoint.load(runs / n) for n in ("parent", "retrain", "updated"))
     # test rows whose item or negatives no training row ever shows (ML-1M has such items) cannot be scored by a
     # model that learns its catalog from interactions: the comparison skips those rows for both models

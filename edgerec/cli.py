@@ -244,19 +244,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from edgerec.metrics import evaluate, item_pop_scorer
     from edgerec.model import checkpoint
-    from edgerec.model.training import TrainConfig, train
+    from edgerec.model.config import TrainConfig, from_flags
+    from edgerec.model.training import train
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        negatives=args.negatives,
-        l2=args.l2,
-        patience=args.patience,
-        seed=args.seed,
-    )
+    cfg = from_flags(TrainConfig, args)
     cfg.check()
     ds = _load_data(args)
     update, stop = _progress()

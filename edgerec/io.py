@@ -132,6 +132,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def file_hashes(folder: Path) -> dict[str, str]:
+    """{name: sha256} of every file directly in folder."""
+    return {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file()}
+
+
 def read_versioned_json(path: Path, fmt: str, version: int, what: str) -> dict:
     """A JSON document that declares {"format": fmt, "format_version": <int>} and that this edgerec can read."""
     doc = read_json(path)

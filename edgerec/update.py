@@ -19,6 +19,7 @@ A failed gate writes nothing: the parent is only ever read.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -47,17 +48,19 @@ log = logging.getLogger(__name__)
 
 def parent_data(ck: checkpoint.Checkpoint, folder: Path, data: Dataset | None) -> Dataset:
     """The data the parent was trained and tested on: its stored data file, else `data` checked by fingerprint."""
-    ds = checkpoint.stored_data(ck, folder) or data
-    if ds is None:
+    stored = checkpoint.stored_data(ck, folder)  # checked against the fingerprint there
+    if stored is not None:
+        return stored
+    if data is None:
         raise EdgerecError(
             f"{folder}: the parent checkpoint does not store its data; pass the data it was trained on with --data"
         )
-    if ds.fingerprint() != ck.config.get("data", {}).get("fingerprint"):
+    if data.fingerprint() != ck.config.get("data", {}).get("fingerprint"):
         raise EdgerecError(
             f"{folder}: the data's fingerprint differs from the one the parent was trained on: "
             "pass the exact data (and --split-seed) it was trained on"
         )
-    return ds
+    return data
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -206,6 +209,19 @@ def _replay(parent: Dataset, new_train: Interactions, ratio: float, rng: np.rand
     )
 
 
+def _freeze_all_but_rows(model: NCF, touched: Interactions) -> dict[str, torch.Tensor]:
+    """--scope rows: freeze the dense layers; return the row mask that lets only the touched users' and items' rows
+    learn (fit zeroes every other row's gradient)."""
+    masks = {}
+    for name, table in model.tables().items():
+        mask = torch.zeros(table.num_embeddings, dtype=torch.bool)
+        mask[torch.from_numpy(touched.users if name.endswith("_user") else touched.items)] = True
+        masks[name] = mask
+    for name, param in model.named_parameters():
+        param.requires_grad_(name.split(".")[0] in masks)
+    return masks
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the update
 
@@ -275,8 +291,8 @@ def run_update(
         s["duplicate_rows"],
         s["holdout_users"],
     )
-    start = grow(ck.model, s["users"], s["items"], cfg.seed)
-    model = grow(ck.model, s["users"], s["items"], cfg.seed)
+    start = grow(ck.model, s["users"], s["items"], cfg.seed)  # the gate's un-tuned reference
+    model = copy.deepcopy(start)
     rng = np.random.default_rng(cfg.seed)
     known = positive_keys(
         Interactions(
@@ -296,18 +312,7 @@ def run_update(
         log.warning("update: too few new interactions for a validation split; selecting on the replay mix")
     mix = _replay(pdata, new_train, cfg.replay, rng)
     mix_ds = Dataset("update mix", mix, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 1), np.int64))
-    row_mask = None
-    if cfg.scope == "rows":  # only the rows the new interactions touch learn; the dense layers stay as they are
-        touched = {"_user": merged.new_train.users, "_item": merged.new_train.items}
-        sizes = {"_user": s["users"], "_item": s["items"]}
-        row_mask = {}
-        for name in model.tables():
-            side = name[name.rindex("_") :]
-            mask = torch.zeros(sizes[side], dtype=torch.bool)
-            mask[torch.from_numpy(touched[side])] = True
-            row_mask[name] = mask
-        for name, param in model.named_parameters():
-            param.requires_grad_(name.split(".")[0] in row_mask)
+    row_mask = _freeze_all_but_rows(model, merged.new_train) if cfg.scope == "rows" else None
     res = fit(model, mix_ds, cfg.train_config(), progress, stage="update", known=known, row_mask=row_mask, val=val)
     for param in res.model.parameters():
         param.requires_grad_(True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
 from pathlib import Path
 
 from edgerec.errors import EdgerecError
@@ -91,14 +90,13 @@ def _table(report: dict) -> None:
 def run(args: argparse.Namespace, progress=None) -> int:
     from edgerec.data import Columns, load_dataset, load_interactions
     from edgerec.export.cli import run_profile
-    from edgerec.model.config import UpdateConfig
+    from edgerec.model.config import UpdateConfig, from_flags
     from edgerec.update import run_update, save_update
 
     out, parent = Path(args.out), Path(args.model)
     if out.resolve() == parent.resolve():
         raise EdgerecError("an update never overwrites its parent: choose another --out")
-    # every UpdateConfig field that has a flag of the same name (the others keep their defaults)
-    cfg = UpdateConfig(**{f.name: getattr(args, f.name) for f in fields(UpdateConfig) if hasattr(args, f.name)})
+    cfg = from_flags(UpdateConfig, args)
     cfg.check()
     columns = args.columns or Columns()
     new = load_interactions(Path(args.new), columns, strict=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from edgerec.cli import main
-from edgerec.io import sha256_file
+from edgerec.io import file_hashes
 
 from .conftest import HOLD_CLI, INTERRUPT_REPEATS, REPO, SMALL
 
@@ -41,10 +41,6 @@ COMMANDS: dict[str, tuple[Callable[[Path, Path], list[str]], float]] = {
     "train": (train_argv, 2.5),
     "update": (update_argv, 1.0),
 }
-
-
-def hashes(folder: Path) -> dict[str, str]:
-    return {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
 
 
 def run_and_kill(argv: list[str], sig: signal.Signals, phase: str, window: float, seed: int, tmp: Path) -> str:
@@ -100,13 +96,13 @@ def test_killed_command_leaves_the_previous_checkpoint_intact(tmp_path, ckpt, co
     make_argv, window = COMMANDS[command]
     out = tmp_path / "out"
     shutil.copytree(ckpt, out)  # the previous checkpoint
-    before = hashes(out)
+    before = file_hashes(out)
     argv = make_argv(ckpt, out)
     err = run_and_kill(argv, sig, phase, window, seed, tmp_path)
     if sig == signal.SIGINT:
         assert "Traceback" not in err and err.strip().splitlines()[-1] == INTERRUPTED, err
         assert not list(tmp_path.glob(".out.*")), "temporary folder or lock file left behind"
-    assert hashes(out) == before
+    assert file_hashes(out) == before
     checkpoint.load(out)  # complete and verified
     assert rerun(argv) == 0  # a re-run completes (after SIGKILL: despite its leftover temporary folder)
-    assert hashes(out) != before and checkpoint.load(out)
+    assert file_hashes(out) != before and checkpoint.load(out)

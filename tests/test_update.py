@@ -12,7 +12,7 @@ from edgerec.artifact import read_manifest
 from edgerec.cli import main
 from edgerec.data import load_interactions
 from edgerec.data.synthetic import SyntheticConfig, generate
-from edgerec.io import sha256_file
+from edgerec.io import file_hashes, sha256_file
 from edgerec.model import checkpoint
 from edgerec.model.config import TrainConfig, UpdateConfig
 from edgerec.model.training import train
@@ -72,10 +72,6 @@ def _unseen(new: Path, old: Path) -> tuple[set[str], set[str]]:
     return ids(new, 0) - ids(old, 0), ids(new, 1) - ids(old, 1)
 
 
-def _hashes(folder: Path) -> dict[str, str]:
-    return {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
-
-
 def _fails(capsys, argv: list[str], fragment: str) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -85,11 +81,11 @@ def _fails(capsys, argv: list[str], fragment: str) -> None:
 
 def test_update_grows_the_maps_versions_the_child_and_chains(world, tmp_path, capsys) -> None:
     parent = world["parent"]
-    before = _hashes(parent)
+    before = file_hashes(parent)
     child, grandchild = tmp_path / "v2", tmp_path / "v3"
     argv = ["-q", "update", "--model", str(parent), "--new", str(world["late1"]), "--data", str(world["early"])]
     assert main([*argv, "--out", str(child), "--tolerance-hr", "0.05"]) == 0
-    assert _hashes(parent) == before  # only read
+    assert file_hashes(parent) == before  # only read
     p, c = checkpoint.load(parent), checkpoint.load(child)
     assert c.config["version"] == 2 and c.config["lineage"]["parent_version"] == 1
     assert c.config["lineage"]["parent_weights_sha256"] == p.config["weights_sha256"]
@@ -114,11 +110,11 @@ def test_update_grows_the_maps_versions_the_child_and_chains(world, tmp_path, ca
 
 def test_a_corrupt_update_is_stopped_and_the_parent_is_untouched(world, tmp_path, capsys) -> None:
     parent, out = world["parent"], tmp_path / "bad"
-    before = _hashes(parent)
+    before = file_hashes(parent)
     argv = ["-q", "update", "--model", str(parent), "--new", str(world["bad"]), "--data", str(world["early"])]
     _fails(capsys, [*argv, "--out", str(out), "--tolerance-hr", "0.05"], "rejected by the regression gate")
     assert not out.exists() and not list(tmp_path.glob(".bad*"))
-    assert _hashes(parent) == before
+    assert file_hashes(parent) == before
 
 
 @pytest.mark.parametrize(

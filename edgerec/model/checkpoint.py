@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from edgerec.data.interactions import Interactions, ids_from_list, ids_to_list
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
-from edgerec.io import atomic_dir, read_json, read_versioned_json, sha256_file, write_json
+from edgerec.io import atomic_dir, file_hashes, read_json, read_versioned_json, sha256_file, write_json
 from edgerec.model.ncf import NCF, NCFArch
 
 FORMAT = "edgerec.checkpoint"
@@ -83,7 +83,7 @@ def save(
     with atomic_dir(path) as tmp:
         if write_extra is not None:
             write_extra(tmp)
-        extra_files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        extra_files = file_hashes(tmp)
         state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"))
         write_json(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 from edgerec.errors import EdgerecError
 
@@ -72,3 +73,11 @@ class UpdateConfig:
             patience=self.patience,
             seed=self.seed,
         )
+
+
+C = TypeVar("C", TrainConfig, UpdateConfig)
+
+
+def from_flags(cls: type[C], args: Any) -> C:
+    """cls built from the parsed command-line flags named like its fields (the others keep their defaults)."""
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
