@@ -21,7 +21,7 @@ class Target:
     needs_gpu: bool
     dynamic_batch: bool  # False: one signature / profile per batch bucket
     # int8 calibration input: "spec" = edgerec's calibration result (the scales the compression gate measured),
-    # "pairs" = calibration (user, item) pairs for the backend's own calibrator
+    # "pairs" = calibration (user, item) pairs for the backend's own calibrator, "none" = weight-only int8
     calibration: str
     onnx_file: str | None  # the ONNX file in the artifact that `polygraphy check lint` must pass, if any
     readme: str | None = None  # "module:function" rendering README.md for the artifact from its manifest
@@ -97,7 +97,7 @@ TARGETS: dict[str, Target] = {
             exporter="edgerec.export.bundle:export",
             needs_gpu=False,
             dynamic_batch=True,  # one user per call against the whole catalog; no batch buckets
-            calibration="pairs",
+            calibration="none",  # int8 = weights and item constants only; compute stays float32
             onnx_file=None,
             readme="edgerec.export.bundle_readme:render",
         ),

@@ -21,9 +21,12 @@ from edgerec.runtime import load_bundle
 def bundles(tmp_path_factory, ckpt, ds):
     root = tmp_path_factory.mktemp("bundle")
     out = {}
-    for precision in ("fp32", "int8"):
-        cfg = ExportConfig(target="tflite-bundle", precision=precision, tolerance=ExportTolerance(hr=0.05))
-        out[precision] = (root / precision, export(ckpt, ds, root / precision, cfg))
+    # fp32 and int8 with the score signature over 20 candidates, int8 also without it (recommend only)
+    for name, precision, candidates in (("fp32", "fp32", 20), ("int8", "int8", 20), ("int8-plain", "int8", 0)):
+        cfg = ExportConfig(
+            target="tflite-bundle", precision=precision, tolerance=ExportTolerance(hr=0.05), candidates=candidates
+        )
+        out[name] = (root / name, export(ckpt, ds, root / name, cfg))
     return out
 
 
@@ -60,9 +63,78 @@ def test_fp32_bundle_equals_pytorch_and_ranks_top_k_in_the_graph(bundles, ckpt, 
 
 def test_int8_bundle_is_small_and_keeps_float_scores(bundles) -> None:
     (_, m32), (f8, m8) = bundles["fp32"], bundles["int8"]
-    assert m8["files"]["model.tflite"]["bytes"] < 0.4 * m32["files"]["model.tflite"]["bytes"]
+    # 180 items: the graph itself (~10 KB with two signatures) is a large part of either file
+    assert m8["files"]["model.tflite"]["bytes"] < 0.5 * m32["files"]["model.tflite"]["bytes"]
     items, scores, _ = load_bundle(f8).recommend(np.zeros(8), np.zeros(32))
     assert items.dtype == np.int32 and scores.dtype == np.float32 and np.all(np.diff(scores) <= 0)
+    # weight-only int8: every large constant is int8 (4x smaller), and the records say what was rewritten
+    assert (
+        m8["quantization"]["item_constants"][0]["bytes_int8"]
+        < m8["quantization"]["item_constants"][0]["bytes_float32"] / 3.5
+    )
+
+
+def test_score_signature_equals_pytorch_and_the_catalog_scores(bundles, ckpt, ds) -> None:
+    model = load_checkpoint(ckpt).model
+    ug, um = user_vectors(model)
+    rng = np.random.default_rng(0)
+    for name in ("fp32", "int8"):
+        folder, manifest = bundles[name]
+        scorer = load_bundle(folder)
+        assert manifest["candidates"] == 20 and "score" in manifest["signatures"]
+        assert manifest["buckets"] == [20, ds.n_items]  # bench measures both signatures
+        for u, n in ((3, 7), (42, 20), (100, 45)):  # padded, exact, split into three calls
+            items = rng.choice(ds.n_items, n, replace=False)
+            got = scorer.score_items(ug[u].numpy(), um[u].numpy(), items)
+            catalog = scorer.recommend(ug[u].numpy(), um[u].numpy())[2]
+            assert np.abs(got - catalog[items]).max() < 1e-5  # the same constants in both signatures
+            if name == "fp32":
+                with torch.no_grad():
+                    ref = model(torch.full((n,), u), torch.as_tensor(items)).numpy()
+                assert np.abs(got - ref).max() < 1e-5
+            best, best_scores = scorer.recommend_from(ug[u].numpy(), um[u].numpy(), items)
+            order = np.argsort(-got, kind="stable")[: min(10, n)]
+            assert set(best) == set(items[order]) and np.allclose(best_scores, got[order], atol=1e-6)
+        short, _ = scorer.recommend_from(ug[0].numpy(), um[0].numpy(), [5, 9, 1])  # fewer than K: no padding
+        assert sorted(short) == [1, 5, 9]
+    assert "## Scoring a candidate list" in (bundles["int8"][0] / "README.md").read_text()
+
+
+def test_a_bundle_without_score_reads_the_catalog_scores(bundles, ckpt) -> None:
+    (plain, mp), (_, m8) = bundles["int8-plain"], bundles["int8"]
+    assert "score" not in mp["signatures"] and mp["candidates"] == 0
+    assert mp["files"]["model.tflite"]["bytes"] < m8["files"]["model.tflite"]["bytes"]
+    assert "## Scoring a candidate list" not in (plain / "README.md").read_text()
+    ug, um = user_vectors(load_checkpoint(ckpt).model)
+    a, b = load_bundle(plain), load_bundle(bundles["int8"][0])
+    items = np.array([4, 2, 77, 150])
+    assert np.abs(a.score_items(ug[1], um[1], items) - b.score_items(ug[1], um[1], items)).max() < 1e-5
+    assert list(a.recommend_from(ug[1], um[1], items)[0]) == list(b.recommend_from(ug[1], um[1], items)[0])
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        ([], "the item list is empty"),
+        ([3, 10**6], "items must lie in 0..179"),
+        ([-1, 2], "items must lie in 0..179"),
+        ([1.5, 2.0], "items must be integer ids"),
+        ([[1, 2]], "1-D array"),
+    ],
+)
+def test_bad_candidate_lists_are_one_line_errors(bundles, items, message) -> None:
+    scorer = load_bundle(bundles["int8"][0])
+    with pytest.raises(EdgerecError, match=message):
+        scorer.score_items(np.zeros(8), np.zeros(32), items)
+    with pytest.raises(EdgerecError, match=message):
+        scorer.recommend_from(np.zeros(8), np.zeros(32), items)
+
+
+def test_a_candidate_list_shorter_than_k_is_refused_at_export(tmp_path, ckpt, ds) -> None:
+    cfg = ExportConfig(target="tflite-bundle", candidates=5)
+    with pytest.raises(EdgerecError, match="--candidates must be 0"):
+        export(ckpt, ds, tmp_path / "b", cfg)
+    assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,7 @@ class ExportConfig:
     seed: int = 0
     threads: int = 1  # runtime threads during verification
     tolerance: ExportTolerance | None = None  # default: ExportTolerance.for_precision(precision)
+    candidates: int = 0  # tflite-bundle: length of the `score` signature's candidate list (0 = recommend only)
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in the manifest (e.g. the profile)
 
 
@@ -96,7 +97,7 @@ def export(checkpoint: str | Path, ds: Dataset, out: str | Path, cfg: ExportConf
     with atomic_dir(out) as tmp:
         model_file = f"model{t.suffix}"
         exporter = load_attr(t.exporter)
-        kwargs = {"buckets": buckets, "runtime": runtime, "spec": spec, "calib": calib}
+        kwargs = {"buckets": buckets, "runtime": runtime, "spec": spec, "calib": calib, "candidates": cfg.candidates}
         try:
             fields = exporter(model, cfg.precision, tmp / model_file, **kwargs)
             check_runtime = t.verify_runtime(runtime)

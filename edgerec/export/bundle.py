@@ -1,11 +1,16 @@
-"""The phone bundle export (target `tflite-bundle`): the folded NeuMF (edgerec.export.folded) as a TFLite model
-with one signature, recommend(user_gmf [1, g], user_mlp [1, d]) -> (top-K items, their scores, all scores), and the
-users' vectors as a server-side file (the app receives only its own user's two vectors).
+"""The phone bundle export (target `tflite-bundle`): the folded NeuMF (edgerec.export.folded) as one TFLite model,
+and the users' vectors as a server-side file (the app receives only its own user's vectors). Signatures:
 
-Precisions: fp32; fp16 (weights and item constants stored in fp16); int8: full-integer static int8 for the MLP
-part (the precomputed item half of the first layer is an int8 constant), the GMF dot products as an int8-weight
-layer with one scale per item (dynamic range), and the head, the final sum and top-K in float (an int8 score would
-tie items).
+- recommend(user_gmf [1, g], user_mlp [1, d]) -> (top-K items, their scores, every item's score): the catalog;
+- with candidates = C > 0: score(user_gmf, user_mlp, items [C] int32, -1 = padding) -> (the items' scores, the
+  top-K of the list, their scores): a candidate list or a few items, with the MLP run for those only.
+
+Precisions: fp32; fp16 (weights stored in fp16); int8: every weight and item constant stored in int8 and
+dequantized once when the model loads, compute in float32 (ai-edge-quantizer's weight-only recipe for the layers,
+edgerec.export.int8_constants for the precomputed item half of the first MLP layer, which that recipe leaves in
+float). Static int8 (int8 activations as well) was measured on ML-1M: 1.5-2x slower on x86 XNNPACK than float
+compute and top-10 agreement 0.75 against 0.91 (benchmarks/results/bundle.md). Tensor names and empty
+quantization records are stripped from every precision: they are a few kilobytes of a ~150 KB model.
 """
 
 from __future__ import annotations
@@ -16,21 +21,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgerec.export.folded import FoldedNCF, user_vectors
+from edgerec.errors import EdgerecError
+from edgerec.export.folded import CandidateScorer, FoldedNCF, user_vectors
+from edgerec.export.int8_constants import int8_constants
 from edgerec.export.tflite_model import add_fp16_weights, quiet
 from edgerec.model.ncf import NCF
 
 USER_VECTORS = "user_vectors.npy"  # server side: [n_users, g + d] float32; never shipped in the app
 DEFAULT_K = 10
+MAX_CANDIDATES = 1_000_000
 
 
-def _calibration(model: NCF, calib: tuple[np.ndarray, np.ndarray], n: int = 256) -> list[dict]:
-    ug, um = user_vectors(model)
-    users = np.unique(calib[0])[:n]
-    return [{"user_gmf": ug[u : u + 1].numpy(), "user_mlp": um[u : u + 1].numpy()} for u in users]
-
-
-def convert(model: NCF, k: int) -> bytes:
+def convert(model: NCF, k: int, candidates: int) -> bytes:
+    """The fp32 flatbuffer: recommend, and score over `candidates` items when candidates > 0."""
     import tempfile
 
     import litert_torch
@@ -38,45 +41,69 @@ def convert(model: NCF, k: int) -> bytes:
     folded = FoldedNCF(model, k).eval()
     ug, um = user_vectors(model)
     kwargs = {"user_gmf": ug[:1], "user_mlp": um[:1]}
+    items = torch.arange(candidates, dtype=torch.int32) % model.arch.n_items
     with quiet(), tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.tflite"
-        litert_torch.signature("recommend", folded, sample_kwargs=kwargs).convert().export(str(path))
+        converter = litert_torch.signature("recommend", folded, sample_kwargs=kwargs)
+        if candidates:
+            converter = converter.signature(
+                "score", CandidateScorer(folded).eval(), sample_kwargs={**kwargs, "items": items}
+            )
+        converter.convert().export(str(path))
         return path.read_bytes()
 
 
-def quantize(flat: bytes, precision: str, data: list[dict]) -> tuple[bytes, dict]:
+def _weights(bits: int, granularity: str):
+    from ai_edge_quantizer import qtyping
+
+    return qtyping.OpQuantizationConfig(
+        weight_tensor_config=qtyping.TensorQuantizationConfig(
+            num_bits=bits, symmetric=True, granularity=qtyping.QuantGranularity(granularity)
+        ),
+        compute_precision=qtyping.ComputePrecision.FLOAT,
+        explicit_dequantize=True,
+    )
+
+
+def quantize(flat: bytes, precision: str) -> tuple[bytes, dict]:
     if precision == "fp32":
         return flat, {"scheme": "none"}
     from ai_edge_quantizer import qtyping, quantizer
 
-    op = qtyping.TFLOperationName
     qt = quantizer.Quantizer(flat)
     if precision == "fp16":
         add_fp16_weights(qt)
         with quiet():
             return bytes(qt.quantize(enable_progress_report=False).quantized_model), {"scheme": "fp16 weights"}
-    chan = qtyping.QuantGranularity.CHANNELWISE
-    qt.add_static_config(".*", op.ALL_SUPPORTED, 8, 8, chan)
+    fc = qtyping.TFLOperationName.FULLY_CONNECTED
+    qt.update_quantization_recipe(".*", fc, _weights(8, "CHANNELWISE"))
     # one scale for all folded GMF item rows: per-item scales cost 12 bytes per item in TFLite (the zero points are
     # int64), more than the 8-byte rows themselves
-    qt.add_dynamic_config(".*Linear_gmf.*", op.FULLY_CONNECTED, 8, qtyping.QuantGranularity.TENSORWISE)
-    for name, regex in (
-        (op.FULLY_CONNECTED, ".*head_.*"),
-        (op.ADD, ".*recommend_output.*"),
-        (op.RESHAPE, ".*"),
-        (op.OUTPUT, ".*"),
-        (op.INPUT, ".*"),  # the app passes float vectors
-    ):
-        qt.update_quantization_recipe(regex, name, None, algorithm_key="no_quantize")
+    qt.update_quantization_recipe(".*Linear_gmf.*", fc, _weights(8, "TENSORWISE"))
     with quiet():
-        qsvs = qt.calibrate({"recommend": data}, num_threads=1)
-        result = qt.quantize(qsvs, enable_progress_report=False)
+        flat = bytes(qt.quantize(enable_progress_report=False).quantized_model)
+    flat, records = int8_constants(flat)
     info = {
-        "scheme": "static int8 MLP part, int8-weight GMF layer (per item), float head and top-K",
-        "tool": "ai-edge-quantizer",
-        "calibration_users": len(data),
+        "scheme": "int8 weights and item constants, dequantized at load; float32 compute",
+        "tool": "ai-edge-quantizer weight-only (layers; the GMF item rows one scale) + edgerec.export.int8_constants "
+        "(the item half of the first MLP layer, one scale per column)",
+        "item_constants": records,
     }
-    return bytes(result.quantized_model), info
+    return flat, info
+
+
+def strip(flat: bytes) -> bytes:
+    """Drop tensor names and empty quantization records (signatures name their inputs and outputs themselves)."""
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
+
+    model = tfl.read_model(flat)
+    for sg in model.subgraphs:
+        for t in sg.tensors:
+            t.name = b""
+            q = t.quantization
+            if q is not None and q.scale is None and q.min is None and q.max is None and q.details is None:
+                t.quantization = None
+    return bytes(tfl.flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def folded_macs(model: NCF) -> int:
@@ -85,36 +112,52 @@ def folded_macs(model: NCF) -> int:
     return model.arch.gmf_dim + layers[0] + sum(a * b for a, b in itertools.pairwise(layers)) + layers[-1]
 
 
-def export(
-    model: NCF, precision: str, out: Path, *, calib: tuple[np.ndarray, np.ndarray], k: int = DEFAULT_K, **_: object
-) -> dict:
+def export(model: NCF, precision: str, out: Path, *, k: int = DEFAULT_K, candidates: int = 0, **_: object) -> dict:
     """Write out (model.tflite) and the server-side user vectors next to it; return the manifest fields."""
-    flat, info = quantize(convert(model, k), precision, _calibration(model, calib))
-    out.write_bytes(flat)
+    if candidates and not k <= candidates <= MAX_CANDIDATES:
+        raise EdgerecError(
+            f"--candidates must be 0 (no score signature) or lie in {k}..{MAX_CANDIDATES:,} (at least K = {k}); "
+            f"got {candidates}"
+        )
+    flat, info = quantize(convert(model, k, candidates), precision)
+    out.write_bytes(strip(flat))
     ug, um = user_vectors(model)
     vectors = torch.cat([ug, um], dim=1).numpy().astype(np.float32)
     np.save(out.parent / USER_VECTORS, vectors, allow_pickle=False)
-    g, d = ug.shape[1], um.shape[1]
-    return {
-        "signatures": {
-            "recommend": {
-                "inputs": {"user_gmf": ["float32", [1, g]], "user_mlp": ["float32", [1, d]]},
-                "outputs": {
-                    "output_0": ["int32", [k], "top-K item indices (id_maps.json 'items' gives the original ids)"],
-                    "output_1": ["float32", [k], "their scores (logits), best first"],
-                    "output_2": ["float32", [model.arch.n_items], "every item's score"],
-                },
-            }
+    g, d, n = ug.shape[1], um.shape[1], model.arch.n_items
+    user_inputs = {"user_gmf": ["float32", [1, g]], "user_mlp": ["float32", [1, d]]}
+    signatures = {
+        "recommend": {
+            "inputs": user_inputs,
+            "outputs": {
+                "output_0": ["int32", [k], "top-K item indices (id_maps.json 'items' gives the original ids)"],
+                "output_1": ["float32", [k], "their scores (logits), best first"],
+                "output_2": ["float32", [n], "every item's score"],
+            },
         },
+        "score": {
+            "inputs": {
+                **user_inputs,
+                "items": ["int32", [candidates], "item indices to score; -1 pads a shorter list"],
+            },
+            "outputs": {
+                "output_0": ["float32", [candidates], "each item's score (logit); padding scores -3e38"],
+                "output_1": ["int32", [k], "the list's top-K item indices (padding only if it has < K items)"],
+                "output_2": ["float32", [k], "their scores, best first"],
+            },
+        },
+    }
+    if not candidates:
+        del signatures["score"]
+    return {
+        "signatures": signatures,
         "k": k,
-        "buckets": [model.arch.n_items],  # every call scores the whole catalog: what bench measures
+        "candidates": candidates,
+        # what bench measures: recommend over the catalog, and score over a full candidate list
+        "buckets": sorted({n, *([candidates] if candidates else [])}),
         "user_vector_dims": {"gmf": g, "mlp": d},
         "user_vectors": USER_VECTORS,
         "bundle_files": [out.name, "manifest.json", "id_maps.json"],
         "quantization": info,
-        "macs_per_item": int(
-            g
-            + sum(a * b for a, b in zip(model.arch.mlp_layers[:-1], model.arch.mlp_layers[1:], strict=False))
-            + model.arch.mlp_layers[-1]
-        ),
+        "macs_per_item": folded_macs(model),
     }

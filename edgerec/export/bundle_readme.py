@@ -40,11 +40,30 @@ let recommended = top.map {{ itemIds[Int($0)] }}
 ```
 """
 
+SCORE = """
+## Scoring a candidate list (signature `score`)
+
+`score(user_gmf, user_mlp, items: int32[{c}]) -> (output_0: float32[{c}] each item's score, output_1: int32[{k}] the
+list's top {k} item indices, output_2: float32[{k}] their scores)`: re-rank candidates (e.g. from a server or an
+availability filter) or score a few items; the MLP runs for these items only. Pass item row indices (map your ids
+through `id_maps.json` first; an index outside 0..{last} fails the call) and pad a shorter list with -1: padding
+scores -3e38 and appears in the top {k} only when the list has fewer than {k} items. Split a longer list into
+calls of {c}.
+
+```kotlin
+val items = IntArray({c}) {{ -1 }}; candidates.forEachIndexed {{ i, id -> items[i] = rowOf[id]!! }}
+val scores = FloatArray({c}); val best = IntArray({k}); val bestScores = FloatArray({k})
+interpreter.getSignatureRunner("score").run(
+    mapOf("user_gmf" to arrayOf(userGmf), "user_mlp" to arrayOf(userMlp), "items" to items),
+    mapOf("output_0" to scores, "output_1" to best, "output_2" to bestScores))
+```
+"""
+
 
 def render(manifest: dict) -> str:
     dims = manifest["user_vector_dims"]
     m = manifest.get("metrics", {})
-    return TEMPLATE.format(
+    text = TEMPLATE.format(
         n_items=manifest["n_items"],
         k=manifest["k"],
         g=dims["gmf"],
@@ -54,3 +73,6 @@ def render(manifest: dict) -> str:
         hr=m.get("hr@10", float("nan")),
         ndcg=m.get("ndcg@10", float("nan")),
     )
+    if manifest.get("candidates"):
+        text += SCORE.format(c=manifest["candidates"], k=manifest["k"], last=manifest["n_items"] - 1)
+    return text

@@ -36,6 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tolerance-hr", type=float, default=None, help="max |delta HR@10| vs fp32 (default 0.001 / 0.005)")
     p.add_argument("--min-agreement", type=float, default=None, help="fail if top-10 agreement is below this")
     p.add_argument("--threads", type=int, default=1, help="runtime threads during verification (default 1)")
+    p.add_argument(
+        "--candidates",
+        type=int,
+        default=0,
+        help="tflite-bundle: add a `score` signature over a list of this many items (0 = recommend only)",
+    )
     p.add_argument("--out", required=True, help="artifact folder to write (replaced atomically)")
 
 
@@ -94,6 +100,7 @@ def run(args: argparse.Namespace, ds: Dataset) -> int:
         observer=args.observer,
         threads=args.threads,
         tolerance=tol,
+        candidates=args.candidates,
     )
     m = export(args.model, ds, args.out, cfg)
     v, met = m["verification"], m["metrics"]

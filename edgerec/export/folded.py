@@ -16,9 +16,13 @@ from torch import nn
 from edgerec.errors import EdgerecError
 from edgerec.model.ncf import NCF
 
+PAD_SCORE = -3.0e38  # the score of a padding entry (-1) in a candidate list: below every real score
+
 
 class FoldedNCF(nn.Module):
-    """recommend(user_gmf [1, g], user_mlp [1, d]) -> (top_k_items [K] int32, top_k_scores [K], scores [n])."""
+    """recommend(user_gmf [1, g], user_mlp [1, d]) -> (top_k_items [K] int32, top_k_scores [K], scores [n]).
+
+    `score_items` scores a given list of items with the same constants (the bundle's `score` signature)."""
 
     def __init__(self, model: NCF, k: int = 10) -> None:
         super().__init__()
@@ -27,6 +31,8 @@ class FoldedNCF(nn.Module):
             raise EdgerecError("the folded phone model needs a NeuMF (GMF and MLP towers); got " + arch.kind)
         if not 1 <= k <= arch.n_items:
             raise EdgerecError(f"K must lie in 1..{arch.n_items} (the catalog); got {k}")
+        if arch.n_items >= 2**24:
+            raise EdgerecError(f"the phone bundle holds at most {2**24 - 1:,} items; got {arch.n_items:,}")
         self.k, self.n_items = k, arch.n_items
         g = arch.gmf_dim
         w, b = model.predict.weight.detach(), model.predict.bias.detach()  # [1, g + h_last], [1]
@@ -55,6 +61,35 @@ class FoldedNCF(nn.Module):
         s = self.scores(user_gmf, user_mlp)
         top = torch.topk(s, self.k)
         return top.indices.to(torch.int32), top.values, s
+
+    def score_items(
+        self, user_gmf: torch.Tensor, user_mlp: torch.Tensor, items: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """items [C] int32 catalog indices, -1 = padding -> (scores [C] (padding: PAD_SCORE), the top-K of the list
+        as catalog indices [K] int32, their scores [K]). The MLP runs for the C items only; the GMF dot products
+        are taken over the catalog (8 MACs per item) and looked up. Lookups are embedding lookups on float tables:
+        torch indexing lowers to a negative-index wrap (5 ops per lookup) that costs bundle bytes."""
+        lookup = nn.functional.embedding
+        valid = items >= 0
+        idx = items.clamp(min=0)
+        gmf = lookup(idx, self.gmf(user_gmf).reshape(-1, 1)).reshape(-1)
+        h = self.rest(lookup(idx, self.item_mlp) + self.user_proj(user_mlp))
+        s = torch.where(valid, gmf + self.head_mlp(h).reshape(-1), torch.tensor(PAD_SCORE))
+        top = torch.topk(s, self.k)
+        # the int32 ids looked up as float32 (exact below 2**24 items, checked in __init__)
+        best = lookup(top.indices, items.to(torch.float32).reshape(-1, 1)).reshape(-1).to(torch.int32)
+        return s, best, top.values
+
+
+class CandidateScorer(nn.Module):
+    """The `score` signature: forward = FoldedNCF.score_items (litert-torch converts a module's forward)."""
+
+    def __init__(self, folded: FoldedNCF) -> None:
+        super().__init__()
+        self.folded = folded
+
+    def forward(self, user_gmf: torch.Tensor, user_mlp: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.folded.score_items(user_gmf, user_mlp, items)
 
 
 def user_vectors(model: NCF) -> tuple[torch.Tensor, torch.Tensor]:

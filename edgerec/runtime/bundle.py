@@ -1,7 +1,10 @@
-"""The phone bundle's scorer: recommend(user vectors) over the whole catalog, in LiteRT.
+"""The phone bundle's scorer: recommend(user vectors) over the whole catalog and, when the bundle has the `score`
+signature, score / re-rank a given list of items, in LiteRT.
 
 score(users, items) (for verification and benchmarks) looks each user's vectors up in the server-side
-user_vectors.npy and reads the items' scores from recommend's all-scores output: the same call the app makes.
+user_vectors.npy; a user's items go through the `score` signature when there are at most C of them (C = the
+bundle's candidate-list length), otherwise they are read from recommend's all-scores output: the calls the app
+makes.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgerec.errors import EdgerecError
+from edgerec.metrics import top_k
 from edgerec.runtime.base import Scorer, check_ids
 from edgerec.runtime.tflite import interpreter_class
 
@@ -26,9 +30,11 @@ class BundleScorer(Scorer):
             raise EdgerecError(f"{folder}/manifest.json: missing user_vector_dims or k") from None
         Interpreter = interpreter_class(runtime)
         try:
+            self.candidates = int(manifest.get("candidates") or 0)
             self.interp = Interpreter(model_path=str(self.model_path), num_threads=threads)
             self.runner = self.interp.get_signature_runner("recommend")
-        except (ValueError, RuntimeError) as e:
+            self.score_runner = self.interp.get_signature_runner("score") if self.candidates else None
+        except (TypeError, ValueError, RuntimeError) as e:
             raise EdgerecError(f"{self.model_path}: {runtime} cannot load it ({str(e).splitlines()[0]})") from None
         self.vectors = None
         name = manifest.get("user_vectors")
@@ -55,6 +61,47 @@ class BundleScorer(Scorer):
         )
         return out["output_0"], out["output_1"], out["output_2"]
 
+    def score_items(self, user_gmf: Any, user_mlp: Any, items: Any) -> np.ndarray:
+        """One user's scores (logits) of the given item indices, in their order; any number of items (split into
+        the bundle's candidate-list length, or read from the catalog scores when the bundle has no `score`)."""
+        ug, um = self._vector("user_gmf", user_gmf, self.g), self._vector("user_mlp", user_mlp, self.d)
+        idx = self._items(items)
+        if self.score_runner is None:
+            return self.runner(user_gmf=ug, user_mlp=um)["output_2"][idx]
+        c = self.candidates
+        out = np.empty(len(idx), dtype=np.float32)
+        for start in range(0, len(idx), c):
+            part = np.full(c, -1, dtype=np.int32)
+            chunk = idx[start : start + c]
+            part[: len(chunk)] = chunk
+            out[start : start + len(chunk)] = self.score_runner(user_gmf=ug, user_mlp=um, items=part)["output_0"][
+                : len(chunk)
+            ]
+        return out
+
+    def recommend_from(self, user_gmf: Any, user_mlp: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The best min(K, len(items)) of the given items: (item indices, their scores), best first. A list of at
+        most C items is one call of the `score` signature, top-K in the graph (what the app calls)."""
+        idx = self._items(items)
+        if self.score_runner is not None and len(idx) <= self.candidates:
+            part = np.full(self.candidates, -1, dtype=np.int32)
+            part[: len(idx)] = idx
+            out = self.score_runner(
+                user_gmf=self._vector("user_gmf", user_gmf, self.g),
+                user_mlp=self._vector("user_mlp", user_mlp, self.d),
+                items=part,
+            )
+            n = min(self.k, len(idx))
+            return out["output_1"][:n].astype(np.int64), out["output_2"][:n]
+        scores = self.score_items(user_gmf, user_mlp, idx).astype(np.float64)
+        best = top_k(scores[None, :], min(self.k, len(idx)))[0]
+        return idx[best].astype(np.int64), scores[best].astype(np.float32)
+
+    def _items(self, items: Any) -> np.ndarray:
+        if np.size(items) == 0:
+            raise EdgerecError("the item list is empty: pass at least one item index")
+        return check_ids("items", items, self.n_items)
+
     def user(self, user: int) -> tuple[np.ndarray, np.ndarray]:
         if self.vectors is None:
             raise EdgerecError(f"{self.folder}: no user_vectors.npy (server-side file); pass the user's vectors")
@@ -66,8 +113,11 @@ class BundleScorer(Scorer):
         order = np.argsort(users, kind="stable")
         bounds = np.flatnonzero(np.diff(users[order])) + 1
         for idx in np.split(order, bounds):
-            scores = self.recommend(*self.user(int(users[idx[0]])))[2]
-            out[idx] = scores[items[idx]]
+            vectors = self.user(int(users[idx[0]]))
+            if self.score_runner is not None and len(idx) <= self.candidates:
+                out[idx] = self.score_items(*vectors, items[idx])
+            else:
+                out[idx] = self.recommend(*vectors)[2][items[idx]]
         return out
 
     def top_k(self, user: int, k: int = 10, exclude: Any = None) -> tuple[np.ndarray, np.ndarray]:
