@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--prune-gmf", type=float, default=None, metavar="R", help="GMF embedding dimensions")
     g.add_argument("--prune-embedding", type=float, default=None, metavar="R", help="MLP embedding dimensions")
     g.add_argument("--importance", default="l2", help="l1 | l2 | taylor | random (default l2)")
+    g.add_argument(
+        "--prune-steps",
+        type=int,
+        default=1,
+        metavar="N",
+        help="reach the ratios in N equal steps, with --distill recovery after each (default 1)",
+    )
     g = c.add_argument_group("distillation")
     g.add_argument("--distill", action="store_true", help="distil from the teacher (after pruning: recovery)")
     g.add_argument(

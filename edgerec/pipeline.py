@@ -80,7 +80,8 @@ def plan(profile: Profile, ds: Dataset, model: Path | None) -> list[Step]:
         source = _model_hash(model)
     c = profile.compression
     if c.prune > 0:
-        what = f"prune {c.prune:g}" + (f" + distill {c.distill_epochs} epochs" if c.distill else "")
+        what = f"prune {c.prune:g}" + (f" in {c.prune_steps} steps" if c.prune_steps > 1 else "")
+        what += f" + distill {c.distill_epochs} epochs" if c.distill else ""
         steps.append(Step("compress", _key(["compress", version, data, source, c.model_dump()]), what))
         source = steps[-1].key
     export_cfg = _export_settings(profile)
@@ -97,6 +98,7 @@ def _export_settings(profile: Profile) -> dict:
         "precision": profile.precision,
         "runtime": profile.runtime.package,
         "buckets": profile.buckets,
+        "candidates": profile.candidates,
         "observer": profile.compression.observer,
         "calibration_size": profile.compression.calibration_size,
         "tolerance": profile.tolerance.model_dump(),
@@ -132,7 +134,7 @@ def _compress(profile: Profile, teacher_dir: Path, ds: Dataset, folder: Path) ->
     c = profile.compression
     teacher = checkpoint.load(teacher_dir)
     cfg = CompressConfig(
-        prune=PruneConfig(mlp=c.prune, gmf=c.prune, mlp_embedding=c.prune),
+        prune=PruneConfig(mlp=c.prune, gmf=c.prune, mlp_embedding=c.prune, steps=c.prune_steps),
         distill=DistillConfig() if c.distill else None,
         train=TrainConfig(epochs=c.distill_epochs, patience=2),
     )
@@ -160,6 +162,7 @@ def _export(profile: Profile, model_dir: Path, ds: Dataset, folder: Path) -> str
         calibration_size=profile.compression.calibration_size,
         observer=profile.compression.observer,
         threads=profile.runtime.threads,
+        candidates=profile.candidates,
         tolerance=ExportTolerance(hr=tol.hr, ndcg=tol.ndcg, agreement=tol.agreement),
         extra={"profile": profile.model_dump(), "delegate": profile.runtime.delegate},
     )

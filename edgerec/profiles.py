@@ -33,6 +33,9 @@ class Runtime(_Strict):
 class Compression(_Strict):
     prune: float = Field(0.0, ge=0.0, lt=1.0, description="structured pruning ratio of every component (0 = off)")
     distill: bool = Field(False, description="distil from the source model after pruning (recovery fine-tuning)")
+    prune_steps: int = Field(
+        1, ge=1, le=10, description="reach the pruning ratio in this many steps, distilling after each"
+    )
     distill_epochs: int = Field(8, ge=1, le=200, description="distillation epochs (early stopping)")
     observer: Literal["minmax", "percentile", "entropy"] = Field(
         "percentile", description="int8 calibration observer (ONNX / TensorRT; TFLite uses ai-edge-quantizer's)"
@@ -73,6 +76,12 @@ class Profile(_Strict):
     precision: str = Field(description="one of the target's precisions")
     runtime: Runtime
     buckets: list[int] = Field([1, 1000, 0], min_length=1, description="batch sizes; 0 = catalog size")
+    candidates: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="tflite-bundle: length of the `score` signature's candidate list (0 = recommend only)",
+    )
     compression: Compression = Compression()
     tolerance: Tolerance = Tolerance()
     budget: Budget = Budget()

@@ -45,9 +45,35 @@ def test_per_component_ratios_and_extreme_ratios_keep_one_channel() -> None:
     assert min(q.arch.gmf_dim, q.arch.mlp_user_dim, *q.arch.mlp_layers) == 1
 
 
-@pytest.mark.parametrize("bad", [{"mlp": 1.0}, {"gmf": -0.1}, {"importance": "magic"}])
+def test_iterative_pruning_reaches_the_one_shot_widths_in_equal_steps() -> None:
+    cfg = PruneConfig(0.5, 0.5, 0.5, steps=2)
+    first, second = cfg.step(1), cfg.step(2)
+    assert (first.mlp, first.steps) == (0.25, 1) and math.isclose(second.gmf, 1 / 3)
+    p = prune(prune(neumf8(), first), second)
+    assert p.arch == prune(neumf8(), PruneConfig(0.5, 0.5, 0.5)).arch
+
+
+def test_iterative_pruning_distils_after_every_step() -> None:
+    from edgerec.compress.pipeline import CompressConfig, compress
+
+    torch.set_num_threads(1)
+    ds = load_dataset("synthetic:users=120,items=120,seed=3")
+    torch.manual_seed(0)
+    teacher = NCF(NCFArch.paper("neumf", ds.n_users, ds.n_items, 8))
+    cfg = CompressConfig(
+        prune=PruneConfig(0.5, 0.5, 0.5, steps=2),
+        distill=DistillConfig(),
+        train=TrainConfig(epochs=1, batch_size=512, patience=1),
+    )
+    result = compress(teacher, ds, cfg)
+    assert [r.step for r in result.reports] == ["prune 1/2", "distill 1/2", "prune 2/2", "distill"]
+    assert result.model.arch.mlp_layers == (16, 8, 4)
+    assert result.reports[1].bytes > result.reports[2].bytes == result.reports[3].bytes
+
+
+@pytest.mark.parametrize("bad", [{"mlp": 1.0}, {"gmf": -0.1}, {"importance": "magic"}, {"steps": 0}])
 def test_bad_prune_settings_are_refused(bad: dict) -> None:
-    with pytest.raises(EdgerecError, match=r"ratio|importance"):
+    with pytest.raises(EdgerecError, match=r"ratio|importance|steps"):
         prune(neumf8(), PruneConfig(**bad))
 
 

@@ -26,7 +26,7 @@ def _prune_config(args: argparse.Namespace) -> PruneConfig | None:
         return None
     base = args.prune or 0.0
     mlp, gmf, emb = (base if r is None else r for r in ratios)
-    return PruneConfig(mlp=mlp, gmf=gmf, mlp_embedding=emb, importance=args.importance)
+    return PruneConfig(mlp=mlp, gmf=gmf, mlp_embedding=emb, importance=args.importance, steps=args.prune_steps)
 
 
 def _student(args: argparse.Namespace) -> tuple[int, tuple[int, ...]] | None:

@@ -72,8 +72,13 @@ def compress(
 
     model = teacher
     if cfg.prune:
-        model = prune(teacher, cfg.prune, ds)
-        measure("prune", model, model)
+        steps = cfg.prune.steps
+        for s in range(1, steps + 1):
+            model = prune(model, cfg.prune.step(s), ds)
+            measure("prune" if steps == 1 else f"prune {s}/{steps}", model, model)
+            if cfg.distill and s < steps:  # recover before the next cut; the last recovery follows below
+                model = distill(model, teacher, ds, cfg.distill, cfg.train, progress).model
+                measure(f"distill {s}/{steps}", model, model)
     if cfg.student:
         factors, layers = cfg.student
         torch.manual_seed(cfg.train.seed)
