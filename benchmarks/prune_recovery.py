@@ -42,15 +42,17 @@ LONG = TrainConfig(epochs=20, batch_size=256, lr=1e-3, patience=3)
 SCORE = DistillConfig()
 RANK = DistillConfig(rank_k=10, rank_weight=0.1)
 HALF = PruneConfig(0.5, 0.5, 0.5)
-QUARTER = PruneConfig(0.25, 0.25, 0.25)
 
 
-def _iterative(teacher: NCF, ds: Dataset, cfg: DistillConfig, train_cfg: TrainConfig) -> NCF:
-    """Prune to 75 % and recover, then prune that to 50 % of the original widths and recover again."""
-    first = distill(prune(teacher, QUARTER), teacher, ds, cfg, train_cfg).model
-    # a second 1/3 cut of the 75 % widths leaves 50 % of the original ones
-    third = 1.0 / 3.0
-    return distill(prune(first, PruneConfig(third, third, third)), teacher, ds, cfg, train_cfg).model
+def _iterative(teacher: NCF, ds: Dataset, cfg: DistillConfig | None, train_cfg: TrainConfig) -> NCF:
+    """Prune to 75 % and recover, then prune that to 50 % of the original widths and recover again (by
+    distillation, or with cfg None by fine-tuning on the labels only)."""
+    two = PruneConfig(0.5, 0.5, 0.5, steps=2)
+    model = teacher
+    for s in (1, 2):
+        model = prune(model, two.step(s))
+        model = distill(model, teacher, ds, cfg, train_cfg).model if cfg else train_plain(model, ds, train_cfg)
+    return model
 
 
 RECIPES: dict[str, tuple[str, Callable[[NCF, Dataset], NCF]]] = {
@@ -69,6 +71,10 @@ RECIPES: dict[str, tuple[str, Callable[[NCF, Dataset], NCF]]] = {
     "iterative-rank": (
         "75 % then 50 %, score + ranking distillation after each, short",
         lambda t, ds: _iterative(t, ds, RANK, SHORT),
+    ),
+    "iterative-plain": (
+        "75 % then 50 %, fine-tuning without distillation after each, short",
+        lambda t, ds: _iterative(t, ds, None, SHORT),
     ),
 }
 

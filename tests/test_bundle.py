@@ -130,6 +130,19 @@ def test_bad_candidate_lists_are_one_line_errors(bundles, items, message) -> Non
         scorer.recommend_from(np.zeros(8), np.zeros(32), items)
 
 
+@pytest.mark.parametrize(("name", "candidates"), [("int8", 7), ("int8", -3), ("int8-plain", 20), ("int8", "x")])
+def test_a_manifest_whose_candidates_differ_from_the_model_is_refused(tmp_path, bundles, name, candidates) -> None:
+    import json
+
+    folder = tmp_path / "b"
+    shutil.copytree(bundles[name][0], folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["candidates"] = candidates
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(EdgerecError, match=r"candidates|cannot load"):
+        load_bundle(folder)
+
+
 def test_a_candidate_list_shorter_than_k_is_refused_at_export(tmp_path, ckpt, ds) -> None:
     cfg = ExportConfig(target="tflite-bundle", candidates=5)
     with pytest.raises(EdgerecError, match="--candidates must be 0"):

@@ -34,8 +34,13 @@ class BundleScorer(Scorer):
             self.interp = Interpreter(model_path=str(self.model_path), num_threads=threads)
             self.runner = self.interp.get_signature_runner("recommend")
             self.score_runner = self.interp.get_signature_runner("score") if self.candidates else None
-        except (TypeError, ValueError, RuntimeError) as e:
+            length = self.score_runner.get_input_details()["items"]["shape"].tolist() if self.score_runner else [0]
+        except (TypeError, ValueError, RuntimeError, KeyError) as e:
             raise EdgerecError(f"{self.model_path}: {runtime} cannot load it ({str(e).splitlines()[0]})") from None
+        if length != [max(self.candidates, 0)]:
+            raise EdgerecError(
+                f"{folder}/manifest.json: candidates {self.candidates} does not match the model's {length}"
+            )
         self.vectors = None
         name = manifest.get("user_vectors")
         if name and (folder / name).is_file():  # server side only; a phone has just its own user's vectors
@@ -54,48 +59,42 @@ class BundleScorer(Scorer):
             raise EdgerecError(f"{name} contains NaN or infinite values")
         return arr
 
+    def _vectors(self, user_gmf: Any, user_mlp: Any) -> tuple[np.ndarray, np.ndarray]:
+        return self._vector("user_gmf", user_gmf, self.g), self._vector("user_mlp", user_mlp, self.d)
+
     def recommend(self, user_gmf: Any, user_mlp: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(top-K item indices, their scores, every item's score) for one user's two vectors."""
-        out = self.runner(
-            user_gmf=self._vector("user_gmf", user_gmf, self.g), user_mlp=self._vector("user_mlp", user_mlp, self.d)
-        )
+        ug, um = self._vectors(user_gmf, user_mlp)
+        out = self.runner(user_gmf=ug, user_mlp=um)
         return out["output_0"], out["output_1"], out["output_2"]
 
     def score_items(self, user_gmf: Any, user_mlp: Any, items: Any) -> np.ndarray:
         """One user's scores (logits) of the given item indices, in their order; any number of items (split into
         the bundle's candidate-list length, or read from the catalog scores when the bundle has no `score`)."""
-        ug, um = self._vector("user_gmf", user_gmf, self.g), self._vector("user_mlp", user_mlp, self.d)
+        ug, um = self._vectors(user_gmf, user_mlp)
         idx = self._items(items)
         if self.score_runner is None:
             return self.runner(user_gmf=ug, user_mlp=um)["output_2"][idx]
-        c = self.candidates
-        out = np.empty(len(idx), dtype=np.float32)
-        for start in range(0, len(idx), c):
-            part = np.full(c, -1, dtype=np.int32)
-            chunk = idx[start : start + c]
-            part[: len(chunk)] = chunk
-            out[start : start + len(chunk)] = self.score_runner(user_gmf=ug, user_mlp=um, items=part)["output_0"][
-                : len(chunk)
-            ]
-        return out
+        chunks = [idx[s : s + self.candidates] for s in range(0, len(idx), self.candidates)]
+        return np.concatenate([self._score(ug, um, chunk)["output_0"][: len(chunk)] for chunk in chunks])
 
     def recommend_from(self, user_gmf: Any, user_mlp: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
         """The best min(K, len(items)) of the given items: (item indices, their scores), best first. A list of at
         most C items is one call of the `score` signature, top-K in the graph (what the app calls)."""
         idx = self._items(items)
         if self.score_runner is not None and len(idx) <= self.candidates:
-            part = np.full(self.candidates, -1, dtype=np.int32)
-            part[: len(idx)] = idx
-            out = self.score_runner(
-                user_gmf=self._vector("user_gmf", user_gmf, self.g),
-                user_mlp=self._vector("user_mlp", user_mlp, self.d),
-                items=part,
-            )
+            out = self._score(*self._vectors(user_gmf, user_mlp), idx)
             n = min(self.k, len(idx))
             return out["output_1"][:n].astype(np.int64), out["output_2"][:n]
         scores = self.score_items(user_gmf, user_mlp, idx).astype(np.float64)
         best = top_k(scores[None, :], min(self.k, len(idx)))[0]
         return idx[best].astype(np.int64), scores[best].astype(np.float32)
+
+    def _score(self, ug: np.ndarray, um: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """One call of the score signature on at most C checked item indices, padded with -1."""
+        part = np.full(self.candidates, -1, dtype=np.int32)
+        part[: len(idx)] = idx
+        return self.score_runner(user_gmf=ug, user_mlp=um, items=part)
 
     def _items(self, items: Any) -> np.ndarray:
         if np.size(items) == 0:
