@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -55,26 +56,33 @@ def _iterative(teacher: NCF, ds: Dataset, cfg: DistillConfig | None, train_cfg: 
     return model
 
 
-RECIPES: dict[str, tuple[str, Callable[[NCF, Dataset], NCF]]] = {
-    "short-plain": ("fine-tuning without distillation, short", lambda t, ds: train_plain(prune(t, HALF), ds, SHORT)),
-    "short-score": ("score distillation, short", lambda t, ds: distill(prune(t, HALF), t, ds, SCORE, SHORT).model),
+Recipe = Callable[[NCF, Dataset, TrainConfig, TrainConfig], NCF]  # (teacher, data, short, long) -> student
+RECIPES: dict[str, tuple[str, Recipe]] = {
+    "short-plain": (
+        "fine-tuning without distillation, short",
+        lambda t, ds, sh, lo: train_plain(prune(t, HALF), ds, sh),
+    ),
+    "short-score": (
+        "score distillation, short",
+        lambda t, ds, sh, lo: distill(prune(t, HALF), t, ds, SCORE, sh).model,
+    ),
     "short-rank": (
         "score + ranking distillation (top-10), short",
-        lambda t, ds: distill(prune(t, HALF), t, ds, RANK, SHORT).model,
+        lambda t, ds, sh, lo: distill(prune(t, HALF), t, ds, RANK, sh).model,
     ),
-    "long-plain": ("fine-tuning without distillation, long", lambda t, ds: train_plain(prune(t, HALF), ds, LONG)),
-    "long-score": ("score distillation, long", lambda t, ds: distill(prune(t, HALF), t, ds, SCORE, LONG).model),
+    "long-plain": ("fine-tuning without distillation, long", lambda t, ds, sh, lo: train_plain(prune(t, HALF), ds, lo)),
+    "long-score": ("score distillation, long", lambda t, ds, sh, lo: distill(prune(t, HALF), t, ds, SCORE, lo).model),
     "long-rank": (
         "score + ranking distillation (top-10), long",
-        lambda t, ds: distill(prune(t, HALF), t, ds, RANK, LONG).model,
+        lambda t, ds, sh, lo: distill(prune(t, HALF), t, ds, RANK, lo).model,
     ),
     "iterative-rank": (
         "75 % then 50 %, score + ranking distillation after each, short",
-        lambda t, ds: _iterative(t, ds, RANK, SHORT),
+        lambda t, ds, sh, lo: _iterative(t, ds, RANK, sh),
     ),
     "iterative-plain": (
         "75 % then 50 %, fine-tuning without distillation after each, short",
-        lambda t, ds: _iterative(t, ds, None, SHORT),
+        lambda t, ds, sh, lo: _iterative(t, ds, None, sh),
     ),
 }
 
@@ -86,6 +94,7 @@ def main() -> None:
     ap.add_argument("--recipes", default=",".join(RECIPES), help=f"comma-separated, from: {', '.join(RECIPES)}")
     ap.add_argument("--results", default=str(RESULTS))
     ap.add_argument("--threads", type=int, default=0, help="PyTorch CPU threads (default: all cores)")
+    ap.add_argument("--seed", type=int, default=0, help="training seed (rows of other seeds are kept apart)")
     args = ap.parse_args()
     names = [n for n in args.recipes.split(",") if n]
     unknown = [n for n in names if n not in RECIPES]
@@ -103,12 +112,13 @@ def main() -> None:
     base = Baseline(teacher, ds)
     for name in names:
         label, run = RECIPES[name]
-        torch.manual_seed(0)
+        torch.manual_seed(args.seed)
         t0 = time.perf_counter()
-        student = run(teacher, ds)
+        student = run(teacher, ds, replace(SHORT, seed=args.seed), replace(LONG, seed=args.seed))
         minutes = (time.perf_counter() - t0) / 60
-        rep = base.measure(label, student, student)
-        rows[name] = {**rep.to_json(), "minutes": minutes, "threads": torch.get_num_threads(), "machine": machine()}
+        rep = base.measure(label + (f", seed {args.seed}" if args.seed else ""), student, student)
+        key = name + (f"@seed{args.seed}" if args.seed else "")
+        rows[key] = {**rep.to_json(), "minutes": minutes, "threads": torch.get_num_threads(), "machine": machine()}
         out_json.write_text(json.dumps(rows, indent=1) + "\n")
         (results / "prune_recovery.md").write_text(render(rows, base.metrics))
         log.info("%s: dHR@10 %+.4f in %.1f min", name, rep.deltas["hr@10"], minutes)
@@ -124,7 +134,8 @@ def render(rows: dict, teacher: dict) -> str:
         "the teacher pruned to 50 % of every width (MLP channels, GMF and MLP embedding dims; L2 importance).",
         f"short = batch 1,024, lr 2e-3, <= {SHORT.epochs} epochs, patience {SHORT.patience} (as in compression.py);",
         f"long = batch 256, lr 1e-3, <= {LONG.epochs} epochs, patience {LONG.patience} (`edgerec train`'s settings).",
-        "Model selection on the validation split carved from train; test metrics at the selected epoch.",
+        "Model selection on the validation split carved from train; test metrics at the selected epoch. Training seed",
+        "0 unless the recipe names another.",
         "",
         "| recipe | bytes | % of fp32 | HR@10 | NDCG@10 | dHR@10 | dNDCG@10 | top-10 agreement | minutes | machine |",
         "|---|---|---|---|---|---|---|---|---|---|",
