@@ -135,7 +135,7 @@ def _compress(profile: Profile, teacher_dir: Path, ds: Dataset, folder: Path) ->
     teacher = checkpoint.load(teacher_dir)
     cfg = CompressConfig(
         prune=PruneConfig(mlp=c.prune, gmf=c.prune, mlp_embedding=c.prune, steps=c.prune_steps),
-        distill=DistillConfig() if c.distill else None,
+        distill=DistillConfig(rank_k=c.rank_k) if c.distill else None,
         train=TrainConfig(epochs=c.distill_epochs, patience=2),
     )
     result = compress(teacher.model, ds, cfg)

@@ -37,6 +37,7 @@ class Compression(_Strict):
         1, ge=1, le=10, description="reach the pruning ratio in this many steps, distilling after each"
     )
     distill_epochs: int = Field(8, ge=1, le=200, description="distillation epochs (early stopping)")
+    rank_k: int = Field(0, ge=0, le=1000, description="ranking distillation over the teacher's top-K (0 = off)")
     observer: Literal["minmax", "percentile", "entropy"] = Field(
         "percentile", description="int8 calibration observer (ONNX / TensorRT; TFLite uses ai-edge-quantizer's)"
     )

@@ -20,6 +20,7 @@ SHIPPED = (
     "tensorrt-t4-int8",
     "tensorrt-a100-fp16",
     "tensorrt-h100-int8",
+    "tflite-android-int8-pruned",
 )
 
 
@@ -88,6 +89,19 @@ def test_export_profile_runs_steps_reuses_them_and_writes_bench(tmp_path, ckpt, 
     assert manifest["profile"]["name"] == "onnx-cpu-int8" and manifest["calibration"].startswith("calibrated")
     rc, text, _ = run([*base, "--out", str(out), "--dry-run"], capsys)
     assert "export    cached" in text  # the second run reuses the finished export
+
+
+def test_pruned_phone_profile_prunes_in_steps_distils_and_exports_the_smaller_bundle(tmp_path, ckpt, capsys) -> None:
+    out = tmp_path / "art"
+    rc, _, err = run(["export", "--profile", "tflite-android-int8-pruned", "--model", str(ckpt), "--data", SMALL,
+                         "--out", str(out), "--cache", str(tmp_path / "cache")], capsys)  # fmt: skip
+    assert rc == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["user_vector_dims"] == {"gmf": 4, "mlp": 16}  # half of NeuMF-8's widths
+    configs = [json.loads(p.read_text()) for p in (tmp_path / "cache").rglob("config.json")]
+    steps = [s["step"] for c in configs for s in c["report"].get("steps", [])]
+    assert steps == ["prune 1/2", "distill 1/2", "prune 2/2", "distill"]
+    assert json.loads((out / "bench.json").read_text())["status"] == "passed"
 
 
 def test_export_profile_over_budget_fails_naming_the_budget(tmp_path, ckpt, capsys) -> None:
