@@ -68,10 +68,16 @@ def test_int8_bundle_is_small_and_keeps_float_scores(bundles) -> None:
     items, scores, _ = load_bundle(f8).recommend(np.zeros(8), np.zeros(32))
     assert items.dtype == np.int32 and scores.dtype == np.float32 and np.all(np.diff(scores) <= 0)
     # weight-only int8: every large constant is int8 (4x smaller), and the records say what was rewritten
-    assert (
-        m8["quantization"]["item_constants"][0]["bytes_int8"]
-        < m8["quantization"]["item_constants"][0]["bytes_float32"] / 3.5
-    )
+    (record,) = m8["quantization"]["item_constants"]
+    assert record["dtype"] == "int8" and record["bytes"] < record["bytes_float32"] / 3.5
+
+
+def test_fp16_bundle_stores_the_item_constants_in_float16(tmp_path, ckpt, ds) -> None:
+    cfg = ExportConfig(target="tflite-bundle", precision="fp16", tolerance=ExportTolerance(hr=0.01))
+    m = export(ckpt, ds, tmp_path / "b", cfg)
+    (record,) = m["quantization"]["item_constants"]
+    assert record["dtype"] == "float16" and record["bytes"] * 2 == record["bytes_float32"]
+    assert m["verification"]["max_abs_score_error"] < 1e-2
 
 
 def test_score_signature_equals_pytorch_and_the_catalog_scores(bundles, ckpt, ds) -> None:

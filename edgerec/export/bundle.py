@@ -5,12 +5,13 @@ and the users' vectors as a server-side file (the app receives only its own user
 - with candidates = C > 0: score(user_gmf, user_mlp, items [C] int32, -1 = padding) -> (the items' scores, the
   top-K of the list, their scores): a candidate list or a few items, with the MLP run for those only.
 
-Precisions: fp32; fp16 (weights stored in fp16); int8: every weight and item constant stored in int8 and
-dequantized once when the model loads, compute in float32 (ai-edge-quantizer's weight-only recipe for the layers,
-edgerec.export.int8_constants for the precomputed item half of the first MLP layer, which that recipe leaves in
-float). Static int8 (int8 activations as well), measured on ML-1M in the same run: recommend p50 0.154 ms against
-0.113 ms on x86 XNNPACK, top-10 agreement 0.77 against 0.91 (benchmarks/results/bundle.md). Tensor names and empty
-quantization records are stripped from every precision: they are a few kilobytes of a ~150 KB model.
+Precisions: fp32; fp16 (weights and item constants stored in fp16, compute in float32); int8: every weight and item
+constant stored in int8 and dequantized once when the model loads, compute in float32 (ai-edge-quantizer's
+weight-only recipe for the layers, edgerec.export.small_constants for the precomputed item half of the first MLP
+layer, which that recipe leaves in float). Static int8 (int8 activations as well), measured on ML-1M in the same
+run: recommend p50 0.154 ms against 0.113 ms on x86 XNNPACK, top-10 agreement 0.77 against 0.91
+(benchmarks/results/bundle.md). Tensor names and empty quantization records are stripped from every precision: they
+are a few kilobytes of a ~150 KB model.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 
 from edgerec.errors import EdgerecError
 from edgerec.export.folded import CandidateScorer, FoldedNCF, user_vectors
-from edgerec.export.int8_constants import int8_constants
+from edgerec.export.small_constants import small_constants
 from edgerec.export.tflite_model import add_fp16_weights, quiet
 from edgerec.model.ncf import NCF
 
@@ -74,7 +75,14 @@ def quantize(flat: bytes, precision: str) -> tuple[bytes, dict]:
     if precision == "fp16":
         add_fp16_weights(qt)
         with quiet():
-            return bytes(qt.quantize(enable_progress_report=False).quantized_model), {"scheme": "fp16 weights"}
+            flat = bytes(qt.quantize(enable_progress_report=False).quantized_model)
+        flat, records = small_constants(flat, "float16")
+        info = {
+            "scheme": "fp16 weights and item constants, float32 compute",
+            "tool": "ai-edge-quantizer float casting (layers) + edgerec.export.small_constants (item constants)",
+            "item_constants": records,
+        }
+        return flat, info
     fc = qtyping.TFLOperationName.FULLY_CONNECTED
     qt.update_quantization_recipe(".*", fc, _int8_weights("CHANNELWISE"))
     # one scale for all folded GMF item rows: per-item scales cost 12 bytes per item in TFLite (the zero points are
@@ -82,10 +90,10 @@ def quantize(flat: bytes, precision: str) -> tuple[bytes, dict]:
     qt.update_quantization_recipe(".*Linear_gmf.*", fc, _int8_weights("TENSORWISE"))
     with quiet():
         flat = bytes(qt.quantize(enable_progress_report=False).quantized_model)
-    flat, records = int8_constants(flat)
+    flat, records = small_constants(flat, "int8")
     info = {
         "scheme": "int8 weights and item constants, dequantized at load; float32 compute",
-        "tool": "ai-edge-quantizer weight-only (layers; the GMF item rows one scale) + edgerec.export.int8_constants "
+        "tool": "ai-edge-quantizer weight-only (layers; the GMF item rows one scale) + edgerec.export.small_constants "
         "(the item half of the first MLP layer, one scale per column)",
         "item_constants": records,
     }
