@@ -9,7 +9,7 @@ Precisions: fp32; fp16 (weights and item constants stored in fp16, compute in fl
 constant stored in int8 and dequantized once when the model loads, compute in float32 (ai-edge-quantizer's
 weight-only recipe for the layers, edgerec.export.small_constants for the precomputed item half of the first MLP
 layer, which that recipe leaves in float). Static int8 (int8 activations as well), measured on ML-1M in the same
-run: recommend p50 0.154 ms against 0.113 ms on x86 XNNPACK, top-10 agreement 0.77 against 0.91
+run: recommend p50 0.242 ms against 0.173 ms on x86 XNNPACK, top-10 agreement 0.77 against 0.91
 (benchmarks/results/bundle.md). Tensor names and empty quantization records are stripped from every precision: they
 are a few kilobytes of a ~150 KB model.
 """
