@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ def atomic_dir(dest: str | Path) -> Iterator[Path]:
     An existing dest is moved aside first and deleted only after the new folder is in place, so an interruption
     leaves either the old folder or the new one (or, between two renames, the old one under a `.old-*` name).
     The whole write holds `write_lock(dest)`: a second writer into the same dest fails at once and touches nothing.
+    A killed writer's leftovers are dealt with by the next one, under the lock (see `_recover`).
     """
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
@@ -36,6 +38,7 @@ def atomic_dir(dest: str | Path) -> Iterator[Path]:
     except OSError as e:
         raise EdgerecError(f"{dest}: cannot create the output folder ({e.strerror})") from None
     with write_lock(dest):
+        _recover(dest)
         try:
             tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
         except OSError as e:
@@ -53,6 +56,18 @@ def atomic_dir(dest: str | Path) -> Iterator[Path]:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+
+def _recover(dest: Path) -> None:
+    """What a writer killed with SIGKILL (no cleanup runs) left beside dest; called holding dest's write lock, so no
+    live writer owns these. Killed between its two renames, it left no dest and the previous version as `.old-*`:
+    that is put back. Every other `.tmp-*` (an unfinished write) and `.old-*` (an already replaced version) goes."""
+    name = glob.escape(dest.name)
+    olds = sorted(dest.parent.glob(f".{name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if olds and not dest.exists():
+        os.rename(olds.pop(), dest)
+    for leftover in [*dest.parent.glob(f".{name}.tmp-*"), *olds]:
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 @contextlib.contextmanager

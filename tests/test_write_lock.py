@@ -36,6 +36,32 @@ def test_a_second_writer_into_the_same_folder_is_refused(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "out"]  # no temporary folder, no lock file
 
 
+def test_the_next_writer_clears_a_killed_writers_leftovers(tmp_path) -> None:
+    dest = tmp_path / "out[1]"  # glob metacharacters in the name must not matter
+    with atomic_dir(dest) as tmp:
+        (tmp / "a").write_text("v1")
+    unfinished, replaced = tmp_path / ".out[1].tmp-dead", tmp_path / ".out[1].old-dead"
+    unfinished.mkdir()
+    (unfinished / "a").write_text("half")
+    replaced.mkdir()
+    with atomic_dir(dest) as tmp:
+        (tmp / "a").write_text("v2")
+    assert (dest / "a").read_text() == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out[1]"]
+
+
+def test_a_writer_killed_between_its_two_renames_gets_the_old_version_put_back(tmp_path) -> None:
+    dest = tmp_path / "out"
+    with atomic_dir(dest) as tmp:
+        (tmp / "a").write_text("v1")
+    os.rename(dest, tmp_path / ".out.old-dead")  # the state a SIGKILL between the renames leaves
+    (tmp_path / ".out.tmp-dead").mkdir()
+    with pytest.raises(RuntimeError), atomic_dir(dest):
+        raise RuntimeError("this write fails too")
+    assert (dest / "a").read_text() == "v1"  # the last good version is back under its name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 def test_the_lock_is_released_on_failure_and_a_stale_lock_file_does_not_block(tmp_path) -> None:
     dest = tmp_path / "out"
     with pytest.raises(RuntimeError), atomic_dir(dest):
