@@ -71,6 +71,26 @@ def _recover(dest: Path) -> None:
 
 
 @contextlib.contextmanager
+def build_lock(dest: str | Path) -> Iterator[None]:
+    """Wait for, then hold, an exclusive flock on `.<name>.build` beside dest: processes that would build the same
+    cached step take turns instead of failing on each other's write lock (the file stays; it is empty)."""
+    dest = Path(dest)
+    if fcntl is None:
+        yield
+        return
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(dest.parent / f".{dest.name}.build", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise EdgerecError(f"{dest}: cannot create its build lock ({e.strerror})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
 def write_lock(dest: str | Path) -> Iterator[None]:
     """Hold an exclusive, non-blocking flock on `.<name>.lock` beside dest; a second holder gets an EdgerecError.
 

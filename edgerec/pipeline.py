@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from edgerec.artifact import read_manifest
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
-from edgerec.io import atomic_dir, sha256_file, write_json
+from edgerec.io import atomic_dir, build_lock, sha256_file, write_json
 from edgerec.profiles import Profile, runtime_version_ok
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,18 @@ def _export_settings(profile: Profile) -> dict:
         "calibration_size": profile.compression.calibration_size,
         "tolerance": profile.tolerance.model_dump(),
     }
+
+
+def _step(step: Step, folder: Path, check: Callable[[Path], Any], build: Callable[[], Any]) -> None:
+    """Reuse the cached step or build it. Builders of one step take turns (build_lock): a second process that needs
+    a step the first is building waits for it and then reuses it."""
+    if not _cached(folder, check):
+        with build_lock(folder):
+            if not _cached(folder, check):
+                log.info("%s: %s", step.name, step.detail)
+                build()
+                return
+    log.info("%s: reusing %s", step.name, folder)
 
 
 def _cached(folder: Path, check) -> bool:
@@ -210,30 +223,17 @@ def run(
         if step.name == "train":
             from edgerec.model import checkpoint
 
-            if not _cached(folder, checkpoint.load):
-                log.info("train: %s", step.detail)
-                _train(ds, folder)
-            else:
-                log.info("train: reusing %s", folder)
+            _step(step, folder, checkpoint.load, lambda f=folder: _train(ds, f))
             source = folder
         elif step.name == "compress":
             from edgerec.model import checkpoint
 
-            if not _cached(folder, checkpoint.load):
-                log.info("compress: %s", step.detail)
-                _compress(profile, source, ds, folder)
-            else:
-                log.info("compress: reusing %s", folder)
+            _step(step, folder, checkpoint.load, lambda f=folder, src=source: _compress(profile, src, ds, f))
             source = folder
         elif step.name == "export":
-            if _cached(folder, read_manifest):
-                log.info("export: reusing %s", folder)
-                manifest = read_manifest(folder)
-                status = f"export-only: {manifest['engine_missing']}" if manifest.get("engine_missing") else None
-            else:
-                log.info("export: %s", step.detail)
-                missing = _export(profile, source, ds, folder)
-                status = f"export-only: {missing}" if missing else None
+            _step(step, folder, read_manifest, lambda f=folder, src=source: _export(profile, src, ds, f))
+            missing = read_manifest(folder).get("engine_missing")
+            status = f"export-only: {missing}" if missing else None
             with atomic_dir(out) as tmp:
                 shutil.copytree(folder, tmp, dirs_exist_ok=True)
     manifest = read_manifest(out)

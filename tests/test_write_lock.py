@@ -62,6 +62,41 @@ def test_a_writer_killed_between_its_two_renames_gets_the_old_version_put_back(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def test_builders_of_one_cached_step_take_turns_and_the_second_reuses_the_first(tmp_path) -> None:
+    import threading
+
+    from edgerec.pipeline import Step, _step
+
+    folder, built = tmp_path / "step", []
+
+    def build() -> None:
+        time.sleep(0.3)  # long enough for the second caller to arrive while this one builds
+        with atomic_dir(folder) as tmp:
+            (tmp / "done").write_text(str(len(built)))
+        built.append(threading.current_thread().name)
+
+    def check(f) -> None:
+        if not (f / "done").is_file():
+            raise EdgerecError("not built")
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            _step(Step("train", "k", "test"), folder, check, build)
+        except BaseException as e:  # without the build lock: the second writer's "being written" error
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, name=f"t{i}") for i in range(2)]
+    threads[0].start()
+    time.sleep(0.05)
+    threads[1].start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors and len(built) == 1  # one build; the other waited for it and reused it
+    assert (folder / "done").read_text() == "0"
+
+
 def test_the_lock_is_released_on_failure_and_a_stale_lock_file_does_not_block(tmp_path) -> None:
     dest = tmp_path / "out"
     with pytest.raises(RuntimeError), atomic_dir(dest):
