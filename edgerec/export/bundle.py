@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from edgerec.errors import EdgerecError
-from edgerec.export.folded import CandidateScorer, FoldedNCF, user_vectors
+from edgerec.export.folded import PAD_SCORE, CandidateScorer, FoldedNCF, user_vectors
 from edgerec.export.small_constants import small_constants
 from edgerec.export.tflite_model import add_fp16_weights, quiet
 from edgerec.model.ncf import NCF
@@ -142,21 +142,20 @@ def export(model: NCF, precision: str, out: Path, *, k: int = DEFAULT_K, candida
                 "output_1": ["float32", [k], "their scores (logits), best first"],
                 "output_2": ["float32", [n], "every item's score"],
             },
-        },
-        "score": {
+        }
+    }
+    if candidates:
+        signatures["score"] = {
             "inputs": {
                 **user_inputs,
                 "items": ["int32", [candidates], "item indices to score; -1 pads a shorter list"],
             },
             "outputs": {
-                "output_0": ["float32", [candidates], "each item's score (logit); padding scores -3e38"],
+                "output_0": ["float32", [candidates], f"each item's score (logit); padding scores {PAD_SCORE:g}"],
                 "output_1": ["int32", [k], "the list's top-K item indices (padding only if it has < K items)"],
                 "output_2": ["float32", [k], "their scores, best first"],
             },
-        },
-    }
-    if not candidates:
-        del signatures["score"]
+        }
     return {
         "signatures": signatures,
         "k": k,
