@@ -64,7 +64,7 @@ def main() -> None:
     base = Baseline(teacher, ds)
     # recovery / distillation runs use larger batches than `edgerec train` (4x fewer steps) to keep the benchmark
     # within an hour on two cores; every student, distilled or not, gets the same settings
-    train_cfg = TrainConfig(epochs=args.epochs, batch_size=1024, lr=2e-3, patience=2)
+    train_cfg = TrainConfig(epochs=args.epochs, batch_size=1024, lr=2e-3, patience=2, average_from=0)
     rows: dict[str, dict] = {}
 
     def measure(name: str, model: torch.nn.Module, fp32: NCF, plan: PrecisionPlan = PrecisionPlan()) -> None:

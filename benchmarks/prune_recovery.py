@@ -37,9 +37,9 @@ DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "ml-1m-ncf"
 log = logging.getLogger("prune_recovery")
 
 # the settings benchmarks/compression.py uses for every recovery (4x fewer steps than `edgerec train`)
-SHORT = TrainConfig(epochs=8, batch_size=1024, lr=2e-3, patience=2)
+SHORT = TrainConfig(epochs=8, batch_size=1024, lr=2e-3, patience=2, average_from=0)
 # `edgerec train`'s own settings (batch 256, lr 1e-3), 20 epochs, patience 3
-LONG = TrainConfig(epochs=20, batch_size=256, lr=1e-3, patience=3)
+LONG = TrainConfig(epochs=20, batch_size=256, lr=1e-3, patience=3, average_from=0)
 SCORE = DistillConfig()
 RANK = DistillConfig(rank_k=10, rank_weight=0.1)
 HALF = PruneConfig(0.5, 0.5, 0.5)

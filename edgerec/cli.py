@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--negatives", type=int, default=d.negatives, help=f"negatives per positive (default {d.negatives})")
     t.add_argument("--l2", type=float, default=d.l2, help=f"L2 on the batch's embeddings (default {d.l2})")
     t.add_argument("--patience", type=int, default=d.patience, help=f"early-stopping patience (default {d.patience})")
+    t.add_argument(
+        "--average-from",
+        type=int,
+        default=d.average_from,
+        metavar="EPOCH",
+        help=f"keep the mean of the epoch-end weights from this epoch on; 0: off (default {d.average_from})",
+    )
     t.add_argument("--seed", type=int, default=d.seed, help="training seed (default 0)")
     t.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (default: all cores)")
     t.add_argument("--out", required=True, help="checkpoint folder to write (replaced atomically)")

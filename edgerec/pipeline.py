@@ -143,14 +143,14 @@ def _compress(profile: Profile, teacher_dir: Path, ds: Dataset, folder: Path) ->
     from edgerec.compress.pipeline import CompressConfig, compress
     from edgerec.compress.prune import PruneConfig
     from edgerec.model import checkpoint
-    from edgerec.model.config import TrainConfig
+    from edgerec.model.config import fine_tune_config
 
     c = profile.compression
     teacher = checkpoint.load(teacher_dir)
     cfg = CompressConfig(
         prune=PruneConfig(mlp=c.prune, gmf=c.prune, mlp_embedding=c.prune, steps=c.prune_steps),
         distill=DistillConfig(rank_k=c.rank_k) if c.distill else None,
-        train=TrainConfig(epochs=c.distill_epochs, patience=2),
+        train=fine_tune_config(c.distill_epochs),
     )
     result = compress(teacher.model, ds, cfg)
     final = result.reports[-1]

@@ -54,6 +54,7 @@ def test_train_then_evaluate_writes_metrics_json(tmp_path: Path) -> None:
         (["train", "--data", "/nonexistent/x.csv", "--out", "o"], "no such file or folder"),
         (["train", "--data", "synthetic:bogus=1", "--out", "o"], "unknown setting"),
         (["train", "--data", TINY, "--lr", "-1", "--out", "o"], "learning rate must be > 0"),
+        (["train", "--data", TINY, "--average-from", "-1", "--out", "o"], "average_from must be an epoch number"),
         (["train", "--data", TINY, "--layers", "63,8", "--out", "o"], "layers must be"),
         (["train", "--data", TINY, "--model", "gmf", "--pretrain", "--out", "o", "--epochs", "1"], "neumf only"),
         (["evaluate", "--model", "/nonexistent", "--data", TINY], "no such checkpoint folder"),

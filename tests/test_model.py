@@ -9,8 +9,9 @@ import torch
 
 from edgerec.data import load_dataset
 from edgerec.errors import EdgerecError
-from edgerec.metrics import evaluate, item_pop_scorer
-from edgerec.model import NCF, NCFArch, TrainConfig, load, neumf_from_pretrained, save, torch_scorer, train
+from edgerec.metrics import evaluate, hr_ndcg, item_pop_scorer, sampled_ranks
+from edgerec.model import NCF, NCFArch, TrainConfig, fit, load, neumf_from_pretrained, save, torch_scorer, train
+from edgerec.model.training import validation_split
 
 
 def test_paper_shorthand_gives_the_design_parameter_count() -> None:
@@ -122,3 +123,48 @@ def test_row_gradients_equal_autograds_dense_embedding_gradients() -> None:
         rg.scatter()
         for n, t in model.tables().items():
             torch.testing.assert_close(t.weight.grad, expected[n], rtol=1e-5, atol=1e-8, msg=f"{n} step {step}")
+
+
+def test_weight_averaging_returns_the_mean_of_the_epoch_end_weights() -> None:
+    torch.set_num_threads(1)
+    ds = load_dataset("synthetic:users=200,items=150,seed=3")
+    torch.manual_seed(0)
+    model = NCF(NCFArch.paper("neumf", ds.n_users, ds.n_items, 4, (16, 8, 4)))
+    snapshots = {0: {k: v.clone() for k, v in model.state_dict().items()}}
+
+    def after_epoch(stage: str, done: int, total: int, info: dict) -> None:
+        if done == total:  # the epoch's last step: the model holds this epoch's weights
+            snapshots[info["epoch"]] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    cfg = TrainConfig(epochs=5, batch_size=256, lr=5e-3, patience=5, average_from=3)
+    res = fit(model, ds, cfg, after_epoch)
+    assert [h.epoch for h in res.history] == [1, 2, 3, 4, 5]
+    best = res.best_epoch
+    assert best > 3  # validation still improves on this data, so the kept model is a mean of several epochs
+    for k, v in res.model.state_dict().items():
+        mean = torch.stack([snapshots[e][k] for e in range(3, best + 1)]).mean(dim=0)
+        torch.testing.assert_close(v, mean, rtol=1e-5, atol=1e-7, msg=k)
+        assert not torch.equal(v, snapshots[best][k]) or k.endswith("bias")
+    # the averaged candidate is what was validated: re-validating the returned model gives the logged NDCG
+    val = validation_split(ds, cfg.seed)
+    assert hr_ndcg(sampled_ranks(torch_scorer(res.model), val))[1] == pytest.approx(res.history[best - 1].val_ndcg)
+
+
+def test_validation_items_are_never_sampled_as_negatives(monkeypatch: pytest.MonkeyPatch) -> None:
+    import edgerec.model.training as training
+
+    ds = load_dataset("synthetic:users=100,items=120,seed=4")
+    val = validation_split(ds, 0)
+    seen: list[np.ndarray] = []
+    real = training.sample_negatives
+
+    def spy(users: np.ndarray, n_items: int, neg: int, known: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        negs = real(users, n_items, neg, known, rng)
+        seen.append(users[:, None].astype(np.int64) * n_items + negs)
+        return negs
+
+    monkeypatch.setattr(training, "sample_negatives", spy)
+    fit(NCF(NCFArch.paper("gmf", ds.n_users, ds.n_items, 4)), ds, TrainConfig(epochs=2, batch_size=512))
+    val_keys = val.test_users * ds.n_items + val.test_items
+    assert len(val_keys) > 50 and seen
+    assert not np.isin(np.concatenate([s.ravel() for s in seen]), val_keys).any()

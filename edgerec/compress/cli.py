@@ -16,8 +16,8 @@ from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
 from edgerec.io import write_json
 from edgerec.model import checkpoint
+from edgerec.model.config import fine_tune_config
 from edgerec.model.ncf import NCF
-from edgerec.model.training import TrainConfig
 
 
 def _prune_config(args: argparse.Namespace) -> PruneConfig | None:
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, ds: Dataset, progress: Callable[[str, int, int
     teacher = checkpoint.load(args.model)
     teacher.check_data(ds)
     distill_cfg = DistillConfig(weight=args.distill_weight, temperature=args.temperature, rank_k=args.rank_k)
-    train_cfg = TrainConfig(epochs=args.epochs, patience=2)
+    train_cfg = fine_tune_config(args.epochs)
     quant = QuantConfig(args.embeddings, args.mlp, args.observer, calibration_size=args.calibration_size)
     if args.search:
         return _run_search(args, ds, teacher, distill_cfg, train_cfg, quant, progress)

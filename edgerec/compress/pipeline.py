@@ -19,8 +19,9 @@ from edgerec.compress.quantize import QuantConfig, QuantizedNCF, QuantSpec, cali
 from edgerec.compress.size import PrecisionPlan
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
+from edgerec.model.config import TrainConfig, fine_tune_config
 from edgerec.model.ncf import NCF, NCFArch
-from edgerec.model.training import TrainConfig, fit
+from edgerec.model.training import fit
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class CompressConfig:
     distill: DistillConfig | None = None  # with prune: recovery fine-tuning of the pruned model
     student: tuple[int, tuple[int, ...]] | None = None  # (factors, layers) of a fresh student instead of pruning
     quantize: QuantConfig | None = None
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, patience=2))
+    train: TrainConfig = field(default_factory=lambda: fine_tune_config(10))
     tolerance: Tolerance | None = None  # checked after every step
 
     def check(self) -> None:

@@ -21,8 +21,8 @@ from edgerec.compress.quantize import QuantConfig, QuantizedNCF, QuantSpec, cali
 from edgerec.compress.size import EMBEDDING_PRECISIONS, MLP_PRECISIONS, PrecisionPlan
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
+from edgerec.model.config import TrainConfig, fine_tune_config
 from edgerec.model.ncf import NCF
-from edgerec.model.training import TrainConfig
 
 log = logging.getLogger(__name__)
 OBJECTIVES = ("bytes", "macs")
@@ -37,7 +37,7 @@ class SearchConfig:
     mlp: Sequence[str] = MLP_PRECISIONS
     importance: str = "l2"
     distill: DistillConfig = field(default_factory=DistillConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, patience=2))
+    train: TrainConfig = field(default_factory=lambda: fine_tune_config(10))
     quant: QuantConfig = field(default_factory=QuantConfig)  # observer and calibration size; precisions: the grid
 
     def check(self) -> None:

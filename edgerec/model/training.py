@@ -98,8 +98,12 @@ def fit(
     known: np.ndarray | None = None,
     row_mask: dict[str, torch.Tensor] | None = None,
     val: Dataset | None = None,
+    epoch_end: Callable[[int, NCF, NCF], None] | None = None,
 ) -> TrainResult:
     """Train `model` on ds.train minus a validation item per user; return the best-validation model.
+
+    From epoch cfg.average_from on, the model validated after each epoch is the mean of the weights at the ends of
+    the epochs since (stochastic weight averaging); the best validated one is returned.
 
     progress(stage, done, total, info) is called every few hundred batches (for a progress bar).
     extra_loss(model, users, items, labels, logits) is added to the BCE loss of every batch (distillation uses it).
@@ -108,6 +112,8 @@ def fit(
     row_mask: {table name: [rows] bool}: only these rows of the tables learn (an update that must leave every other
     row byte-identical); parameters with requires_grad False stay frozen as usual.
     val: a validation set of the caller's (then all of ds.train is trained on); default: carved from ds.train.
+    epoch_end(epoch, model, candidate) is called after each epoch's validation with the trained weights and the
+    validated candidate (the same model before cfg.average_from); benchmarks measure both on the test set with it.
     """
     cfg.check()
     torch.manual_seed(cfg.seed)
@@ -117,16 +123,15 @@ def fit(
         train = val.train
     else:
         train = ds.train
-    known = positive_keys(train) if known is None else known
+    # the validation items are positives too: never sampled as negatives
+    known = positive_keys(ds.train) if known is None else known
     opt: torch.optim.Optimizer
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)  # 8x faster step on CPU
     else:
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
     bce = nn.BCEWithLogitsLoss()
-    params = list(model.parameters())
-    averaged = copy.deepcopy(model) if cfg.ema else model  # the weights that are validated and kept
-    avg_params = list(averaged.parameters())
+    averaged = _EpochAverage()
     row_grads = _RowGrads(model, row_mask)
     # epoch 0 is the starting point: a pre-trained or pruned model that fine-tuning only makes worse is kept as it is
     best = hr_ndcg(sampled_ranks(torch_scorer(model), val))[1]
@@ -154,9 +159,6 @@ def fit(
             loss.backward()
             row_grads.scatter()
             opt.step()
-            if cfg.ema:
-                with torch.no_grad():
-                    torch._foreach_lerp_(avg_params, params, 1.0 - cfg.ema)
             total += loss.detach()
             if progress and (step % 500 == 0 or step == steps - 1):
                 elapsed = time.perf_counter() - t0
@@ -173,7 +175,10 @@ def fit(
         seconds = time.perf_counter() - t0
         train_seconds += seconds
         samples += n
-        val_hr, val_ndcg = hr_ndcg(sampled_ranks(torch_scorer(averaged), val))
+        candidate = averaged.add(model) if cfg.average_from and epoch >= cfg.average_from else model
+        val_hr, val_ndcg = hr_ndcg(sampled_ranks(torch_scorer(candidate), val))
+        if epoch_end is not None:
+            epoch_end(epoch, model, candidate)
         rec = EpochLog(epoch, float(total) / steps, val_hr, val_ndcg, seconds, n / seconds)
         history.append(rec)
         log.info(
@@ -188,16 +193,35 @@ def fit(
         if not np.isfinite(rec.loss):
             raise EdgerecError(f"training diverged at epoch {epoch} (loss is {rec.loss}); lower the learning rate")
         if val_ndcg > best:
-            best, best_state, best_epoch, stale = val_ndcg, copy.deepcopy(averaged.state_dict()), epoch, 0
+            best, best_state, best_epoch, stale = val_ndcg, copy.deepcopy(candidate.state_dict()), epoch, 0
         else:
             stale += 1
             if stale >= cfg.patience:
                 break
-            for group in opt.param_groups:
-                group["lr"] *= cfg.lr_decay
     model.load_state_dict(best_state)
     model.eval()
     return TrainResult(model, best_epoch, history, time.perf_counter() - t_start, samples / max(train_seconds, 1e-9))
+
+
+class _EpochAverage:
+    """The running mean of a model's weights over the epochs it was given (stochastic weight averaging).
+
+    NCF has no batch normalisation, so the mean of the weights is a model as it stands.
+    """
+
+    def __init__(self) -> None:
+        self.mean: NCF | None = None
+        self.count = 0
+
+    def add(self, model: NCF) -> NCF:
+        self.count += 1
+        if self.mean is None:
+            self.mean = copy.deepcopy(model)
+            return self.mean
+        with torch.no_grad():
+            for avg, p in zip(self.mean.parameters(), model.parameters(), strict=True):
+                avg.lerp_(p, 1.0 / self.count)
+        return self.mean
 
 
 class _RowGrads:
