@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from edgerec.data.split import Dataset, leave_one_out, positive_keys, sample_negatives
 from edgerec.errors import EdgerecError
@@ -131,7 +132,7 @@ def fit(
     else:
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
     bce = nn.BCEWithLogitsLoss()
-    averaged = _EpochAverage()
+    averaged: AveragedModel | None = None  # created when the averaging starts
     row_grads = _RowGrads(model, row_mask)
     # epoch 0 is the starting point: a pre-trained or pruned model that fine-tuning only makes worse is kept as it is
     best = hr_ndcg(sampled_ranks(torch_scorer(model), val))[1]
@@ -175,7 +176,12 @@ def fit(
         seconds = time.perf_counter() - t0
         train_seconds += seconds
         samples += n
-        candidate = averaged.add(model) if cfg.average_from and epoch >= cfg.average_from else model
+        candidate = model
+        if cfg.average_from and epoch >= cfg.average_from:
+            # the running mean of the epoch-end weights (NCF has no batch normalisation: the mean is a model as is)
+            averaged = averaged or AveragedModel(model)
+            averaged.update_parameters(model)
+            candidate = averaged.module
         val_hr, val_ndcg = hr_ndcg(sampled_ranks(torch_scorer(candidate), val))
         if epoch_end is not None:
             epoch_end(epoch, model, candidate)
@@ -201,27 +207,6 @@ def fit(
     model.load_state_dict(best_state)
     model.eval()
     return TrainResult(model, best_epoch, history, time.perf_counter() - t_start, samples / max(train_seconds, 1e-9))
-
-
-class _EpochAverage:
-    """The running mean of a model's weights over the epochs it was given (stochastic weight averaging).
-
-    NCF has no batch normalisation, so the mean of the weights is a model as it stands.
-    """
-
-    def __init__(self) -> None:
-        self.mean: NCF | None = None
-        self.count = 0
-
-    def add(self, model: NCF) -> NCF:
-        self.count += 1
-        if self.mean is None:
-            self.mean = copy.deepcopy(model)
-            return self.mean
-        with torch.no_grad():
-            for avg, p in zip(self.mean.parameters(), model.parameters(), strict=True):
-                avg.lerp_(p, 1.0 / self.count)
-        return self.mean
 
 
 class _RowGrads:
