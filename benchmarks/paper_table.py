@@ -11,6 +11,7 @@ Markdown table benchmarks/results/paper_table.md is rewritten from every stored 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
 import time
@@ -33,6 +34,7 @@ PAPER = {
     (16, False): ("0.696", "0.420"),
     (32, False): ("0.701", "0.425"),
     (64, False): ("0.705", "0.426"),
+    (8, True): ("0.688", "0.410"),
     (16, True): ("0.707", "0.426"),
     (32, True): ("0.726", "0.445"),
     (64, True): ("0.730", "0.447"),
@@ -116,6 +118,20 @@ def render(rows: list[dict], itempop: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def store_row(store: Path, row: dict) -> list[dict]:
+    """Add (or replace) one row in the JSON store and return all rows; several runs may share the store (one per
+    core), so the read-modify-write holds a lock and the file is replaced atomically."""
+    with open(store.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = json.loads(store.read_text()) if store.exists() else []
+        key = (row["factors"], row["pretrain"])
+        rows = [r for r in rows if (r["factors"], r["pretrain"]) != key] + [row]
+        tmp = store.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rows, indent=1) + "\n")
+        tmp.replace(store)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA))
@@ -132,14 +148,12 @@ def main() -> None:
     ds = load_dataset(args.data)
     RESULTS.mkdir(exist_ok=True)
     store = RESULTS / "paper_table.json"
-    rows = json.loads(store.read_text()) if store.exists() else []
     modes = {"no": [False], "yes": [True], "both": [False, True]}[args.pretrain]
     for pretrain in modes:
         for f in (int(x) for x in args.factors.split(",")):
             row = run_one(ds, f, pretrain, Path(args.save) if args.save else None)
             print(json.dumps(row), flush=True)
-            rows = [r for r in rows if (r["factors"], r["pretrain"]) != (f, pretrain)] + [row]
-            store.write_text(json.dumps(rows, indent=1) + "\n")
+            rows = store_row(store, row)
             (RESULTS / "paper_table.md").write_text(render(rows, evaluate(item_pop_scorer(ds), ds)))
     print((RESULTS / "paper_table.md").read_text())
 

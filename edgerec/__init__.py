@@ -1,18 +1,20 @@
 """edgerec: compress, export and benchmark NCF / NeuMF recommenders for GPU servers and phones.
 
-The names below are the public API. Importing edgerec does not import torch: the training names
-(NCF, NCFArch, TrainConfig, train, fit, save_checkpoint, load_checkpoint) load it on first use.
+The names in _LAZY are the public API; each loads its module on first use, so `import edgerec` (and with it the
+console script's start-up, see edgerec.entry) imports neither numpy nor torch.
 """
 
 from typing import Any
 
-from edgerec.data import Columns, Dataset, Interactions, SyntheticConfig, generate, leave_one_out, load_dataset
-from edgerec.errors import EdgerecError
-from edgerec.metrics import evaluate, hr_ndcg, item_pop_scorer
-
 __version__ = "0.1.0"
 
 _LAZY = {
+    **{
+        n: ("edgerec.data", n)
+        for n in ("Columns", "Dataset", "Interactions", "SyntheticConfig", "generate", "leave_one_out", "load_dataset")
+    },
+    "EdgerecError": ("edgerec.errors", "EdgerecError"),
+    **{n: ("edgerec.metrics", n) for n in ("evaluate", "hr_ndcg", "item_pop_scorer")},
     "NCF": ("edgerec.model.ncf", "NCF"),
     "NCFArch": ("edgerec.model.ncf", "NCFArch"),
     "TrainConfig": ("edgerec.model.config", "TrainConfig"),
@@ -33,18 +35,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'edgerec' has no attribute {name!r}")
 
 
-__all__ = [
-    "Columns",
-    "Dataset",
-    "EdgerecError",
-    "Interactions",
-    "SyntheticConfig",
-    "__version__",
-    "evaluate",
-    "generate",
-    "hr_ndcg",
-    "item_pop_scorer",
-    "leave_one_out",
-    "load_dataset",
-    *_LAZY,
-]
+__all__ = ["__version__", *_LAZY]

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from edgerec.entry import INTERRUPTED
 from edgerec.errors import EdgerecError
 
 log = logging.getLogger("edgerec")
@@ -374,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edgerec: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("edgerec: interrupted; no partial output was left in place", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
 
 

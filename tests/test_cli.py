@@ -148,3 +148,27 @@ def test_ctrl_c_during_training_exits_130_and_keeps_the_previous_checkpoint(tmp_
     assert err.strip().splitlines()[-1] == "edgerec: interrupted; no partial output was left in place"
     assert (out / "model.safetensors").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ck"]
+
+
+def test_ctrl_c_while_the_cli_module_loads_is_one_line(tmp_path: Path) -> None:
+    """The console script (edgerec.entry) guards the import of edgerec.cli: an interrupt there exits 130 quietly."""
+    hook = (
+        "import builtins, sys\n"
+        "real = builtins.__import__\n"
+        "def fake(name, *a, **k):\n"
+        "    if name == 'edgerec.cli':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = fake\n"
+        "from edgerec.entry import main\n"
+        "sys.exit(main())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", hook], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip() == "edgerec: interrupted; no partial output was left in place"
+
+
+def test_importing_edgerec_loads_neither_numpy_nor_torch() -> None:
+    code = "import sys, edgerec.entry; print(sorted({'numpy', 'torch'} & set(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert proc.stdout.strip() == "[]"
