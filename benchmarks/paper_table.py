@@ -41,7 +41,7 @@ PAPER = {
 }
 
 
-def run_one(ds, factors: int, pretrain: bool, out: Path | None) -> dict:
+def run_one(ds, factors: int, pretrain: bool, out: Path | None, note: str) -> dict:
     t0 = time.perf_counter()
     model, report = train(ds, "neumf", factors, pretrain=pretrain, cfg=TrainConfig())
     wall = time.perf_counter() - t0
@@ -64,6 +64,7 @@ def run_one(ds, factors: int, pretrain: bool, out: Path | None) -> dict:
         "settings": settings(TrainConfig()),
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
+        **({"note": note} if note else {}),
     }
 
 
@@ -139,6 +140,8 @@ def main() -> None:
     ap.add_argument("--pretrain", choices=["no", "yes", "both"], default="both")
     ap.add_argument("--save", help="also keep the checkpoints under this folder")
     ap.add_argument("--threads", type=int, default=0, help="PyTorch CPU threads (default: all cores)")
+    ap.add_argument("--note", default="", help="how the run was made (printed under the table)")
+    ap.add_argument("--render-only", action="store_true", help="rewrite the .md from the stored rows, train nothing")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -148,13 +151,16 @@ def main() -> None:
     ds = load_dataset(args.data)
     RESULTS.mkdir(exist_ok=True)
     store = RESULTS / "paper_table.json"
+    itempop = evaluate(item_pop_scorer(ds), ds)
     modes = {"no": [False], "yes": [True], "both": [False, True]}[args.pretrain]
-    for pretrain in modes:
+    for pretrain in [] if args.render_only else modes:
         for f in (int(x) for x in args.factors.split(",")):
-            row = run_one(ds, f, pretrain, Path(args.save) if args.save else None)
+            row = run_one(ds, f, pretrain, Path(args.save) if args.save else None, args.note)
             print(json.dumps(row), flush=True)
             rows = store_row(store, row)
-            (RESULTS / "paper_table.md").write_text(render(rows, evaluate(item_pop_scorer(ds), ds)))
+            (RESULTS / "paper_table.md").write_text(render(rows, itempop))
+    rows = json.loads(store.read_text()) if store.exists() else []  # with the rows of runs that share the store
+    (RESULTS / "paper_table.md").write_text(render(rows, itempop))
     print((RESULTS / "paper_table.md").read_text())
 
 

@@ -20,5 +20,6 @@ def machine() -> str:
     text = f"{cpu}, {os.cpu_count()} cores"
     torch = sys.modules.get("torch")  # reported when in use; never imported here (runtimes run without it)
     if torch is not None:
-        text += f", torch {torch.__version__}, {torch.get_num_threads()} threads"
+        n = torch.get_num_threads()
+        text += f", torch {torch.__version__}, {n} thread{'s' if n != 1 else ''}"
     return text
