@@ -101,7 +101,13 @@ def render(rows: list[dict], itempop: dict) -> str:
         f"ItemPop on the same protocol: HR@10 {itempop['hr@10']:.4f}, NDCG@10 {itempop['ndcg@10']:.4f} "
         f"(paper 0.453 / 0.254); full ranking {itempop['full_hr@10']:.4f} / {itempop['full_ndcg@10']:.4f}.",
         "",
-        "best epoch(s): the selected epoch / epochs run, per stage (pre-training trains GMF and MLP first).",
+        "best epoch(s): the selected epoch / epochs run, per stage (pre-training trains GMF and MLP first); epoch 0:",
+        "validation kept the starting point (the NeuMF initialised from the pre-trained GMF and MLP).",
+        *[
+            f"not run yet: {f} factors{' pre-trained' if pre else ''} (paper {hr} / {ndcg})."
+            for (f, pre), (hr, ndcg) in sorted(PAPER.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+            if not any((r["factors"], r["pretrain"]) == (f, pre) for r in rows)
+        ],
         *[
             f"note on {r['factors']} factors{' pre-trained' if r['pretrain'] else ''}: {r['note']}."
             for r in rows
