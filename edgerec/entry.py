@@ -2,7 +2,7 @@
 
 Loading `edgerec.cli` (argparse, json, logging) takes tens of milliseconds (65 ms measured with -X importtime on the
 development VM, under load); an interrupt then exits 130 with one line instead of a KeyboardInterrupt traceback. This
-module imports only sys, and `import edgerec` before it only typing.
+module imports only sys, and `import edgerec` before it only edgerec.lazy (importlib, typing).
 """
 
 from __future__ import annotations
