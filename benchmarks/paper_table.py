@@ -125,12 +125,16 @@ def render(rows: list[dict], itempop: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def stored_rows(store: Path) -> list[dict]:
+    return json.loads(store.read_text()) if store.exists() else []
+
+
 def store_row(store: Path, row: dict) -> list[dict]:
     """Add (or replace) one row in the JSON store and return all rows; several runs may share the store (one per
     core), so the read-modify-write holds a lock and the file is replaced atomically."""
     with open(store.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        rows = json.loads(store.read_text()) if store.exists() else []
+        rows = stored_rows(store)
         key = (row["factors"], row["pretrain"])
         rows = [r for r in rows if (r["factors"], r["pretrain"]) != key] + [row]
         tmp = store.with_suffix(".tmp")
@@ -165,7 +169,7 @@ def main() -> None:
             print(json.dumps(row), flush=True)
             rows = store_row(store, row)
             (RESULTS / "paper_table.md").write_text(render(rows, itempop))
-    rows = json.loads(store.read_text()) if store.exists() else []  # with the rows of runs that share the store
+    rows = stored_rows(store)  # with the rows of runs that share the store
     (RESULTS / "paper_table.md").write_text(render(rows, itempop))
     print((RESULTS / "paper_table.md").read_text())
 

@@ -179,7 +179,8 @@ def fit(
         candidate = model
         if cfg.average_from and epoch >= cfg.average_from:
             # the running mean of the epoch-end weights (NCF has no batch normalisation: the mean is a model as is)
-            averaged = averaged or AveragedModel(model)
+            if averaged is None:
+                averaged = AveragedModel(model)
             averaged.update_parameters(model)
             candidate = averaged.module
         val_hr, val_ndcg = hr_ndcg(sampled_ranks(torch_scorer(candidate), val))
