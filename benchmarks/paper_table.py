@@ -70,7 +70,11 @@ def run_one(ds, factors: int, pretrain: bool, out: Path | None, note: str) -> di
 
 def settings(c: TrainConfig) -> str:
     averaging = f"weights averaged from epoch {c.average_from}" if c.average_from else "no weight averaging"
-    return f"Adam, batch {c.batch_size}, lr {c.lr:g}, {c.negatives} negatives, at most {c.epochs} epochs, {averaging}"
+    l2 = f"L2 {c.l2:g} on the embeddings" if c.l2 else "no L2"
+    return (
+        f"Adam, batch {c.batch_size}, lr {c.lr:g}, {c.negatives} negatives, {l2}, at most {c.epochs} epochs, "
+        f"{averaging}"
+    )
 
 
 def render(rows: list[dict], itempop: dict) -> str:

@@ -19,3 +19,7 @@ def main() -> int:
         print(INTERRUPTED, file=sys.stderr)
         return 130
     return cli_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -98,6 +98,22 @@ def test_training_beats_itempop_on_synthetic_and_is_reproducible() -> None:
     np.testing.assert_array_equal(torch_scorer(model)(u, i), torch_scorer(model2)(u, i))
 
 
+def test_l2_shrinks_the_embeddings_and_fine_tuning_recipes_leave_it_off() -> None:
+    from edgerec.model.config import UpdateConfig, fine_tune_config
+    from edgerec.model.training import fit
+
+    torch.set_num_threads(1)
+    ds = load_dataset("synthetic:users=200,items=150,seed=2")
+    norms = {}
+    for l2 in (0.0, 0.05):
+        torch.manual_seed(0)
+        res = fit(NCF(NCFArch.paper("neumf", ds.n_users, ds.n_items, 4)), ds, TrainConfig(epochs=1, l2=l2))
+        norms[l2] = sum(float(t.weight.detach().pow(2).sum()) for t in res.model.tables().values())
+    assert norms[0.05] < 0.8 * norms[0.0]  # 0.68 measured after one epoch
+    assert TrainConfig().l2 > 0
+    assert fine_tune_config(3).l2 == 0.0 and UpdateConfig().train_config().l2 == 0.0
+
+
 def test_pretraining_trains_gmf_and_mlp_first() -> None:
     ds = load_dataset("synthetic:users=200,items=150,seed=2")
     _, report = train(ds, "neumf", 4, pretrain=True, cfg=TrainConfig(epochs=2, batch_size=1024, patience=2))
