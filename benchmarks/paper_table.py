@@ -21,7 +21,7 @@ import torch
 
 from edgerec.data import load_dataset
 from edgerec.metrics import evaluate, item_pop_scorer
-from edgerec.model import TrainConfig, save, train
+from edgerec.model import TrainConfig, load, save, train
 from edgerec.sysinfo import machine
 
 HERE = Path(__file__).resolve().parent
@@ -47,6 +47,19 @@ def run_one(ds, factors: int, pretrain: bool, out: Path | None, note: str) -> di
     wall = time.perf_counter() - t0
     if out is not None:
         save(out / f"neumf{factors}{'-pretrain' if pretrain else ''}", model, ds, report=report)
+    return {**report_row(report, factors, pretrain, note, settings(TrainConfig())), "wall_seconds": round(wall, 1)}
+
+
+def checkpoint_row(folder: Path, note: str) -> dict:
+    """The row of a NeuMF checkpoint that `edgerec train` wrote without --pretrain (the timed run of the command)."""
+    ck = load(folder)
+    report = ck.config["report"]
+    if ck.model.arch.kind != "neumf" or list(report.get("stages", {})) != ["neumf"]:
+        raise SystemExit(f"{folder}: not a NeuMF checkpoint written by edgerec train without --pretrain")
+    return report_row(report, ck.model.arch.gmf_dim, False, note, settings(TrainConfig(**report["train_config"])))
+
+
+def report_row(report: dict, factors: int, pretrain: bool, note: str, how: str) -> dict:
     m = report["metrics"]
     stages = report["stages"]
     return {
@@ -59,9 +72,8 @@ def run_one(ds, factors: int, pretrain: bool, out: Path | None, note: str) -> di
         "best_epochs": {k: v["best_epoch"] for k, v in stages.items()},
         "epochs_run": {k: len(v["history"]) for k, v in stages.items()},
         "train_seconds": report["train_seconds"],
-        "wall_seconds": round(wall, 1),
         "samples_per_s": round(report["samples_per_s"]),
-        "settings": settings(TrainConfig()),
+        "settings": how,
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
         **({"note": note} if note else {}),
@@ -156,6 +168,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="PyTorch CPU threads (default: all cores)")
     ap.add_argument("--note", default="", help="how the run was made (printed under the table)")
     ap.add_argument("--render-only", action="store_true", help="rewrite the .md from the stored rows, train nothing")
+    ap.add_argument("--add-checkpoint", help="store the row of this `edgerec train` checkpoint instead of training")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -167,7 +180,9 @@ def main() -> None:
     store = RESULTS / "paper_table.json"
     itempop = evaluate(item_pop_scorer(ds), ds)
     modes = {"no": [False], "yes": [True], "both": [False, True]}[args.pretrain]
-    for pretrain in [] if args.render_only else modes:
+    if args.add_checkpoint:
+        store_row(store, checkpoint_row(Path(args.add_checkpoint), args.note))
+    for pretrain in [] if args.render_only or args.add_checkpoint else modes:
         for f in (int(x) for x in args.factors.split(",")):
             row = run_one(ds, f, pretrain, Path(args.save) if args.save else None, args.note)
             print(json.dumps(row), flush=True)

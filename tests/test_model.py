@@ -114,6 +114,30 @@ def test_l2_shrinks_the_embeddings_and_fine_tuning_recipes_leave_it_off() -> Non
     assert fine_tune_config(3).l2 == 0.0 and UpdateConfig().train_config().l2 == 0.0
 
 
+def test_l2_gradient_added_by_fit_equals_the_gradient_of_the_penalty() -> None:
+    from edgerec.model.training import add_l2_grad
+
+    torch.manual_seed(0)
+    model = NCF(NCFArch.paper("neumf", 30, 40, 4, (16, 8, 4)))
+    u, i, y = torch.randint(0, 30, (64,)), torch.randint(0, 40, (64,)), (torch.rand(64) < 0.3).float()
+    l2 = 0.01
+    grads = []
+    for in_loss in (True, False):
+        rows = {
+            n: t.weight.detach().index_select(0, u if "user" in n else i).requires_grad_()
+            for n, t in model.tables().items()
+        }
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model.combine(rows), y)
+        if in_loss:
+            loss = loss + l2 * sum(r.pow(2).sum(dim=-1).mean() for r in rows.values())
+        loss.backward()
+        if not in_loss:
+            add_l2_grad(rows, l2)
+        grads.append({n: r.grad for n, r in rows.items()})
+    for n in grads[0]:
+        torch.testing.assert_close(grads[1][n], grads[0][n])
+
+
 def test_pretraining_trains_gmf_and_mlp_first() -> None:
     ds = load_dataset("synthetic:users=200,items=150,seed=2")
     _, report = train(ds, "neumf", 4, pretrain=True, cfg=TrainConfig(epochs=2, batch_size=1024, patience=2))
