@@ -115,7 +115,7 @@ def test_l2_shrinks_the_embeddings_and_fine_tuning_recipes_leave_it_off() -> Non
 
 
 def test_l2_gradient_added_by_fit_equals_the_gradient_of_the_penalty() -> None:
-    from edgerec.model.training import add_l2_grad
+    from edgerec.model.training import _RowGrads, add_l2_grad
 
     torch.manual_seed(0)
     model = NCF(NCFArch.paper("neumf", 30, 40, 4, (16, 8, 4)))
@@ -123,10 +123,7 @@ def test_l2_gradient_added_by_fit_equals_the_gradient_of_the_penalty() -> None:
     l2 = 0.01
     grads = []
     for in_loss in (True, False):
-        rows = {
-            n: t.weight.detach().index_select(0, u if "user" in n else i).requires_grad_()
-            for n, t in model.tables().items()
-        }
+        rows = _RowGrads(model).gather(u, i)  # the rows fit trains: leaf tensors of the batch's table rows
         loss = torch.nn.functional.binary_cross_entropy_with_logits(model.combine(rows), y)
         if in_loss:
             loss = loss + l2 * sum(r.pow(2).sum(dim=-1).mean() for r in rows.values())
