@@ -41,7 +41,7 @@ def run(data: str, name: str, flags: str, seed: int, runs: Path) -> None:
 
 def row(folder: Path) -> dict:
     report = json.loads((folder / "config.json").read_text())["report"]
-    (stage,) = [v for k, v in report["stages"].items() if k == "neumf"]
+    stage = report["stages"]["neumf"]
     best = stage["best_epoch"]
     return {
         "run": folder.name,
