@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=0, help="PyTorch CPU threads for training (default: all cores)")
+    ap.add_argument("--note", default="", help="how the run was made (printed under the command)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ratings = Path(tmp) / "ratings.dat"
@@ -84,7 +85,7 @@ def main() -> None:
             "64,32,16,8",
             "--out",
             str(out),
-        ]
+        ] + (["--threads", str(args.threads)] if args.threads else [])
         subprocess.run(cmd, check=True)
         minutes = (time.perf_counter() - t0) / 60
         m = json.loads((out / "metrics.json").read_text())
@@ -100,7 +101,7 @@ def main() -> None:
             f"leave-one-out and negatives: {summary['users']} users, {summary['items']} items, "
             f"{summary['train_interactions']:,} train interactions.",
             "Command: `edgerec train --data ratings.dat --model neumf --factors 8 --layers 64,32,16,8 --out DIR` "
-            f"(defaults), {minutes:.1f} min.",
+            f"(defaults), {minutes:.1f} min wall time" + (f" ({args.note})." if args.note else "."),
             "",
             "| model | HR@10 | NDCG@10 | full HR@10 | full NDCG@10 |",
             "|---|---|---|---|---|",
