@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgerec.bench.compare import TorchEager
-from edgerec.bench.latency import BenchConfig, one_core, timed
+from edgerec.benchmarking.compare import TorchEager
+from edgerec.benchmarking.latency import BenchConfig, one_core, timed
 from edgerec.data import load_dataset
-from edgerec.export import ExportConfig, ExportTolerance, export
-from edgerec.export.bundle import convert
-from edgerec.export.folded import user_vectors
-from edgerec.export.tflite_model import quiet
+from edgerec.exporters import ExportConfig, ExportTolerance, export
+from edgerec.exporters.bundle import convert
+from edgerec.exporters.folded import user_vectors
+from edgerec.exporters.tflite_model import quiet
 from edgerec.metrics import evaluate, top_k_agreement
 from edgerec.model import load
 from edgerec.runtime import load_bundle

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import torch
 
-from edgerec.compress import DistillConfig, PruneConfig, prune
-from edgerec.compress.cli import markdown_table
-from edgerec.compress.distill import distill
-from edgerec.compress.gate import Baseline
-from edgerec.compress.pipeline import train_plain
-from edgerec.compress.quantize import QuantConfig, QuantizedNCF, calibrate
-from edgerec.compress.search import Candidate, SearchConfig, plot, search
-from edgerec.compress.size import PrecisionPlan
+from edgerec.compression import DistillConfig, PruneConfig, prune
+from edgerec.compression.cli import markdown_table
+from edgerec.compression.distill import distill
+from edgerec.compression.gate import Baseline
+from edgerec.compression.pipeline import train_plain
+from edgerec.compression.quantize import QuantConfig, QuantizedNCF, calibrate
+from edgerec.compression.search import Candidate, SearchConfig, plot, search
+from edgerec.compression.size import PrecisionPlan
 from edgerec.data import load_dataset
 from edgerec.model import NCF, NCFArch, TrainConfig, load, save, train
 from edgerec.sysinfo import machine

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from edgerec.data import load_dataset
 from edgerec.errors import EdgerecError
-from edgerec.export import ExportConfig, ExportTolerance, export
-from edgerec.export.tensorrt_engine import EngineUnavailable
-from edgerec.export.verify import gate
+from edgerec.exporters import ExportConfig, ExportTolerance, export
+from edgerec.exporters.tensorrt_engine import EngineUnavailable
+from edgerec.exporters.verify import gate
 from edgerec.sysinfo import machine
 
 VARIANTS = [

@@ -1,7 +1,7 @@
 """Incremental update vs full retrain on ML-1M (NCF split), plus a deliberately bad update that the gate must stop.
 
 A random 10 % of users, and 5 % of items whose every interaction moves with them, arrive late. The parent NeuMF-8 is
-trained on the rest; `edgerec update` (edgerec.update) absorbs the late interactions; a full retrain trains on all
+trained on the rest; `edgerec update` (edgerec.updates) absorbs the late interactions; a full retrain trains on all
 of ML-1M's training data with the parent's settings. Both are measured on the paper's test protocol (the NCF split's
 test item + 99 negatives), separately for the late users and the others; the parent and the update also on the
 parent's own protocol (the old users' test items; negatives that are late items redrawn among the old ones).
@@ -34,7 +34,7 @@ from edgerec.model import checkpoint
 from edgerec.model.config import TrainConfig, UpdateConfig
 from edgerec.model.training import torch_scorer, train
 from edgerec.sysinfo import machine
-from edgerec.update import run_update, save_update
+from edgerec.updates import run_update, save_update
 
 
 def split_late(full: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray]:

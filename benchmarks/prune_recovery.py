@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from edgerec.compress import DistillConfig, PruneConfig, prune
-from edgerec.compress.distill import distill
-from edgerec.compress.gate import Baseline
-from edgerec.compress.pipeline import train_plain
+from edgerec.compression import DistillConfig, PruneConfig, prune
+from edgerec.compression.distill import distill
+from edgerec.compression.gate import Baseline
+from edgerec.compression.pipeline import train_plain
 from edgerec.data import load_dataset
 from edgerec.data.split import Dataset
 from edgerec.model import NCF, TrainConfig, load

@@ -1,23 +1,34 @@
 """edgerec: compress, export and benchmark NCF / NeuMF recommenders for GPU servers and phones.
 
-The names in _LAZY are the public API; each loads its module on first use, so `import edgerec` (and with it the
-console script's start-up, see edgerec.entry) imports neither numpy nor torch.
+The verbs (edgerec.api) take an object and one validated config and return an object:
+    train(data, TrainConfig) -> Checkpoint          compress(ckpt, data, CompressConfig) -> Checkpoint
+    export(ckpt, ExportConfig, data) -> Artifact    bench(artifact, BenchConfig) -> BenchReport
+    update(ckpt, new, UpdateConfig) -> Checkpoint   evaluate(ckpt, data) -> metrics    load(path)
+Every name below loads its module on first use, so `import edgerec` (and with it the console script's start-up,
+see edgerec.entry) imports neither numpy nor torch.
 """
 
 from edgerec.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
+_VERBS = ("train", "evaluate", "compress", "export", "bench", "update", "load", "dataset")
 _DATA = ("Columns", "Dataset", "Interactions", "SyntheticConfig", "generate", "leave_one_out", "load_dataset")
+_COMPRESSION = ("CompressConfig", "PruneConfig", "DistillConfig", "QuantConfig", "SearchConfig")
 _LAZY = {
+    **dict.fromkeys(_VERBS, "edgerec.api"),
     **dict.fromkeys(_DATA, "edgerec.data"),
-    "EdgerecError": "edgerec.errors",
-    **dict.fromkeys(("evaluate", "hr_ndcg", "item_pop_scorer"), "edgerec.metrics"),
-    **dict.fromkeys(("NCF", "NCFArch"), "edgerec.model.ncf"),
+    **dict.fromkeys(_COMPRESSION, "edgerec.compression.config"),
+    **dict.fromkeys(("EdgerecError", "ConfigError", "GateFailed"), "edgerec.errors"),
+    **dict.fromkeys(("DropTolerance", "ParityBound"), "edgerec.gates"),
     "TrainConfig": "edgerec.model.config",
-    **dict.fromkeys(("train", "fit", "torch_scorer"), "edgerec.model.training"),
-    "save_checkpoint": "edgerec.model.checkpoint:save",
-    "load_checkpoint": "edgerec.model.checkpoint:load",
+    "ExportConfig": "edgerec.exporters.config",
+    "UpdateConfig": "edgerec.updates.config",
+    **dict.fromkeys(("BenchConfig", "BenchReport"), "edgerec.benchmarking.latency"),
+    "Checkpoint": "edgerec.model.checkpoint",
+    "Artifact": "edgerec.artifact",
+    **dict.fromkeys(("load_profile", "Profile"), "edgerec.profiles.schema"),
+    "NCFArch": "edgerec.model.ncf",
 }
 
 __getattr__ = lazy_getattr("edgerec", _LAZY)

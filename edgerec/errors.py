@@ -1,4 +1,14 @@
-"""User-facing errors: one line that says what was wrong and what to do; the CLI prints it without a traceback."""
+"""The exceptions edgerec raises for expected failures, and the one-line form the CLI prints.
+
+API users catch `EdgerecError` (or one of its kinds below) and read its attributes; the CLI prints `str(e)` as one
+line and exits 2. Internal invariants raise ordinary exceptions, so a bug keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+INTERRUPTED = "edgerec: interrupted; no partial output was left in place"
 
 
 class EdgerecError(Exception):
@@ -6,6 +16,19 @@ class EdgerecError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split()))  # always one line
+
+
+class ConfigError(EdgerecError):
+    """A config value out of range, of the wrong type, or unknown, found when the config is constructed."""
+
+
+class GateFailed(EdgerecError):
+    """A quality gate (compression step, export verification, update) refused a result; `report` holds the numbers
+    it measured (a StepReport for compression, the verification dict for export, the update report)."""
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 def shown(value: object, limit: int = 60) -> str:

@@ -146,17 +146,50 @@ def console():  # -> rich.console.Console
     return Console() if sys.stdout.isatty() else Console(width=160)
 
 
-def write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write JSON atomically: a temporary sibling, flushed to disk, renamed over `path` (a reader or a crash sees
+    the old file or the new one, never half of one)."""
+    write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write a file atomically (see write_json)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def cache_root() -> Path:
+    """Where edgerec keeps what it can rebuild (pipeline steps, TensorRT engines, test environments):
+    $EDGEREC_CACHE, default ~/.cache/edgerec."""
+    return Path(os.environ.get("EDGEREC_CACHE", Path.home() / ".cache" / "edgerec"))
 
 
 def read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        return parse_json(path.read_bytes(), path)
     except FileNotFoundError:
         raise EdgerecError(f"{path}: missing") from None
+
+
+def parse_json(data: bytes, where: str | Path) -> Any:
+    try:
+        return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise EdgerecError(f"{path}: not valid JSON ({e})") from None
+        raise EdgerecError(f"{where}: not valid JSON ({e})") from None
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_file(path: Path) -> str:
@@ -173,13 +206,17 @@ def file_hashes(folder: Path) -> dict[str, str]:
 
 
 def read_versioned_json(path: Path, fmt: str, version: int, what: str) -> dict:
-    """A JSON document that declares {"format": fmt, "format_version": <int>} and that this edgerec can read."""
-    doc = read_json(path)
+    """A JSON file that declares {"format": fmt, "format_version": <int>} and that this edgerec can read."""
+    return check_versioned(read_json(path), path, fmt, version, what)
+
+
+def check_versioned(doc: Any, where: str | Path, fmt: str, version: int, what: str) -> dict:
+    """doc, once it is known to be an edgerec `what` of a format version this edgerec reads."""
     if not isinstance(doc, dict) or doc.get("format") != fmt:
-        raise EdgerecError(f"{path}: not an edgerec {what} (format is not {fmt!r})")
+        raise EdgerecError(f"{where}: not an edgerec {what} (format is not {fmt!r})")
     found = doc.get("format_version")
     if not isinstance(found, int) or isinstance(found, bool) or found < 1:
-        raise EdgerecError(f"{path}: malformed (format_version must be a positive integer)")
+        raise EdgerecError(f"{where}: malformed (format_version must be a positive integer)")
     if found > version:
-        raise EdgerecError(f"{path}: {what} format {found} is newer than this edgerec reads ({version})")
+        raise EdgerecError(f"{where}: {what} format {found} is newer than this edgerec reads ({version})")
     return doc

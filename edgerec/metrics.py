@@ -1,7 +1,7 @@
-"""Ranking metrics over any scorer: HR@K and NDCG@K on the sampled-negatives protocol and on full ranking.
+"""Ranking metrics over any score function: HR@K and NDCG@K on the sampled-negatives protocol and on full ranking.
 
-A scorer is any function score(users [B] int64, items [B] int64) -> [B] float (higher = more relevant): a PyTorch
-model, an onnxruntime session or a TFLite interpreter all fit. This module needs numpy only.
+A ScoreFn is any function score(users [B] int64, items [B] int64) -> [B] float (higher = more relevant): a wrapped
+PyTorch model, an artifact's runtime.Scorer, ItemPop all fit. This module needs numpy only.
 
 Ties count against the test item (it ranks below every item with an equal score), as in the paper's code, where
 the test item is appended last and heapq.nlargest keeps the earlier of equal items. A negative equal to the test
@@ -18,7 +18,7 @@ import numpy as np
 from edgerec.data.interactions import Interactions
 from edgerec.data.split import Dataset, is_member, positive_keys
 
-Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 PROTOCOL = "sampled-99-negatives-leave-one-out"
 
 
@@ -29,7 +29,7 @@ def hr_ndcg(ranks: np.ndarray, k: int = 10) -> tuple[float, float]:
     return float(hit.mean()), float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean())
 
 
-def sampled_ranks(scorer: Scorer, ds: Dataset, chunk: int = 1024) -> np.ndarray:
+def sampled_ranks(scorer: ScoreFn, ds: Dataset, chunk: int = 1024) -> np.ndarray:
     """[T] rank of each test item among its sampled negatives."""
     out = []
     for s in range(0, len(ds.test_users), chunk):
@@ -43,7 +43,7 @@ def sampled_ranks(scorer: Scorer, ds: Dataset, chunk: int = 1024) -> np.ndarray:
 
 
 def catalog_scores(
-    scorer: Scorer, users: np.ndarray, train: Interactions, chunk_pairs: int = 400_000
+    scorer: ScoreFn, users: np.ndarray, train: Interactions, chunk_pairs: int = 400_000
 ) -> Iterator[tuple[slice, np.ndarray]]:
     """Yield (slice of users, [c, n_items] scores) for every item, with the user's train items set to -inf."""
     n_items = train.n_items
@@ -58,7 +58,7 @@ def catalog_scores(
         yield slice(s, s + len(u)), scores
 
 
-def full_ranks(scorer: Scorer, ds: Dataset) -> np.ndarray:
+def full_ranks(scorer: ScoreFn, ds: Dataset) -> np.ndarray:
     """[T] rank of each test item among every item the user has not interacted with in train."""
     out = []
     for sl, scores in catalog_scores(scorer, ds.test_users, ds.train):
@@ -77,7 +77,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
-def catalog_top_k(scorer: Scorer, ds: Dataset, k: int = 10, users: np.ndarray | None = None) -> np.ndarray:
+def catalog_top_k(scorer: ScoreFn, ds: Dataset, k: int = 10, users: np.ndarray | None = None) -> np.ndarray:
     """[users, k] each user's k best items over the whole catalog, train items excluded."""
     users = np.arange(ds.n_users, dtype=np.int64) if users is None else users
     out = np.empty((len(users), k), dtype=np.int64)
@@ -93,13 +93,13 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return float((inter / (2 * k - inter)).mean())
 
 
-def top_k_agreement(a: Scorer, b: Scorer, ds: Dataset, k: int = 10, users: np.ndarray | None = None) -> float:
+def top_k_agreement(a: ScoreFn, b: ScoreFn, ds: Dataset, k: int = 10, users: np.ndarray | None = None) -> float:
     """Mean Jaccard similarity of the two scorers' top-K lists over the whole catalog (train items excluded),
     over all users (or the given ones). 1.0 = identical recommendations."""
     return jaccard(catalog_top_k(a, ds, k, users), catalog_top_k(b, ds, k, users))
 
 
-def evaluate(scorer: Scorer, ds: Dataset, k: int = 10, full: bool = True) -> dict[str, float | int | str]:
+def evaluate(scorer: ScoreFn, ds: Dataset, k: int = 10, full: bool = True) -> dict[str, float | int | str]:
     """The metrics.json record: sampled HR@K / NDCG@K under "hr@K" / "ndcg@K", full ranking under "full_*"."""
     hr, ndcg = hr_ndcg(sampled_ranks(scorer, ds), k)
     res: dict[str, float | int | str] = {"protocol": PROTOCOL, f"hr@{k}": hr, f"ndcg@{k}": ndcg}
@@ -110,7 +110,7 @@ def evaluate(scorer: Scorer, ds: Dataset, k: int = 10, full: bool = True) -> dic
     return res
 
 
-def item_pop_scorer(ds: Dataset) -> Scorer:
+def item_pop_scorer(ds: Dataset) -> ScoreFn:
     """The ItemPop baseline: an item's score is its number of train interactions."""
     pop = ds.train.item_counts().astype(np.float64)
     return lambda users, items: pop[items]

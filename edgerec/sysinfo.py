@@ -1,4 +1,4 @@
-"""Which machine produced a number: every benchmark table names it."""
+"""Which machine and which tools produced a number: every benchmark table and every saved file names them."""
 
 from __future__ import annotations
 
@@ -23,3 +23,19 @@ def machine() -> str:
         n = torch.get_num_threads()
         text += f", torch {torch.__version__}, {n} thread{'s' if n != 1 else ''}"
     return text
+
+
+TOOLS = ("edgerec", "numpy", "torch", "onnx", "onnxruntime", "litert-torch", "ai-edge-quantizer", "ai-edge-litert")
+
+
+def versions(tools: tuple[str, ...] = TOOLS) -> dict[str, str]:
+    """{package: installed version} of the tools that are installed, plus the Python version."""
+    from importlib import metadata
+
+    out = {}
+    for tool in tools:
+        try:
+            out[tool] = metadata.version(tool)
+        except metadata.PackageNotFoundError:
+            continue
+    return {**out, "python": platform.python_version()}

@@ -57,7 +57,7 @@ TARGETS: dict[str, Target] = {
             suffix=".onnx",
             precisions=("fp32", "fp16", "int8"),
             scorers={"onnxruntime": ONNX_SCORER},
-            exporter="edgerec.export.onnx_graph:export",
+            exporter="edgerec.exporters.onnx_graph:export",
             needs_gpu=False,
             dynamic_batch=True,
             calibration="spec",
@@ -69,7 +69,7 @@ TARGETS: dict[str, Target] = {
             precisions=("fp32", "fp16", "int8"),
             # onnxruntime runs the artifact's TensorRT-ready ONNX (all that can be verified without TensorRT)
             scorers={"tensorrt": "edgerec.runtime.tensorrt:TensorRTScorer", "onnxruntime": ONNX_SCORER},
-            exporter="edgerec.export.tensorrt_engine:export",
+            exporter="edgerec.exporters.tensorrt_engine:export",
             needs_gpu=True,
             dynamic_batch=False,
             calibration="spec",
@@ -83,7 +83,7 @@ TARGETS: dict[str, Target] = {
             # tflite-runtime needs numpy < 2, litert-torch numpy >= 2: the same flatbuffer is verified in LiteRT
             # (tests/test_legacy_tflite.py and benchmarks/legacy_tflite.py run it in tflite-runtime itself)
             verified_in={"tflite-runtime": "ai-edge-litert"},
-            exporter="edgerec.export.tflite_model:export",
+            exporter="edgerec.exporters.tflite_model:export",
             needs_gpu=False,
             dynamic_batch=False,
             calibration="pairs",
@@ -94,12 +94,12 @@ TARGETS: dict[str, Target] = {
             suffix=".tflite",
             precisions=("fp32", "fp16", "int8"),
             scorers={"ai-edge-litert": "edgerec.runtime.bundle:BundleScorer"},
-            exporter="edgerec.export.bundle:export",
+            exporter="edgerec.exporters.bundle:export",
             needs_gpu=False,
             dynamic_batch=True,  # one user per call against the whole catalog; no batch buckets
             calibration="none",  # int8 = weights and item constants only; compute stays float32
             onnx_file=None,
-            readme="edgerec.export.bundle_readme:render",
+            readme="edgerec.exporters.bundle_readme:render",
         ),
     )
 }

@@ -10,9 +10,9 @@ import torch
 
 from edgerec import load_checkpoint
 from edgerec.errors import EdgerecError
-from edgerec.export import ExportConfig, ExportTolerance, export
-from edgerec.export.bundle import folded_macs
-from edgerec.export.folded import FoldedNCF, user_vectors
+from edgerec.exporters import ExportConfig, ExportTolerance, export
+from edgerec.exporters.bundle import folded_macs
+from edgerec.exporters.folded import FoldedNCF, user_vectors
 from edgerec.model import NCF, NCFArch
 from edgerec.runtime import load_bundle
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgerec.compress import (
+from edgerec.compression import (
     DistillConfig,
     PrecisionPlan,
     PruneConfig,
@@ -54,7 +54,7 @@ def test_iterative_pruning_reaches_the_one_shot_widths_in_equal_steps() -> None:
 
 
 def test_iterative_pruning_distils_after_every_step() -> None:
-    from edgerec.compress.pipeline import CompressConfig, compress
+    from edgerec.compression.pipeline import CompressConfig, compress
 
     torch.set_num_threads(1)
     ds = load_dataset("synthetic:users=120,items=120,seed=3")

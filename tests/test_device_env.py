@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edgerec.export import ExportConfig, ExportTolerance, export
+from edgerec.exporters import ExportConfig, ExportTolerance, export
 
 from .conftest import REPO
 

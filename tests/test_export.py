@@ -14,10 +14,10 @@ import torch
 from edgerec import load_checkpoint
 from edgerec.artifact import read_manifest
 from edgerec.cli import main
-from edgerec.compress.quantize import QuantConfig, QuantizedNCF, calibrate
+from edgerec.compression.quantize import QuantConfig, QuantizedNCF, calibrate
 from edgerec.errors import EdgerecError
-from edgerec.export import ExportConfig, ExportTolerance, export
-from edgerec.export.tensorrt_engine import EngineUnavailable
+from edgerec.exporters import ExportConfig, ExportTolerance, export
+from edgerec.exporters.tensorrt_engine import EngineUnavailable
 from edgerec.runtime import load_scorer
 
 from .conftest import REPO, SMALL
@@ -229,7 +229,7 @@ def test_model_file_that_is_not_what_it_claims_is_refused(tmp_path, exported) ->
 
 
 def test_onnx_int8_reuses_the_compression_steps_calibration(tmp_path, ckpt, ds) -> None:
-    from edgerec.compress.quantize import load_spec
+    from edgerec.compression.quantize import load_spec
 
     compressed = tmp_path / "q"
     args = ["-q", "compress", "--model", str(ckpt), "--data", SMALL, "--quantize", "--observer", "minmax"]

@@ -58,7 +58,7 @@ def test_profile_with_any_field_value_gives_a_profile_or_one_line_error(tmp_path
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory, ckpt, ds):
-    from edgerec.export import ExportConfig, export
+    from edgerec.exporters import ExportConfig, export
 
     out = tmp_path_factory.mktemp("fz") / "art"
     export(ckpt, ds, out, ExportConfig(target="onnx"))

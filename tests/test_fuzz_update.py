@@ -15,7 +15,7 @@ from edgerec.artifact import write_manifest
 from edgerec.data import load_interactions
 from edgerec.errors import EdgerecError
 from edgerec.runtime.delta import apply_delta, make_delta
-from edgerec.update import merge
+from edgerec.updates import merge
 
 from .conftest import fuzz
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from edgerec import load_checkpoint
-from edgerec.export import ExportConfig, ExportTolerance, export
+from edgerec.exporters import ExportConfig, ExportTolerance, export
 from edgerec.runtime import load_scorer
 
 from .conftest import REPO

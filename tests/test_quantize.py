@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from edgerec.cli import main
-from edgerec.compress.calibrate import Observer, calibration_set, entropy_threshold_bin
-from edgerec.compress.quantize import (
+from edgerec.compression.calibrate import Observer, calibration_set, entropy_threshold_bin
+from edgerec.compression.quantize import (
     QuantConfig,
     QuantizedNCF,
     dequantized_table,

@@ -16,7 +16,7 @@ from edgerec.io import file_hashes, sha256_file
 from edgerec.model import checkpoint
 from edgerec.model.config import TrainConfig, UpdateConfig
 from edgerec.model.training import train
-from edgerec.update import grow, run_update
+from edgerec.updates import grow, run_update
 
 from .conftest import SMALL
 
@@ -271,8 +271,8 @@ def test_a_rows_update_ships_to_phones_as_a_small_verified_delta(world, tmp_path
 def test_the_parents_calibration_is_kept_while_it_fits(ckpt, ds, tmp_path) -> None:
     import torch
 
-    from edgerec.compress.quantize import QuantConfig, calibrate, load_spec, save_spec
-    from edgerec.update import carry_calibration
+    from edgerec.compression.quantize import QuantConfig, calibrate, load_spec, save_spec
+    from edgerec.updates import carry_calibration
 
     parent = checkpoint.load(ckpt).model
     folder = tmp_path / "parent"

@@ -1,47 +1,123 @@
-"""Checkpoints: a folder with safetensors weights and JSON metadata. Never pickle.
+"""Checkpoints: a trained NeuMF and everything that travels with it, in memory and as a folder. Never pickle.
 
 DIR/model.safetensors   weights (state dict of edgerec.model.NCF)
-DIR/config.json         format, architecture, data fingerprint, training config and report, versions,
-                        sha256 of model.safetensors
+DIR/config.json         format, architecture, data fingerprint, report, versions, sha256 of every other file
 DIR/id_maps.json        original user and item ids, by dense index
 DIR/metrics.json        test metrics (keys "hr@10", "ndcg@10", "protocol", "full_hr@10", ...)
-DIR/data.safetensors    (updated checkpoints) the train interactions and test protocol, dense indices
+DIR/<other files>       what a stage attached: quant.json + quant.safetensors (a calibration result),
+                        data.safetensors (an updated checkpoint's own data), compress.json, search/...
+
+`Checkpoint` is what the verbs take and return; `.save(path)` writes the folder atomically and `load(path)` reads it
+back, checking every file against the hashes in config.json.
 """
 
 from __future__ import annotations
 
-import platform
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 from safetensors import SafetensorError
-from safetensors.numpy import load_file as load_numpy
-from safetensors.numpy import save_file as save_numpy
-from safetensors.torch import load_file, save_file
+from safetensors.numpy import load as load_numpy_bytes
+from safetensors.numpy import save as save_numpy_bytes
+from safetensors.torch import load_file, save
 
 from edgerec.data.interactions import Interactions, ids_from_list, ids_to_list
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
-from edgerec.io import atomic_dir, file_hashes, read_json, read_versioned_json, sha256_file, write_json
+from edgerec.io import atomic_dir, read_json, read_versioned_json, sha256_bytes, sha256_file, write_json
 from edgerec.model.ncf import NCF, NCFArch
+from edgerec.sysinfo import versions
 
 FORMAT = "edgerec.checkpoint"
 FORMAT_VERSION = 1
+WEIGHTS, CONFIG, ID_MAPS, METRICS = "model.safetensors", "config.json", "id_maps.json", "metrics.json"
 DATA_FILE = "data.safetensors"
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
+_OWN = (WEIGHTS, CONFIG, ID_MAPS, METRICS)
+
+
+def weights_bytes(model: NCF) -> bytes:
+    return save({k: v.detach().contiguous() for k, v in model.state_dict().items()})
 
 
 @dataclass
 class Checkpoint:
+    """A NeuMF (or GMF / MLP) with its id maps, config and report, and the files stages attached to it.
+
+    `files` maps a relative path to its bytes (attached in memory) or to the file it was loaded from (read when
+    needed, hash-checked). `path` is where it was loaded from or last saved (None: only in memory).
+    """
+
     model: NCF
     user_ids: np.ndarray
     item_ids: np.ndarray
-    config: dict
-    metrics: dict
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    files: dict[str, bytes | Path] = field(default_factory=dict)
+    path: Path | None = None
+
+    @classmethod
+    def create(
+        cls,
+        model: NCF,
+        ds: Dataset,
+        report: dict[str, Any],
+        extra: dict[str, Any] | None = None,
+        files: dict[str, bytes] | None = None,
+        store_data: bool = False,
+    ) -> Checkpoint:
+        """A new checkpoint of `model` trained on `ds`. extra adds keys to config.json; files are attached;
+        store_data attaches the data itself (train interactions and test protocol), so that a later step (an
+        update) needs no --data."""
+        config = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "arch": model.arch.to_json(),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "data": {**ds.summary(), "fingerprint": ds.fingerprint()},
+            "versions": versions(("edgerec", "torch", "numpy")),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **(extra or {}),
+            "report": report,
+        }
+        attached: dict[str, bytes | Path] = dict(files or {})
+        if store_data:
+            attached[DATA_FILE] = data_bytes(ds)
+        return cls(model.eval(), ds.train.user_ids, ds.train.item_ids, config, report.get("metrics", {}), attached)
+
+    # -- what it holds ------------------------------------------------------------------------------------------
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return self.config.get("report", {})
+
+    @property
+    def version(self) -> int:
+        """The model's version: 1, +1 per `edgerec update`."""
+        return int(self.config.get("version", 1))
+
+    @property
+    def weights_sha256(self) -> str:
+        return str(self.config.get("weights_sha256") or sha256_bytes(weights_bytes(self.model)))
+
+    def read(self, name: str) -> bytes | None:
+        """An attached file's bytes (None when it has none); a loaded file must match its hash in config.json."""
+        value = self.files.get(name)
+        if value is None or isinstance(value, bytes):
+            return value
+        data = value.read_bytes()
+        if sha256_bytes(data) != self.config.get("extra_files", {}).get(name):
+            raise EdgerecError(f"{value}: sha256 does not match config.json: the file was changed or is corrupt")
+        return data
+
+    @property
+    def data(self) -> Dataset | None:
+        """The data the checkpoint stores (an updated checkpoint), on its own id maps; None when it stores none."""
+        raw = self.read(DATA_FILE)
+        return None if raw is None else stored_dataset(self, raw)
 
     def check_data(self, ds: Dataset) -> None:
         """Refuse data whose id maps differ from the model's: indices would point at the wrong users or items."""
@@ -51,62 +127,33 @@ class Checkpoint:
         if not same:
             raise EdgerecError(
                 f"the model's id maps ({len(self.user_ids)} users, {len(self.item_ids)} items) differ from the data's "
-                f"({ds.n_users} users, {ds.n_items} items): evaluate it on the data it was trained on"
+                f"({ds.n_users} users, {ds.n_items} items): use the data it was trained on"
             )
 
+    # -- on disk ------------------------------------------------------------------------------------------------
 
-def versions() -> dict[str, str]:
-    import edgerec
-
-    return {
-        "edgerec": edgerec.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def save(
-    path: str | Path,
-    model: NCF,
-    ds: Dataset,
-    *,
-    report: dict,
-    extra: dict | None = None,
-    write_extra: Callable[[Path], None] | None = None,
-) -> Path:
-    """Write a checkpoint folder atomically (a temporary folder renamed into place).
-
-    extra adds keys to config.json; write_extra(folder) may add files (e.g. a calibration result) before the
-    folder is renamed into place.
-    """
-    with atomic_dir(path) as tmp:
-        if write_extra is not None:
-            write_extra(tmp)
-        extra_files = file_hashes(tmp)
-        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"))
-        write_json(
-            tmp / "id_maps.json", {"users": ids_to_list(ds.train.user_ids), "items": ids_to_list(ds.train.item_ids)}
-        )
-        write_json(tmp / "metrics.json", report.get("metrics", {}))
-        write_json(
-            tmp / "config.json",
-            {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "arch": model.arch.to_json(),
-                "parameters": sum(p.numel() for p in model.parameters()),
-                "data": {**ds.summary(), "fingerprint": ds.fingerprint()},
-                "weights_sha256": sha256_file(tmp / "model.safetensors"),
-                "extra_files": extra_files,  # sha256 of the files write_extra added (calibration, data)
-                "versions": versions(),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                **(extra or {}),
-                "report": report,
-            },
-        )
-    return Path(path)
+    def save(self, path: str | Path) -> Path:
+        """Write the checkpoint folder atomically (a temporary folder renamed into place); returns the path."""
+        path = Path(path)
+        files = {name: self.read(name) for name in self.files}
+        weights = weights_bytes(self.model)
+        with atomic_dir(path) as tmp:
+            for name, data in files.items():
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / name).write_bytes(data or b"")
+            (tmp / WEIGHTS).write_bytes(weights)
+            maps = {"users": ids_to_list(self.user_ids), "items": ids_to_list(self.item_ids)}
+            write_json(tmp / ID_MAPS, maps)
+            write_json(tmp / METRICS, self.metrics)
+            config = {
+                **self.config,
+                "weights_sha256": sha256_bytes(weights),
+                "extra_files": {name: sha256_bytes(data or b"") for name, data in sorted(files.items())},
+            }
+            write_json(tmp / CONFIG, config)
+        self.config, self.path = config, path
+        self.files = {name: path / name for name in files}
+        return path
 
 
 def load(path: str | Path) -> Checkpoint:
@@ -118,15 +165,15 @@ def load(path: str | Path) -> Checkpoint:
             "checkpoint folders of safetensors + JSON only"
         )
     if not path.is_dir():
-        raise EdgerecError(f"{path}: no such checkpoint folder (expected model.safetensors and config.json)")
-    weights = path / "model.safetensors"
+        raise EdgerecError(f"{path}: no such checkpoint folder (expected {WEIGHTS} and {CONFIG})")
+    weights = path / WEIGHTS
     if not weights.is_file():
         pickled = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
         hint = f"; found {pickled[0]}, which is pickled and is never loaded (it could run code)" if pickled else ""
-        raise EdgerecError(f"{path}: no model.safetensors{hint}")
-    config = read_versioned_json(path / "config.json", FORMAT, FORMAT_VERSION, "checkpoint")
+        raise EdgerecError(f"{path}: no {WEIGHTS}{hint}")
+    config = read_versioned_json(path / CONFIG, FORMAT, FORMAT_VERSION, "checkpoint")
     if sha256_file(weights) != config.get("weights_sha256"):
-        raise EdgerecError(f"{weights}: sha256 does not match config.json: the file was changed or is corrupt")
+        raise EdgerecError(f"{weights}: sha256 does not match {CONFIG}: the file was changed or is corrupt")
     arch = NCFArch.from_json(config.get("arch", {}))
     try:
         state = load_file(str(weights))
@@ -136,52 +183,55 @@ def load(path: str | Path) -> Checkpoint:
     try:
         model.load_state_dict(state)
     except RuntimeError:
-        raise EdgerecError(f"{weights}: tensor names or shapes do not match the architecture in config.json") from None
+        raise EdgerecError(f"{weights}: tensor names or shapes do not match the architecture in {CONFIG}") from None
     model.eval()
-    maps = read_json(path / "id_maps.json")
+    maps = read_json(path / ID_MAPS)
     try:
         user_ids, item_ids = ids_from_list(maps["users"]), ids_from_list(maps["items"])
     except (KeyError, TypeError):
-        raise EdgerecError(f"{path}/id_maps.json: expected lists under 'users' and 'items'") from None
+        raise EdgerecError(f"{path}/{ID_MAPS}: expected lists under 'users' and 'items'") from None
     if (len(user_ids), len(item_ids)) != (arch.n_users, arch.n_items):
-        raise EdgerecError(f"{path}/id_maps.json: sizes do not match the architecture")
-    metrics_path = path / "metrics.json"
-    metrics = read_json(metrics_path) if metrics_path.exists() else {}
-    return Checkpoint(model, user_ids, item_ids, config, metrics)
+        raise EdgerecError(f"{path}/{ID_MAPS}: sizes do not match the architecture")
+    metrics = read_json(path / METRICS) if (path / METRICS).exists() else {}
+    extra = config.get("extra_files", {})
+    if not isinstance(extra, dict) or any(Path(n).is_absolute() or ".." in Path(n).parts for n in extra):
+        raise EdgerecError(f"{path}/{CONFIG}: malformed 'extra_files' (relative file names inside the folder)")
+    files: dict[str, bytes | Path] = {name: path / name for name in extra if name not in _OWN}
+    return Checkpoint(model, user_ids, item_ids, config, metrics, files, path)
 
 
-def save_data(folder: Path, ds: Dataset) -> None:
-    """The checkpoint's own data (written by `edgerec update`): train interactions and test protocol."""
-    save_numpy(
+def is_checkpoint(path: Path) -> bool:
+    """Whether `path` looks like a checkpoint folder (what `edgerec.load` dispatches on)."""
+    return (path / CONFIG).is_file() and (path / WEIGHTS).is_file()
+
+
+def data_bytes(ds: Dataset) -> bytes:
+    """A checkpoint's own data file: train interactions and test protocol, dense indices."""
+    return save_numpy_bytes(
         {
             "train_users": ds.train.users.astype(np.int64),
             "train_items": ds.train.items.astype(np.int64),
             "test_users": ds.test_users.astype(np.int64),
             "test_items": ds.test_items.astype(np.int64),
             "test_negatives": ds.test_negatives.astype(np.int64),
-        },
-        str(folder / DATA_FILE),
+        }
     )
 
 
-def stored_data(ck: Checkpoint, folder: str | Path) -> Dataset | None:
-    """The data a checkpoint stores (hash-checked), on its own id maps; None when it stores none."""
-    path = Path(folder) / DATA_FILE
-    if not path.is_file():
-        return None
-    if sha256_file(path) != ck.config.get("extra_files", {}).get(DATA_FILE):
-        raise EdgerecError(f"{path}: sha256 does not match config.json: the file was changed or is corrupt")
+def stored_dataset(ck: Checkpoint, raw: bytes) -> Dataset:
+    """The data file's Dataset on the checkpoint's id maps, checked against its fingerprint."""
+    where = f"{ck.path / DATA_FILE if ck.path else DATA_FILE}"
     try:
-        a = load_numpy(str(path))
+        a = load_numpy_bytes(raw)
         train = Interactions(a["train_users"], a["train_items"], ck.user_ids, ck.item_ids)
         name = str(ck.config.get("data", {}).get("name", "stored"))
         ds = Dataset(name, train, a["test_users"], a["test_items"], a["test_negatives"])
         for what, values, n in (("user", [train.users, ds.test_users], train.n_users),
                                 ("item", [train.items, ds.test_items, ds.test_negatives], train.n_items)):  # fmt: skip
             if any(v.size and (v.min() < 0 or v.max() >= n) for v in values):
-                raise EdgerecError(f"{path}: {what} indices outside the id maps")
+                raise EdgerecError(f"{where}: {what} indices outside the id maps")
     except (SafetensorError, KeyError, OSError) as e:
-        raise EdgerecError(f"{path}: unreadable data file ({e})") from None
+        raise EdgerecError(f"{where}: unreadable data file ({e})") from None
     if ds.fingerprint() != ck.config.get("data", {}).get("fingerprint"):
-        raise EdgerecError(f"{path}: the stored data does not match the checkpoint's data fingerprint")
+        raise EdgerecError(f"{where}: the stored data does not match the checkpoint's data fingerprint")
     return ds

@@ -10,7 +10,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from edgerec.data.split import Dataset, leave_one_out, positive_keys, sample_negatives
 from edgerec.errors import EdgerecError
-from edgerec.metrics import evaluate, hr_ndcg, sampled_ranks
+from edgerec.metrics import evaluate, hr_ndcg, item_pop_scorer, sampled_ranks
 from edgerec.model.config import PRETRAINED_SGD_LR, TrainConfig
 from edgerec.model.ncf import NCF, NCFArch, neumf_from_pretrained
 
@@ -116,7 +116,6 @@ def fit(
     epoch_end(epoch, model, candidate) is called after each epoch's validation with the trained weights and the
     validated candidate (the same model before cfg.average_from); benchmarks measure both on the test set with it.
     """
-    cfg.check()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     if val is None:
@@ -265,39 +264,34 @@ class _RowGrads:
 
 
 def train(
-    ds: Dataset,
-    kind: str = "neumf",
-    factors: int = 8,
-    layers: tuple[int, ...] = (),
-    pretrain: bool = False,
-    cfg: TrainConfig = TrainConfig(),
-    progress: Callable[[str, int, int, dict], None] | None = None,
+    ds: Dataset, cfg: TrainConfig = TrainConfig(), progress: Callable[[str, int, int, dict], None] | None = None
 ) -> tuple[NCF, dict]:
-    """Train a GMF, MLP or NeuMF (optionally NeuMF from pre-trained GMF and MLP) and measure it on the test set.
+    """Train the GMF, MLP or NeuMF that cfg describes (NeuMF optionally from pre-trained GMF and MLP) and measure it
+    and ItemPop on the test set.
 
-    Returns the model and a report: test metrics at the selected epoch plus the training log of every stage.
+    Returns the model and a report: test metrics at the selected epoch, ItemPop's, the training log of every stage.
     """
-    arch = NCFArch.paper(kind, ds.n_users, ds.n_items, factors, layers)
+    kind, factors, layers = cfg.model, cfg.factors, cfg.layers
     torch.manual_seed(cfg.seed)  # the initial weights are part of what the seed fixes
     stages: dict[str, dict] = {}
-    if pretrain and kind == "neumf":
+    fit_cfg = cfg
+    if cfg.pretrain:
         gmf_res = fit(NCF(NCFArch.paper("gmf", ds.n_users, ds.n_items, factors, layers)), ds, cfg, progress)
         mlp_res = fit(NCF(NCFArch.paper("mlp", ds.n_users, ds.n_items, factors, layers)), ds, cfg, progress)
         stages["gmf"], stages["mlp"] = gmf_res.summary(), mlp_res.summary()
         model = neumf_from_pretrained(gmf_res.model, mlp_res.model)
         # the paper fine-tunes the pre-trained NeuMF with plain SGD: Adam's fresh moments would undo the init
-        cfg = TrainConfig(**{**asdict(cfg), "optimizer": "sgd", "lr": PRETRAINED_SGD_LR})
+        fit_cfg = replace(cfg, optimizer="sgd", lr=PRETRAINED_SGD_LR)
     else:
-        if pretrain:
-            raise EdgerecError("--pretrain applies to neumf only (it initialises NeuMF from GMF and MLP)")
-        model = NCF(arch)
-    res = fit(model, ds, cfg, progress)
+        model = NCF(NCFArch.paper(kind, ds.n_users, ds.n_items, factors, layers))
+    res = fit(model, ds, fit_cfg, progress)
     stages[kind] = res.summary()
     metrics = evaluate(torch_scorer(res.model), ds)
     seconds = sum(s["seconds"] for s in stages.values())
     report = {
         "metrics": metrics,
-        "train_config": asdict(cfg),
+        "itempop": evaluate(item_pop_scorer(ds), ds),
+        "train_config": asdict(fit_cfg),
         "stages": stages,
         "train_seconds": round(seconds, 2),
         "samples_per_s": res.samples_per_s,

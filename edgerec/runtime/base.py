@@ -47,7 +47,7 @@ class Scorer:
             raise EdgerecError(f"{self.model_path}: runtime returned {out.shape[0]} scores for {len(u)} pairs")
         return out
 
-    __call__ = score  # a Scorer is a metrics.Scorer
+    __call__ = score  # a Scorer is a metrics.ScoreFn
 
     def top_k(self, user: int, k: int = 10, exclude: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """The user's k best items over the whole catalog (minus `exclude`): (item indices, scores), best first."""

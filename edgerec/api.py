@@ -1,0 +1,164 @@
+"""The public verbs. Each takes an object plus one validated config and returns an object that carries its metrics
+and saves itself:
+
+    ck = edgerec.train("synthetic", edgerec.TrainConfig(epochs=5))              # -> Checkpoint
+    small = edgerec.compress(ck, "synthetic", edgerec.CompressConfig(quantize=edgerec.QuantConfig()))
+    art = edgerec.export(small, edgerec.ExportConfig(target="tflite-bundle", precision="int8"), data="synthetic")
+    report = edgerec.bench(art)                                                  # -> BenchReport
+    art.save("artifacts/phone"); small.save("runs/small")
+
+`data` is a Dataset or anything `edgerec.load_dataset` reads (a path, "synthetic[:users=N,...]"); it may be left out
+where the checkpoint stores its own (an updated one). A gate that refuses a result raises GateFailed (its `report`
+holds the numbers); bad input raises EdgerecError (ConfigError for a bad config value). Heavy backends are
+imported inside the verbs, so `import edgerec` stays light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgerec.errors import EdgerecError, GateFailed
+
+if TYPE_CHECKING:
+    from edgerec.artifact import Artifact
+    from edgerec.benchmarking.latency import BenchConfig, BenchReport
+    from edgerec.compression.config import CompressConfig
+    from edgerec.data import Dataset, Interactions
+    from edgerec.exporters.config import ExportConfig
+    from edgerec.model.checkpoint import Checkpoint
+    from edgerec.model.config import TrainConfig
+    from edgerec.updates.config import UpdateConfig
+
+Progress = Callable[[str, int, int, dict], None]
+
+
+def dataset(data: Dataset | str | Path, seed: int = 0) -> Dataset:
+    """data as a Dataset: passed through, or loaded by edgerec.load_dataset (split seed `seed`)."""
+    from edgerec.data import Dataset, load_dataset
+
+    return data if isinstance(data, Dataset) else load_dataset(data, seed=seed)
+
+
+def _checkpoint(ckpt: Checkpoint | str | Path) -> Checkpoint:
+    from edgerec.model.checkpoint import Checkpoint, load
+
+    return ckpt if isinstance(ckpt, Checkpoint) else load(ckpt)
+
+
+def _data_for(ck: Checkpoint, data: Dataset | str | Path | None) -> Dataset:
+    if data is not None:
+        return dataset(data)
+    stored = ck.data
+    if stored is None:
+        raise EdgerecError("give the data the checkpoint was trained on (this checkpoint does not store its own)")
+    return stored
+
+
+def train(data: Dataset | str | Path, cfg: TrainConfig | None = None, progress: Progress | None = None) -> Checkpoint:
+    """Train the model `cfg` describes on `data`; the Checkpoint's metrics are its test HR@10 / NDCG@10 (sampled
+    protocol and full ranking), its report also has ItemPop's and the training log."""
+    from edgerec.model.checkpoint import Checkpoint
+    from edgerec.model.config import TrainConfig
+    from edgerec.model.training import train as train_model
+
+    ds = dataset(data)
+    model, report = train_model(ds, cfg or TrainConfig(), progress)
+    return Checkpoint.create(model, ds, report)
+
+
+def evaluate(ckpt: Checkpoint | str | Path, data: Dataset | str | Path | None = None, full: bool = True) -> dict:
+    """HR@10 / NDCG@10 of a checkpoint as it will run (the exact integer simulation when it is calibrated)."""
+    from edgerec.compression.quantize import runtime_model
+    from edgerec.metrics import evaluate as evaluate_scores
+    from edgerec.model.training import torch_scorer
+
+    ck = _checkpoint(ckpt)
+    ds = _data_for(ck, data)
+    ck.check_data(ds)
+    return evaluate_scores(torch_scorer(runtime_model(ck)), ds, full=full)
+
+
+def compress(
+    ckpt: Checkpoint | str | Path,
+    data: Dataset | str | Path | None,
+    cfg: CompressConfig,
+    progress: Progress | None = None,
+) -> Checkpoint:
+    """Prune / distill / quantize (or search) `ckpt`; every step is measured against it and gated by
+    cfg.tolerance. The result carries the step reports (`.report["steps"]`) and its calibration."""
+    from edgerec.compression.steps import compress as run
+
+    ck = _checkpoint(ckpt)
+    return run(ck, _data_for(ck, data), cfg, progress)
+
+
+def export(
+    ckpt: Checkpoint | str | Path,
+    cfg: ExportConfig | None = None,
+    data: Dataset | str | Path | None = None,
+    out: str | Path | None = None,
+) -> Artifact:
+    """Export for cfg.target at cfg.precision, verify in the target's runtime, gate on the parity bound.
+
+    Without `out` the artifact lives in a temporary folder until `.save(path)`; with it, it is written there
+    atomically. An export whose engine cannot be built here (TensorRT) returns an export-only artifact."""
+    from edgerec.exporters.config import ExportConfig
+    from edgerec.exporters.exporter import export as run
+
+    ck = _checkpoint(ckpt)
+    return run(ck, _data_for(ck, data), cfg or ExportConfig(), out)
+
+
+def bench(
+    artifact: Artifact | str | Path, cfg: BenchConfig | None = None, data: Dataset | str | Path | None = None
+) -> BenchReport:
+    """Latency (p50 / p90 / p99 per batch and for one user against the catalog), throughput, load time and peak RSS
+    of an artifact in its own runtime, and with `data` its HR@10 / NDCG@10 there. Torch-free."""
+    from edgerec.artifact import Artifact
+    from edgerec.benchmarking.latency import BenchConfig, BenchReport, bench_artifact
+
+    folder = artifact.folder if isinstance(artifact, Artifact) else Path(artifact)
+    ds = None if data is None else dataset(data)
+    return BenchReport(bench_artifact(folder, cfg or BenchConfig(), ds))
+
+
+def update(
+    ckpt: Checkpoint | str | Path,
+    new: Interactions | str | Path,
+    cfg: UpdateConfig | None = None,
+    data: Dataset | str | Path | None = None,
+    progress: Progress | None = None,
+) -> Checkpoint:
+    """Fine-tune `ckpt` on new interactions (unseen users and items grow its tables), gated against it; the result
+    is the next version, with its lineage and its own data. A refused update raises GateFailed with the report."""
+    from edgerec.data import Interactions, load_interactions
+    from edgerec.updates.config import UpdateConfig
+    from edgerec.updates.incremental import child_checkpoint, run_update
+
+    ck = _checkpoint(ckpt)
+    rows = new if isinstance(new, Interactions) else load_interactions(Path(new), strict=True)
+    result = run_update(ck, rows, None if data is None else dataset(data), cfg or UpdateConfig(), progress)
+    gate = result.report["update"]["gate"]
+    if not gate["passed"]:
+        raise GateFailed("update rejected by the regression gate: " + "; ".join(gate["failures"]), result.report)
+    return child_checkpoint(result)
+
+
+def load(path: str | Path) -> Any:  # -> Checkpoint | Artifact
+    """A checkpoint folder (config.json + model.safetensors) or an artifact folder (manifest.json), verified."""
+    from edgerec.artifact import Artifact, is_artifact
+
+    path = Path(path)
+    if not path.is_dir():
+        raise EdgerecError(f"{path}: no such folder (expected a checkpoint or an artifact folder)")
+    if is_artifact(path):
+        return Artifact.load(path)
+    from edgerec.model.checkpoint import is_checkpoint, load
+
+    if is_checkpoint(path):
+        return load(path)
+    raise EdgerecError(
+        f"{path}: neither a checkpoint (config.json + model.safetensors) nor an artifact (manifest.json) folder"
+    )

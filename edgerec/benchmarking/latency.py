@@ -1,0 +1,163 @@
+"""The benchmark harness: warm-up, a minimum measured time, percentiles from time.perf_counter_ns.
+
+Imports numpy, the artifact's runtime and edgerec's torch-free modules only, so it runs on a device that has just
+`pip install edgerec ai-edge-litert`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import Field
+
+from edgerec.config import config
+from edgerec.data.split import Dataset
+from edgerec.errors import EdgerecError
+from edgerec.io import write_json
+from edgerec.sysinfo import machine
+
+Count = Annotated[int, Field(ge=0)]
+
+
+@config
+class BenchConfig:
+    threads: Annotated[int, Field(ge=1, le=256)] = 1
+    warmup: Count = 20  # calls before measuring ...
+    warmup_s: Annotated[float, Field(ge=0.0)] = 0.2  # ... and at least this long (caches, CPU frequency, lazy init)
+    min_time_s: Annotated[float, Field(ge=0.0)] = 1.0  # measure each case for at least this long ...
+    min_calls: Annotated[int, Field(ge=1)] = 50  # ... and at least this many calls
+    max_calls: Annotated[int, Field(ge=1)] = 100_000
+    buckets: tuple[Annotated[int, Field(ge=1)], ...] = ()  # default: the artifact's (dynamic: 1, 1000, catalog)
+    also: tuple[Annotated[int, Field(ge=1)], ...] = ()  # batches measured in addition (e.g. the one a budget names)
+    user: Count = 0  # the user whose catalog is scored
+
+
+@dataclass
+class BenchReport:
+    """What `edgerec.bench` measured: `record` is the JSON document (bytes, load time, latency percentiles per batch,
+    throughput, peak RSS, the machine, and HR@10 / NDCG@10 through the runtime when data was given)."""
+
+    record: dict[str, Any]
+
+    @property
+    def latency_ms(self) -> dict[str, dict[str, float]]:
+        """{batch or "catalog_top10": {"p50", "p90", "p99", "mean", "calls"}}."""
+        return self.record["latency_ms"]
+
+    @property
+    def metrics(self) -> dict[str, float] | None:
+        return self.record.get("metrics")
+
+    def save(self, path: str | Path) -> Path:
+        """Write the record as JSON, atomically."""
+        write_json(path, self.record)
+        return Path(path)
+
+
+def timed(fn: Callable[[], Any], cfg: BenchConfig) -> dict[str, float]:
+    """Call fn repeatedly: cfg.warmup unmeasured calls, then until both min_time_s and min_calls are reached.
+    Returns latency percentiles and mean in milliseconds and the number of measured calls."""
+    warm_until = time.perf_counter_ns() + int(cfg.warmup_s * 1e9)
+    done = 0
+    while done < cfg.warmup or time.perf_counter_ns() < warm_until:
+        fn()
+        done += 1
+    samples: list[int] = []
+    deadline = time.perf_counter_ns() + int(cfg.min_time_s * 1e9)
+    while len(samples) < cfg.max_calls and (len(samples) < cfg.min_calls or time.perf_counter_ns() < deadline):
+        t0 = time.perf_counter_ns()
+        fn()
+        samples.append(time.perf_counter_ns() - t0)
+    ms = np.asarray(samples, dtype=np.float64) / 1e6
+    return {
+        "p50": float(np.percentile(ms, 50)),
+        "p90": float(np.percentile(ms, 90)),
+        "p99": float(np.percentile(ms, 99)),
+        "mean": float(ms.mean()),
+        "calls": len(samples),
+    }
+
+
+@contextlib.contextmanager
+def one_core(enabled: bool) -> Iterator[int | None]:
+    """Keep a one-thread measurement on one CPU (Linux): migrations between cores add run-to-run noise. The
+    previous affinity is restored afterwards."""
+    if not enabled or not hasattr(os, "sched_setaffinity"):
+        yield None
+        return
+    before = os.sched_getaffinity(0)
+    cpu = max(before)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield cpu
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def peak_rss_mb() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1 << 20) if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+
+def bench_scorer(scorer: Any, buckets: list[int], cfg: BenchConfig) -> dict[str, Any]:
+    """Latency per batch size through scorer.score (ids checked, request cut into the runtime's buckets), and the
+    whole catalog for one user with its top-10 taken (scorer.top_k)."""
+    n_items = scorer.n_items
+    latency, items_per_s = {}, {}
+    for b in buckets:
+        users = np.full(b, cfg.user, dtype=np.int32)
+        items = (np.arange(b) % n_items).astype(np.int32)
+        latency[str(b)] = stats = timed(lambda u=users, i=items: scorer.score(u, i), cfg)
+        items_per_s[str(b)] = b / (stats["mean"] / 1e3)
+    top = timed(lambda: scorer.top_k(cfg.user, 10), cfg)
+    latency["catalog_top10"] = top
+    items_per_s["catalog_top10"] = n_items / (top["mean"] / 1e3)
+    return {"latency_ms": latency, "items_per_s": items_per_s}
+
+
+def bench_artifact(folder: str | Path, cfg: BenchConfig = BenchConfig(), ds: Dataset | None = None) -> dict:
+    """The bench record of an artifact: bytes, load time, latency per bucket, throughput, peak RSS and, with data,
+    HR@10 / NDCG@10 measured through the artifact's runtime."""
+    from edgerec.metrics import evaluate
+    from edgerec.runtime import load_scorer
+
+    folder = Path(folder)
+    t0 = time.perf_counter_ns()
+    scorer = load_scorer(folder, threads=cfg.threads)  # includes verifying every file's sha256
+    load_ms = (time.perf_counter_ns() - t0) / 1e6
+    m = scorer.manifest
+    if ds is not None and (ds.n_users, ds.n_items) != (scorer.n_users, scorer.n_items):
+        raise EdgerecError(
+            f"the data ({ds.n_users} users, {ds.n_items} items) is not the data {folder} was exported for "
+            f"({scorer.n_users} users, {scorer.n_items} items)"
+        )
+    if ds is not None and m.get("data", {}).get("fingerprint") not in (None, ds.fingerprint()):
+        raise EdgerecError(f"the data's fingerprint differs from the one in {folder}/manifest.json")
+    buckets = sorted({*(cfg.buckets or m.get("buckets") or (1, 1000, scorer.n_items)), *cfg.also})
+    record: dict[str, Any] = {
+        "artifact": str(folder),
+        "target": m.get("target"),
+        "precision": m.get("precision"),
+        "runtime": scorer.runtime,
+        "profile": m.get("profile", {}).get("name") if isinstance(m.get("profile"), dict) else None,
+        "machine": machine(),
+        "config": asdict(cfg),
+        "bytes": int(m["files"][m["model_file"]]["bytes"]),
+        "load_ms": load_ms,
+    }
+    with one_core(cfg.threads == 1) as cpu:
+        record.update(bench_scorer(scorer, buckets, cfg), pinned_cpu=cpu)
+    record["peak_rss_mb"] = peak_rss_mb()
+    if ds is not None:
+        res = evaluate(scorer, ds)
+        record["metrics"] = {k: res[k] for k in ("hr@10", "ndcg@10", "full_hr@10", "full_ndcg@10")}
+    return record

@@ -1,0 +1,78 @@
+"""`edgerec bench`: one artifact (latency table, JSON) or every profile of a folder (comparison table)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from edgerec.cli.common import columns, load_data, table
+from edgerec.errors import EdgerecError
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    b = sub.add_parser("bench", help="latency, throughput, memory and accuracy of an artifact in its runtime")
+    b.add_argument("artifact", nargs="?", help="artifact folder (from `edgerec export`)")
+    b.add_argument("--profiles", default=None, help="instead: export and bench every profile in this folder")
+    b.add_argument("--data", default=None, help="also measure HR@10 / NDCG@10 through the runtime on this data")
+    b.add_argument("--columns", type=columns, default=None, help=argparse.SUPPRESS)
+    b.add_argument("--split-seed", type=int, default=0, help=argparse.SUPPRESS)
+    b.add_argument("--json", default=None, help="write the bench record to this JSON file")
+    b.add_argument("--threads", type=int, default=None, help="runtime threads (default 1; profiles: their own)")
+    b.add_argument("--min-time", type=float, default=1.0, help="seconds measured per case (default 1.0)")
+    b.add_argument("--model", default=None, help="--profiles: the source checkpoint (default: train on --data)")
+    b.add_argument("--out", default="runs/profiles", help="--profiles: artifact folders (default runs/profiles)")
+    b.add_argument("--results", default=None, help="--profiles: folder for profiles.{json,md,png} (default --out)")
+    b.add_argument("--cache", default=None, help="--profiles: step cache (default ~/.cache/edgerec/steps)")
+    b.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.profiles:
+        return run_profiles(args)
+    if not args.artifact:
+        raise EdgerecError("give an artifact folder, or --profiles DIR")
+    from edgerec import api
+    from edgerec.benchmarking.latency import BenchConfig
+
+    cfg = BenchConfig(threads=args.threads or 1, min_time_s=args.min_time)
+    data = None if args.data is None else load_data(args)
+    report = api.bench(args.artifact, cfg, data)
+    record = report.record
+    rows = []
+    for key, lat in record["latency_ms"].items():
+        name = "catalog + top-10" if key == "catalog_top10" else key
+        cells = [f"{lat[k]:.3f}" for k in ("p50", "p90", "p99", "mean")]
+        rows.append([name, *cells, f"{record['items_per_s'][key]:,.0f}", str(lat["calls"])])
+    title = (f"{args.artifact}: {record['target']} {record['precision']} on {record['runtime']}, "
+             f"{record['config']['threads']} thread(s)")  # fmt: skip
+    table(title, ("batch", "p50 ms", "p90 ms", "p99 ms", "mean ms", "items/s", "calls"), rows)
+    m = report.metrics
+    extra = f", HR@10 {m['hr@10']:.4f}, NDCG@10 {m['ndcg@10']:.4f}" if m else ""
+    print(f"{record['bytes']:,} bytes, load {record['load_ms']:.1f} ms, peak RSS {record['peak_rss_mb']:.0f} MB{extra}")
+    if args.json:
+        report.save(args.json)
+    return 0
+
+
+def run_profiles(args: argparse.Namespace) -> int:
+    from edgerec.profiles.compare import COLUMNS, compare, table_rows, write_reports
+    from edgerec.profiles.schema import load_profiles
+
+    profiles = load_profiles(args.profiles)
+    if args.threads:
+        profiles = [
+            p.model_copy(update={"runtime": p.runtime.model_copy(update={"threads": args.threads})}) for p in profiles
+        ]
+    ds = load_data(args)
+    out = Path(args.out)
+    cache = Path(args.cache) if args.cache else None
+    rows = compare(profiles, ds, out, Path(args.model) if args.model else None, cache, args.min_time)
+    table(f"profiles on {ds.name}", COLUMNS, table_rows(rows), left=("profile", "status"))
+    results = Path(args.results) if args.results else out
+    write_reports(rows, results, f"Target profiles on {ds.name}", " ".join(["edgerec", *sys.argv[1:]]))
+    print(f"wrote {results}/profiles.json, profiles.md, profiles.png")
+    failed = [r["profile"] for r in rows if str(r["status"]).startswith("failed")]
+    if failed:
+        raise EdgerecError(f"{len(failed)} profile(s) failed: {', '.join(failed)} (see {results}/profiles.md)")
+    return 0

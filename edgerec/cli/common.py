@@ -1,0 +1,148 @@
+"""What the commands share: flag parsers, the data flags, the progress bar, the metrics table."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from typing import Any, TypeVar
+
+log = logging.getLogger("edgerec")
+Progress = Callable[[str, int, int, dict], None]
+C = TypeVar("C")
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 64,32,16,8; got {text!r}") from None
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0,0.25,0.5; got {text!r}") from None
+
+
+def columns(text: str):  # -> edgerec.data.Columns
+    from edgerec.data import Columns
+
+    known = {"user", "item", "timestamp", "rating"}
+    values = {}
+    for part in filter(None, text.split(",")):
+        key, sep, val = part.partition("=")
+        if not sep or key not in known:
+            raise argparse.ArgumentTypeError(f"expected user=COL,item=COL[,timestamp=COL][,rating=COL]; got {part!r}")
+        values[key] = val
+    return Columns(**values)
+
+
+def data_args(p: argparse.ArgumentParser, required: bool = True, default_note: str = "") -> None:
+    p.add_argument(
+        "--data",
+        required=required,
+        default=None,
+        help="data source: an NCF split folder, ratings.dat, u.data, "
+        "ml-1m.zip, ml-100k.zip, a .csv/.parquet file, or synthetic[:users=N,items=N,seed=N,...]" + default_note,
+    )
+    p.add_argument("--columns", type=columns, default=None, help="CSV/Parquet column names, e.g. user=uid,item=iid")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of leave-one-out and test negatives (default 0)")
+
+
+def from_flags(cls: type[C], args: argparse.Namespace, **values: Any) -> C:
+    """cls built from the parsed flags named like its fields (plus `values`); the others keep their defaults."""
+    flags = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}  # type: ignore[arg-type]
+    return cls(**{**flags, **values})
+
+
+def load_data(args: argparse.Namespace, stored: Any = None):  # -> edgerec.data.Dataset
+    """The --data the flags name; without --data, `stored` (an updated checkpoint's data), else synthetic."""
+    from edgerec.data import Columns, load_dataset
+
+    if args.data is None and stored is not None:
+        log.info("using the data stored with the model")
+        return stored
+    source = args.data or "synthetic"
+    log.info("loading %s", source)
+    ds = load_dataset(source, seed=args.split_seed, columns=args.columns or Columns())
+    s = ds.summary()
+    log.info(
+        "%s: %d users, %d items, %d train interactions, %d test users",
+        s["name"],
+        s["users"],
+        s["items"],
+        s["train_interactions"],
+        s["test_users"],
+    )
+    return ds
+
+
+def model_and_data(args: argparse.Namespace):  # -> (Checkpoint, Dataset)
+    """--model loaded, and the data for it (--data, else what the checkpoint stores, else synthetic)."""
+    from edgerec.model.checkpoint import load
+
+    ck = load(args.model)
+    return ck, load_data(args, ck.data)
+
+
+@contextmanager
+def progress(stream: Any = None) -> Iterator[Progress | None]:
+    """A rich progress bar on a terminal; plain per-epoch log lines elsewhere."""
+    stream = stream or sys.stderr
+    if not stream.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        transient=True,
+        console=Console(file=stream),
+    )
+    tasks: dict[tuple[str, int], Any] = {}
+
+    def update(stage: str, done: int, total: int, info: dict) -> None:
+        key = (stage, int(info.get("epoch", 0)))
+        if key not in tasks:
+            tasks[key] = bar.add_task(f"{stage} epoch {key[1]}", total=total, info="")
+        text = f"loss {info['loss']:.4f}  {info['samples_per_s']:,.0f} samples/s"
+        bar.update(tasks[key], completed=done, info=text)
+
+    with bar:
+        yield update
+
+
+def metrics_table(title: str, rows: dict[str, dict]) -> None:
+    from rich.table import Table
+
+    from edgerec.io import console
+
+    table = Table(title=title)
+    for col in ("model", "HR@10", "NDCG@10", "full HR@10", "full NDCG@10"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in rows.items():
+        table.add_row(name, *(f"{m[k]:.4f}" for k in ("hr@10", "ndcg@10", "full_hr@10", "full_ndcg@10")))
+    console().print(table)
+
+
+def table(title: str, columns: tuple[str, ...], rows: list[list[str]], left: tuple[str, ...] = ()) -> None:
+    """Print a rich table (columns right-aligned except those in `left`)."""
+    from rich.table import Table
+
+    from edgerec.io import console
+
+    t = Table(title=title)
+    for col in columns:
+        t.add_column(col, justify="left" if col in left else "right")
+    for r in rows:
+        t.add_row(*r)
+    console().print(t)

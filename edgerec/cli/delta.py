@@ -1,0 +1,39 @@
+"""`edgerec delta` and `edgerec apply-delta`: the small update from one phone bundle to the next."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    dm = sub.add_parser("delta", help="the small update from one phone bundle to the next (same layout)")
+    dm.add_argument("--from", dest="parent", required=True, help="the bundle the phones have")
+    dm.add_argument("--to", dest="child", required=True, help="the new bundle (exported from the updated model)")
+    dm.add_argument("--out", required=True, help="delta folder to write")
+    dm.set_defaults(run=run_delta)
+    da = sub.add_parser(
+        "apply-delta", help="apply a delta to a phone bundle, checking the hash chain (as the app does)"
+    )
+    da.add_argument("--bundle", required=True, help="the bundle folder to update")
+    da.add_argument("--delta", required=True, help="the delta folder (from `edgerec delta`)")
+    da.add_argument("--out", required=True, help="where the updated bundle goes (may be --bundle: replaced atomically)")
+    da.set_defaults(run=run_apply)
+
+
+def run_delta(args: argparse.Namespace) -> int:
+    from edgerec.updates.delta import make_delta
+
+    d = make_delta(args.parent, args.child, args.out)
+    share = d["patch_bytes"] / d["model_bytes"]
+    sizes = f"{d['patch_bytes']:,} of {d['model_bytes']:,} model bytes ({share:.1%})"
+    print(f"wrote {args.out}/: {len(d['ranges'])} byte ranges, {sizes}; version {d['parent']['version']} -> "
+          f"{d['child']['version']}")  # fmt: skip
+    return 0
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    from edgerec.updates.delta import apply_delta
+
+    m = apply_delta(args.bundle, args.delta, args.out)
+    print(f"wrote {args.out}/: bundle version {m.get('version')} (model sha256 checked against the delta)")
+    return 0

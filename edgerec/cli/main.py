@@ -1,0 +1,46 @@
+"""The `edgerec` command: builds the parser from one module per command and runs the chosen one.
+
+Each command parses its flags into a config, calls the public verb (edgerec.api) and prints the result. Expected
+failures (EdgerecError) print one line and exit 2; Ctrl-C exits 130. Building the parser imports no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from edgerec.cli import bench, compress, delta, export, profiles, train, update
+from edgerec.cli.output import command_output
+from edgerec.errors import INTERRUPTED, EdgerecError
+
+COMMANDS = (train, compress, export, bench, update, delta, profiles)  # each adds its subparsers (train: + evaluate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="edgerec", description="Train, compress, export and benchmark NCF recommenders.")
+    ap.add_argument("-q", "--quiet", action="store_true", help="only print results and errors")
+    ap.add_argument("-v", "--verbose", action="store_true", help="also show third-party warnings and native log lines")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.add(sub)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    err = sys.stderr
+    try:  # Ctrl-C while the parser is built (it imports the commands' modules) is an interruption too
+        args = build_parser().parse_args(argv)
+        with command_output(args.verbose, args.quiet) as err:
+            args.terminal = err
+            return int(args.run(args))
+    except EdgerecError as e:
+        print(f"edgerec: error: {e}", file=err if not err.closed else sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

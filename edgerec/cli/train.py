@@ -1,0 +1,84 @@
+"""`edgerec train` and `edgerec evaluate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from edgerec.cli.common import data_args, from_flags, int_list, load_data, metrics_table, model_and_data, progress
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    from edgerec.model.config import TrainConfig
+
+    d = TrainConfig()
+    t = sub.add_parser("train", help="train GMF / MLP / NeuMF and evaluate it on the held-out test items")
+    data_args(t)
+    t.add_argument("--model", default=d.model, choices=["gmf", "mlp", "neumf"], help="model type (default neumf)")
+    t.add_argument("--factors", type=int, default=d.factors, help=f"predictive factors (default {d.factors})")
+    t.add_argument("--layers", type=int_list, default=(), help="MLP input size then hidden sizes (default 8f,4f,2f,f)")
+    t.add_argument("--pretrain", action="store_true", help="initialise NeuMF from separately trained GMF and MLP")
+    t.add_argument("--epochs", type=int, default=d.epochs, help=f"maximum epochs (default {d.epochs})")
+    t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
+    t.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
+    t.add_argument("--negatives", type=int, default=d.negatives, help=f"negatives per positive (default {d.negatives})")
+    t.add_argument("--l2", type=float, default=d.l2, help=f"L2 on the batch's embeddings (default {d.l2})")
+    t.add_argument("--patience", type=int, default=d.patience, help=f"early-stopping patience (default {d.patience})")
+    t.add_argument(
+        "--average-from",
+        type=int,
+        default=d.average_from,
+        metavar="EPOCH",
+        help=f"keep the mean of the epoch-end weights from this epoch on; 0: off (default {d.average_from})",
+    )
+    t.add_argument("--seed", type=int, default=d.seed, help="training seed (default 0)")
+    t.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (default: all cores)")
+    t.add_argument("--out", required=True, help="checkpoint folder to write (replaced atomically)")
+    t.set_defaults(run=run_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint (sampled protocol and full ranking)")
+    e.add_argument("--model", required=True, help="checkpoint folder written by `edgerec train` or `compress`")
+    data_args(e, required=False, default_note=" (default: the data an updated --model stores)")
+    e.add_argument("--json", help="also write the metrics to this JSON file")
+    e.set_defaults(run=run_evaluate)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from edgerec import api
+    from edgerec.model.config import TrainConfig
+
+    cfg = from_flags(TrainConfig, args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ds = load_data(args)
+    with progress(args.terminal) as update:
+        ck = api.train(ds, cfg, update)
+    ck.config["report"]["command"] = {"data": args.data, "split_seed": args.split_seed}
+    out = ck.save(args.out)
+    r = ck.report
+    title = f"{cfg.model} on {ds.name} (test, {r['train_seconds']:.0f}s training)"
+    metrics_table(title, {cfg.model: r["metrics"], "ItemPop": r["itempop"]})
+    print(f"wrote {out}/ (model.safetensors, config.json, id_maps.json, metrics.json)")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from edgerec import api
+    from edgerec.compression.quantize import spec_of
+    from edgerec.io import write_json
+    from edgerec.metrics import evaluate, item_pop_scorer
+
+    ck, ds = model_and_data(args)
+    metrics = api.evaluate(ck, ds)
+    spec = spec_of(ck)
+    name = ck.model.arch.kind
+    if spec is not None:  # measured as it will run, not as its fp32 weights
+        name = f"{name} ({spec.config.embeddings} emb, {spec.config.mlp} MLP)"
+    metrics_table(f"{args.model} on {ds.name} (test)", {name: metrics, "ItemPop": evaluate(item_pop_scorer(ds), ds)})
+    if args.json:
+        write_json(args.json, metrics)
+    else:
+        print(json.dumps(metrics))
+    return 0

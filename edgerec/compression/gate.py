@@ -1,0 +1,112 @@
+"""What every compression step reports against its teacher; its gate is a DropTolerance (edgerec.gates)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from torch import nn
+
+from edgerec.compression.size import PrecisionPlan, macs_per_item, model_bytes
+from edgerec.data.split import Dataset
+from edgerec.gates import DropTolerance
+from edgerec.metrics import ScoreFn, catalog_top_k, evaluate, jaccard
+from edgerec.model.ncf import NCF
+from edgerec.model.training import torch_scorer
+
+log = logging.getLogger(__name__)
+
+METRIC_KEYS = ("hr@10", "ndcg@10", "full_hr@10", "full_ndcg@10")
+
+
+@dataclass(frozen=True)
+class StepReport:
+    step: str
+    metrics: dict[str, float]
+    teacher: dict[str, float]
+    agreement: float
+    bytes: int
+    teacher_bytes: int
+    macs_per_item: int
+    teacher_macs_per_item: int
+
+    @property
+    def deltas(self) -> dict[str, float]:
+        return {k: self.metrics[k] - self.teacher[k] for k in METRIC_KEYS}
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "deltas": self.deltas, "size_ratio": self.bytes / self.teacher_bytes}
+
+    def gate(self, tol: DropTolerance) -> None:
+        """Raise GateFailed (carrying this report) when a metric fell beyond the tolerance."""
+        tol.check(self.step, self.metrics, self.teacher, self.agreement, self)
+
+
+def compare(
+    step: str,
+    scorer: ScoreFn,
+    teacher_scorer: ScoreFn,
+    ds: Dataset,
+    *,
+    sizes: tuple[int, int],
+    macs: tuple[int, int],
+    teacher_metrics: dict | None = None,
+    teacher_top: np.ndarray | None = None,
+) -> StepReport:
+    """Measure a compressed scorer against its teacher on both protocols plus top-10 agreement over all users.
+
+    sizes and macs are (compressed, teacher). teacher_metrics and teacher_top (its catalog top-10 per user) may be
+    passed to avoid re-scoring the teacher.
+    """
+    teacher_metrics = teacher_metrics or evaluate(teacher_scorer, ds)
+    teacher_top = catalog_top_k(teacher_scorer, ds) if teacher_top is None else teacher_top
+    metrics = evaluate(scorer, ds)
+    return StepReport(
+        step=step,
+        metrics={k: float(metrics[k]) for k in METRIC_KEYS},
+        teacher={k: float(teacher_metrics[k]) for k in METRIC_KEYS},
+        agreement=jaccard(
+            catalog_top_k(scorer, ds), catalog_top_k(teacher_scorer, ds) if teacher_top is None else teacher_top
+        ),
+        bytes=sizes[0],
+        teacher_bytes=sizes[1],
+        macs_per_item=macs[0],
+        teacher_macs_per_item=macs[1],
+    )
+
+
+class Baseline:
+    """A teacher measured once (metrics on both protocols, catalog top-10 lists, bytes, MACs); every compressed
+    candidate is then compared against it without re-scoring the teacher."""
+
+    def __init__(self, teacher: NCF, ds: Dataset) -> None:
+        self.ds = ds
+        self.scorer = torch_scorer(teacher.eval())
+        self.metrics = evaluate(self.scorer, ds)
+        self.top = catalog_top_k(self.scorer, ds)
+        self.bytes, self.macs = model_bytes(teacher), macs_per_item(teacher.arch)
+
+    def measure(self, step: str, model: nn.Module, fp32: NCF, plan: PrecisionPlan = PrecisionPlan()) -> StepReport:
+        """Compare `model` (fp32, or a quantized simulation of `fp32` under `plan`) with the teacher."""
+        rep = compare(
+            step,
+            torch_scorer(model),
+            self.scorer,
+            self.ds,
+            sizes=(model_bytes(fp32, plan), self.bytes),
+            macs=(macs_per_item(fp32.arch), self.macs),
+            teacher_metrics=self.metrics,
+            teacher_top=self.top,
+        )
+        log.info(
+            "%s: HR@10 %.4f (%+.4f)  NDCG@10 %.4f (%+.4f)  agreement %.3f  %.1f%% of the bytes",
+            step,
+            rep.metrics["hr@10"],
+            rep.deltas["hr@10"],
+            rep.metrics["ndcg@10"],
+            rep.deltas["ndcg@10"],
+            rep.agreement,
+            100 * rep.bytes / self.bytes,
+        )
+        return rep

@@ -1,0 +1,96 @@
+"""Structured pruning with torch-pruning's dependency graph: whole MLP channels and embedding dimensions go away.
+
+DepGraph couples what must be pruned together (a GMF dimension of the user and the item table, an MLP embedding
+dimension and the matching input column of the first layer, a hidden channel and the next layer's input), so the
+result is a smaller dense NCF whose architecture is read back from the module shapes.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgerec.compression.config import PruneConfig
+from edgerec.data.split import Dataset
+from edgerec.errors import EdgerecError
+from edgerec.model.ncf import NCF, NCFArch
+
+
+def arch_of(model: NCF) -> NCFArch:
+    """The architecture as the module's tensors say it is (after pruning, not as constructed)."""
+    a = model.arch
+    gmf = model.gmf_user.embedding_dim if a.gmf_dim else 0
+    if a.mlp_layers:
+        linears = [m for m in model.mlp if isinstance(m, nn.Linear)]
+        mu, mi, layers = (
+            model.mlp_user.embedding_dim,
+            model.mlp_item.embedding_dim,
+            tuple(m.out_features for m in linears),
+        )
+    else:
+        mu, mi, layers = 0, 0, ()
+    return NCFArch(a.kind, a.n_users, a.n_items, gmf, mu, mi, layers)
+
+
+def prune(model: NCF, cfg: PruneConfig, ds: Dataset | None = None) -> NCF:
+    """Return a pruned copy of `model` (the input is left as it is). ds is needed for the taylor criterion."""
+    import torch_pruning as tp
+
+    model = copy.deepcopy(model).eval()
+    ratios: dict[nn.Module, float] = {}
+    if cfg.gmf and model.arch.gmf_dim:
+        ratios[model.gmf_user] = cfg.gmf  # gmf_item follows through the elementwise product
+    if model.arch.mlp_layers:
+        if cfg.mlp_embedding:
+            ratios[model.mlp_user] = cfg.mlp_embedding
+            ratios[model.mlp_item] = cfg.mlp_embedding
+        if cfg.mlp:
+            ratios.update({m: cfg.mlp for m in model.mlp if isinstance(m, nn.Linear)})
+    if not ratios:
+        return model
+    # keep at least one channel everywhere: torch-pruning silently skips a group it would empty
+    ratios = {m: 1 - max(1, round(_channels(m) * (1 - r))) / _channels(m) for m, r in ratios.items()}
+    example = (torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long))
+    importance = {
+        "l1": lambda: tp.importance.MagnitudeImportance(p=1),
+        "l2": lambda: tp.importance.MagnitudeImportance(p=2),
+        "taylor": lambda: tp.importance.TaylorImportance(),
+        "random": lambda: tp.importance.RandomImportance(),
+    }[cfg.importance]()
+    torch.manual_seed(cfg.seed)
+    pruner = tp.pruner.MetaPruner(
+        model,
+        example,
+        importance=importance,
+        pruning_ratio=0.0,
+        pruning_ratio_dict=ratios,
+        ignored_layers=[model.predict],  # its single output is the score; its inputs shrink with the towers
+        root_module_types=[nn.Linear, nn.Embedding],
+    )
+    if cfg.importance == "taylor":
+        if ds is None:
+            raise EdgerecError("the taylor importance needs training data")
+        _accumulate_gradients(model, ds, cfg)
+    pruner.step()
+    model.zero_grad(set_to_none=True)
+    model.arch = arch_of(model)
+    return model
+
+
+def _channels(m: nn.Module) -> int:
+    return m.embedding_dim if isinstance(m, nn.Embedding) else m.out_features  # type: ignore[return-value]
+
+
+def _accumulate_gradients(model: NCF, ds: Dataset, cfg: PruneConfig) -> None:
+    """BCE gradients on a sample of positives and as many random negatives (what TaylorImportance reads)."""
+    rng = np.random.default_rng(cfg.seed)
+    rows = rng.choice(len(ds.train), size=min(cfg.taylor_samples, len(ds.train)), replace=False)
+    u = np.concatenate([ds.train.users[rows], ds.train.users[rows]])
+    i = np.concatenate([ds.train.items[rows], rng.integers(0, ds.n_items, len(rows))])
+    y = np.concatenate([np.ones(len(rows)), np.zeros(len(rows))]).astype(np.float32)
+    model.zero_grad(set_to_none=True)
+    logits = model(torch.from_numpy(u), torch.from_numpy(i))
+    nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(y)).backward()

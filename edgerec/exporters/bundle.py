@@ -1,0 +1,171 @@
+"""The phone bundle export (target `tflite-bundle`): the folded NeuMF (edgerec.exporters.folded) as one TFLite model,
+and the users' vectors as a server-side file (the app receives only its own user's vectors). Signatures:
+
+- recommend(user_gmf [1, g], user_mlp [1, d]) -> (top-K items, their scores, every item's score): the catalog;
+- with candidates = C > 0: score(user_gmf, user_mlp, items [C] int32, -1 = padding) -> (the items' scores, the
+  top-K of the list, their scores): a candidate list or a few items, with the MLP run for those only.
+
+Precisions: fp32; fp16 (weights and item constants stored in fp16, compute in float32); int8: every weight and item
+constant stored in int8 and dequantized once when the model loads, compute in float32 (ai-edge-quantizer's
+weight-only recipe for the layers, edgerec.exporters.small_constants for the precomputed item half of the first MLP
+layer, which that recipe leaves in float). Static int8 (int8 activations as well), measured on ML-1M in the same
+run: recommend p50 0.242 ms against 0.173 ms on x86 XNNPACK, top-10 agreement 0.77 against 0.91
+(benchmarks/results/bundle.md). Tensor names and empty quantization records are stripped from every precision: they
+are a few kilobytes of a ~150 KB model.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgerec.errors import EdgerecError
+from edgerec.exporters.folded import PAD_SCORE, CandidateScorer, FoldedNCF, user_vectors
+from edgerec.exporters.small_constants import small_constants
+from edgerec.exporters.tflite_model import add_fp16_weights, quiet
+from edgerec.model.ncf import NCF
+
+USER_VECTORS = "user_vectors.npy"  # server side: [n_users, g + d] float32; never shipped in the app
+DEFAULT_K = 10
+MAX_CANDIDATES = 1_000_000
+
+
+def convert(model: NCF, k: int, candidates: int) -> bytes:
+    """The fp32 flatbuffer: recommend, and score over `candidates` items when candidates > 0."""
+    import tempfile
+
+    import litert_torch
+
+    folded = FoldedNCF(model, k).eval()
+    ug, um = user_vectors(model)
+    kwargs = {"user_gmf": ug[:1], "user_mlp": um[:1]}
+    items = torch.arange(candidates, dtype=torch.int32) % model.arch.n_items
+    with quiet(), tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.tflite"
+        converter = litert_torch.signature("recommend", folded, sample_kwargs=kwargs)
+        if candidates:
+            converter = converter.signature(
+                "score", CandidateScorer(folded).eval(), sample_kwargs={**kwargs, "items": items}
+            )
+        converter.convert().export(str(path))
+        return path.read_bytes()
+
+
+def _int8_weights(granularity: str):
+    from ai_edge_quantizer import qtyping
+
+    return qtyping.OpQuantizationConfig(
+        weight_tensor_config=qtyping.TensorQuantizationConfig(
+            num_bits=8, symmetric=True, granularity=qtyping.QuantGranularity(granularity)
+        ),
+        compute_precision=qtyping.ComputePrecision.FLOAT,
+        explicit_dequantize=True,
+    )
+
+
+def quantize(flat: bytes, precision: str) -> tuple[bytes, dict]:
+    if precision == "fp32":
+        return flat, {"scheme": "none"}
+    from ai_edge_quantizer import qtyping, quantizer
+
+    qt = quantizer.Quantizer(flat)
+    if precision == "fp16":
+        add_fp16_weights(qt)
+        with quiet():
+            flat = bytes(qt.quantize(enable_progress_report=False).quantized_model)
+        flat, records = small_constants(flat, "float16")
+        info = {
+            "scheme": "fp16 weights and item constants, float32 compute",
+            "tool": "ai-edge-quantizer float casting (layers) + edgerec.exporters.small_constants (item constants)",
+            "item_constants": records,
+        }
+        return flat, info
+    fc = qtyping.TFLOperationName.FULLY_CONNECTED
+    qt.update_quantization_recipe(".*", fc, _int8_weights("CHANNELWISE"))
+    # one scale for all folded GMF item rows: per-item scales cost 12 bytes per item in TFLite (the zero points are
+    # int64), more than the 8-byte rows themselves
+    qt.update_quantization_recipe(".*Linear_gmf.*", fc, _int8_weights("TENSORWISE"))
+    with quiet():
+        flat = bytes(qt.quantize(enable_progress_report=False).quantized_model)
+    flat, records = small_constants(flat, "int8")
+    info = {
+        "scheme": "int8 weights and item constants, dequantized at load; float32 compute",
+        "tool": "ai-edge-quantizer weight-only (layers; the GMF item rows one scale) + "
+        "edgerec.exporters.small_constants "
+        "(the item half of the first MLP layer, one scale per column)",
+        "item_constants": records,
+    }
+    return flat, info
+
+
+def strip(flat: bytes) -> bytes:
+    """Drop tensor names and empty quantization records (signatures name their inputs and outputs themselves)."""
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
+
+    model = tfl.read_model(flat)
+    for sg in model.subgraphs:
+        for t in sg.tensors:
+            t.name = b""
+            q = t.quantization
+            if q is not None and q.scale is None and q.min is None and q.max is None and q.details is None:
+                t.quantization = None
+    return bytes(tfl.flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def folded_macs(model: NCF) -> int:
+    """Per-item work of the folded model: GMF dot product, the add of the item half, the later MLP layers, head."""
+    layers = model.arch.mlp_layers
+    return model.arch.gmf_dim + layers[0] + sum(a * b for a, b in itertools.pairwise(layers)) + layers[-1]
+
+
+def export(model: NCF, precision: str, out: Path, *, k: int = DEFAULT_K, candidates: int = 0, **_: object) -> dict:
+    """Write out (model.tflite) and the server-side user vectors next to it; return the manifest fields."""
+    if candidates and not k <= candidates <= MAX_CANDIDATES:
+        raise EdgerecError(
+            f"--candidates must be 0 (no score signature) or lie in {k}..{MAX_CANDIDATES:,} (at least K = {k}); "
+            f"got {candidates}"
+        )
+    flat, info = quantize(convert(model, k, candidates), precision)
+    out.write_bytes(strip(flat))
+    ug, um = user_vectors(model)
+    vectors = torch.cat([ug, um], dim=1).numpy().astype(np.float32)
+    np.save(out.parent / USER_VECTORS, vectors, allow_pickle=False)
+    g, d, n = ug.shape[1], um.shape[1], model.arch.n_items
+    user_inputs = {"user_gmf": ["float32", [1, g]], "user_mlp": ["float32", [1, d]]}
+    signatures = {
+        "recommend": {
+            "inputs": user_inputs,
+            "outputs": {
+                "output_0": ["int32", [k], "top-K item indices (id_maps.json 'items' gives the original ids)"],
+                "output_1": ["float32", [k], "their scores (logits), best first"],
+                "output_2": ["float32", [n], "every item's score"],
+            },
+        }
+    }
+    if candidates:
+        signatures["score"] = {
+            "inputs": {
+                **user_inputs,
+                "items": ["int32", [candidates], "item indices to score; -1 pads a shorter list"],
+            },
+            "outputs": {
+                "output_0": ["float32", [candidates], f"each item's score (logit); padding scores {PAD_SCORE:g}"],
+                "output_1": ["int32", [k], "the list's top-K item indices (padding only if it has < K items)"],
+                "output_2": ["float32", [k], "their scores, best first"],
+            },
+        }
+    return {
+        "signatures": signatures,
+        "k": k,
+        "candidates": candidates,
+        # what bench measures: recommend over the catalog, and score over a full candidate list
+        "buckets": sorted({n, *([candidates] if candidates else [])}),
+        "user_vector_dims": {"gmf": g, "mlp": d},
+        "user_vectors": USER_VECTORS,
+        "bundle_files": [out.name, "manifest.json", "id_maps.json"],
+        "quantization": info,
+        "macs_per_item": folded_macs(model),
+    }
