@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,11 +77,52 @@ def ds():
 
 @pytest.fixture(scope="session")
 def ckpt(tmp_path_factory, ds) -> Path:
-    """A NeuMF-8 checkpoint trained for 4 epochs on SMALL."""
-    import torch
+    """The folder of a NeuMF-8 checkpoint trained for 4 epochs on SMALL."""
+    import edgerec
 
-    from edgerec import TrainConfig, save_checkpoint, train
+    return edgerec.train(ds, edgerec.TrainConfig(epochs=4, seed=0)).save(tmp_path_factory.mktemp("ck") / "neumf")
 
-    torch.manual_seed(0)
-    model, report = train(ds, "neumf", 8, (), False, TrainConfig(epochs=4, batch_size=256, seed=0))
-    return save_checkpoint(tmp_path_factory.mktemp("ck") / "neumf", model, ds, report=report)
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """An edgerec wheel built from a clean copy of this checkout (no build/ or egg-info leftovers can leak in)."""
+    src = tmp_path_factory.mktemp("src") / "edgerec"
+    junk = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "runs")
+    shutil.copytree(REPO, src, symlinks=True, ignore=junk)
+    out = tmp_path_factory.mktemp("wheel")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(src), "-w", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (built,) = out.glob("edgerec-*.whl")
+    return built
+
+
+@pytest.fixture(scope="session")
+def wheel_env(wheel) -> Path:
+    """A device-like environment: edgerec installed from the wheel (not editable) with ai-edge-litert, and no torch.
+
+    The environment (its dependencies from the package index) is cached under $EDGEREC_CACHE (default
+    ~/.cache/edgerec) per pyproject.toml; this session's wheel is reinstalled into it every time."""
+    from edgerec.io import cache_root
+
+    stamp = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    env = cache_root() / f"wheel-venv-{stamp}"
+    python = env / "bin" / "python"
+    if not (env / ".complete").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(env)], check=True)
+        pip = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", str(wheel), "ai-edge-litert"], capture_output=True, text=True
+        )
+        if pip.returncode != 0:
+            pytest.skip(f"could not install the wheel's dependencies from the package index: {pip.stderr[-300:]}")
+        (env / ".complete").touch()
+    pip = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)],
+        capture_output=True,
+        text=True,
+    )
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    return env

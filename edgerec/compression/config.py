@@ -121,7 +121,9 @@ class CompressConfig:
     student: tuple[int, ...] | None = None  # a fresh student instead of pruning: predictive factors, then MLP layers
     quantize: QuantConfig | None = None
     train: TrainConfig = field(default_factory=lambda: fine_tune_config(10))
-    tolerance: DropTolerance | None = None  # checked after every step (None: measured, not gated)
+    # checked after every step whose model is kept (None: measured, not gated); a pruning cut that distillation
+    # recovers next is measured only, and the recovered model is gated
+    tolerance: DropTolerance | None = None
     search: SearchConfig | None = None
 
     def __post_init__(self) -> None:

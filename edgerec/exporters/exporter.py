@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from edgerec.artifact import Artifact, write_manifest
+from edgerec.artifact import Artifact
 from edgerec.compression.calibrate import calibration_set
 from edgerec.compression.config import QuantConfig
 from edgerec.compression.quantize import QuantSpec, calibrate, spec_of
@@ -20,6 +20,7 @@ from edgerec.exporters.lint import lint
 from edgerec.exporters.tensorrt_engine import ONNX_FILE, EngineUnavailable
 from edgerec.exporters.verify import verify
 from edgerec.io import atomic_dir, write_json
+from edgerec.manifest import write_manifest
 from edgerec.model.checkpoint import Checkpoint
 from edgerec.model.training import torch_scorer
 from edgerec.runtime import load_scorer

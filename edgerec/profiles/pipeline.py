@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from edgerec import api
-from edgerec.artifact import read_manifest
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
 from edgerec.io import atomic_dir, build_lock, cache_root, sha256_file, write_json
+from edgerec.manifest import read_manifest
 from edgerec.profiles.schema import Profile, runtime_version_ok
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgerec.artifact import read_manifest, verify_files
 from edgerec.errors import EdgerecError
+from edgerec.manifest import read_manifest, verify_files
 from edgerec.runtime.base import Scorer
 from edgerec.targets import load_attr, target
 

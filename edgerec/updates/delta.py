@@ -24,9 +24,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from edgerec.artifact import MANIFEST, read_manifest
 from edgerec.errors import EdgerecError
 from edgerec.io import atomic_dir, read_versioned_json, sha256_file, write_json
+from edgerec.manifest import MANIFEST, read_manifest
 
 FORMAT = "edgerec.delta"
 FORMAT_VERSION = 1
