@@ -39,3 +39,26 @@ def versions(tools: tuple[str, ...] = TOOLS) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return {**out, "python": platform.python_version()}
+
+
+def provenance(argv: list[str] | None = None) -> str:
+    """`command` at commit <sha>[ with uncommitted changes]: what a results file says produced it (argv defaults
+    to this process's command line)."""
+    import shlex
+    import subprocess
+
+    argv = sys.argv if argv is None else argv
+    command = shlex.join([Path(sys.executable).name if argv[0] == sys.executable else argv[0], *argv[1:]])
+    if argv and argv[0].endswith(".py"):
+        command = "python " + command
+    try:
+        here = Path(argv[0]).resolve().parent if argv and argv[0].endswith(".py") else Path.cwd()
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True)  # fmt: skip
+        commit = sha.stdout.strip() or "unknown"
+        if dirty.stdout.strip():
+            commit += " with uncommitted changes"
+    except OSError:
+        commit = "unknown (no git)"
+    return f"`{command}` at commit {commit}"
