@@ -14,6 +14,7 @@ validates again). Torch-free: the CLI builds configs before it imports a backend
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, dataclass_transform
@@ -43,8 +44,11 @@ def config(cls: type[T]) -> type[T]:
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        try:
-            init(self, *args, **kwargs)
+        names = [f.name for f in dataclasses.fields(validated)]
+        if len(args) > len(names) or set(names[: len(args)]) & set(kwargs):
+            raise ConfigError(f"{cls.__name__}: takes at most {len(names)} values, each once ({', '.join(names)})")
+        try:  # positional values by name, so that an error names the field
+            init(self, **dict(zip(names, args, strict=False)), **kwargs)
         except ValidationError as e:
             raise ConfigError(f"{cls.__name__}: {one_line(e)}") from None
 

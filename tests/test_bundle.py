@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from edgerec import load_checkpoint
+import edgerec
 from edgerec.errors import EdgerecError
-from edgerec.exporters import ExportConfig, ExportTolerance, export
 from edgerec.exporters.bundle import folded_macs
+from edgerec.exporters.config import ExportConfig
 from edgerec.exporters.folded import FoldedNCF, user_vectors
-from edgerec.model import NCF, NCFArch
+from edgerec.gates import ParityBound
+from edgerec.model.ncf import NCF, NCFArch
 from edgerec.runtime import load_bundle
 
 
@@ -24,9 +25,9 @@ def bundles(tmp_path_factory, ckpt, ds):
     # fp32 and int8 with the score signature over 20 candidates, int8 also without it (recommend only)
     for name, precision, candidates in (("fp32", "fp32", 20), ("int8", "int8", 20), ("int8-plain", "int8", 0)):
         cfg = ExportConfig(
-            target="tflite-bundle", precision=precision, tolerance=ExportTolerance(hr=0.05), candidates=candidates
+            target="tflite-bundle", precision=precision, tolerance=ParityBound(hr=0.05), candidates=candidates
         )
-        out[name] = (root / name, export(ckpt, ds, root / name, cfg))
+        out[name] = edgerec.export(ckpt, cfg, ds, out=root / name)
     return out
 
 
@@ -46,8 +47,9 @@ def test_folding_the_item_tower_is_exact_and_cuts_the_macs() -> None:
 
 
 def test_fp32_bundle_equals_pytorch_and_ranks_top_k_in_the_graph(bundles, ckpt, ds) -> None:
-    folder, manifest = bundles["fp32"]
-    model = load_checkpoint(ckpt).model
+    art = bundles["fp32"]
+    folder = art.folder
+    model = edgerec.load(ckpt).model
     scorer = load_bundle(folder)
     ug, um = user_vectors(model)
     for u in (0, 5, 299):
@@ -56,37 +58,38 @@ def test_fp32_bundle_equals_pytorch_and_ranks_top_k_in_the_graph(bundles, ckpt, 
             ref = model(torch.full((ds.n_items,), u), torch.arange(ds.n_items)).numpy()
         assert np.abs(every - ref).max() < 1e-5
         assert list(items) == list(np.argsort(-ref, kind="stable")[:10])
-    assert manifest["verification"]["deltas"]["hr@10"] == 0.0
-    assert {"model.tflite", "README.md", "id_maps.json", "user_vectors.npy"} <= set(manifest["files"])
+    assert art.verification["deltas"]["hr@10"] == 0.0 and art.status == "verified"
+    assert {"model.tflite", "README.md", "id_maps.json", "user_vectors.npy"} <= set(art.manifest["files"])
     assert 'getSignatureRunner("recommend")' in (folder / "README.md").read_text()
 
 
 def test_int8_bundle_is_small_and_keeps_float_scores(bundles) -> None:
-    (_, m32), (f8, m8) = bundles["fp32"], bundles["int8"]
+    a32, a8 = bundles["fp32"], bundles["int8"]
     # 180 items: the graph itself (~10 KB with two signatures) is a large part of either file
-    assert m8["files"]["model.tflite"]["bytes"] < 0.5 * m32["files"]["model.tflite"]["bytes"]
-    items, scores, _ = load_bundle(f8).recommend(np.zeros(8), np.zeros(32))
+    assert a8.bytes == a8.manifest["files"]["model.tflite"]["bytes"]
+    assert a8.bytes < 0.5 * a32.bytes
+    items, scores, _ = load_bundle(a8.folder).recommend(np.zeros(8), np.zeros(32))
     assert items.dtype == np.int32 and scores.dtype == np.float32 and np.all(np.diff(scores) <= 0)
     # weight-only int8: every large constant is int8 (4x smaller), and the records say what was rewritten
-    (record,) = m8["quantization"]["item_constants"]
+    (record,) = a8.manifest["quantization"]["item_constants"]
     assert record["dtype"] == "int8" and record["bytes"] < record["bytes_float32"] / 3.5
 
 
 def test_fp16_bundle_stores_the_item_constants_in_float16(tmp_path, ckpt, ds) -> None:
-    cfg = ExportConfig(target="tflite-bundle", precision="fp16", tolerance=ExportTolerance(hr=0.01))
-    m = export(ckpt, ds, tmp_path / "b", cfg)
-    (record,) = m["quantization"]["item_constants"]
+    cfg = ExportConfig(target="tflite-bundle", precision="fp16", tolerance=ParityBound(hr=0.01))
+    art = edgerec.export(ckpt, cfg, ds, out=tmp_path / "b")
+    (record,) = art.manifest["quantization"]["item_constants"]
     assert record["dtype"] == "float16" and record["bytes"] * 2 == record["bytes_float32"]
-    assert m["verification"]["max_abs_score_error"] < 1e-2
+    assert art.verification["max_abs_score_error"] < 1e-2
 
 
 def test_score_signature_equals_pytorch_and_the_catalog_scores(bundles, ckpt, ds) -> None:
-    model = load_checkpoint(ckpt).model
+    model = edgerec.load(ckpt).model
     ug, um = user_vectors(model)
     rng = np.random.default_rng(0)
     for name in ("fp32", "int8"):
-        folder, manifest = bundles[name]
-        scorer = load_bundle(folder)
+        manifest = bundles[name].manifest
+        scorer = load_bundle(bundles[name].folder)
         assert manifest["candidates"] == 20 and "score" in manifest["signatures"]
         assert manifest["buckets"] == [20, ds.n_items]  # bench measures both signatures
         for u, n in ((3, 7), (42, 20), (100, 45)):  # padded, exact, split into three calls
@@ -103,16 +106,16 @@ def test_score_signature_equals_pytorch_and_the_catalog_scores(bundles, ckpt, ds
             assert set(best) == set(items[order]) and np.allclose(best_scores, got[order], atol=1e-6)
         short, _ = scorer.recommend_from(ug[0].numpy(), um[0].numpy(), [5, 9, 1])  # fewer than K: no padding
         assert sorted(short) == [1, 5, 9]
-    assert "## Scoring a candidate list" in (bundles["int8"][0] / "README.md").read_text()
+    assert "## Scoring a candidate list" in (bundles["int8"].folder / "README.md").read_text()
 
 
 def test_a_bundle_without_score_reads_the_catalog_scores(bundles, ckpt) -> None:
-    (plain, mp), (_, m8) = bundles["int8-plain"], bundles["int8"]
+    plain, mp, m8 = bundles["int8-plain"].folder, bundles["int8-plain"].manifest, bundles["int8"].manifest
     assert "score" not in mp["signatures"] and mp["candidates"] == 0
     assert mp["files"]["model.tflite"]["bytes"] < m8["files"]["model.tflite"]["bytes"]
     assert "## Scoring a candidate list" not in (plain / "README.md").read_text()
-    ug, um = user_vectors(load_checkpoint(ckpt).model)
-    a, b = load_bundle(plain), load_bundle(bundles["int8"][0])
+    ug, um = user_vectors(edgerec.load(ckpt).model)
+    a, b = load_bundle(plain), load_bundle(bundles["int8"].folder)
     items = np.array([4, 2, 77, 150])
     assert np.abs(a.score_items(ug[1], um[1], items) - b.score_items(ug[1], um[1], items)).max() < 1e-5
     assert list(a.recommend_from(ug[1], um[1], items)[0]) == list(b.recommend_from(ug[1], um[1], items)[0])
@@ -129,7 +132,7 @@ def test_a_bundle_without_score_reads_the_catalog_scores(bundles, ckpt) -> None:
     ],
 )
 def test_bad_candidate_lists_are_one_line_errors(bundles, items, message) -> None:
-    scorer = load_bundle(bundles["int8"][0])
+    scorer = load_bundle(bundles["int8"].folder)
     with pytest.raises(EdgerecError, match=message):
         scorer.score_items(np.zeros(8), np.zeros(32), items)
     with pytest.raises(EdgerecError, match=message):
@@ -141,7 +144,7 @@ def test_a_manifest_whose_candidates_differ_from_the_model_is_refused(tmp_path, 
     import json
 
     folder = tmp_path / "b"
-    shutil.copytree(bundles[name][0], folder)
+    shutil.copytree(bundles[name].folder, folder)
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["candidates"] = candidates
     (folder / "manifest.json").write_text(json.dumps(manifest))
@@ -152,7 +155,7 @@ def test_a_manifest_whose_candidates_differ_from_the_model_is_refused(tmp_path, 
 def test_a_candidate_list_shorter_than_k_is_refused_at_export(tmp_path, ckpt, ds) -> None:
     cfg = ExportConfig(target="tflite-bundle", candidates=5)
     with pytest.raises(EdgerecError, match="--candidates must be 0"):
-        export(ckpt, ds, tmp_path / "b", cfg)
+        edgerec.export(ckpt, cfg, ds, out=tmp_path / "b")
     assert not (tmp_path / "b").exists()
 
 
@@ -167,12 +170,12 @@ def test_a_candidate_list_shorter_than_k_is_refused_at_export(tmp_path, ckpt, ds
 )
 def test_bad_user_vectors_are_one_line_errors(bundles, gmf, mlp, message) -> None:
     with pytest.raises(EdgerecError, match=message):
-        load_bundle(bundles["fp32"][0]).recommend(gmf, mlp)
+        load_bundle(bundles["fp32"].folder).recommend(gmf, mlp)
 
 
 def test_tampered_or_foreign_bundles_are_refused(tmp_path, bundles, ckpt, ds) -> None:
     folder = tmp_path / "b"
-    shutil.copytree(bundles["fp32"][0], folder)
+    shutil.copytree(bundles["fp32"].folder, folder)
     data = bytearray((folder / "model.tflite").read_bytes())
     data[len(data) // 2] ^= 1
     (folder / "model.tflite").write_bytes(bytes(data))
@@ -182,8 +185,8 @@ def test_tampered_or_foreign_bundles_are_refused(tmp_path, bundles, ckpt, ds) ->
     with pytest.raises(EdgerecError, match="missing"):
         load_bundle(folder)
     onnx = tmp_path / "onnx"
-    export(ckpt, ds, onnx, ExportConfig(target="onnx"))
+    edgerec.export(ckpt, ExportConfig(target="onnx"), ds, out=onnx)
     with pytest.raises(EdgerecError, match="not a phone bundle"):
         load_bundle(onnx)
     with pytest.raises(EdgerecError, match="k must lie in"):
-        load_bundle(bundles["fp32"][0]).top_k(0, k=ds.n_items + 1)
+        load_bundle(bundles["fp32"].folder).top_k(0, k=ds.n_items + 1)

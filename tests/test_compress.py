@@ -7,23 +7,20 @@ import pytest
 import torch
 from torch import nn
 
-from edgerec.compression import (
-    DistillConfig,
-    PrecisionPlan,
-    PruneConfig,
-    StepReport,
-    Tolerance,
-    compare,
-    distill,
-    distillation_loss,
-    macs_per_item,
-    model_bytes,
-    prune,
-)
+import edgerec
+from edgerec.compression.config import CompressConfig, DistillConfig, PrecisionPlan, PruneConfig
+from edgerec.compression.distill import distill, distillation_loss
+from edgerec.compression.gate import StepReport, compare
+from edgerec.compression.prune import prune
+from edgerec.compression.size import macs_per_item, model_bytes
 from edgerec.data import load_dataset
-from edgerec.errors import EdgerecError
+from edgerec.errors import ConfigError, EdgerecError, GateFailed
+from edgerec.gates import DropTolerance
 from edgerec.metrics import item_pop_scorer
-from edgerec.model import NCF, NCFArch, TrainConfig, torch_scorer
+from edgerec.model.checkpoint import Checkpoint
+from edgerec.model.config import TrainConfig
+from edgerec.model.ncf import NCF, NCFArch
+from edgerec.model.training import fit, torch_scorer
 
 
 def neumf8() -> NCF:
@@ -46,35 +43,43 @@ def test_per_component_ratios_and_extreme_ratios_keep_one_channel() -> None:
 
 
 def test_iterative_pruning_reaches_the_one_shot_widths_in_equal_steps() -> None:
-    cfg = PruneConfig(0.5, 0.5, 0.5, steps=2)
+    cfg = PruneConfig.uniform(0.5, steps=2)
     first, second = cfg.step(1), cfg.step(2)
     assert (first.mlp, first.steps) == (0.25, 1) and math.isclose(second.gmf, 1 / 3)
     p = prune(prune(neumf8(), first), second)
-    assert p.arch == prune(neumf8(), PruneConfig(0.5, 0.5, 0.5)).arch
+    assert p.arch == prune(neumf8(), PruneConfig.uniform(0.5)).arch
 
 
 def test_iterative_pruning_distils_after_every_step() -> None:
-    from edgerec.compression.pipeline import CompressConfig, compress
-
     torch.set_num_threads(1)
     ds = load_dataset("synthetic:users=120,items=120,seed=3")
     torch.manual_seed(0)
-    teacher = NCF(NCFArch.paper("neumf", ds.n_users, ds.n_items, 8))
+    teacher = Checkpoint.create(NCF(NCFArch.paper("neumf", ds.n_users, ds.n_items, 8)), ds, report={})
     cfg = CompressConfig(
-        prune=PruneConfig(0.5, 0.5, 0.5, steps=2),
+        prune=PruneConfig.uniform(0.5, steps=2),
         distill=DistillConfig(),
         train=TrainConfig(epochs=1, batch_size=512, patience=1),
     )
-    result = compress(teacher, ds, cfg)
-    assert [r.step for r in result.reports] == ["prune 1/2", "distill 1/2", "prune 2/2", "distill"]
-    assert result.model.arch.mlp_layers == (16, 8, 4)
-    assert result.reports[1].bytes > result.reports[2].bytes == result.reports[3].bytes
+    small = edgerec.compress(teacher, ds, cfg)
+    steps = small.report["steps"]
+    assert [r["step"] for r in steps] == ["prune 1/2", "distill 1/2", "prune 2/2", "distill"]
+    assert small.model.arch.mlp_layers == (16, 8, 4)
+    assert steps[1]["bytes"] > steps[2]["bytes"] == steps[3]["bytes"]
 
 
-@pytest.mark.parametrize("bad", [{"mlp": 1.0}, {"gmf": -0.1}, {"importance": "magic"}, {"steps": 0}])
-def test_bad_prune_settings_are_refused(bad: dict) -> None:
-    with pytest.raises(EdgerecError, match=r"ratio|importance|steps"):
-        prune(neumf8(), PruneConfig(**bad))
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"mlp": 1.0}, "field `mlp`: Input should be less than 1"),
+        ({"gmf": -0.1}, "field `gmf`: Input should be greater than or equal to 0"),
+        ({"importance": "magic"}, "field `importance`: Input should be 'l1', 'l2', 'taylor' or 'random'"),
+        ({"steps": 0}, "field `steps`: Input should be greater than or equal to 1"),
+    ],
+)
+def test_bad_prune_settings_are_refused(bad: dict, message: str) -> None:
+    # refused when the config is built, before any model is touched
+    with pytest.raises(ConfigError, match=f"^PruneConfig: {message}"):
+        PruneConfig(**bad)
 
 
 @pytest.mark.parametrize("importance", ["l1", "l2"])
@@ -136,8 +141,6 @@ def test_distilled_student_moves_towards_its_teacher() -> None:
     torch.set_num_threads(1)
     ds = load_dataset("synthetic:users=300,items=200,seed=3")
     cfg = TrainConfig(epochs=3, batch_size=512, lr=5e-3, patience=3)
-    from edgerec.model import fit
-
     teacher = fit(NCF(NCFArch.paper("neumf", ds.n_users, ds.n_items, 8)), ds, cfg).model
     arch = NCFArch.paper("neumf", ds.n_users, ds.n_items, 4, (16, 8, 4))
     torch.manual_seed(5)
@@ -155,14 +158,16 @@ def test_bytes_per_precision_plan() -> None:
     m = NCF(NCFArch.paper("neumf", 6040, 3706, 8))
     fp32 = model_bytes(m)
     assert fp32 == 392_601 * 4
-    assert model_bytes(m, PrecisionPlan("fp16", "fp16")) == 392_601 * 2
-    int8 = model_bytes(m, PrecisionPlan("int8", "int8"))
+    assert model_bytes(m, PrecisionPlan(embeddings="fp16", mlp="fp16")) == 392_601 * 2
+    int8 = model_bytes(m, PrecisionPlan(embeddings="int8", mlp="int8"))
     rows = 2 * (6040 + 3706)
     assert int8 == (9746 * 40) + rows * 4 + (64 * 32 + 32 * 16 + 16 * 8 + 16) + 8 * (32 + 16 + 8 + 1)
     assert int8 / fp32 < 0.30
-    assert model_bytes(m, PrecisionPlan("int4", "int8")) < int8
-    with pytest.raises(EdgerecError, match="one of fp32, fp16, int8, int4"):
-        model_bytes(m, PrecisionPlan("int2", "fp32"))
+    assert model_bytes(m, PrecisionPlan(embeddings="int4", mlp="int8")) < int8
+    with pytest.raises(
+        ConfigError, match="PrecisionPlan: field `embeddings`: Input should be 'fp32', 'fp16', 'int8' or 'int4'"
+    ):
+        model_bytes(m, PrecisionPlan(embeddings="int2", mlp="fp32"))
 
 
 def test_gate_fails_with_a_one_line_reason_and_passes_within_tolerance() -> None:
@@ -174,10 +179,12 @@ def test_gate_fails_with_a_one_line_reason_and_passes_within_tolerance() -> None
     assert rep.to_json()["size_ratio"] == 0.5
     same = compare("same", pop, pop, ds, sizes=(20, 20), macs=(2, 2))
     assert same.agreement == 1.0 and same.deltas["hr@10"] == 0.0
-    same.gate(Tolerance(hr=0.0, ndcg=0.0, agreement=1.0))
+    same.gate(DropTolerance(hr=0.0, ndcg=0.0, agreement=1.0))
     assert rep.deltas["hr@10"] < -0.1
-    with pytest.raises(EdgerecError, match=r"noise: HR@10 fell by"):
-        rep.gate(Tolerance(hr=0.05))
-    rep.gate(Tolerance(hr=1.0))  # a loose tolerance passes
-    with pytest.raises(EdgerecError, match="top-10 agreement with the teacher is"):
-        rep.gate(Tolerance(hr=None, agreement=0.99))
+    with pytest.raises(GateFailed, match=r"^noise: HR@10 fell by") as e:
+        rep.gate(DropTolerance(hr=0.05))
+    assert e.value.report is rep  # the refused step's numbers travel with the error
+    rep.gate(DropTolerance(hr=1.0))  # a loose tolerance passes
+    with pytest.raises(GateFailed, match=r"^noise: top-10 agreement with the reference is") as e:
+        rep.gate(DropTolerance(hr=None, agreement=0.99))
+    assert e.value.report is rep

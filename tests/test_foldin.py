@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+import edgerec
 from edgerec.errors import EdgerecError
-from edgerec.foldin import FoldInConfig, ItemSide, fold_in
-from edgerec.model import NCF, NCFArch
+from edgerec.model.ncf import NCF, NCFArch
+from edgerec.runtime.foldin import FoldInConfig, ItemSide, fold_in
 
 
 def side_of(model: NCF) -> ItemSide:
-    return ItemSide({k: v.detach().numpy().astype(np.float64) for k, v in model.state_dict().items()})
+    return ItemSide.of({k: v.detach().numpy().astype(np.float64) for k, v in model.state_dict().items()})
 
 
 def test_gradients_match_finite_differences() -> None:
@@ -48,8 +49,6 @@ def test_logits_equal_the_neumf_forward() -> None:
 
 
 def test_fold_in_ranks_the_users_items_above_the_rest(ckpt, ds) -> None:
-    from edgerec import load_checkpoint
-
     side = ItemSide.from_checkpoint(ckpt)
     user = int(ds.test_users[0])
     items = ds.train.items[ds.train.users == user]
@@ -57,7 +56,7 @@ def test_fold_in_ranks_the_users_items_above_the_rest(ckpt, ds) -> None:
     logits, _ = side.logits(p.astype(np.float64), q.astype(np.float64), np.arange(ds.n_items))
     others = np.setdiff1d(np.arange(ds.n_items), items)
     assert logits[items].mean() > logits[others].mean()
-    assert load_checkpoint(ckpt).model.arch.gmf_dim == len(p)
+    assert edgerec.load(ckpt).model.arch.gmf_dim == len(p)
 
 
 def test_fold_in_refuses_bad_items(ckpt) -> None:

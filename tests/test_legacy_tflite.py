@@ -1,6 +1,7 @@
 """The legacy-runtime artifact under tflite-runtime 2.14, in its own numpy<2 environment (it cannot share one with
-litert-torch). The environment is created once under $EDGEREC_CACHE (default ~/.cache/edgerec) with pip from the
-package index; edgerec itself is taken from this checkout via PYTHONPATH (the runtime needs numpy only)."""
+litert-torch). The environment is created once under edgerec.io.cache_root() ($EDGEREC_CACHE, default
+~/.cache/edgerec) with pip from the package index; edgerec itself is taken from this checkout via PYTHONPATH (the
+runtime needs numpy only)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from edgerec import load_checkpoint
-from edgerec.exporters import ExportConfig, ExportTolerance, export
+import edgerec
+from edgerec.exporters.config import ExportConfig
+from edgerec.gates import ParityBound
+from edgerec.io import cache_root
 from edgerec.runtime import load_scorer
 
 from .conftest import REPO
 
-CACHE = Path(os.environ.get("EDGEREC_CACHE", Path.home() / ".cache" / "edgerec"))
 SCORE = """
 import json, sys
 import numpy as np
@@ -39,7 +41,7 @@ assert "torch" not in sys.modules
 
 @pytest.fixture(scope="module")
 def legacy_python() -> Path:
-    env = CACHE / "tflite-runtime-2.14-venv"
+    env = cache_root() / "tflite-runtime-2.14-venv"
     python = env / "bin" / "python"
     probe = [str(python), "-c", "import tflite_runtime.interpreter, numpy; assert numpy.__version__ < '2'"]
     if not python.exists() or subprocess.run(probe, capture_output=True).returncode != 0:
@@ -63,17 +65,17 @@ def run_legacy(python: Path, folder: Path, users: np.ndarray, items: np.ndarray)
 def test_legacy_profile_scores_correctly_under_tflite_runtime_214(tmp_path, legacy_python, ckpt, ds) -> None:
     rng = np.random.default_rng(1)
     users, items = rng.integers(0, ds.n_users, 300), rng.integers(0, ds.n_items, 300)
-    model = load_checkpoint(ckpt).model
+    model = edgerec.load(ckpt).model
     with torch.no_grad():
         source = model(torch.from_numpy(users), torch.from_numpy(items)).numpy()
-    tol = ExportTolerance(hr=0.05)  # 300 users: one user is 0.0033 HR@10; the scores are compared below
+    tol = ParityBound(hr=0.05)  # 300 users: one user is 0.0033 HR@10; the scores are compared below
     for precision in ("int8", "int8-dynamic"):
         out = tmp_path / precision
         cfg = ExportConfig(
             target="tflite", precision=precision, runtime="tflite-runtime", buckets=(1, 64), tolerance=tol
         )
-        manifest = export(ckpt, ds, out, cfg)
-        assert manifest["quantization"]["granularity"].startswith("per-tensor")
+        art = edgerec.export(ckpt, cfg, ds, out=out)
+        assert art.manifest["quantization"]["granularity"].startswith("per-tensor")
         proc = run_legacy(legacy_python, out, users, items)
         assert proc.returncode == 0, proc.stderr[-1000:]
         legacy = np.array(json.loads(proc.stdout))
@@ -87,9 +89,10 @@ def test_legacy_profile_scores_correctly_under_tflite_runtime_214(tmp_path, lega
 
 def test_per_channel_artifact_is_refused_by_the_legacy_runtime(tmp_path, legacy_python, ckpt, ds) -> None:
     out = tmp_path / "per-channel"
-    cfg = ExportConfig(target="tflite", precision="int8-dynamic", buckets=(1, 64), tolerance=ExportTolerance(hr=0.05))
-    export(ckpt, ds, out, cfg)  # default runtime ai-edge-litert: per-channel FULLY_CONNECTED weights
+    cfg = ExportConfig(target="tflite", precision="int8-dynamic", buckets=(1, 64), tolerance=ParityBound(hr=0.05))
+    edgerec.export(ckpt, cfg, ds, out=out)  # default runtime ai-edge-litert: per-channel FULLY_CONNECTED weights
     proc = run_legacy(legacy_python, out, np.array([0, 1]), np.array([2, 3]))
     assert proc.returncode == 2 and proc.stdout == ""
     err = proc.stderr.strip()
-    assert len(err.splitlines()) == 1 and "silently wrong scores on tflite-runtime 2.14" in err
+    assert len(err.splitlines()) == 1 and err.startswith("edgerec: error: ")
+    assert "silently wrong scores on tflite-runtime 2.14" in err

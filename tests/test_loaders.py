@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgerec.cli.main import main
 from edgerec.data import Columns, load_dataset
 from edgerec.data.loaders import load_ncf_split, parse_int_table
 from edgerec.errors import EdgerecError
@@ -129,10 +130,17 @@ def test_ncf_split_gz_and_plain(tmp_path: Path) -> None:
         ("x.txt", "1 2\n", "unknown format"),
     ],
 )
-def test_bad_files_give_one_line_errors(tmp_path: Path, name: str, text: str, message: str) -> None:
+def test_bad_files_give_one_line_errors(tmp_path: Path, name: str, text: str, message: str, capsys) -> None:
+    path = write(tmp_path / name, text)
     with pytest.raises(EdgerecError, match=message) as e:
-        load_dataset(write(tmp_path / name, text))
-    assert "\n" not in str(e.value) and name in str(e.value)
+        load_dataset(path)
+    assert type(e.value) is EdgerecError and name in str(e.value)
+    # at the CLI boundary the same error is exactly one line on stderr, exit code 2, and nothing is written
+    out = tmp_path / "out"
+    assert main(["-q", "train", "--data", str(path), "--epochs", "1", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"edgerec: error: {e.value}\n" and captured.out == ""
+    assert not out.exists()
 
 
 def test_missing_path_and_bad_zip(tmp_path: Path) -> None:

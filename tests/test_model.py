@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+import edgerec
 from edgerec.data import load_dataset
 from edgerec.errors import EdgerecError
 from edgerec.metrics import evaluate, hr_ndcg, item_pop_scorer, sampled_ranks
-from edgerec.model import NCF, NCFArch, TrainConfig, fit, load, neumf_from_pretrained, save, torch_scorer, train
-from edgerec.model.training import validation_split
+from edgerec.model.checkpoint import Checkpoint, load
+from edgerec.model.config import TrainConfig
+from edgerec.model.ncf import NCF, NCFArch, neumf_from_pretrained
+from edgerec.model.training import fit, torch_scorer, validation_split
 
 
 def test_paper_shorthand_gives_the_design_parameter_count() -> None:
@@ -40,7 +43,8 @@ def test_neumf_from_pretrained_mixes_the_two_towers_half_and_half() -> None:
 def test_checkpoint_round_trip_and_integrity_checks(tmp_path: Path) -> None:
     ds = load_dataset("synthetic:users=120,items=130,seed=1")
     model = NCF(NCFArch.paper("neumf", ds.n_users, ds.n_items, 4, (16, 8, 4)))
-    out = save(tmp_path / "ck", model, ds, report={"metrics": {"hr@10": 0.5}})
+    out = Checkpoint.create(model, ds, report={"metrics": {"hr@10": 0.5}}).save(tmp_path / "ck")
+    assert out == tmp_path / "ck"
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "id_maps.json", "metrics.json", "model.safetensors"]
     ck = load(out)
     ck.check_data(ds)
@@ -62,7 +66,7 @@ def test_checkpoint_round_trip_and_integrity_checks(tmp_path: Path) -> None:
 def test_pruned_architecture_is_recorded_and_loads_without_constructor_arguments(tmp_path: Path) -> None:
     ds = load_dataset("synthetic:users=120,items=130,seed=1")
     arch = NCFArch("neumf", ds.n_users, ds.n_items, gmf_dim=3, mlp_user_dim=5, mlp_item_dim=7, mlp_layers=(6, 2))
-    save(tmp_path / "ck", NCF(arch), ds, report={})
+    Checkpoint.create(NCF(arch), ds, report={}).save(tmp_path / "ck")
     assert load(tmp_path / "ck").model.arch == arch
 
 
@@ -76,7 +80,7 @@ def test_pickle_files_are_refused(tmp_path: Path) -> None:
 
 def test_config_json_that_lies_about_shapes_is_refused(tmp_path: Path) -> None:
     ds = load_dataset("synthetic:users=120,items=130,seed=1")
-    save(tmp_path / "ck", NCF(NCFArch.paper("gmf", ds.n_users, ds.n_items, 4)), ds, report={})
+    Checkpoint.create(NCF(NCFArch.paper("gmf", ds.n_users, ds.n_items, 4)), ds, report={}).save(tmp_path / "ck")
     cfg = json.loads((tmp_path / "ck" / "config.json").read_text())
     cfg["arch"]["gmf_dim"] = 5
     (tmp_path / "ck" / "config.json").write_text(json.dumps(cfg))
@@ -87,20 +91,24 @@ def test_config_json_that_lies_about_shapes_is_refused(tmp_path: Path) -> None:
 def test_training_beats_itempop_on_synthetic_and_is_reproducible() -> None:
     torch.set_num_threads(1)
     ds = load_dataset("synthetic:users=400,items=200,seed=2")
-    cfg = TrainConfig(epochs=6, batch_size=512, lr=5e-3, patience=6)
-    model, report = train(ds, "neumf", 8, cfg=cfg)
+    cfg = TrainConfig(model="neumf", factors=8, epochs=6, batch_size=512, lr=5e-3, patience=6)
+    ck = edgerec.train(ds, cfg)
+    report = ck.report
     pop = evaluate(item_pop_scorer(ds), ds)
+    assert report["itempop"] == pop  # the report measures ItemPop beside the model
+    assert ck.metrics == report["metrics"]
     assert report["metrics"]["hr@10"] > pop["hr@10"] + 0.03
     assert report["metrics"]["full_hr@10"] > pop["full_hr@10"]
-    model2, report2 = train(ds, "neumf", 8, cfg=cfg)
-    assert report2["metrics"]["hr@10"] == report["metrics"]["hr@10"]
+    ck2 = edgerec.train(ds, cfg)
+    assert ck2.report["metrics"]["hr@10"] == report["metrics"]["hr@10"]
     u, i = np.arange(100), np.arange(100) % ds.n_items
-    np.testing.assert_array_equal(torch_scorer(model)(u, i), torch_scorer(model2)(u, i))
+    np.testing.assert_array_equal(torch_scorer(ck.model)(u, i), torch_scorer(ck2.model)(u, i))
+    assert ck.weights_sha256 == ck2.weights_sha256
 
 
 def test_l2_shrinks_the_embeddings_and_fine_tuning_recipes_leave_it_off() -> None:
-    from edgerec.model.config import UpdateConfig, fine_tune_config
-    from edgerec.model.training import fit
+    from edgerec.model.config import fine_tune_config
+    from edgerec.updates.config import UpdateConfig
 
     torch.set_num_threads(1)
     ds = load_dataset("synthetic:users=200,items=150,seed=2")
@@ -137,7 +145,8 @@ def test_l2_gradient_added_by_fit_equals_the_gradient_of_the_penalty() -> None:
 
 def test_pretraining_trains_gmf_and_mlp_first() -> None:
     ds = load_dataset("synthetic:users=200,items=150,seed=2")
-    _, report = train(ds, "neumf", 4, pretrain=True, cfg=TrainConfig(epochs=2, batch_size=1024, patience=2))
+    cfg = TrainConfig(model="neumf", factors=4, pretrain=True, epochs=2, batch_size=1024, patience=2)
+    report = edgerec.train(ds, cfg).report
     assert list(report["stages"]) == ["gmf", "mlp", "neumf"]
     assert report["train_config"]["optimizer"] == "sgd"
 

@@ -10,14 +10,16 @@ from pathlib import Path
 
 import pytest
 
+import edgerec
 from edgerec.data import load_dataset
 from edgerec.metrics import evaluate, item_pop_scorer
-from edgerec.model import TrainConfig, train
+from edgerec.model.config import TrainConfig
 
 
 def test_one_short_epoch_on_ml1m_already_beats_itempop(ml1m_dir: Path) -> None:
     ds = load_dataset(ml1m_dir)
-    _, report = train(ds, "neumf", 8, cfg=TrainConfig(epochs=1, batch_size=8192, lr=1e-2, patience=1))
+    cfg = TrainConfig(model="neumf", factors=8, epochs=1, batch_size=8192, lr=1e-2, patience=1)
+    report = edgerec.train(ds, cfg).report
     pop = evaluate(item_pop_scorer(ds), ds, full=False)
     assert report["metrics"]["hr@10"] > pop["hr@10"] + 0.05
 
@@ -29,7 +31,7 @@ def test_default_train_command_reproduces_the_paper_for_neumf8(ml1m_dir: Path, t
     cmd = [
         sys.executable,
         "-m",
-        "edgerec.cli",
+        "edgerec.cli.main",
         "train",
         "--data",
         str(ml1m_dir),

@@ -19,6 +19,7 @@ def run(args: argparse.Namespace) -> int:
     for name in shipped_names():
         p = load_profile(name)
         rows.append([p.name, p.target, p.precision, p.runtime.package, p.device])
-    table(f"profiles in {shipped_dir()}", ("profile", "target", "precision", "runtime", "device"), rows,
-          left=("profile", "target", "precision", "runtime", "device"))  # fmt: skip
+    columns = ("profile", "target", "precision", "runtime", "device")
+    table(f"{len(rows)} profiles shipped with edgerec", columns, rows, left=columns)
+    print(f"in {shipped_dir()}; use one with `edgerec export --profile NAME`, or pass a .yaml path")
     return 0
