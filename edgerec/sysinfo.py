@@ -42,23 +42,24 @@ def versions(tools: tuple[str, ...] = TOOLS) -> dict[str, str]:
 
 
 def provenance(argv: list[str] | None = None) -> str:
-    """`command` at commit <sha>[ with uncommitted changes]: what a results file says produced it (argv defaults
-    to this process's command line)."""
+    """ "`command` at commit <sha>[ with uncommitted changes]" (edgerec's git checkout; an installed edgerec names
+    its version instead): what a results file says produced it. argv defaults to this process's command line."""
     import shlex
     import subprocess
 
+    import edgerec
+
     argv = sys.argv if argv is None else argv
-    command = shlex.join([Path(sys.executable).name if argv[0] == sys.executable else argv[0], *argv[1:]])
-    if argv and argv[0].endswith(".py"):
-        command = "python " + command
+    script = bool(argv) and argv[0].endswith(".py")
+    command = ("python " if script else "") + shlex.join(argv)
+    here = Path(argv[0]).resolve().parent if script else Path(edgerec.__file__).resolve().parent
     try:
-        here = Path(argv[0]).resolve().parent if argv and argv[0].endswith(".py") else Path.cwd()
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
                                capture_output=True, text=True)  # fmt: skip
-        commit = sha.stdout.strip() or "unknown"
-        if dirty.stdout.strip():
-            commit += " with uncommitted changes"
     except OSError:
-        commit = "unknown (no git)"
+        sha = dirty = None
+    if sha is None or sha.returncode != 0:
+        return f"`{command}` with edgerec {edgerec.__version__} (not a git checkout)"
+    commit = sha.stdout.strip() + (" with uncommitted changes" if dirty and dirty.stdout.strip() else "")
     return f"`{command}` at commit {commit}"

@@ -31,6 +31,6 @@ def holding_atomic_dir(dest: str | Path) -> Iterator[Path]:
 
 if __name__ == "__main__":
     edgerec.io.atomic_dir = holding_atomic_dir  # before the commands import it (they do so lazily)
-    from edgerec.cli import main
+    from edgerec.cli.main import main
 
     sys.exit(main(sys.argv[2:]))

@@ -2,24 +2,66 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from edgerec.cli import main
+from edgerec.cli.main import main
 
 from .conftest import write
 
 TINY = "synthetic:users=150,items=140,seed=4"
+EDGEREC = [sys.executable, "-m", "edgerec.entry"]  # what the `edgerec` console script runs
 
 
 def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, "-m", "edgerec.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
-    )
+    return subprocess.run([*EDGEREC, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+class Lines:
+    """A child's stderr read line by line on a thread, so that a test can wait for a line under a deadline."""
+
+    def __init__(self, stream) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, pattern: str, timeout: float) -> bool:
+        """True once a line matching pattern arrived; False at end of stream or when the deadline passed."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
+            self.lines.append(line)
+            if re.search(pattern, line):
+                return True
+        return False
+
+    def rest(self, timeout: float) -> str:
+        """Everything read so far and until the stream ends."""
+        self._thread.join(timeout)
+        while not self._queue.empty():
+            line = self._queue.get()
+            if line is not None:
+                self.lines.append(line)
+        return "".join(self.lines)
 
 
 def test_train_then_evaluate_writes_metrics_json(tmp_path: Path) -> None:
@@ -53,20 +95,27 @@ def test_train_then_evaluate_writes_metrics_json(tmp_path: Path) -> None:
     [
         (["train", "--data", "/nonexistent/x.csv", "--out", "o"], "no such file or folder"),
         (["train", "--data", "synthetic:bogus=1", "--out", "o"], "unknown setting"),
-        (["train", "--data", TINY, "--lr", "-1", "--out", "o"], "learning rate must be > 0"),
-        (["train", "--data", TINY, "--average-from", "-1", "--out", "o"], "average_from must be an epoch number"),
-        (["train", "--data", TINY, "--layers", "63,8", "--out", "o"], "layers must be"),
-        (["train", "--data", TINY, "--model", "gmf", "--pretrain", "--out", "o", "--epochs", "1"], "neumf only"),
-        (["evaluate", "--model", "/nonexistent", "--data", TINY], "no such checkpoint folder"),
+        (["train", "--data", TINY, "--lr", "-1", "--out", "o"],
+         "TrainConfig: field `lr`: Input should be greater than 0; got -1.0"),
+        (["train", "--data", TINY, "--average-from", "-1", "--out", "o"],
+         "TrainConfig: field `average_from`: Input should be greater than or equal to 0; got -1"),
+        (["train", "--data", TINY, "--epochs", "0", "--out", "o"],
+         "TrainConfig: field `epochs`: Input should be greater than or equal to 1; got 0"),
+        (["train", "--data", TINY, "--layers", "63,8", "--out", "o"], "layers must be an even MLP input size"),
+        (["train", "--data", TINY, "--model", "gmf", "--pretrain", "--out", "o", "--epochs", "1"],
+         "TrainConfig: pretrain applies to neumf only"),
+        (["evaluate", "--model", "/nonexistent", "--data", TINY], "/nonexistent: no such checkpoint folder"),
     ],
-)
+)  # fmt: skip
 def test_errors_are_one_line_with_exit_2(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(args) == 2
+    assert main(["-q", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("edgerec: error: ") and message in err[-1]
+    assert len(err) == 1 and err[0].startswith("edgerec: error: ") and message in err[0], err
+    if "--layers" in args:
+        assert "got (63, 8)" in err[0]  # the bad value, as given
     assert not (tmp_path / "o").exists()
 
 
@@ -114,7 +163,6 @@ def test_failed_training_leaves_the_previous_checkpoint_in_place(tmp_path: Path)
 @pytest.mark.usefixtures("default_sigint")
 def test_ctrl_c_during_training_exits_130_and_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
     import signal
-    import time
 
     out = tmp_path / "ck"
     assert (
@@ -124,9 +172,7 @@ def test_ctrl_c_during_training_exits_130_and_keeps_the_previous_checkpoint(tmp_
     before = (out / "model.safetensors").read_bytes()
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "edgerec.cli",
+            *EDGEREC,
             "train",
             "--data",
             "synthetic",
@@ -141,9 +187,19 @@ def test_ctrl_c_during_training_exits_130_and_keeps_the_previous_checkpoint(tmp_
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(6)  # inside the first epochs
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    assert proc.stderr is not None
+    lines = Lines(proc.stderr)
+    try:
+        # inside the first epochs: the first epoch has ended (its log line), the second one runs
+        started = lines.wait_for(r"^epoch 1 ", timeout=300)
+        assert started and proc.poll() is None, f"no first epoch to interrupt: {lines.rest(5)}"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = lines.rest(timeout=10)
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "edgerec: interrupted; no partial output was left in place"
     assert (out / "model.safetensors").read_bytes() == before
@@ -151,12 +207,13 @@ def test_ctrl_c_during_training_exits_130_and_keeps_the_previous_checkpoint(tmp_
 
 
 def test_ctrl_c_while_the_cli_module_loads_is_one_line(tmp_path: Path) -> None:
-    """The console script (edgerec.entry) guards the import of edgerec.cli: an interrupt there exits 130 quietly."""
+    """The console script (edgerec.entry) guards the import of edgerec.cli.main: an interrupt there exits 130
+    quietly."""
     hook = (
         "import builtins, sys\n"
         "real = builtins.__import__\n"
         "def fake(name, *a, **k):\n"
-        "    if name == 'edgerec.cli':\n"
+        "    if name == 'edgerec.cli.main':\n"
         "        raise KeyboardInterrupt\n"
         "    return real(name, *a, **k)\n"
         "builtins.__import__ = fake\n"

@@ -2,48 +2,53 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from edgerec import load_checkpoint
-from edgerec.artifact import read_manifest
-from edgerec.cli import main
-from edgerec.compression.quantize import QuantConfig, QuantizedNCF, calibrate
-from edgerec.errors import EdgerecError
-from edgerec.exporters import ExportConfig, ExportTolerance, export
-from edgerec.exporters.tensorrt_engine import EngineUnavailable
+import edgerec
+from edgerec.artifact import Artifact
+from edgerec.cli.main import main
+from edgerec.compression.config import QuantConfig
+from edgerec.compression.quantize import QuantizedNCF, calibrate, spec_of
+from edgerec.errors import EdgerecError, GateFailed
+from edgerec.exporters.config import ExportConfig
+from edgerec.gates import ParityBound
 from edgerec.runtime import load_scorer
 
 from .conftest import REPO, SMALL
+
+without_tensorrt = pytest.mark.skipif(
+    importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here: the engine would be built"
+)
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, ckpt, ds):
     """Artifacts built once per module, by (target, precision)."""
     root = tmp_path_factory.mktemp("art")
-    cache: dict[tuple[str, str, str | None], tuple[Path, dict]] = {}
+    cache: dict[tuple[str, str, str | None], Artifact] = {}
 
-    def get(target: str, precision: str, runtime: str | None = None) -> tuple[Path, dict]:
+    def get(target: str, precision: str, runtime: str | None = None) -> Artifact:
         key = (target, precision, runtime)
         if key not in cache:
             out = root / "-".join(filter(None, key))
             # the gate itself is tested below; on 300 users one user is 0.0033 HR@10, so it is loosened here
-            tol = ExportTolerance(hr=0.05)
+            tol = ParityBound(hr=0.05)
             cfg = ExportConfig(target=target, precision=precision, runtime=runtime, buckets=(1, 64, 0), tolerance=tol)
-            cache[key] = (out, export(ckpt, ds, out, cfg))
+            cache[key] = edgerec.export(ckpt, cfg, ds, out=out)
         return cache[key]
 
     return get
 
 
-def logits(ckpt: Path, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-    model = load_checkpoint(ckpt).model
+def logits(ckpt, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    model = edgerec.load(ckpt).model
     with torch.no_grad():
         return model(torch.from_numpy(users.astype(np.int64)), torch.from_numpy(items.astype(np.int64))).numpy()
 
@@ -58,59 +63,58 @@ def pairs(ds, n: int = 500, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     [("onnx", "fp32", 1e-5), ("onnx", "fp16", 0.02), ("tflite", "fp32", 1e-5), ("tflite", "fp16", 0.02)],
 )
 def test_float_exports_score_like_pytorch_in_their_runtime(exported, ckpt, ds, target, precision, max_err) -> None:
-    folder, manifest = exported(target, precision)
-    scorer = load_scorer(folder)
+    art = exported(target, precision)
+    scorer = load_scorer(art.folder)
     u, i = pairs(ds)
     assert np.abs(scorer.score(u, i) - logits(ckpt, u, i)).max() < max_err
-    v = manifest["verification"]
+    v = art.verification
     assert abs(v["deltas"]["hr@10"]) <= 0.001 and v["agreement"] > 0.9
-    assert v["batch_parity_max_diff"] <= 1e-5 and manifest["status"] == "verified"
+    assert v["batch_parity_max_diff"] <= 1e-5 and art.status == "verified" and art.engine_missing is None
     # the manifest is self-describing: hashes and sizes of every file, metrics under "metrics"
-    for name, rec in manifest["files"].items():
-        assert (folder / name).stat().st_size == rec["bytes"]
-    assert set(manifest["metrics"]) >= {"hr@10", "ndcg@10"} and manifest["n_items"] == ds.n_items
+    for name, rec in art.manifest["files"].items():
+        assert (art.folder / name).stat().st_size == rec["bytes"]
+    assert set(art.metrics) >= {"hr@10", "ndcg@10"} and art.manifest["n_items"] == ds.n_items
 
 
 def test_onnx_int8_is_the_simulated_quantized_model_in_explicit_qdq_form(exported, ckpt, ds) -> None:
     import onnx
 
-    folder, manifest = exported("onnx", "int8")
-    fp32_bytes = exported("onnx", "fp32")[1]["files"]["model.onnx"]["bytes"]
-    graph = onnx.load(str(folder / "model.onnx")).graph
+    art = exported("onnx", "int8")
+    fp32_bytes = exported("onnx", "fp32").bytes
+    graph = onnx.load(str(art.folder / "model.onnx")).graph
     ops = {n.op_type for n in graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     zero_points = [t for t in graph.initializer if t.name.endswith("_in_zero")]
     assert zero_points and all(onnx.numpy_helper.to_array(t) == 0 for t in zero_points)  # symmetric
-    assert manifest["files"]["model.onnx"]["bytes"] < 0.35 * fp32_bytes
-    assert manifest["lint"]["passed"] is True
+    assert art.bytes == art.manifest["files"]["model.onnx"]["bytes"] < 0.35 * fp32_bytes
+    assert art.manifest["lint"]["passed"] is True
     # ORT runs the same integer scheme as the compression step's simulation (same calibration observer)
-    ck = load_checkpoint(ckpt)
+    ck = edgerec.load(ckpt)
     spec = calibrate(ck.model, ds, QuantConfig(observer="percentile"))
     u, i = pairs(ds)
     with torch.no_grad():
         sim = QuantizedNCF(ck.model, spec)(torch.from_numpy(u), torch.from_numpy(i)).numpy()
-    got = load_scorer(folder).score(u, i)
+    got = art.scorer().score(u, i)
     assert np.median(np.abs(got - sim)) < 2e-3  # row scales are stored in fp16 in the ONNX, fp32 in the simulation
     assert np.corrcoef(got, sim)[0, 1] > 0.999
 
 
 @pytest.mark.parametrize("precision", ["int8-dynamic", "int8"])
 def test_tflite_int8_variants_run_in_litert_with_float_scores(exported, ckpt, ds, precision) -> None:
-    folder, manifest = exported("tflite", precision)
-    fp32_bytes = exported("tflite", "fp32")[1]["files"]["model.tflite"]["bytes"]
-    assert manifest["files"]["model.tflite"]["bytes"] < 0.5 * fp32_bytes
-    scorer = load_scorer(folder)
+    art = exported("tflite", precision)
+    fp32_bytes = exported("tflite", "fp32").bytes
+    assert art.manifest["files"]["model.tflite"]["bytes"] < 0.5 * fp32_bytes
+    scorer = load_scorer(art.folder)
     assert scorer.dequant == {b: None for b in scorer.buckets}  # the score leaves the graph as float32
     u, i = pairs(ds)
     ref = logits(ckpt, u, i)
     assert np.corrcoef(scorer.score(u, i), ref)[0, 1] > 0.99
-    assert manifest["verification"]["batch_parity_max_diff"] <= 1e-5
-    assert manifest["buckets"] == [1, 64, ds.n_items]
+    assert art.verification["batch_parity_max_diff"] <= 1e-5
+    assert art.manifest["buckets"] == [1, 64, ds.n_items]
 
 
 def test_requests_of_any_size_are_cut_into_buckets(exported, ds) -> None:
-    folder, _ = exported("tflite", "fp32")
-    scorer = load_scorer(folder)
+    scorer = load_scorer(exported("tflite", "fp32").folder)
     u, i = pairs(ds, 1000, seed=5)
     whole = scorer.score(u, i)
     for n in (1, 2, 63, 65, 181, 999):
@@ -119,21 +123,30 @@ def test_requests_of_any_size_are_cut_into_buckets(exported, ds) -> None:
     assert len(items) == 10 and np.all(np.diff(scores) <= 0)
 
 
-def test_tensorrt_without_tensorrt_writes_the_ready_onnx_and_trtexec_then_fails(tmp_path, ckpt, ds) -> None:
+@without_tensorrt
+def test_tensorrt_without_tensorrt_writes_the_ready_onnx_and_trtexec_and_says_why(tmp_path, ckpt, ds, capsys) -> None:
     out = tmp_path / "trt"
-    with pytest.raises(EngineUnavailable, match="TensorRT is not installed"):
-        export(ckpt, ds, out, ExportConfig(target="tensorrt", precision="int8", buckets=(1, 64)))
-    manifest = read_manifest(out)
+    art = edgerec.export(ckpt, ExportConfig(target="tensorrt", precision="int8", buckets=(1, 64)), ds, out=out)
+    assert art.status == "export-only" and "TensorRT is not installed" in (art.engine_missing or "")
+    manifest = Artifact.load(out).manifest  # complete: every file present and matching its hash
     assert manifest["status"] == "export-only" and manifest["model_file"] == "model.onnx"
+    assert manifest["engine_missing"] == art.engine_missing
     assert manifest["verification"]["verified_with"] == "onnxruntime" and manifest["lint"]["passed"]
     cmd = (out / "trtexec.sh").read_text()
     assert "--onnx=model.onnx" in cmd and "--int8" in cmd and "--maxShapes=users:64,items:64" in cmd
     # the onnxruntime fallback scores the TensorRT-ready ONNX
     assert load_scorer(out, runtime="onnxruntime").score([0, 1], [2, 3]).shape == (2,)
+    # the command fails with one line saying what is missing and what it wrote
+    cli_out = tmp_path / "trt-cli"
+    rc = main(["-q", "export", "--model", str(ckpt), "--data", SMALL, "--out", str(cli_out), "--target", "tensorrt",
+               "--precision", "int8", "--buckets", "1,64"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("edgerec: error: TensorRT is not installed")
+    assert "trtexec.sh" in err and {"model.onnx", "trtexec.sh", "manifest.json"} <= {p.name for p in cli_out.iterdir()}
 
 
 def test_runtime_package_never_imports_torch(exported, ds) -> None:
-    folders = [str(exported("tflite", "int8")[0]), str(exported("onnx", "int8")[0])]
+    folders = [str(exported("tflite", "int8").folder), str(exported("onnx", "int8").folder)]
     code = (
         "import sys, json; from edgerec.runtime import load_scorer\n"
         f"out = [load_scorer(f).score([0, 1, 2], [3, 4, 5]).tolist() for f in {folders!r}]\n"
@@ -158,7 +171,7 @@ def test_runtime_package_never_imports_torch(exported, ds) -> None:
     ],
 )
 def test_bad_ids_get_one_line_errors_before_the_runtime(exported, users, items, message) -> None:
-    scorer = load_scorer(exported("tflite", "fp32")[0])
+    scorer = load_scorer(exported("tflite", "fp32").folder)
     with pytest.raises(EdgerecError, match=message):
         scorer.score(np.array(users), np.array(items))
 
@@ -166,14 +179,15 @@ def test_bad_ids_get_one_line_errors_before_the_runtime(exported, users, items, 
 def test_altered_or_missing_artifact_files_are_refused(tmp_path, exported) -> None:
     import shutil
 
-    src, _ = exported("onnx", "fp32")
     folder = tmp_path / "copy"
-    shutil.copytree(src, folder)
+    shutil.copytree(exported("onnx", "fp32").folder, folder)
     data = bytearray((folder / "model.onnx").read_bytes())
     data[-10] ^= 0xFF
     (folder / "model.onnx").write_bytes(bytes(data))
     with pytest.raises(EdgerecError, match=r"sha256 does not match manifest\.json"):
         load_scorer(folder)
+    with pytest.raises(EdgerecError, match=r"sha256 does not match manifest\.json"):
+        Artifact.load(folder)
     (folder / "model.onnx").unlink()
     with pytest.raises(EdgerecError, match=r"listed in manifest\.json but missing"):
         load_scorer(folder)
@@ -183,26 +197,42 @@ def test_altered_or_missing_artifact_files_are_refused(tmp_path, exported) -> No
     ("args", "message"),
     [
         (["--target", "coreml"], "target must be one of onnx, tensorrt, tflite, tflite-bundle; got 'coreml'"),
-        (["--target", "tflite", "--precision", "int4"], "supports precision fp32, fp16, int8-dynamic, int8"),
-        (["--target", "onnx", "--runtime", "tflite-runtime"], "target onnx runs on onnxruntime"),
-        (["--buckets", "0,-4"], "batch buckets must be positive"),
+        (["--target", "tflite", "--precision", "int4"], "precision fp32, fp16, int8-dynamic, int8; got 'int4'"),
+        (["--target", "onnx", "--runtime", "tflite-runtime"], "onnx runs on onnxruntime; got runtime 'tflite-runtime'"),
+        (["--buckets", "0,-4"], "field `buckets.1`: Input should be greater than or equal to 0; got -4"),
     ],
 )
 def test_cli_bad_export_settings_are_one_line_errors(tmp_path, ckpt, capsys, args, message) -> None:
     out = tmp_path / "out"
     rc = main(["-q", "export", "--model", str(ckpt), "--data", SMALL, "--out", str(out), *args])
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and message in err and len(err.splitlines()) == 1
+    assert rc == 2 and err.startswith("edgerec: error: ExportConfig: ") and len(err.splitlines()) == 1
+    assert message in err
     assert not out.exists()
 
 
-def test_cli_export_beyond_tolerance_fails_and_writes_nothing(tmp_path, ckpt, capsys) -> None:
+def test_cli_bad_bucket_syntax_is_an_argparse_usage_error(tmp_path, ckpt, capsys) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        main(["-q", "export", "--model", str(ckpt), "--out", str(out), "--buckets", "1,x"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--buckets" in err and "'1,x'" in err
+    assert not out.exists()
+
+
+def test_export_beyond_tolerance_fails_and_writes_nothing(tmp_path, ckpt, ds, capsys) -> None:
+    # int8 changes some users' top-10 lists: an agreement of 1 (identical lists for every user) cannot be met
+    cfg = ExportConfig(target="onnx", precision="int8", tolerance=ParityBound(hr=1.0, agreement=1.0))
+    with pytest.raises(GateFailed, match="top-10 agreement") as e:
+        edgerec.export(ckpt, cfg, ds, out=tmp_path / "api")
+    assert e.value.report["agreement"] < 1.0 and "deltas" in e.value.report  # the numbers the gate read
+    assert not (tmp_path / "api").exists()
     out = tmp_path / "out"
     rc = main(["-q", "export", "--model", str(ckpt), "--data", SMALL, "--out", str(out), "--target", "onnx",
-               "--precision", "int8", "--min-agreement", "1.01"])  # fmt: skip
+               "--precision", "int8", "--min-agreement", "1"])  # fmt: skip
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and "top-10 agreement" in err and len(err.splitlines()) == 1
-    assert not out.exists() and not list(tmp_path.glob(".out.tmp-*"))
+    assert rc == 2 and err.startswith("edgerec: error: ") and "top-10 agreement" in err and len(err.splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob(".out.*"))  # no temporary folder, no lock file
 
 
 def test_cli_export_prints_the_verification_and_writes_the_artifact(tmp_path, ckpt, capsys) -> None:
@@ -211,34 +241,35 @@ def test_cli_export_prints_the_verification_and_writes_the_artifact(tmp_path, ck
     assert rc == 0
     text = capsys.readouterr().out
     assert "verified in onnxruntime" in text and "HR@10" in text
-    assert read_manifest(out)["target"] == "onnx"
+    art = edgerec.load(out)
+    assert isinstance(art, Artifact) and art.target == "onnx" and art.status == "verified"
 
 
 def test_model_file_that_is_not_what_it_claims_is_refused(tmp_path, exported) -> None:
     import shutil
 
-    from edgerec.artifact import write_manifest
+    from edgerec.manifest import write_manifest
 
-    src, manifest = exported("tflite", "fp32")
+    src = exported("tflite", "fp32")
     folder = tmp_path / "fake"
-    shutil.copytree(src, folder)
+    shutil.copytree(src.folder, folder)
     (folder / "model.tflite").write_bytes(b"this is not a flatbuffer" * 10)
-    write_manifest(folder, {k: v for k, v in manifest.items() if k not in ("files", "format", "format_version")})
+    write_manifest(folder, {k: v for k, v in src.manifest.items() if k not in ("files", "format", "format_version")})
     with pytest.raises(EdgerecError, match="cannot load it"):
         load_scorer(folder)
 
 
 def test_onnx_int8_reuses_the_compression_steps_calibration(tmp_path, ckpt, ds) -> None:
-    from edgerec.compression.quantize import load_spec
-
     compressed = tmp_path / "q"
     args = ["-q", "compress", "--model", str(ckpt), "--data", SMALL, "--quantize", "--observer", "minmax"]
     assert main([*args, "--out", str(compressed)]) == 0
-    cfg = ExportConfig(target="onnx", precision="int8", observer="entropy", tolerance=ExportTolerance(hr=0.05))
-    manifest = export(compressed, ds, tmp_path / "art", cfg)
-    assert manifest["calibration"].startswith("q/quant.json") and "minmax" in manifest["calibration"]
-    spec = load_spec(compressed)
-    ck = load_checkpoint(compressed)
+    cfg = ExportConfig(target="onnx", precision="int8", observer="entropy", tolerance=ParityBound(hr=0.05))
+    art = edgerec.export(compressed, cfg, ds, out=tmp_path / "art")
+    calibration = art.manifest["calibration"]
+    assert calibration.startswith("the checkpoint's quant.json") and "minmax" in calibration
+    ck = edgerec.load(compressed)
+    spec = spec_of(ck)
+    assert spec is not None and spec.config.observer == "minmax"
     u, i = pairs(ds)
     with torch.no_grad():
         sim = QuantizedNCF(ck.model, spec)(torch.from_numpy(u), torch.from_numpy(i)).numpy()

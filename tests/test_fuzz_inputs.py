@@ -1,5 +1,6 @@
 """Property-based fuzzing of the files and inputs the exporters' side reads: profiles (YAML), manifests, runtime
-ids. Property: a valid result, or one clean one-line EdgerecError; never another exception type."""
+ids. Property: a valid result, or a clean EdgerecError with a short message (printed by the CLI as one line);
+never another exception type."""
 
 from __future__ import annotations
 
@@ -12,15 +13,16 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgerec.artifact import read_manifest
+from edgerec.cli.main import main
 from edgerec.errors import EdgerecError
-from edgerec.profiles import PROFILE_DIR, load_profile
+from edgerec.manifest import read_manifest
+from edgerec.profiles.schema import load_profile, shipped_dir
 
 from .conftest import fuzz
 
 # derandomized: CI runs the same 150 examples every time (benchmarks/robustness.py runs a larger random search)
 FUZZ = fuzz(150)
-BASE = yaml.safe_load((PROFILE_DIR / "tflite-android-int8.yaml").read_text())
+BASE = yaml.safe_load((shipped_dir() / "tflite-android-int8.yaml").read_text())
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.floats(allow_nan=True) | st.text(max_size=12),
@@ -29,40 +31,58 @@ json_values = st.recursive(
 )
 
 
-def one_line(e: EdgerecError) -> bool:
-    return "\n" not in str(e) and len(str(e)) < 600
+def clean(e: EdgerecError) -> None:
+    """An input error: EdgerecError itself (not a config or gate error) with a short message that says something."""
+    assert type(e) is EdgerecError, repr(e)
+    assert 10 < len(str(e).strip()) < 600, repr(e)
+
+
+def refused_profile(path, capsys) -> None:
+    """load_profile(path) fails cleanly, naming the file, and `edgerec export --profile` prints exactly that as one
+    line and exits 2 (before it loads data or writes anything)."""
+    with pytest.raises(EdgerecError) as e:
+        load_profile(path)
+    clean(e.value)
+    assert str(e.value).startswith(f"{path}: ")
+    capsys.readouterr()
+    out = path.parent / "art"
+    assert main(["-q", "export", "--profile", str(path), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"edgerec: error: {e.value}"] and not out.exists()
+
+
+def loads(path) -> bool:
+    try:
+        load_profile(path)
+    except EdgerecError:
+        return False
+    return True
 
 
 @FUZZ
 @given(text=st.text(max_size=300))
-def test_any_profile_text_gives_a_profile_or_one_line_error(tmp_path, text) -> None:
+def test_any_profile_text_gives_a_profile_or_one_line_error(tmp_path, capsys, text) -> None:
     path = tmp_path / "p.yaml"
     path.write_text(text)
-    try:
-        load_profile(path)
-    except EdgerecError as e:
-        assert one_line(e)
+    if not loads(path):
+        refused_profile(path, capsys)
 
 
 @FUZZ
 @given(key=st.sampled_from(sorted(BASE)), value=json_values)
-def test_profile_with_any_field_value_gives_a_profile_or_one_line_error(tmp_path, key, value) -> None:
+def test_profile_with_any_field_value_gives_a_profile_or_one_line_error(tmp_path, capsys, key, value) -> None:
     data = {**BASE, key: value, "name": "p"}
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(data))
-    try:
-        load_profile(path)
-    except EdgerecError as e:
-        assert one_line(e)
+    if not loads(path):
+        refused_profile(path, capsys)
 
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory, ckpt, ds):
-    from edgerec.exporters import ExportConfig, export
+    import edgerec
 
     out = tmp_path_factory.mktemp("fz") / "art"
-    export(ckpt, ds, out, ExportConfig(target="onnx"))
-    return out
+    return edgerec.export(ckpt, edgerec.ExportConfig(target="onnx"), ds, out=out).folder
 
 
 @FUZZ
@@ -80,7 +100,7 @@ def test_manifest_with_any_field_value_is_refused_cleanly_or_loads(tmp_path, art
     try:
         load_scorer(folder).score([0], [0])
     except EdgerecError as e:
-        assert one_line(e)
+        clean(e)
 
 
 @FUZZ
@@ -100,7 +120,7 @@ def test_runtime_ids_give_scores_or_one_line_error(artifact, users, items, dtype
     try:
         out = scorer.score(u, i)
     except EdgerecError as e:
-        assert one_line(e)
+        clean(e)
     else:
         assert out.shape == (len(users),) and np.isfinite(out).all()
 

@@ -1,5 +1,5 @@
 """Fuzzing of what `edgerec update` and `edgerec apply-delta` read: new-interaction files against a parent's id maps,
-and delta records. Property: a valid result (whose invariants hold) or one clean one-line EdgerecError."""
+and delta records. Property: a valid result (whose invariants hold) or a clean EdgerecError with a short message."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgerec.artifact import write_manifest
 from edgerec.data import load_interactions
 from edgerec.errors import EdgerecError
-from edgerec.runtime.delta import apply_delta, make_delta
-from edgerec.updates import merge
+from edgerec.manifest import write_manifest
+from edgerec.updates.delta import apply_delta, make_delta
+from edgerec.updates.incremental import merge
 
 from .conftest import fuzz
 
@@ -25,8 +25,10 @@ rows = st.lists(st.lists(ids, min_size=1, max_size=4).map(",".join), max_size=30
 headers = st.sampled_from(["user,item", "user,item,timestamp", "user,item,colour", "item,user", "user", ""])
 
 
-def one_line(e: EdgerecError) -> None:
-    assert "\n" not in str(e) and len(str(e)) < 600
+def clean(e: EdgerecError) -> None:
+    """An input error: EdgerecError itself (not a config or gate error) with a short message that says something."""
+    assert type(e) is EdgerecError, repr(e)
+    assert 10 < len(str(e).strip()) < 600, repr(e)
 
 
 @FUZZ
@@ -37,7 +39,7 @@ def test_new_interactions_against_the_parents_maps(tmp_path_factory, ds, header,
     try:
         merged = merge(ds, load_interactions(path, strict=True))
     except EdgerecError as e:
-        one_line(e)
+        clean(e)
         return
     s, train = merged.summary, merged.data.train
     assert np.array_equal(train.user_ids[: ds.n_users], ds.train.user_ids)  # old indices never move
@@ -85,7 +87,7 @@ def test_delta_records(tmp_path_factory, edits) -> None:
     try:
         apply_delta(parent, delta, root / "out")
     except EdgerecError as e:
-        one_line(e)
+        clean(e)
         assert not (root / "out").exists()
         return
     assert (root / "out" / "model.tflite").read_bytes() == bytes(b)  # applied only if it gives the child exactly

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from edgerec.cli import main
+from edgerec.cli.main import main
 from edgerec.io import file_hashes
 
 from .conftest import HOLD_CLI, INTERRUPT_REPEATS, REPO, SMALL
@@ -49,7 +49,7 @@ def run_and_kill(argv: list[str], sig: signal.Signals, phase: str, window: float
     folder (tests/hold_cli.py). Returns stderr; the process has exited non-zero."""
     rng = random.Random(seed)
     release = tmp / "release"
-    entry = [str(HOLD_CLI), str(release)] if phase == "writing" else ["-m", "edgerec.cli"]
+    entry = [str(HOLD_CLI), str(release)] if phase == "writing" else ["-m", "edgerec.entry"]  # the console script
     proc = subprocess.Popen(
         [sys.executable, *entry, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO, text=True
     )

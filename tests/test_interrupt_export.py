@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from edgerec.artifact import read_manifest
+from edgerec.artifact import Artifact
+from edgerec.errors import INTERRUPTED
 
 from .conftest import INTERRUPT_REPEATS, REPO, SMALL
 
@@ -21,10 +22,10 @@ from .conftest import INTERRUPT_REPEATS, REPO, SMALL
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_killed_export_leaves_the_previous_artifact_intact(tmp_path, ckpt, sig, seed) -> None:
     out = tmp_path / "art"
-    cmd = [sys.executable, "-m", "edgerec.cli", "-q", "export", "--model", str(ckpt), "--data", SMALL,
+    cmd = [sys.executable, "-m", "edgerec.entry", "-q", "export", "--model", str(ckpt), "--data", SMALL,
            "--target", "onnx", "--precision", "int8", "--out", str(out)]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
-    before = read_manifest(out)
+    before = Artifact.load(out).manifest
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     deadline = time.time() + 60
     while time.time() < deadline and not list(tmp_path.glob(".art.tmp-*")):  # wait until it is writing
@@ -36,7 +37,8 @@ def test_killed_export_leaves_the_previous_artifact_intact(tmp_path, ckpt, sig, 
     assert proc.returncode != 0
     if sig == signal.SIGINT:
         assert b"Traceback" not in err and not list(tmp_path.glob(".art.*"))  # no temp folder or lock file after Ctrl-C
-    after = read_manifest(out)  # still complete: every file present and matching its hash
+        assert err.decode().strip().splitlines() == [INTERRUPTED], err
+    after = Artifact.load(out).manifest  # still complete: every file present and matching its hash
     assert after["files"] == before["files"]
     subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)  # a re-run completes
-    assert read_manifest(out)["status"] == "verified"
+    assert Artifact.load(out).status == "verified"

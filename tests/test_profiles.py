@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
 
-from edgerec.cli import main
+from edgerec.artifact import Artifact
+from edgerec.cli.main import main
 from edgerec.errors import EdgerecError
-from edgerec.profiles import PROFILE_DIR, load_profile, load_profiles
+from edgerec.profiles.schema import load_profile, load_profiles, shipped_dir, shipped_names
 
 from .conftest import SMALL, write
+
+without_tensorrt = pytest.mark.skipif(
+    importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here: the engine would be built"
+)
 
 SHIPPED = (
     "tflite-android-int8",
@@ -25,8 +31,8 @@ SHIPPED = (
 
 
 def test_shipped_profiles_validate() -> None:
-    names = {p.name for p in load_profiles(PROFILE_DIR)}
-    assert set(SHIPPED) <= names
+    names = {p.name for p in load_profiles(shipped_dir())}
+    assert set(SHIPPED) <= names and set(shipped_names()) == names
     legacy = load_profile("tflite-legacy-int8")
     assert legacy.runtime.package == "tflite-runtime" and legacy.runtime.version == "==2.14.*"
     assert load_profile("tensorrt-t4-int8").budget.batch == 65536
@@ -42,26 +48,35 @@ runtime: {package: ai-edge-litert, version: ">=2.1", threads: 1, delegate: xnnpa
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("text", "message", "value"),
     [
-        ("name: p\ntarget: [unclosed\n", "malformed YAML"),
-        ("- a\n- b\n", "a profile is a YAML mapping"),
-        (GOOD + "colour: red\n", "field `colour`: Extra inputs are not permitted"),
-        (GOOD.replace("precision: int8", "precision: int4"), "field `precision`: target tflite supports precision"),
-        (GOOD.replace("target: tflite", "target: coreml"), "field `target`"),
-        (GOOD.replace("threads: 1", "threads: 0"), "field `runtime.threads`"),
-        (GOOD.replace("delegate: xnnpack", "delegate: gpu"), "field `runtime.delegate` must be one of xnnpack, none"),
-        (GOOD.replace("package: ai-edge-litert", "package: onnxruntime"), "field `runtime.package`"),
-        (GOOD + "budget: {p50_ms: -1}\n", "field `budget.p50_ms`"),
-        (GOOD.replace("name: p", "name: q"), "field `name` must match the file name"),
-        (GOOD.replace("device: phone\n", ""), "field `device`: Field required"),
+        ("name: p\ntarget: [unclosed\n", "line 3 malformed YAML", ""),
+        ("- a\n- b\n", "a profile is a YAML mapping of fields", "got list"),
+        (GOOD + "colour: red\n", "field `colour`: Extra inputs are not permitted", "got 'red'"),
+        (GOOD.replace("precision: int8", "precision: int4"), "field `precision`: target tflite supports precision",
+         "got 'int4'"),
+        (GOOD.replace("target: tflite", "target: coreml"), "field `target`: Input should be 'onnx'", "got 'coreml'"),
+        (GOOD.replace("threads: 1", "threads: 0"),
+         "field `runtime.threads`: Input should be greater than or equal to 1", "got 0"),
+        (GOOD.replace("delegate: xnnpack", "delegate: gpu"), "field `runtime.delegate` must be one of xnnpack, none",
+         "got 'gpu'"),
+        (GOOD.replace("package: ai-edge-litert", "package: onnxruntime"), "field `runtime.package`",
+         "got runtime 'onnxruntime'"),
+        (GOOD + "budget: {p50_ms: -1}\n", "field `budget.p50_ms`: Input should be greater than 0", "got -1"),
+        (GOOD.replace("name: p", "name: q"), "field `name` must match the file name", "got 'q'"),
+        (GOOD.replace("device: phone\n", ""), "field `device`: Field required", ""),
     ],
-)
-def test_bad_profiles_are_one_line_errors_naming_file_and_field(tmp_path, text, message) -> None:
+)  # fmt: skip
+def test_bad_profiles_are_one_line_errors_naming_file_and_field(tmp_path, capsys, text, message, value) -> None:
     path = write(tmp_path / "p.yaml", text)
     with pytest.raises(EdgerecError, match=r"p\.yaml") as e:
         load_profile(path)
-    assert message in str(e.value) and "\n" not in str(e.value)
+    assert message in str(e.value) and value in str(e.value)
+    # the command prints it as one line and exits 2, before it loads any data or writes anything
+    out = tmp_path / "art"
+    assert main(["-q", "export", "--profile", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"edgerec: error: {e.value}"] and not out.exists()
 
 
 def test_unknown_profile_name_lists_the_shipped_ones() -> None:
@@ -114,15 +129,19 @@ def test_export_profile_over_budget_fails_naming_the_budget(tmp_path, ckpt, caps
     rc, _, err = run(["export", "--profile", str(path), "--model", str(ckpt), "--data", SMALL, "--out", str(out),
                       "--cache", str(tmp_path / "cache")], capsys)  # fmt: skip
     assert rc == 2 and "failed: bytes" in err and "> budget 1,000" in err and len(err.splitlines()) == 1
+    assert err.startswith("edgerec: error: profile tiny-budget: ")
     assert (out / "bench.json").exists()  # the measurements that failed the budget are kept for inspection
 
 
+@without_tensorrt
 def test_tensorrt_profile_here_says_why_and_what_was_written(tmp_path, ckpt, capsys) -> None:
     out = tmp_path / "trt"
     rc, _, err = run(["export", "--profile", "tensorrt-t4-int8", "--model", str(ckpt), "--data", SMALL,
                       "--out", str(out), "--cache", str(tmp_path / "cache")], capsys)  # fmt: skip
     assert rc == 2 and "export-only: TensorRT is not installed" in err and len(err.splitlines()) == 1
+    assert err.startswith("edgerec: error: profile tensorrt-t4-int8: ")
     assert {"model.onnx", "trtexec.sh", "manifest.json"} <= {p.name for p in out.iterdir()}
+    assert Artifact.load(out).status == "export-only"
 
 
 def test_bench_artifact_json_keys(tmp_path, ckpt, capsys) -> None:
@@ -150,14 +169,15 @@ def test_bench_refuses_altered_artifacts_and_other_data(tmp_path, ckpt, capsys) 
     rc, _, err = run(["bench", str(art)], capsys)
     assert rc == 2 and "sha256 does not match" in err and len(err.splitlines()) == 1
     rc, _, err = run(["bench", str(tmp_path / "nowhere")], capsys)
-    assert rc == 2 and "no such artifact folder" in err
+    assert rc == 2 and "no such artifact folder" in err and len(err.splitlines()) == 1
 
 
+@without_tensorrt
 def test_bench_profiles_compares_runnable_profiles_and_explains_the_rest(tmp_path, ckpt, capsys) -> None:
     folder = tmp_path / "profiles"
     folder.mkdir()
     for name in ("onnx-cpu-int8", "tensorrt-t4-int8", "tflite-legacy-int8"):
-        (folder / f"{name}.yaml").write_text((PROFILE_DIR / f"{name}.yaml").read_text())
+        (folder / f"{name}.yaml").write_text((shipped_dir() / f"{name}.yaml").read_text())
     args = ["--model", str(ckpt), "--data", SMALL, "--cache", str(tmp_path / "cache"), "--min-time", "0.05"]
     rc, text, err = run(["bench", "--profiles", str(folder), "--out", str(tmp_path / "out"), *args], capsys)
     assert rc == 0, err
@@ -166,5 +186,6 @@ def test_bench_profiles_compares_runnable_profiles_and_explains_the_rest(tmp_pat
     assert rows["tensorrt-t4-int8"]["status"].startswith("export-only: TensorRT is not installed")
     assert rows["tflite-legacy-int8"]["status"].startswith("export-only: tflite-runtime ==2.14.* is not installed")
     assert rows["pytorch-eager (source)"]["status"] == "baseline"
-    assert (tmp_path / "out" / "profiles.md").exists() and (tmp_path / "out" / "profiles.png").stat().st_size > 0
+    md = (tmp_path / "out" / "profiles.md").read_text()
+    assert "Generated by `edgerec " in md and (tmp_path / "out" / "profiles.png").stat().st_size > 0
     assert "pytorch-eager" in text

@@ -8,15 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgerec.artifact import read_manifest
-from edgerec.cli import main
+import edgerec
+from edgerec.artifact import Artifact
+from edgerec.cli.main import main
 from edgerec.data import load_interactions
 from edgerec.data.synthetic import SyntheticConfig, generate
+from edgerec.errors import GateFailed
+from edgerec.gates import DropTolerance
 from edgerec.io import file_hashes, sha256_file
 from edgerec.model import checkpoint
-from edgerec.model.config import TrainConfig, UpdateConfig
-from edgerec.model.training import train
-from edgerec.updates import grow, run_update
+from edgerec.model.config import TrainConfig
+from edgerec.updates.config import UpdateConfig
+from edgerec.updates.incremental import grow, run_update
 
 from .conftest import SMALL
 
@@ -61,8 +64,8 @@ def world(tmp_path_factory) -> dict[str, Path]:
 
     ds = load_dataset(paths["early"])
     # settings pinned (not the library defaults): the profile export below gates int8 on only 208 test users
-    model, report = train(ds, "neumf", 8, (), False, TrainConfig(epochs=5, lr=1e-3))
-    paths["parent"] = checkpoint.save(root / "parent", model, ds, report=report)
+    cfg = TrainConfig(model="neumf", factors=8, layers=(), pretrain=False, epochs=5, lr=1e-3)
+    paths["parent"] = edgerec.train(ds, cfg).save(root / "parent")
     return paths
 
 
@@ -88,7 +91,7 @@ def test_update_grows_the_maps_versions_the_child_and_chains(world, tmp_path, ca
     assert main([*argv, "--out", str(child), "--tolerance-hr", "0.05"]) == 0
     assert file_hashes(parent) == before  # only read
     p, c = checkpoint.load(parent), checkpoint.load(child)
-    assert c.config["version"] == 2 and c.config["lineage"]["parent_version"] == 1
+    assert c.config["version"] == c.version == 2 and c.config["lineage"]["parent_version"] == p.version == 1
     assert c.config["lineage"]["parent_weights_sha256"] == p.config["weights_sha256"]
     change = c.config["lineage"]["change"]
     new_users, new_items = _unseen(world["late1"], world["early"])
@@ -105,7 +108,10 @@ def test_update_grows_the_maps_versions_the_child_and_chains(world, tmp_path, ca
     argv2 = ["-q", "update", "--model", str(child), "--new", str(world["late2"]), "--out", str(grandchild)]
     assert main([*argv2, "--tolerance-hr", "0.05"]) == 0
     g = checkpoint.load(grandchild)
-    assert g.config["version"] == 3 and g.config["lineage"]["parent_weights_sha256"] == c.config["weights_sha256"]
+    assert (
+        g.config["version"] == g.version == 3
+        and g.config["lineage"]["parent_weights_sha256"] == c.config["weights_sha256"]
+    )
     assert list(g.user_ids[: len(c.user_ids)]) == list(c.user_ids)
 
 
@@ -115,6 +121,13 @@ def test_a_corrupt_update_is_stopped_and_the_parent_is_untouched(world, tmp_path
     argv = ["-q", "update", "--model", str(parent), "--new", str(world["bad"]), "--data", str(world["early"])]
     _fails(capsys, [*argv, "--out", str(out), "--tolerance-hr", "0.05"], "rejected by the regression gate")
     assert not out.exists() and not list(tmp_path.glob(".bad*"))
+    assert file_hashes(parent) == before
+    # the verb refuses it too, with the numbers the gate read
+    cfg = UpdateConfig(tolerance=DropTolerance(hr=0.05))
+    with pytest.raises(GateFailed, match="rejected by the regression gate") as e:
+        edgerec.update(parent, world["bad"], cfg, world["early"])
+    gate = e.value.report["update"]["gate"]
+    assert not gate["passed"] and gate["failures"] and "holdout" in e.value.report["update"]
     assert file_hashes(parent) == before
 
 
@@ -173,7 +186,8 @@ def test_duplicates_and_known_rows_are_counted(world, tmp_path) -> None:
     early = world["early"].read_text().splitlines()
     dup = tmp_path / "dup.csv"
     dup.write_text("\n".join([rows[0], *rows[1:], *rows[1:6], *early[1:4]]) + "\n")
-    res = run_update(world["parent"], load_interactions(dup), load_dataset(world["early"]), UpdateConfig())
+    parent = checkpoint.load(world["parent"])
+    res = run_update(parent, load_interactions(dup), load_dataset(world["early"]), UpdateConfig())
     s = res.report["update"]
     assert s["duplicate_rows"] == 5 and s["already_known"] == 3 and s["interactions_added"] == len(rows) - 1
 
@@ -197,7 +211,7 @@ def test_update_with_a_profile_reexports_a_versioned_artifact(world, tmp_path) -
             str(world["early"]), "--out", str(out), "--tolerance-hr", "0.05", "--profile", "onnx-cpu-int8",
             "--artifact", str(art), "--cache", str(tmp_path / "cache")]  # fmt: skip
     assert main(argv) == 0
-    manifest = read_manifest(art)
+    manifest = Artifact.load(art).manifest  # complete: every file present and matching its hash
     assert manifest["status"] == "verified" and manifest["version"] == 2
     assert manifest["lineage"]["change"]["users_added"] == len(_unseen(world["late1"], world["early"])[0])
     assert manifest["n_users"] == len(json.loads((out / "id_maps.json").read_text())["users"])
@@ -206,7 +220,7 @@ def test_update_with_a_profile_reexports_a_versioned_artifact(world, tmp_path) -
 def test_a_rows_update_ships_to_phones_as_a_small_verified_delta(world, tmp_path, capsys) -> None:
     import torch
 
-    from edgerec.artifact import write_manifest
+    from edgerec.manifest import write_manifest
     from edgerec.runtime import load_bundle
 
     parent, child = world["parent"], tmp_path / "v2"
@@ -271,19 +285,24 @@ def test_a_rows_update_ships_to_phones_as_a_small_verified_delta(world, tmp_path
 def test_the_parents_calibration_is_kept_while_it_fits(ckpt, ds, tmp_path) -> None:
     import torch
 
-    from edgerec.compression.quantize import QuantConfig, calibrate, load_spec, save_spec
-    from edgerec.updates import carry_calibration
+    from edgerec.compression.config import QuantConfig
+    from edgerec.compression.quantize import calibrate, spec_files, spec_of
+    from edgerec.model.checkpoint import Checkpoint
+    from edgerec.updates.incremental import carry_calibration
 
-    parent = checkpoint.load(ckpt).model
-    folder = tmp_path / "parent"
-    folder.mkdir()
-    save_spec(folder, parent, calibrate(parent, ds, QuantConfig(calibration_size=2000)))
-    spec, why = carry_calibration(folder, parent, ds)  # an unchanged model: every range fits
-    assert why.startswith("reused") and spec is not None and spec.input_amax == load_spec(folder).input_amax
+    plain = checkpoint.load(ckpt)
+    parent = plain.model
+    files = spec_files(parent, calibrate(parent, ds, QuantConfig(calibration_size=2000)))
+    folder = Checkpoint.create(parent, ds, plain.report, files=files).save(tmp_path / "parent")
+    calibrated = checkpoint.load(folder)  # the calibration read back from the folder (hash-checked)
+    stored = spec_of(calibrated)
+    assert stored is not None
+    spec, why = carry_calibration(calibrated, parent, ds)  # an unchanged model: every range fits
+    assert why.startswith("reused") and spec is not None and spec.input_amax == stored.input_amax
     moved = checkpoint.load(ckpt).model
     with torch.no_grad():
         moved.mlp_user.weight.mul_(3.0)  # the first layer's inputs now span a wider range
-    spec, why = carry_calibration(folder, moved, ds)
+    spec, why = carry_calibration(calibrated, moved, ds)
     assert why.startswith("recalibrated: the input range of mlp.0") and spec is not None
-    assert spec.input_amax["mlp.0"] > 1.1 * load_spec(folder).input_amax["mlp.0"]
-    assert carry_calibration(tmp_path, parent, ds)[0] is None  # no stored calibration: exports calibrate afresh
+    assert spec.input_amax["mlp.0"] > 1.1 * stored.input_amax["mlp.0"]
+    assert carry_calibration(plain, parent, ds)[0] is None  # no stored calibration: exports calibrate afresh

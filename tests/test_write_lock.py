@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from edgerec.artifact import read_manifest
+from edgerec.artifact import Artifact
 from edgerec.errors import EdgerecError
 from edgerec.io import atomic_dir
 
@@ -62,15 +62,30 @@ def test_a_writer_killed_between_its_two_renames_gets_the_old_version_put_back(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_builders_of_one_cached_step_take_turns_and_the_second_reuses_the_first(tmp_path) -> None:
+def test_builders_of_one_cached_step_take_turns_and_the_second_reuses_the_first(tmp_path, monkeypatch) -> None:
+    import contextlib
     import threading
 
-    from edgerec.pipeline import Step, _step
+    from edgerec.profiles import pipeline
+    from edgerec.profiles.pipeline import Step, _step
 
     folder, built = tmp_path / "step", []
+    building, arrived = threading.Event(), threading.Event()
+    real_build_lock = pipeline.build_lock
+
+    @contextlib.contextmanager
+    def watched_build_lock(dest):
+        if threading.current_thread().name == "t1":
+            arrived.set()  # the second caller found no cached step and now waits for the build lock
+        with real_build_lock(dest):
+            yield
+
+    monkeypatch.setattr(pipeline, "build_lock", watched_build_lock)
 
     def build() -> None:
-        time.sleep(0.3)  # long enough for the second caller to arrive while this one builds
+        building.set()
+        # the second caller arrives while this one builds: it has checked the cache and asks for the lock
+        assert arrived.wait(timeout=30), "the second caller never asked for the build lock"
         with atomic_dir(folder) as tmp:
             (tmp / "done").write_text(str(len(built)))
         built.append(threading.current_thread().name)
@@ -89,7 +104,7 @@ def test_builders_of_one_cached_step_take_turns_and_the_second_reuses_the_first(
 
     threads = [threading.Thread(target=run, name=f"t{i}") for i in range(2)]
     threads[0].start()
-    time.sleep(0.05)
+    assert building.wait(timeout=30), "the first caller never started building"
     threads[1].start()
     for t in threads:
         t.join(timeout=30)
@@ -122,7 +137,7 @@ def test_a_second_export_into_the_same_folder_fails_at_once_and_the_first_comple
             time.sleep(0.05)
         assert first.poll() is None and list(tmp_path.glob(".art.tmp-*")), "the first export is not writing"
         second = subprocess.run(
-            [sys.executable, "-m", "edgerec.cli", *argv], capture_output=True, text=True, cwd=REPO, timeout=300
+            [sys.executable, "-m", "edgerec.entry", *argv], capture_output=True, text=True, cwd=REPO, timeout=300
         )
         assert second.returncode == 2 and "Traceback" not in second.stderr
         assert second.stderr.strip().splitlines()[-1] == f"edgerec: error: {busy(out, first.pid)}"
@@ -131,5 +146,5 @@ def test_a_second_export_into_the_same_folder_fails_at_once_and_the_first_comple
         release.touch()  # the first one finishes (also when an assertion above failed)
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
-    assert read_manifest(out)["status"] == "verified"  # complete: every file present and matching its hash
+    assert Artifact.load(out).status == "verified"  # complete: every file present and matching its hash
     assert not list(tmp_path.glob(".art.*"))  # no temporary folder, no lock file

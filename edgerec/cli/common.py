@@ -136,13 +136,14 @@ def metrics_table(title: str, rows: dict[str, dict]) -> None:
 
 def table(title: str, columns: tuple[str, ...], rows: list[list[str]], left: tuple[str, ...] = ()) -> None:
     """Print a rich table (columns right-aligned except those in `left`)."""
+    from rich.markup import escape
     from rich.table import Table
 
     from edgerec.io import console
 
-    t = Table(title=title)
+    t = Table(title=escape(title))
     for col in columns:
         t.add_column(col, justify="left" if col in left else "right")
     for r in rows:
-        t.add_row(*r)
+        t.add_row(*(escape(cell) for cell in r))  # a cell like "edgerec[tensorrt]" is text, not rich markup
     console().print(t)
