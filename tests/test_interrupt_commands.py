@@ -36,10 +36,11 @@ def update_argv(source: Path, out: Path) -> list[str]:
     return ["update", "--model", str(source), "--new", str(new), "--data", SMALL, "--out", str(out), *gate]
 
 
-# name -> (argv from (source checkpoint, out), seconds after the first log line within which it is still running)
-COMMANDS: dict[str, tuple[Callable[[Path, Path], list[str]], float]] = {
-    "train": (train_argv, 2.5),
-    "update": (update_argv, 1.0),
+# name -> (argv from (source checkpoint, out), seconds after the first log line within which it is still running,
+# flags that keep it running well past that window when it is killed; the re-run goes without them)
+COMMANDS: dict[str, tuple[Callable[[Path, Path], list[str]], float, list[str]]] = {
+    "train": (train_argv, 2.5, ["--epochs", "100", "--patience", "100"]),
+    "update": (update_argv, 1.0, []),
 }
 
 
@@ -93,12 +94,12 @@ def rerun(argv: list[str]) -> int:
 def test_killed_command_leaves_the_previous_checkpoint_intact(tmp_path, ckpt, command, sig, phase, seed) -> None:
     from edgerec.model import checkpoint
 
-    make_argv, window = COMMANDS[command]
+    make_argv, window, longer = COMMANDS[command]
     out = tmp_path / "out"
     shutil.copytree(ckpt, out)  # the previous checkpoint
     before = file_hashes(out)
     argv = make_argv(ckpt, out)
-    err = run_and_kill(argv, sig, phase, window, seed, tmp_path)
+    err = run_and_kill([*argv, *(longer if phase == "running" else [])], sig, phase, window, seed, tmp_path)
     if sig == signal.SIGINT:
         assert "Traceback" not in err and err.strip().splitlines()[-1] == INTERRUPTED, err
         assert not list(tmp_path.glob(".out.*")), "temporary folder or lock file left behind"
