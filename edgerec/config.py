@@ -27,7 +27,7 @@ from edgerec.errors import ConfigError, shown
 T = TypeVar("T")
 
 
-def one_line(e: ValidationError) -> str:
+def validation_message(e: ValidationError) -> str:
     """The first validation error as `field `a.b`: message; got value`."""
     err = e.errors()[0]
     loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
@@ -50,7 +50,7 @@ def config(cls: type[T]) -> type[T]:
         try:  # positional values by name, so that an error names the field
             init(self, **dict(zip(names, args, strict=False)), **kwargs)
         except ValidationError as e:
-            raise ConfigError(f"{cls.__name__}: {one_line(e)}") from None
+            raise ConfigError(f"{cls.__name__}: {validation_message(e)}") from None
 
     validated.__init__ = __init__
     return validated

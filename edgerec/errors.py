@@ -1,7 +1,7 @@
 """The exceptions edgerec raises for expected failures, and the one-line form the CLI prints.
 
-API users catch `EdgerecError` (or one of its kinds below) and read its attributes; the CLI prints `str(e)` as one
-line and exits 2. Internal invariants raise ordinary exceptions, so a bug keeps its traceback.
+API users catch `EdgerecError` (or one of its kinds below) and read its attributes; the CLI prints `one_line(e)`
+and exits 2. Internal invariants raise ordinary exceptions, so a bug keeps its traceback.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ INTERRUPTED = "edgerec: interrupted; no partial output was left in place"
 class EdgerecError(Exception):
     """An expected failure caused by the user's input or environment (bad file, bad flag, missing backend)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split()))  # always one line
+
+def one_line(e: BaseException) -> str:
+    """The message as the CLI prints it: one line, whitespace collapsed."""
+    return " ".join(str(e).split())
 
 
 class ConfigError(EdgerecError):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from edgerec.cli import bench, compress, delta, export, profiles, train, update
 from edgerec.cli.output import command_output
-from edgerec.errors import INTERRUPTED, EdgerecError
+from edgerec.errors import INTERRUPTED, EdgerecError, one_line
 
 COMMANDS = (train, compress, export, bench, update, delta, profiles)  # each adds its subparsers (train: + evaluate)
 
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.terminal = err
             return int(args.run(args))
     except EdgerecError as e:
-        print(f"edgerec: error: {e}", file=err if not err.closed else sys.stderr)
+        print(f"edgerec: error: {one_line(e)}", file=err if not err.closed else sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)

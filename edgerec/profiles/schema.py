@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgerec.compression.config import DEFAULT_OBSERVER
-from edgerec.config import one_line
+from edgerec.config import validation_message
 from edgerec.errors import EdgerecError
 from edgerec.gates import ParityBound
 from edgerec.targets import TARGETS
@@ -119,7 +119,7 @@ def load_profile(ref: str | Path) -> Profile:
     try:
         profile = Profile(**data)
     except ValidationError as e:
-        raise EdgerecError(f"{path}: {one_line(e)}") from None
+        raise EdgerecError(f"{path}: {validation_message(e)}") from None
     t = TARGETS[profile.target]
     for field, check in (
         ("precision", lambda: t.check_precision(profile.precision)),
