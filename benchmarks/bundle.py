@@ -1,8 +1,9 @@
 """The phone bundle on ML-1M (NCF split): bytes, accuracy and latency of every precision, side by side with PyTorch
 eager fp32 on the full NeuMF, in one process on one pinned core.
 
-    python benchmarks/bundle.py --model benchmarks/runs/neumf8 [--data ../shared/data/ml-1m-ncf] [--rounds 5]
+    python benchmarks/bundle.py [--model benchmarks/runs/neumf8] [--data ../shared/data/ml-1m-ncf] [--rounds 5]
 
+--model defaults to the benchmark teacher, benchmarks/runs/neumf8 (recreate it with `python benchmarks/teacher.py`).
 Bundles are exported by edgerec's own `export()` (verified in LiteRT against the fp32 source: dHR@10, top-10
 agreement). Also measured, for comparison only, the int8 scheme edgerec used before (static int8: int8 activations
 too, calibrated by ai-edge-quantizer on 256 users' vectors), rebuilt here from the same fp32 flatbuffer.
@@ -23,20 +24,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgerec.benchmarking.compare import TorchEager
+import edgerec
+from edgerec.benchmarking.eager import TorchEager
 from edgerec.benchmarking.latency import BenchConfig, one_core, timed
 from edgerec.data import load_dataset
-from edgerec.exporters import ExportConfig, ExportTolerance, export
 from edgerec.exporters.bundle import convert
+from edgerec.exporters.config import ExportConfig
 from edgerec.exporters.folded import user_vectors
 from edgerec.exporters.tflite_model import quiet
+from edgerec.gates import ParityBound
 from edgerec.metrics import evaluate, top_k_agreement
-from edgerec.model import load
+from edgerec.model.checkpoint import load
 from edgerec.runtime import load_bundle
-from edgerec.sysinfo import machine
+from edgerec.sysinfo import machine, provenance
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "ml-1m-ncf"
+DEFAULT_MODEL = HERE / "runs" / "neumf8"  # written by benchmarks/teacher.py
 CANDIDATES = 100
 
 
@@ -86,7 +90,11 @@ class RawRecommend:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True, help="NeuMF checkpoint folder (benchmarks/runs/neumf8)")
+    ap.add_argument(
+        "--model",
+        default=str(DEFAULT_MODEL),
+        help="NeuMF checkpoint folder (default benchmarks/runs/neumf8, from `python benchmarks/teacher.py`)",
+    )
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--compressed", help="also the int8 bundle of this compressed checkpoint of --model (e.g. pruned)")
     ap.add_argument("--rounds", type=int, default=5)
@@ -109,14 +117,14 @@ def main() -> None:
         ("int8 (weight-only) + score signature", "int8", CANDIDATES),
     ):
         cfg = ExportConfig(
-            target="tflite-bundle", precision=precision, candidates=candidates, tolerance=ExportTolerance(hr=0.01)
+            target="tflite-bundle", precision=precision, candidates=candidates, tolerance=ParityBound(hr=0.01)
         )
         folder = work / name.split()[0] / str(candidates)
-        m = export(args.model, ds, folder, cfg)
-        v = m["verification"]
+        art = edgerec.export(ck, cfg, ds, out=folder)
+        v = art.verification
         rows[name] = {
-            "bytes": m["files"]["model.tflite"]["bytes"],
-            "hr": m["metrics"]["hr@10"],
+            "bytes": art.bytes,
+            "hr": art.metrics["hr@10"],
             "dhr": v["deltas"]["hr@10"],
             "agreement": v["agreement"],
         }
@@ -130,13 +138,15 @@ def main() -> None:
             rows[f"score, {CANDIDATES} candidates"] = {**rows[name], "signature": "score"}
     if args.compressed:
         name = f"int8 (weight-only) of {Path(args.compressed).name}"
-        m = export(args.compressed, ds, work / "compressed", ExportConfig(target="tflite-bundle", precision="int8"))
+        compressed = load(args.compressed)
+        cfg = ExportConfig(target="tflite-bundle", precision="int8")
+        art = edgerec.export(compressed, cfg, ds, out=work / "compressed")
         small = load_bundle(work / "compressed")
-        cug, cum = user_vectors(load(args.compressed).model)
+        cug, cum = user_vectors(compressed.model)
         rows[name] = {
-            "bytes": m["files"]["model.tflite"]["bytes"],
-            "hr": m["metrics"]["hr@10"],
-            "dhr": m["metrics"]["hr@10"] - ck.metrics["hr@10"],  # against the uncompressed source, not its own
+            "bytes": art.bytes,
+            "hr": art.metrics["hr@10"],
+            "dhr": art.metrics["hr@10"] - ck.metrics["hr@10"],  # against the uncompressed source, not its own
             "agreement": top_k_agreement(small, TorchEager(ck.model, 1).score, ds),
         }
         c0 = (cug[:1].numpy(), cum[:1].numpy())
@@ -172,7 +182,9 @@ def main() -> None:
         rows[name]["latency"] = {p: statistics.median(r[p] for r in runs) for p in ("p50", "p90", "p99")}
         rows[name]["p50_per_round"] = [r["p50"] for r in runs]
         rows[name]["speedup"] = statistics.median(t / r["p50"] for t, r in zip(torch_p50, runs, strict=True))
-    (Path(args.out).with_suffix(".json")).write_text(json.dumps(rows, indent=1) + "\n")
+    made = {"provenance": provenance(), "machine": machine()}
+    records = {name: {**r, **made} for name, r in rows.items()}
+    (Path(args.out).with_suffix(".json")).write_text(json.dumps(records, indent=1) + "\n")
     text = render(rows, source_bytes, ds.n_items, args.rounds, cpu)
     Path(args.out).write_text(text)
     print(text)
@@ -182,7 +194,7 @@ def render(rows: dict, source_bytes: int, n_items: int, rounds: int, cpu: int | 
     lines = [
         "# Phone bundle on ML-1M (NCF split), NeuMF-8",
         "",
-        f"Generated by `python benchmarks/bundle.py` on {machine()}, one thread pinned to CPU {cpu}; {rounds} rounds,",
+        f"Generated by {provenance()} on {machine()}, one thread pinned to CPU {cpu}; {rounds} rounds,",
         "cases interleaved; each percentile is the median over rounds; speed-up = median over rounds of PyTorch's p50",
         f"over the case's p50. recommend: one user vs all {n_items:,} items with top-10 in the graph, called through",
         "the LiteRT signature runner (as an app calls it). % of fp32 = model bytes / the fp32 NeuMF-8 safetensors",
