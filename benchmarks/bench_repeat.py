@@ -2,7 +2,11 @@
 
     python benchmarks/bench_repeat.py benchmarks/runs/profiles/tflite-android-int8 --runs 5
 
-Prints (and writes results/bench_repeat.md) the p50 per batch of every run and the spread (max / min - 1).
+Prints (and writes results/bench_repeat.md) the p50 per batch of every run and the spread (max / min - 1). The
+published artifact is the phone bundle of the benchmark teacher (benchmarks/runs/neumf8, recreated by
+`python benchmarks/teacher.py`), as `edgerec bench --profiles` or
+`edgerec export --profile tflite-android-int8 --model benchmarks/runs/neumf8 --data ../shared/data/ml-1m-ncf
+--out benchmarks/runs/profiles/tflite-android-int8` writes it.
 """
 
 from __future__ import annotations

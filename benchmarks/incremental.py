@@ -64,11 +64,13 @@ def parent_dataset(full: Dataset, late_users: np.ndarray, late_items: np.ndarray
     negs = full.test_negatives[keep].copy()
     for u, row in zip(full.test_users[keep], negs, strict=True):
         for c in np.flatnonzero(~np.isin(row, old_items)):
-            while True:
+            for _ in range(100_000):  # a guard only: on ML-1M a free old item is found within a few draws
                 cand = int(rng.choice(old_items))
                 if cand not in row and not is_member(known, np.array([u * full.n_items + cand]))[0]:
                     row[c] = cand
                     break
+            else:
+                raise EdgerecError(f"user {u}: no old item left to redraw a negative from (the catalog is too small)")
     to_u = np.vectorize(lambda x: u_map[int(t.user_ids[x])])
     to_i = np.vectorize(lambda x: i_map[int(t.item_ids[x])])
     return Dataset("ml-1m early", train, to_u(full.test_users[keep]), to_i(full.test_items[keep]), to_i(negs))
@@ -302,7 +304,11 @@ def main() -> int:
     text = "\n".join(lines) + "\n"
     Path(args.results, "incremental.md").write_text(text)
     (runs / "incremental.json").write_text(
-        json.dumps({"good": res.report, "bad": bad_res.report, "update_seconds": update_s}, indent=1, default=str)
+        json.dumps(
+            {"provenance": provenance(), "good": res.report, "bad": bad_res.report, "update_seconds": update_s},
+            indent=1,
+            default=str,
+        )
     )
     print(text)
     return 0

@@ -2,9 +2,12 @@
 
     python benchmarks/legacy_tflite.py --data ../shared/data/ml-1m-ncf ARTIFACT_FOLDER [ARTIFACT_FOLDER ...]
 
-The environment is created once under $EDGEREC_CACHE (default ~/.cache/edgerec) with pip; edgerec comes from this
-checkout via PYTHONPATH (loading data, scoring and the metrics need numpy only). Artifacts with per-channel
-dynamic-range ops are refused by the legacy scorer, and that refusal is reported as the row's status.
+The artifacts of the published table are `python benchmarks/exports.py`'s TFLite exports of the benchmark teacher
+(benchmarks/runs/exports/tflite-*, from benchmarks/runs/neumf8; recreate the teacher with
+`python benchmarks/teacher.py`). The environment is created once under edgerec.io.cache_root() ($EDGEREC_CACHE,
+default ~/.cache/edgerec) with pip; edgerec comes from this checkout via PYTHONPATH (loading data, scoring and the
+metrics need numpy only). Artifacts with per-channel dynamic-range ops are refused by the legacy scorer, and that
+refusal is reported as the row's status.
 Writes results/legacy_tflite.md.
 """
 
@@ -17,10 +20,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from edgerec.io import cache_root
 from edgerec.sysinfo import machine, provenance
 
 REPO = Path(__file__).resolve().parents[1]
-CACHE = Path(os.environ.get("EDGEREC_CACHE", Path.home() / ".cache" / "edgerec"))
 EVAL = """
 import json, sys
 from edgerec.data import load_dataset
@@ -39,7 +42,7 @@ print(json.dumps({"hr@10": m["hr@10"], "ndcg@10": m["ndcg@10"], "numpy": numpy._
 
 
 def legacy_python() -> Path:
-    env = CACHE / "tflite-runtime-2.14-venv"
+    env = cache_root() / "tflite-runtime-2.14-venv"
     python = env / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)

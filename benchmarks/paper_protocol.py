@@ -54,6 +54,7 @@ def run(ds: Dataset, seed: int) -> dict:
     best_test = max(plain, key=lambda e: plain[e]["hr@10"])
     return {
         "seed": seed,
+        "provenance": provenance(),
         "config": {k: getattr(cfg, k) for k in ("epochs", "batch_size", "lr", "negatives", "patience", "average_from")},
         "minutes": round(minutes, 1),
         "selected_epoch": res.best_epoch,
@@ -149,7 +150,8 @@ def main() -> None:
         runs += [run(ds, seed) for seed in args.seed]
         where = machine()
     runs.sort(key=lambda r: r["seed"])
-    out.with_suffix(".json").write_text(json.dumps({"machine": where, "note": note, "runs": runs}, indent=1))
+    doc = {"provenance": provenance(), "machine": where, "note": note, "runs": runs}
+    out.with_suffix(".json").write_text(json.dumps(doc, indent=1))
     text = render(runs, where + (f" ({note})" if note else ""))
     out.write_text(text)
     print(text)

@@ -1,15 +1,15 @@
 """Recovery recipes for 50 % structured pruning of NeuMF-8 on ML-1M (NCF split): which distillation recovers most?
 
     python benchmarks/prune_recovery.py [--teacher benchmarks/runs/neumf8] [--data ../shared/data/ml-1m-ncf]
-
-The default teacher is the one `python benchmarks/teacher.py` writes.
         [--recipes short-score,short-rank,long-rank,iterative-rank] [--threads 1]
+
+--teacher defaults to the benchmark teacher, benchmarks/runs/neumf8 (recreate it with `python benchmarks/teacher.py`).
 
 Every recipe starts from the same pruned teacher (all three components at 50 %, L2 importance) and ends with a
 model of the same size; the teacher is measured once and every row is compared with it by the same code as
 `benchmarks/compression.py`. Each finished recipe appends its row to benchmarks/results/prune_recovery.json, so a
 long run can be stopped and resumed (`--recipes` picks the remaining ones); the Markdown table is re-rendered from
-the JSON after every recipe.
+the JSON after every recipe. Every row records the machine and the command and commit that produced it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -38,6 +39,7 @@ from edgerec.sysinfo import machine, provenance
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+DEFAULT_TEACHER = HERE / "runs" / "neumf8"  # written by benchmarks/teacher.py
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "ml-1m-ncf"
 log = logging.getLogger("prune_recovery")
 
@@ -97,7 +99,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument(
         "--teacher",
-        default=str(Path(__file__).resolve().parent / "runs" / "neumf8"),
+        default=str(DEFAULT_TEACHER),
         help="teacher checkpoint folder (default benchmarks/runs/neumf8, from `python benchmarks/teacher.py`)",
     )
     ap.add_argument("--recipes", default=",".join(RECIPES), help=f"comma-separated, from: {', '.join(RECIPES)}")
@@ -109,6 +111,8 @@ def main() -> None:
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
         ap.error(f"unknown recipe(s) {unknown}; choose from {list(RECIPES)}")
+    if not Path(args.teacher, "model.safetensors").is_file():
+        sys.exit(f"{args.teacher}: no teacher checkpoint; run `python benchmarks/teacher.py` first")
     if args.threads:
         torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -127,7 +131,13 @@ def main() -> None:
         minutes = (time.perf_counter() - t0) / 60
         rep = base.measure(label + (f", seed {args.seed}" if args.seed else ""), student, student)
         key = name + (f"@seed{args.seed}" if args.seed else "")
-        rows[key] = {**rep.to_json(), "minutes": minutes, "threads": torch.get_num_threads(), "machine": machine()}
+        rows[key] = {
+            **rep.to_json(),
+            "minutes": minutes,
+            "threads": torch.get_num_threads(),
+            "machine": machine(),
+            "provenance": provenance(),
+        }
         out_json.write_text(json.dumps(rows, indent=1) + "\n")
         (results / "prune_recovery.md").write_text(render(rows, base.metrics))
         log.info("%s: dHR@10 %+.4f in %.1f min", name, rep.deltas["hr@10"], minutes)

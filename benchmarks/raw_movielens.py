@@ -8,7 +8,7 @@ as any ratings.dat: its own id maps, its own leave-one-out by timestamp and its 
 
     python benchmarks/raw_movielens.py [--data ../shared/data/ml-1m-ncf] [--fraction 0.5]
 
-Writes benchmarks/results/raw_movielens.md.
+Writes benchmarks/results/raw_movielens.md (--results).
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=0, help="PyTorch CPU threads for training (default: all cores)")
     ap.add_argument("--note", default="", help="how the run was made (printed under the command)")
+    ap.add_argument(
+        "--results", default=str(HERE / "results"), help="folder of raw_movielens.md (default benchmarks/results)"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ratings = Path(tmp) / "ratings.dat"
@@ -110,7 +113,7 @@ def main() -> None:
             "",
         ]
     )
-    (HERE / "results" / "raw_movielens.md").write_text(text)
+    Path(args.results, "raw_movielens.md").write_text(text)
     print(text)
 
 

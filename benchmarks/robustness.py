@@ -243,7 +243,7 @@ def startup_sigint(delays: list[float]) -> list[tuple[float, int, bool]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for delay in delays:
-            cmd = [sys.executable, "-m", "edgerec.entry", "-q", "train", "--data", SMALL, "--epochs", "1",
+            cmd = [sys.executable, "-m", "edgerec.cli.main", "-q", "train", "--data", SMALL, "--epochs", "1",
                    "--threads", "1", "--out", str(Path(tmp) / "ck")]  # fmt: skip
             proc = subprocess.Popen(
                 cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
@@ -308,8 +308,9 @@ def main() -> int:
         "",
         "## Ctrl-C during start-up (open)",
         "",
-        "SIGINT at fixed delays after `python -m edgerec.entry -q train ...` starts. Before `edgerec.cli.main` reaches "
-        "its `try` (importing edgerec and numpy, building the parser) Python's default handler prints a "
+        "SIGINT at fixed delays after `python -m edgerec.cli.main -q train ...` starts (the CLI module itself, not "
+        "the console script's guarded `edgerec.entry`). Before `edgerec.cli.main.main` reaches "
+        "its `try` (Python's start-up, importing the module and its command modules) Python's default handler prints a "
         "KeyboardInterrupt traceback; once inside, Ctrl-C prints one line and exits 130. "
         f"Here {bad} of {len(probe)} probes printed a traceback. Exit status -2: the process ended by SIGINT itself "
         "(a shell shows 130, as for exit 130).",

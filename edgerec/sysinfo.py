@@ -55,7 +55,8 @@ def provenance(argv: list[str] | None = None) -> str:
     here = Path(argv[0]).resolve().parent if script else Path(edgerec.__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        code = ["--", ":/edgerec", ":/benchmarks/*.py", ":/pyproject.toml"]  # not the results being written
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", *code], cwd=here,
                                capture_output=True, text=True)  # fmt: skip
     except OSError:
         sha = dirty = None
