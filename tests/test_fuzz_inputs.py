@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgerec.cli.main import main
-from edgerec.errors import EdgerecError
+from edgerec.errors import EdgerecError, one_line
 from edgerec.manifest import read_manifest
 from edgerec.profiles.schema import load_profile, shipped_dir
 
@@ -47,7 +47,7 @@ def refused_profile(path, capsys) -> None:
     capsys.readouterr()
     out = path.parent / "art"
     assert main(["-q", "export", "--profile", str(path), "--out", str(out)]) == 2
-    assert capsys.readouterr().err.splitlines() == [f"edgerec: error: {e.value}"] and not out.exists()
+    assert capsys.readouterr().err.splitlines() == [f"edgerec: error: {one_line(e.value)}"] and not out.exists()
 
 
 def loads(path) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from edgerec.cli.common import columns, load_data, table
@@ -70,7 +69,7 @@ def run_profiles(args: argparse.Namespace) -> int:
     rows = compare(profiles, ds, out, Path(args.model) if args.model else None, cache, args.min_time)
     table(f"profiles on {ds.name}", COLUMNS, table_rows(rows), left=("profile", "status"))
     results = Path(args.results) if args.results else out
-    write_reports(rows, results, f"Target profiles on {ds.name}", " ".join(["edgerec", *sys.argv[1:]]))
+    write_reports(rows, results, f"Target profiles on {ds.name}", args.argv)
     print(f"wrote {results}/profiles.json, profiles.md, profiles.png")
     failed = [r["profile"] for r in rows if str(r["status"]).startswith("failed")]
     if failed:

@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     err = sys.stderr
     try:  # Ctrl-C while the parser is built (it imports the commands' modules) is an interruption too
+        argv = list(sys.argv[1:] if argv is None else argv)
         args = build_parser().parse_args(argv)
+        args.argv = ["edgerec", *argv]  # the command line, as results files name it
         with command_output(args.verbose, args.quiet) as err:
             args.terminal = err
             return int(args.run(args))
