@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgerec.cli.common import data_args, int_list, load_data, table
+from edgerec.cli.common import data_args, int_list, load_data, model_and_data, table
 from edgerec.errors import EdgerecError
 
 
 def add(sub: argparse._SubParsersAction) -> None:
     from edgerec.compression.config import DEFAULT_OBSERVER
+    from edgerec.exporters.config import DEFAULT_BUCKETS
     from edgerec.targets import TARGETS
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX / TensorRT / TFLite, verified in its runtime")
@@ -33,7 +34,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--runtime", default=None, help="tflite: ai-edge-litert (default) | tflite-runtime (per-tensor)")
     p.add_argument(
-        "--buckets", type=int_list, default=(1, 1000, 0), help="batch sizes of fixed-batch targets; 0 = catalog size"
+        "--buckets", type=int_list, default=DEFAULT_BUCKETS, help="batch sizes of fixed-batch targets; 0 = catalog size"
     )
     p.add_argument("--calibration-size", type=int, default=20_000, help="calibration pairs for int8 (default 20000)")
     p.add_argument(
@@ -88,11 +89,9 @@ def run(args: argparse.Namespace) -> int:
     if args.model is None:
         raise EdgerecError("give --model (a checkpoint folder), or --profile to train one on the data first")
     from edgerec import api
-    from edgerec.model.checkpoint import load
 
     cfg = config(args)
-    ck = load(args.model)
-    ds = load_data(args, ck.data)
+    ck, ds = model_and_data(args)
     art = api.export(ck, cfg, ds, out=args.out)
     if art.engine_missing:
         raise EdgerecError(

@@ -39,10 +39,6 @@ class CompressResult:
     spec: QuantSpec | None
     reports: list[StepReport]
 
-    def scorer_model(self) -> torch.nn.Module:
-        """The model whose scores were measured last (the quantized simulation when quantized)."""
-        return QuantizedNCF(self.model, self.spec) if self.spec else self.model
-
 
 def run_steps(teacher: NCF, ds: Dataset, cfg: CompressConfig, progress: Progress | None = None) -> CompressResult:
     """prune (in cfg.prune.steps steps, recovering by distillation between them) -> distill -> quantize."""
