@@ -4,6 +4,7 @@ The verbs (edgerec.api) take an object and one validated config and return an ob
     train(data, TrainConfig) -> Checkpoint          compress(ckpt, data, CompressConfig) -> Checkpoint
     export(ckpt, ExportConfig, data) -> Artifact    bench(artifact, BenchConfig) -> BenchReport
     update(ckpt, new, UpdateConfig) -> Checkpoint   evaluate(ckpt, data) -> metrics    load(path)
+    import_model(files, ImportConfig, data) -> Checkpoint (a model trained in Keras, RecBole, NVIDIA DLE, PyTorch)
 Every name below loads its module on first use, so `import edgerec` (and with it the console script's start-up,
 see edgerec.entry) imports neither numpy nor torch.
 """
@@ -12,7 +13,7 @@ from edgerec.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
-_VERBS = ("train", "evaluate", "compress", "export", "bench", "update", "load", "dataset")
+_VERBS = ("train", "evaluate", "compress", "export", "bench", "update", "load", "dataset", "import_model")
 _DATA = ("Columns", "Dataset", "Interactions", "SyntheticConfig", "generate", "leave_one_out", "load_dataset")
 _COMPRESSION = ("CompressConfig", "PruneConfig", "DistillConfig", "QuantConfig", "SearchConfig")
 _LAZY = {
@@ -24,6 +25,7 @@ _LAZY = {
     "TrainConfig": "edgerec.model.config",
     "ExportConfig": "edgerec.exporters.config",
     "UpdateConfig": "edgerec.updates.config",
+    "ImportConfig": "edgerec.importers.config",
     **dict.fromkeys(("BenchConfig", "BenchReport"), "edgerec.benchmarking.latency"),
     "Checkpoint": "edgerec.model.checkpoint",
     "Artifact": "edgerec.artifact",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from edgerec.compression.config import CompressConfig
     from edgerec.data import Dataset, Interactions
     from edgerec.exporters.config import ExportConfig
+    from edgerec.importers.config import ImportConfig
     from edgerec.model.checkpoint import Checkpoint
     from edgerec.model.config import TrainConfig
     from edgerec.updates.config import UpdateConfig
@@ -56,16 +57,43 @@ def _data_for(ck: Checkpoint, data: Dataset | str | Path | None) -> Dataset:
     return stored
 
 
-def train(data: Dataset | str | Path, cfg: TrainConfig | None = None, progress: Progress | None = None) -> Checkpoint:
+def train(
+    data: Dataset | str | Path,
+    cfg: TrainConfig | None = None,
+    progress: Progress | None = None,
+    init: Checkpoint | str | Path | None = None,
+) -> Checkpoint:
     """Train the model `cfg` describes on `data`; the Checkpoint's metrics are its test HR@10 / NDCG@10 (sampled
-    protocol and full ranking), its report also has ItemPop's and the training log."""
+    protocol and full ranking), its report also has ItemPop's and the training log.
+
+    With `init` (a checkpoint: an imported one, or a GMF + MLP pair imported as NeuMF) training continues from its
+    weights and id maps, and cfg's architecture fields are not used; the data is matched to its id maps."""
     from edgerec.model.checkpoint import Checkpoint
     from edgerec.model.config import TrainConfig
     from edgerec.model.training import train as train_model
 
     ds = dataset(data)
-    model, report = train_model(ds, cfg or TrainConfig(), progress)
+    start = None
+    if init is not None:
+        ck = _checkpoint(init)
+        ds, start = ck.align(ds), ck.model
+    model, report = train_model(ds, cfg or TrainConfig(), progress, init=start)
     return Checkpoint.create(model, ds, report)
+
+
+def import_model(
+    sources: str | Path | list[str | Path],
+    cfg: ImportConfig | str,
+    data: Dataset | str | Path | None = None,
+) -> Checkpoint:
+    """A model trained elsewhere as a Checkpoint (`cfg` or just its format: "keras-h5", "recbole", "dle",
+    "state-dict"). Nothing runs from the files; the import is refused unless the source's own math and the imported
+    NeuMF agree within 1e-5 on the logit. With `data`, its metrics are measured there (matched by original id)."""
+    from edgerec.importers.config import ImportConfig
+    from edgerec.importers.importer import import_model as run
+
+    cfg = ImportConfig(format=cfg) if isinstance(cfg, str) else cfg
+    return run(sources, cfg, None if data is None else dataset(data))
 
 
 def evaluate(ckpt: Checkpoint | str | Path, data: Dataset | str | Path | None = None, full: bool = True) -> dict:
@@ -76,7 +104,7 @@ def evaluate(ckpt: Checkpoint | str | Path, data: Dataset | str | Path | None = 
 
     ck = _checkpoint(ckpt)
     ds = _data_for(ck, data)
-    ck.check_data(ds)
+    ds = ck.align(ds)
     return evaluate_scores(torch_scorer(runtime_model(ck)), ds, full=full)
 
 

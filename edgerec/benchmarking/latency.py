@@ -20,9 +20,11 @@ import numpy as np
 from pydantic import Field
 
 from edgerec.config import config
+from edgerec.data.align import align
+from edgerec.data.interactions import ids_from_list
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
-from edgerec.io import write_json
+from edgerec.io import read_json, write_json
 from edgerec.sysinfo import machine
 
 Count = Annotated[int, Field(ge=0)]
@@ -135,6 +137,11 @@ def bench_artifact(folder: str | Path, cfg: BenchConfig = BenchConfig(), ds: Dat
     scorer = load_scorer(folder, threads=cfg.threads)  # includes verifying every file's sha256
     load_ms = (time.perf_counter_ns() - t0) / 1e6
     m = scorer.manifest
+    if ds is not None and (folder / "id_maps.json").is_file():
+        maps = read_json(folder / "id_maps.json")
+        if not isinstance(maps, dict) or not all(isinstance(maps.get(k), list) for k in ("users", "items")):
+            raise EdgerecError(f"{folder}/id_maps.json: expected lists under 'users' and 'items'")
+        ds = align(ds, ids_from_list(maps["users"]), ids_from_list(maps["items"]), str(folder))[0]
     if ds is not None and (ds.n_users, ds.n_items) != (scorer.n_users, scorer.n_items):
         raise EdgerecError(
             f"the data ({ds.n_users} users, {ds.n_items} items) is not the data {folder} was exported for "

@@ -10,11 +10,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from edgerec.cli import bench, compress, delta, export, profiles, train, update
+from edgerec.cli import bench, compress, delta, export, importing, profiles, train, update
 from edgerec.cli.output import command_output
 from edgerec.errors import INTERRUPTED, EdgerecError, one_line
 
-COMMANDS = (train, compress, export, bench, update, delta, profiles)  # each adds its subparsers (train: + evaluate)
+# each adds its subparsers (train: + evaluate)
+COMMANDS = (train, importing, compress, export, bench, update, delta, profiles)
 
 
 def build_parser() -> argparse.ArgumentParser:

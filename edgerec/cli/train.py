@@ -18,6 +18,14 @@ def add(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--factors", type=int, default=d.factors, help=f"predictive factors (default {d.factors})")
     t.add_argument("--layers", type=int_list, default=(), help="MLP input size then hidden sizes (default 8f,4f,2f,f)")
     t.add_argument("--pretrain", action="store_true", help="initialise NeuMF from separately trained GMF and MLP")
+    t.add_argument(
+        "--init",
+        default=None,
+        metavar="DIR",
+        help="continue from this checkpoint's weights and id maps (e.g. one `edgerec import` wrote; the architecture "
+        "flags are then not used)",
+    )
+    t.add_argument("--optimizer", default=d.optimizer, choices=["adam", "sgd"], help=f"default {d.optimizer}")
     t.add_argument("--epochs", type=int, default=d.epochs, help=f"maximum epochs (default {d.epochs})")
     t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
     t.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
@@ -54,12 +62,13 @@ def run_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     ds = load_data(args)
     with progress(args.terminal) as update:
-        ck = api.train(ds, cfg, update)
-    ck.config["report"]["command"] = {"data": args.data, "split_seed": args.split_seed}
+        ck = api.train(ds, cfg, update, init=args.init)
+    ck.config["report"]["command"] = {"data": args.data, "split_seed": args.split_seed, "init": args.init}
     out = ck.save(args.out)
     r = ck.report
-    title = f"{cfg.model} on {ds.name} (test, {r['train_seconds']:.0f}s training)"
-    metrics_table(title, {cfg.model: r["metrics"], "ItemPop": r["itempop"]})
+    kind = ck.model.arch.kind
+    title = f"{kind} on {ds.name} (test, {r['train_seconds']:.0f}s training)"
+    metrics_table(title, {kind: r["metrics"], "ItemPop": r["itempop"]})
     print(f"wrote {out}/ (model.safetensors, config.json, id_maps.json, metrics.json)")
     return 0
 

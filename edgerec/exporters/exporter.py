@@ -55,7 +55,7 @@ def export(ck: Checkpoint, ds: Dataset, cfg: ExportConfig = ExportConfig(), out:
     """
     t = target(cfg.target)
     runtime = cfg.resolved_runtime
-    ck.check_data(ds)
+    ds = ck.align(ds)
     model = ck.model.eval()
     buckets = [] if t.dynamic_batch else resolve_buckets(cfg.buckets, ds.n_items)
     spec, calibration = None, None

@@ -24,6 +24,7 @@ from safetensors.numpy import load as load_numpy_bytes
 from safetensors.numpy import save as save_numpy_bytes
 from safetensors.torch import load_file, save
 
+from edgerec.data.align import align
 from edgerec.data.interactions import Interactions, ids_from_list, ids_to_list
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
@@ -119,16 +120,10 @@ class Checkpoint:
         raw = self.read(DATA_FILE)
         return None if raw is None else stored_dataset(self, raw)
 
-    def check_data(self, ds: Dataset) -> None:
-        """Refuse data whose id maps differ from the model's: indices would point at the wrong users or items."""
-        same = np.array_equal(self.user_ids.astype(str), ds.train.user_ids.astype(str)) and np.array_equal(
-            self.item_ids.astype(str), ds.train.item_ids.astype(str)
-        )
-        if not same:
-            raise EdgerecError(
-                f"the model's id maps ({len(self.user_ids)} users, {len(self.item_ids)} items) differ from the data's "
-                f"({ds.n_users} users, {ds.n_items} items): use the data it was trained on"
-            )
+    def align(self, ds: Dataset) -> Dataset:
+        """ds on the model's id maps, matched by original id (edgerec.data.align: unknown ids counted and left
+        out, data that barely matches refused)."""
+        return align(ds, self.user_ids, self.item_ids, str(self.path or "the model"))[0]
 
     # -- on disk ------------------------------------------------------------------------------------------------
 

@@ -264,10 +264,14 @@ class _RowGrads:
 
 
 def train(
-    ds: Dataset, cfg: TrainConfig = TrainConfig(), progress: Callable[[str, int, int, dict], None] | None = None
+    ds: Dataset,
+    cfg: TrainConfig = TrainConfig(),
+    progress: Callable[[str, int, int, dict], None] | None = None,
+    init: NCF | None = None,
 ) -> tuple[NCF, dict]:
     """Train the GMF, MLP or NeuMF that cfg describes (NeuMF optionally from pre-trained GMF and MLP) and measure it
-    and ItemPop on the test set.
+    and ItemPop on the test set. With `init`, a copy of that model (on ds's id maps) is trained instead: cfg's
+    architecture fields and pretrain are not used.
 
     Returns the model and a report: test metrics at the selected epoch, ItemPop's, the training log of every stage.
     """
@@ -275,7 +279,11 @@ def train(
     torch.manual_seed(cfg.seed)  # the initial weights are part of what the seed fixes
     stages: dict[str, dict] = {}
     fit_cfg = cfg
-    if cfg.pretrain:
+    if init is not None:
+        if (init.arch.n_users, init.arch.n_items) != (ds.n_users, ds.n_items):
+            raise EdgerecError("the initial model's tables do not match the data's users and items")
+        model, kind = copy.deepcopy(init).train(), init.arch.kind
+    elif cfg.pretrain:
         gmf_res = fit(NCF(NCFArch.paper("gmf", ds.n_users, ds.n_items, factors, layers)), ds, cfg, progress)
         mlp_res = fit(NCF(NCFArch.paper("mlp", ds.n_users, ds.n_items, factors, layers)), ds, cfg, progress)
         stages["gmf"], stages["mlp"] = gmf_res.summary(), mlp_res.summary()
@@ -292,6 +300,7 @@ def train(
         "metrics": metrics,
         "itempop": evaluate(item_pop_scorer(ds), ds),
         "train_config": asdict(fit_cfg),
+        "init": None if init is None else "continued from a checkpoint's weights",
         "stages": stages,
         "train_seconds": round(seconds, 2),
         "samples_per_s": res.samples_per_s,

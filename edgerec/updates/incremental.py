@@ -55,7 +55,9 @@ def parent_data(ck: Checkpoint, data: Dataset | None) -> Dataset:
         raise EdgerecError(
             f"{where}: the parent checkpoint does not store its data; pass the data it was trained on with --data"
         )
-    if data.fingerprint() != ck.config.get("data", {}).get("fingerprint"):
+    data = ck.align(data)
+    recorded = ck.config.get("data", {}).get("fingerprint")  # None: imported without data
+    if recorded is not None and data.fingerprint() != recorded:
         raise EdgerecError(
             f"{where}: the data's fingerprint differs from the one the parent was trained on: "
             "pass the exact data (and --split-seed) it was trained on"
