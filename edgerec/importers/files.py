@@ -22,7 +22,7 @@ FORMAT_HINT = {"hdf5": "keras-h5", "safetensors": "state-dict", "torch-zip": "dl
 
 
 def kind(path: Path) -> str:
-    """'hdf5', 'safetensors', 'torch-zip', 'pickle' or 'unknown', from the file's first bytes."""
+    """'hdf5', 'safetensors', 'torch-zip', 'corrupt-zip', 'pickle' or 'unknown', from the file's first bytes."""
     try:
         with path.open("rb") as fh:
             head = fh.read(16)
@@ -34,8 +34,8 @@ def kind(path: Path) -> str:
         raise EdgerecError(f"{path}: cannot read ({e.strerror})") from None
     if head.startswith(HDF5_MAGIC):
         return "hdf5"
-    if head[:2] == b"PK" and zipfile.is_zipfile(path):
-        return "torch-zip"
+    if head[:2] == b"PK":
+        return "torch-zip" if zipfile.is_zipfile(path) else "corrupt-zip"
     if head[:1] == b"\x80":
         return "pickle"
     if len(head) >= 9 and head[8:9] == b"{":
@@ -46,6 +46,8 @@ def kind(path: Path) -> str:
 def expect(path: Path, fmt: str, allowed: tuple[str, ...]) -> str:
     """path's kind, refusing a file of another format than --format says."""
     k = kind(path)
+    if k == "corrupt-zip":
+        raise EdgerecError(f"{path}: a truncated or corrupt zip file (torch.save writes zip files): not readable")
     if k not in allowed:
         hint = f" (it looks like {k}: try --format {FORMAT_HINT[k]})" if k in FORMAT_HINT else ""
         raise EdgerecError(f"{path}: not a {fmt} file{hint}")
@@ -66,9 +68,12 @@ def torch_weights(path: Path) -> Any:
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        named = sorted(_globals(path) - {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2"})
-        shown = ", ".join(n for n in named if not n.startswith("torch.") or "Storage" not in n)[:200]
+    except pickle.UnpicklingError as e:
+        safe = {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter"}
+        named = sorted(n for n in _globals(path) - safe if not (n.startswith("torch.") and "Storage" in n))
+        if not named:  # nothing refused: the pickle itself is broken
+            raise EdgerecError(f"{path}: not a readable PyTorch file ({str(e).splitlines()[0][:200]})") from None
+        shown = ", ".join(named)[:200]
         raise EdgerecError(
             f"{path}: refused: loading this pickle would import and call code it names ({shown}); edgerec reads "
             "weights only: re-save it as a state_dict (torch.save(model.state_dict(), 'model.pth')) or as "

@@ -12,6 +12,7 @@ recorded the command's text. No torch code runs either: torch's zip container is
 
 from __future__ import annotations
 
+import _compat_pickle
 import builtins
 import io
 import pickle
@@ -164,8 +165,12 @@ class _Unpickler(pickle.Unpickler):
     def __init__(self, data: bytes, storages: dict[str, bytes] | None) -> None:
         super().__init__(io.BytesIO(data))
         self.storages = storages
+        self.protocol = data[1] if data[:1] == b"\x80" and len(data) > 1 else 0
 
     def find_class(self, module: str, name: str) -> Any:  # imports nothing
+        if self.protocol < 3:  # protocol 2 (torch.save's) writes Python 2 names: commands.check_call, __builtin__.set
+            module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
         if module == "torch" and name in _STORAGE_DTYPES:
