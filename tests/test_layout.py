@@ -19,6 +19,8 @@ TORCH_FREE_EVEN_DEFERRED = (
     "edgerec.manifest",
     "edgerec.metrics",
     "edgerec.updates.delta",
+    "edgerec.importers.pickled",  # reads untrusted pickles: not even torch's code runs on them
+    "edgerec.data.align",
 )
 TORCH_FREE_AT_IMPORT = (
     "edgerec",
@@ -29,6 +31,7 @@ TORCH_FREE_AT_IMPORT = (
     "edgerec.compression.config",
     "edgerec.exporters.config",
     "edgerec.updates.config",
+    "edgerec.importers.config",
     "edgerec.profiles.schema",
     "edgerec.profiles.pipeline",
     "edgerec.data",

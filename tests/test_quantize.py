@@ -147,22 +147,17 @@ def test_compress_command_writes_a_loadable_checkpoint_and_gates(trained, tmp_pa
     assert (out / "model.safetensors").read_bytes() == before
 
 
-def test_compress_refuses_a_teacher_trained_on_other_data(trained, tmp_path: Path, capsys) -> None:
+def test_compress_refuses_data_whose_ids_the_teacher_does_not_know(trained, tmp_path: Path, capsys) -> None:
+    """Data is matched to the teacher's id maps by original id; data with other ids is not the teacher's."""
     ds, model = trained
     Checkpoint.create(model, ds, report={}).save(tmp_path / "teacher")
-    code = main(
-        [
-            "compress",
-            "--model",
-            str(tmp_path / "teacher"),
-            "--data",
-            "synthetic:users=200,items=200",
-            "--quantize",
-            "--out",
-            str(tmp_path / "x"),
-        ]
-    )
-    assert code == 2 and "id maps" in capsys.readouterr().err
+    rows = "\n".join(f"user{u},item{(u * 7 + k) % 150}" for u in range(120) for k in range(12))
+    (tmp_path / "other.csv").write_text("user,item\n" + rows + "\n")
+    args = ["compress", "--model", str(tmp_path / "teacher"), "--data", str(tmp_path / "other.csv"), "--quantize"]
+    code = main([*args, "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and "ids do not match" in err and "0% of its 120 users" in err, err
+    assert not (tmp_path / "x").exists()
 
 
 def test_search_writes_candidates_and_a_pareto_plot(trained, tmp_path: Path) -> None:

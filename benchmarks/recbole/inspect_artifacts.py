@@ -28,8 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 RUNS = REPO / "benchmarks" / "runs" / "recbole"
 
 
-STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE",
-              "SHORT_BINSTRING", "BINSTRING", "STRING"}
+STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
 
 
 def pickle_globals(data: bytes) -> dict:
@@ -66,11 +65,14 @@ def pickle_globals(data: bytes) -> dict:
             last.append(None)
         if len(last) > 64:
             del last[:-8]
-    return {"globals": dict(sorted(found.items())),
-            "opcode_counts": {k: opcodes[k] for k in ("PROTO", "FRAME", "BINPERSID",
-                                                      "PERSID", "STACK_GLOBAL", "GLOBAL",
-                                                      "INST", "REDUCE", "BUILD")
-                              if k in opcodes}}
+    return {
+        "globals": dict(sorted(found.items())),
+        "opcode_counts": {
+            k: opcodes[k]
+            for k in ("PROTO", "FRAME", "BINPERSID", "PERSID", "STACK_GLOBAL", "GLOBAL", "INST", "REDUCE", "BUILD")
+            if k in opcodes
+        },
+    }
 
 
 def recorded_globals_by_unpickling(path: Path) -> dict:
@@ -121,7 +123,6 @@ def tname(x) -> str:
 def describe_loaded(ckpt_path: Path, ds_path: Path) -> dict:
     import pickle
 
-    import numpy as np
     import torch
 
     info: dict = {}
@@ -135,15 +136,29 @@ def describe_loaded(ckpt_path: Path, ds_path: Path) -> dict:
     op = ck.get("other_parameter")
     c["other_parameter"] = {"type": tname(op), "repr": repr(op)[:200]}
     cfg = ck["config"]
-    c["config"] = {"type": tname(cfg),
-                   "attributes": sorted(vars(cfg).keys()),
-                   "final_config_dict_type": tname(getattr(cfg, "final_config_dict", None)),
-                   "n_final_config_keys": len(getattr(cfg, "final_config_dict", {}) or {}),
-                   "sample_values": {k: repr(cfg[k]) for k in
-                                     ("model", "dataset", "device", "MODEL_TYPE",
-                                      "mf_embedding_size", "mlp_embedding_size",
-                                      "mlp_hidden_size", "dropout_prob", "mf_train",
-                                      "mlp_train", "USER_ID_FIELD", "ITEM_ID_FIELD")}}
+    c["config"] = {
+        "type": tname(cfg),
+        "attributes": sorted(vars(cfg).keys()),
+        "final_config_dict_type": tname(getattr(cfg, "final_config_dict", None)),
+        "n_final_config_keys": len(getattr(cfg, "final_config_dict", {}) or {}),
+        "sample_values": {
+            k: repr(cfg[k])
+            for k in (
+                "model",
+                "dataset",
+                "device",
+                "MODEL_TYPE",
+                "mf_embedding_size",
+                "mlp_embedding_size",
+                "mlp_hidden_size",
+                "dropout_prob",
+                "mf_train",
+                "mlp_train",
+                "USER_ID_FIELD",
+                "ITEM_ID_FIELD",
+            )
+        },
+    }
     c["optimizer"] = {"type": tname(ck["optimizer"]), "keys": list(ck["optimizer"].keys())}
     info["checkpoint"] = c
 
@@ -155,14 +170,22 @@ def describe_loaded(ckpt_path: Path, ds_path: Path) -> dict:
     d["field2id_token"] = {
         "lives_at": "dataset.field2id_token (instance attribute of the pickled Dataset)",
         "type": tname(f2i),
-        "fields": {k: {"type": tname(v), "dtype": str(getattr(v, "dtype", None)),
-                       "len": len(v), "head": [str(x) for x in v[:6]],
-                       "tail": [str(x) for x in v[-3:]],
-                       "index0": str(v[0])} for k, v in f2i.items()},
+        "fields": {
+            k: {
+                "type": tname(v),
+                "dtype": str(getattr(v, "dtype", None)),
+                "len": len(v),
+                "head": [str(x) for x in v[:6]],
+                "tail": [str(x) for x in v[-3:]],
+                "index0": str(v[0]),
+            }
+            for k, v in f2i.items()
+        },
     }
     f2t = ds.field2token_id
-    d["field2token_id"] = {k: {"type": tname(v), "len": len(v),
-                               "head": dict(list(v.items())[:4])} for k, v in f2t.items()}
+    d["field2token_id"] = {
+        k: {"type": tname(v), "len": len(v), "head": dict(list(v.items())[:4])} for k, v in f2t.items()
+    }
     d["uid_field"], d["iid_field"] = ds.uid_field, ds.iid_field
     d["user_num"], d["item_num"] = int(ds.user_num), int(ds.item_num)
     d["inter_feat_type"] = tname(ds.inter_feat)

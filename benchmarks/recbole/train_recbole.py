@@ -18,6 +18,7 @@ Outputs (under benchmarks/runs/recbole/):
     log/, log_tensorboard/                         RecBole's own logs (it writes them to cwd)
 """
 
+# ruff: noqa: E402  (thread and weights_only settings must be in place before torch and RecBole are imported)
 from __future__ import annotations
 
 import os
@@ -32,6 +33,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
 import argparse
+import contextlib
 import glob
 import gzip
 import json
@@ -46,10 +48,8 @@ import numpy as np
 import torch
 
 torch.set_num_threads(1)
-try:
+with contextlib.suppress(RuntimeError):
     torch.set_num_interop_threads(1)
-except RuntimeError:
-    pass
 
 import recbole
 from recbole.config import Config
@@ -76,7 +76,7 @@ def write_atomic_files(data_dir: Path, out_dir: Path) -> dict:
     Tokens are the NCF ids as strings.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    per_user: "OrderedDict[str, list[str]]" = OrderedDict()
+    per_user: OrderedDict[str, list[str]] = OrderedDict()
     with gzip.open(data_dir / "ml-1m.train.rating.gz", "rt") as f:
         for line in f:
             parts = line.split("\t")
@@ -85,9 +85,10 @@ def write_atomic_files(data_dir: Path, out_dir: Path) -> dict:
             u, i = parts[0].strip(), parts[1].strip()
             per_user.setdefault(u, []).append(i)
     n_train = n_valid = 0
-    with open(out_dir / f"{DATASET_NAME}.train.inter", "w") as ft, open(
-        out_dir / f"{DATASET_NAME}.valid.inter", "w"
-    ) as fv:
+    with (
+        open(out_dir / f"{DATASET_NAME}.train.inter", "w") as ft,
+        open(out_dir / f"{DATASET_NAME}.valid.inter", "w") as fv,
+    ):
         ft.write(HEADER)
         fv.write(HEADER)
         for u, items in per_user.items():
@@ -103,9 +104,7 @@ def write_atomic_files(data_dir: Path, out_dir: Path) -> dict:
     n_test = 0
     test_users: list[str] = []
     test_items: list[str] = []
-    with open(data_dir / "ml-1m.test.rating") as fin, open(
-        out_dir / f"{DATASET_NAME}.test.inter", "w"
-    ) as fo:
+    with open(data_dir / "ml-1m.test.rating") as fin, open(out_dir / f"{DATASET_NAME}.test.inter", "w") as fo:
         fo.write(HEADER)
         for line in fin:
             parts = line.split("\t")
@@ -219,9 +218,7 @@ def jsonable(x):
 def manual_logit(model: NeuMF, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
     """Re-derive NeuMF.forward from its submodules, ending at predict_layer (no sigmoid)."""
     mf = model.user_mf_embedding(u) * model.item_mf_embedding(i)
-    mlp = model.mlp_layers(
-        torch.cat((model.user_mlp_embedding(u), model.item_mlp_embedding(i)), -1)
-    )
+    mlp = model.mlp_layers(torch.cat((model.user_mlp_embedding(u), model.item_mlp_embedding(i)), -1))
     return model.predict_layer(torch.cat((mf, mlp), -1)).squeeze(-1)
 
 
@@ -237,7 +234,7 @@ def ncf_protocol(model, dataset, negatives, uid_field, iid_field) -> dict:
             uu, ii, rows = [], [], []
             for u in users[s : s + bs]:
                 pos, negs = negatives[u]
-                cands = [pos] + negs
+                cands = [pos, *negs]
                 if u not in tok_u or any(c not in tok_i for c in cands):
                     skipped += 1
                     continue
@@ -247,8 +244,7 @@ def ncf_protocol(model, dataset, negatives, uid_field, iid_field) -> dict:
             if not rows:
                 continue
             inter = Interaction(
-                {uid_field: torch.tensor(uu, dtype=torch.long),
-                 iid_field: torch.tensor(ii, dtype=torch.long)}
+                {uid_field: torch.tensor(uu, dtype=torch.long), iid_field: torch.tensor(ii, dtype=torch.long)}
             )
             scores = model.predict(inter).double().numpy()
             off = 0
@@ -276,9 +272,12 @@ def main() -> int:
     ap.add_argument("--train-batch-size", type=int, default=256)
     ap.add_argument("--eval-batch-size", type=int, default=3706 * 64)
     ap.add_argument("--stopping-step", type=int, default=3)
-    ap.add_argument("--keep-old", action="store_true",
-                    help="keep earlier checkpoints / dataset pickle in saved/ "
-                    "(by default they are removed so the run is from scratch)")
+    ap.add_argument(
+        "--keep-old",
+        action="store_true",
+        help="keep earlier checkpoints / dataset pickle in saved/ "
+        "(by default they are removed so the run is from scratch)",
+    )
     args = ap.parse_args()
     # RecBole's Config also parses sys.argv ('--key=value'); keep it out of our flags.
     sys.argv = sys.argv[:1]
@@ -298,8 +297,11 @@ def main() -> int:
     os.chdir(runs)
 
     split = write_atomic_files(args.data_dir, runs / "dataset" / DATASET_NAME)
-    print(f"[edgerec] atomic files: train={split['n_train']} valid={split['n_valid']} "
-          f"test={split['n_test']} -> {runs / 'dataset' / DATASET_NAME}", flush=True)
+    print(
+        f"[edgerec] atomic files: train={split['n_train']} valid={split['n_valid']} "
+        f"test={split['n_test']} -> {runs / 'dataset' / DATASET_NAME}",
+        flush=True,
+    )
 
     cfg_dict = build_config(args, runs)
     config = Config(model="NeuMF", dataset=DATASET_NAME, config_dict=cfg_dict)
@@ -308,13 +310,14 @@ def main() -> int:
 
     t_data = time.time()
     dataset = create_dataset(config)
-    dataset_pickle = os.path.join(
-        config["checkpoint_dir"], f'{config["dataset"]}-{dataset.__class__.__name__}.pth'
-    )
+    dataset_pickle = os.path.join(config["checkpoint_dir"], f"{config['dataset']}-{dataset.__class__.__name__}.pth")
     train_data, valid_data, test_data = data_preparation(config, dataset)
     t_data = time.time() - t_data
-    print(f"[edgerec] dataset: users={dataset.user_num} items={dataset.item_num} "
-          f"inter={dataset.inter_num} ({t_data:.1f}s)", flush=True)
+    print(
+        f"[edgerec] dataset: users={dataset.user_num} items={dataset.item_num} "
+        f"inter={dataset.inter_num} ({t_data:.1f}s)",
+        flush=True,
+    )
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = NeuMF(config, train_data._dataset).to(config["device"])
@@ -326,18 +329,19 @@ def main() -> int:
 
     def _valid_epoch(valid_data, show_progress=False):
         score, result = orig_valid_epoch(valid_data, show_progress=show_progress)
-        valid_history.append({"epoch": len(valid_history), "score": float(score),
-                              **{k: float(v) for k, v in result.items()}})
-        print(f"[edgerec] valid epoch {len(valid_history) - 1}: {dict(result)} "
-              f"(elapsed {time.time() - t0:.0f}s)", flush=True)
+        valid_history.append(
+            {"epoch": len(valid_history), "score": float(score), **{k: float(v) for k, v in result.items()}}
+        )
+        print(
+            f"[edgerec] valid epoch {len(valid_history) - 1}: {dict(result)} (elapsed {time.time() - t0:.0f}s)",
+            flush=True,
+        )
         return score, result
 
     trainer._valid_epoch = _valid_epoch
 
     t_fit = time.time()
-    best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=True, show_progress=False
-    )
+    best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
     t_fit = time.time() - t_fit
     ckpt_file = trainer.saved_model_file
 
@@ -356,8 +360,7 @@ def main() -> int:
     uid, iid = dataset.uid_field, dataset.iid_field
     model.eval()
     ncf = ncf_protocol(model, dataset, read_test_negatives(args.data_dir), uid, iid)
-    print(f"[edgerec] NCF 99-negative protocol: hit@10={ncf['hit@10']:.4f} "
-          f"ndcg@10={ncf['ndcg@10']:.4f}", flush=True)
+    print(f"[edgerec] NCF 99-negative protocol: hit@10={ncf['hit@10']:.4f} ndcg@10={ncf['ndcg@10']:.4f}", flush=True)
 
     # ---- reference pairs -------------------------------------------------------------
     rng = np.random.default_rng(REF_SEED)
@@ -371,10 +374,10 @@ def main() -> int:
     i_t = torch.as_tensor(i_id, dtype=torch.long)
     inter = Interaction({uid: u_t, iid: i_t})
     with torch.no_grad():
-        pred = model.predict(inter)                       # sigmoid(forward)
-        fwd = model.forward(u_t, i_t)                     # pre-sigmoid logit
-        man = manual_logit(model, u_t, i_t)               # predict_layer output, by hand
-        logit_from_pred = torch.logit(pred.double())      # float64 logit of predict()
+        pred = model.predict(inter)  # sigmoid(forward)
+        fwd = model.forward(u_t, i_t)  # pre-sigmoid logit
+        man = manual_logit(model, u_t, i_t)  # predict_layer output, by hand
+        logit_from_pred = torch.logit(pred.double())  # float64 logit of predict()
     ref = {
         "description": "RecBole 1.2.1 NeuMF reference predictions. predict = sigmoid(forward); "
         "forward returns predict_layer(...).squeeze(-1), i.e. the logit.",
@@ -445,9 +448,18 @@ def main() -> int:
         "config_dict_passed": cfg_dict,
         "config_final": {
             k: jsonable(config[k])
-            for k in sorted(set(cfg_dict) | {"device", "LABEL_FIELD", "MODEL_TYPE",
-                                             "eval_type", "train_neg_sample_args",
-                                             "valid_neg_sample_args", "test_neg_sample_args"})
+            for k in sorted(
+                set(cfg_dict)
+                | {
+                    "device",
+                    "LABEL_FIELD",
+                    "MODEL_TYPE",
+                    "eval_type",
+                    "train_neg_sample_args",
+                    "valid_neg_sample_args",
+                    "test_neg_sample_args",
+                }
+            )
             if k in config
         },
         "torch_weights_only_workaround": "checkpoint loaded with torch.load(weights_only=False) "
@@ -461,8 +473,7 @@ def main() -> int:
     print(f"[edgerec] RecBole dataset pickle: {dataset_pickle}")
     print(f"[edgerec] metrics: {runs / 'recbole_metrics.json'}")
     print(f"[edgerec] reference pairs: {runs / 'reference_pairs.json'}")
-    print(f"[edgerec] epochs run {epochs_run} (best {ckpt['epoch']}), "
-          f"total {time.time() - t0:.0f}s", flush=True)
+    print(f"[edgerec] epochs run {epochs_run} (best {ckpt['epoch']}), total {time.time() - t0:.0f}s", flush=True)
     return 0
 
 

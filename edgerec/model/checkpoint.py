@@ -157,7 +157,7 @@ def load(path: str | Path) -> Checkpoint:
     if path.is_file() and path.suffix in PICKLE_SUFFIXES:
         raise EdgerecError(
             f"{path}: refusing a pickled file: unpickling can run arbitrary code; edgerec reads "
-            "checkpoint folders of safetensors + JSON only"
+            "checkpoint folders of safetensors + JSON only (a model trained elsewhere: `edgerec import`)"
         )
     if not path.is_dir():
         raise EdgerecError(f"{path}: no such checkpoint folder (expected {WEIGHTS} and {CONFIG})")

@@ -55,14 +55,21 @@ def parent_data(ck: Checkpoint, data: Dataset | None) -> Dataset:
         raise EdgerecError(
             f"{where}: the parent checkpoint does not store its data; pass the data it was trained on with --data"
         )
-    data = ck.align(data)
     recorded = ck.config.get("data", {}).get("fingerprint")  # None: imported without data
-    if recorded is not None and data.fingerprint() != recorded:
+    if recorded is None:
+        return ck.align(data)
+    if data.fingerprint() == recorded:
+        return data
+    try:  # the same data as another loader numbers it
+        aligned: Dataset | None = ck.align(data)
+    except EdgerecError:
+        aligned = None
+    if aligned is None or aligned.fingerprint() != recorded:
         raise EdgerecError(
             f"{where}: the data's fingerprint differs from the one the parent was trained on: "
             "pass the exact data (and --split-seed) it was trained on"
         )
-    return data
+    return aligned
 
 
 # ---------------------------------------------------------------------------------------------------------------
