@@ -170,3 +170,14 @@ def test_real_ml1m_split_loads_with_the_papers_counts(ml1m_dir: Path) -> None:
     assert (ds.n_users, ds.n_items, len(ds.train)) == (6040, 3706, 994169)
     assert ds.test_negatives.shape == (6040, 99)
     assert int((ds.test_negatives == ds.test_items[:, None]).any(axis=1).sum()) == 156  # the documented quirk
+
+
+def test_synthetic_sizes_are_checked_before_allocating(monkeypatch) -> None:
+    """The generator's [users, items] arrays are sized against the free memory first (issue 25)."""
+    from edgerec import limits
+
+    with pytest.raises(EdgerecError, match=r"needs about 83.3 EiB of memory and .* is available: use fewer users"):
+        load_dataset("synthetic:users=2000000000,items=2000000000")
+    monkeypatch.setattr(limits, "available_bytes", lambda: 10 * 2**20)
+    with pytest.raises(EdgerecError, match=r"users=1000,items=800 needs about 18 MiB of memory and 10 MiB"):
+        load_dataset("synthetic:users=1000,items=800")

@@ -12,6 +12,7 @@ import numpy as np
 
 from edgerec.data.interactions import Interactions
 from edgerec.errors import EdgerecError
+from edgerec.limits import require
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ class SyntheticConfig:
 
 def generate(cfg: SyntheticConfig = SyntheticConfig()) -> Interactions:
     """Sample each user's items without replacement from softmax(taste . item + popularity) via Gumbel top-k."""
+    require(  # the logits, the Gumbel noise and the argsort, each [users, items] x 8 bytes, live at once
+        3 * 8 * cfg.users * cfg.items,
+        f"synthetic data users={cfg.users},items={cfg.items}",
+        "use fewer users or items (it draws every user's ranking of the whole catalog)",
+    )
     rng = np.random.default_rng(cfg.seed)
     centers = rng.normal(size=(cfg.clusters, cfg.dim))
     cluster = rng.integers(0, cfg.clusters, size=cfg.users)
@@ -91,6 +97,7 @@ def drifting_stream(
     """
     rng = np.random.default_rng(cfg.seed)
     n_users, n_items = cfg.users + rounds * new_users, cfg.items + rounds * new_items
+    require(25 * n_users * n_items, f"a synthetic stream of {n_users} users x {n_items} items", "use fewer")
     centers = rng.normal(size=(cfg.clusters, cfg.dim))
     directions = rng.normal(size=(cfg.clusters, cfg.dim))
     cluster = rng.integers(0, cfg.clusters, size=n_users)
