@@ -179,6 +179,12 @@ def read_json(path: Path) -> Any:
         return parse_json(path.read_bytes(), path)
     except FileNotFoundError:
         raise EdgerecError(f"{path}: missing") from None
+    except IsADirectoryError:
+        raise EdgerecError(f"{path}: is a folder, expected a JSON file") from None
+    except NotADirectoryError:
+        raise EdgerecError(f"{path}: missing ({path.parent} is a file, not a folder)") from None
+    except OSError as e:
+        raise EdgerecError(f"{path}: cannot read ({e.strerror})") from None
 
 
 def parse_json(data: bytes, where: str | Path) -> Any:
@@ -194,9 +200,14 @@ def sha256_bytes(data: bytes) -> str:
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except FileNotFoundError:
+        raise EdgerecError(f"{path}: missing") from None
+    except OSError as e:
+        raise EdgerecError(f"{path}: cannot read ({e.strerror})") from None
     return h.hexdigest()
 
 

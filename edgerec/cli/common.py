@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
+from pathlib import Path
 from typing import Any, TypeVar
 
 log = logging.getLogger("edgerec")
@@ -147,3 +148,61 @@ def table(title: str, columns: tuple[str, ...], rows: list[list[str]], left: tup
     for r in rows:
         t.add_row(*(escape(cell) for cell in r))  # a cell like "edgerec[tensorrt]" is text, not rich markup
     console().print(t)
+
+
+# output arguments, by what they must be when they already exist (checked before a command does any work)
+OUTPUT_FOLDERS = ("out", "results", "cache")
+OUTPUT_FILES = ("json",)
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an output path that exists as the wrong kind (a file where a folder goes, or the
+    reverse): the command would otherwise fail only at its end, after the work."""
+    from edgerec.errors import EdgerecError
+
+    extra = ("artifact",) if args.command == "update" else ()  # update --artifact is where it writes
+    for dest in (*OUTPUT_FOLDERS, *extra):
+        value = getattr(args, dest, None)
+        if value and Path(value).exists() and not Path(value).is_dir():
+            flag = "--" + dest.replace("_", "-")
+            raise EdgerecError(f"{flag} {value}: exists and is not a folder; choose another output path")
+    for dest in OUTPUT_FILES:
+        value = getattr(args, dest, None)
+        if value and Path(value).is_dir():
+            raise EdgerecError(f"--{dest} {value}: is a folder; expected a file path to write")
+
+
+# input folders, by command: (dest, flag, what it must be); a missing one is named with its flag before any work
+CHECKPOINT = "a checkpoint folder (config.json + model.safetensors)"
+ARTIFACT = "an artifact folder (manifest.json)"
+INPUT_FOLDERS = {
+    "train": (("init", "--init", CHECKPOINT),),
+    "evaluate": (("model", "--model", CHECKPOINT),),
+    "compress": (("model", "--model", CHECKPOINT),),
+    "export": (("model", "--model", CHECKPOINT),),
+    "bench": (
+        ("model", "--model", CHECKPOINT),
+        ("artifact", "ARTIFACT", ARTIFACT),
+        ("profiles", "--profiles", "a folder of profile .yaml files"),
+    ),
+    "update": (("model", "--model", CHECKPOINT),),
+    "delta": (("parent", "--from", "a phone bundle folder"), ("child", "--to", "a phone bundle folder")),
+    "apply-delta": (
+        ("bundle", "--bundle", "a phone bundle folder"),
+        ("delta", "--delta", "a delta folder (delta.json)"),
+    ),
+}
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an input folder argument that does not exist or is a file, naming the flag."""
+    from edgerec.errors import EdgerecError
+
+    for dest, flag, what in INPUT_FOLDERS.get(args.command, ()):
+        value = getattr(args, dest, None)
+        if not value:
+            continue
+        if not Path(value).exists():
+            raise EdgerecError(f"{flag} {value}: no such folder; expected {what}")
+        if not Path(value).is_dir():
+            raise EdgerecError(f"{flag} {value}: is a file; expected {what}")

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from edgerec.cli import bench, compress, delta, export, importing, profiles, train, update
+from edgerec.cli.common import check_inputs, check_outputs
 from edgerec.cli.output import command_output
 from edgerec.errors import INTERRUPTED, EdgerecError, one_line
 
@@ -36,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.argv = ["edgerec", *argv]  # the command line, as results files name it
         with command_output(args.verbose, args.quiet) as err:
             args.terminal = err
+            check_inputs(args)
+            check_outputs(args)
             return int(args.run(args))
     except EdgerecError as e:
         print(f"edgerec: error: {one_line(e)}", file=err if not err.closed else sys.stderr)

@@ -59,6 +59,10 @@ class Step:
 
 def _model_hash(model: Path) -> str:
     """The checkpoint's identity: its weights and, when present, its calibration result."""
+    if not ((model / "model.safetensors").is_file() and (model / "config.json").is_file()):
+        from edgerec.model.checkpoint import load
+
+        load(model)  # not a checkpoint folder: the one-line error says what it is and what was expected
     parts = [sha256_file(model / "model.safetensors")]
     if (model / "quant.json").exists():
         parts.append(sha256_file(model / "quant.json"))
