@@ -121,7 +121,7 @@ def main() -> int:
         "# Importing foreign NCF models (ML-1M, NCF split)",
         "",
         f"{provenance(sys.argv)}  ",
-        f"Machine: {machine()['cpu']}, {machine()['cores']} cores (CPU only).",
+        f"Machine: {machine()} (CPU only).",
         "",
         "Each row: `edgerec import` (fidelity check: the source format's own math vs the imported NeuMF on 4,096 "
         "pairs, float64) -> metrics on the NCF protocol -> `edgerec export --profile tflite-android-int8` (its parity "

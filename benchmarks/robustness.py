@@ -83,8 +83,28 @@ ENTRIES = [
     ),
     Entry(
         "data: synthetic spec",
-        "zero, negative, unknown and non-numeric parameters",
-        (F_LD + "test_bad_synthetic_specs",),
+        "zero, negative, unknown and non-numeric parameters; sizes beyond the available memory (refused before "
+        "allocating, with how much they would need)",
+        (F_LD + "test_bad_synthetic_specs", "tests/test_loaders.py::test_synthetic_sizes_are_checked"),
+    ),
+    Entry(
+        "every path argument of every command",
+        "enumerated from the parser: missing paths (with spaces and glob characters), empty folders, a checkpoint "
+        "where an artifact goes and the reverse, config.json without weights and weights without config, files for "
+        "folders and folders for files, existing files as --out",
+        ("tests/test_bad_paths.py::",),
+    ),
+    Entry(
+        "foreign models (`edgerec import`)",
+        "a file of another format than --format, missing / extra keys, shapes that are no NeuMF, id maps of the "
+        "wrong length, an h5 without layer_names, torn and junk files, a failed fidelity check; a pickle whose "
+        "__reduce__ would run a command (read without running it or importing what it names)",
+        (
+            "tests/test_import.py::test_bad_input",
+            "tests/test_import.py::test_fidelity_failure",
+            "tests/test_import.py::test_a_pickle_that_would_run",
+            "tests/test_import.py::test_tensor_rebuild_is_bounds_checked",
+        ),
     ),
     Entry(
         "update: new interactions",

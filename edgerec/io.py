@@ -50,7 +50,12 @@ def atomic_dir(dest: str | Path) -> Iterator[Path]:
                 old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
                 os.rmdir(old)
                 os.rename(dest, old)
-            os.rename(tmp, dest)
+            try:
+                os.rename(tmp, dest)
+            except BaseException:
+                if old is not None:  # put the previous version back before reporting the failure
+                    os.rename(old, dest)
+                raise
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         except BaseException:

@@ -6,6 +6,10 @@ import os
 
 from edgerec.errors import EdgerecError
 
+# the largest batch any config accepts (training batches, export buckets, benchmarked batches): 2^24 rows of ids and
+# scores are a few hundred MB; anything beyond is a typo, refused when the config is built
+MAX_BATCH = 1 << 24
+
 
 def available_bytes() -> int:
     """MemAvailable from /proc/meminfo (what can be allocated without swapping); elsewhere free physical pages."""

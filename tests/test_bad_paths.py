@@ -211,3 +211,93 @@ def test_a_bad_path_is_one_line_and_writes_nothing(command, dest, kind, world, t
         if not (ok and named) or written:
             failures.append(f"{what} ({bad}): rc {rc}, written {written}: {err[-300:]!r}")
     assert failures == [], "\n".join(failures)
+
+
+# -- sizes, memory and the disk -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["train", "--data", SMALL, "--batch-size", "100000000000", "--out", "x"], "batch_size"),
+        (["export", "--target", "onnx", "--buckets", "1,99999999999", "--out", "x"], "buckets"),
+        (["train", "--data", "synthetic:users=3000000,items=3000000", "--out", "x"], "needs about 196.5 TiB"),
+    ],
+)
+def test_sizes_are_refused_before_allocating(args, match, tmp_path, ckpt, capsys) -> None:
+    args = [str(tmp_path / a) if a == "x" else a for a in args]
+    if args[0] == "export":
+        args += ["--model", str(ckpt), "--data", SMALL]
+    assert main(["-q", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and match in err, err
+    assert not (tmp_path / "x").exists()
+
+
+def test_memory_and_os_errors_are_one_line(monkeypatch, capsys, ckpt) -> None:
+    """An allocation or a system call that fails where no check foresaw it: one line naming the command."""
+    import errno
+
+    import edgerec.cli.main as cli_main
+
+    real = cli_main.build_parser
+
+    def failing(exc: BaseException):
+        def parser() -> argparse.ArgumentParser:
+            ap = real()
+            sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
+            sub.choices["evaluate"].set_defaults(run=lambda args: (_ for _ in ()).throw(exc))
+            return ap
+
+        return parser
+
+    args = ["evaluate", "--model", str(ckpt), "--data", SMALL]
+    monkeypatch.setattr(cli_main, "build_parser", failing(MemoryError()))
+    assert main(args) == 2
+    assert (
+        capsys.readouterr().err.strip() == "edgerec: error: edgerec evaluate: out of memory; use smaller data or sizes"
+    )
+    monkeypatch.setattr(cli_main, "build_parser", failing(OSError(errno.ENOSPC, "No space left on device", "/d/x")))
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == "edgerec: error: edgerec evaluate: /d/x: No space left on device"
+
+
+@pytest.mark.parametrize("where", ["while writing", "at the final rename"])
+def test_disk_full_keeps_the_previous_output(where, tmp_path, ckpt, capsys, monkeypatch) -> None:
+    import errno
+    import os
+
+    import edgerec.io as eio
+
+    out = tmp_path / "art"
+    args = ["-q", "export", "--model", str(ckpt), "--data", SMALL, "--target", "onnx", "--precision", "fp32"]
+    assert main([*args, "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    full = OSError(errno.ENOSPC, "No space left on device")
+    if where == "while writing":
+        real_write = eio.write_json
+
+        def write_json(path, value):
+            if ".tmp-" in str(path):
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            return real_write(path, value)
+
+        monkeypatch.setattr(eio, "write_json", write_json)
+        import edgerec.manifest as manifest
+
+        monkeypatch.setattr(manifest, "write_json", write_json, raising=False)
+    else:
+        real_rename = os.rename
+
+        def rename(src, dst):
+            if ".tmp-" in str(src):
+                raise full
+            return real_rename(src, dst)
+
+        monkeypatch.setattr(eio.os, "rename", rename)
+    capsys.readouterr()
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "No space left on device" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the previous artifact, byte for byte
+    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name] == []

@@ -25,6 +25,7 @@ from edgerec.data.interactions import ids_from_list
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
 from edgerec.io import read_json, write_json
+from edgerec.limits import MAX_BATCH
 from edgerec.sysinfo import machine
 
 Count = Annotated[int, Field(ge=0)]
@@ -38,8 +39,12 @@ class BenchConfig:
     min_time_s: Annotated[float, Field(ge=0.0)] = 1.0  # measure each case for at least this long ...
     min_calls: Annotated[int, Field(ge=1)] = 50  # ... and at least this many calls
     max_calls: Annotated[int, Field(ge=1)] = 100_000
-    buckets: tuple[Annotated[int, Field(ge=1)], ...] = ()  # default: the artifact's (dynamic: 1, 1000, catalog)
-    also: tuple[Annotated[int, Field(ge=1)], ...] = ()  # batches measured in addition (e.g. the one a budget names)
+    buckets: tuple[
+        Annotated[int, Field(ge=1, le=MAX_BATCH)], ...
+    ] = ()  # default: the artifact's (dynamic: 1, 1000, catalog)
+    also: tuple[
+        Annotated[int, Field(ge=1, le=MAX_BATCH)], ...
+    ] = ()  # batches measured in addition (e.g. the one a budget names)
     user: Count = 0  # the user whose catalog is scored
 
 

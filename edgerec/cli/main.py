@@ -43,9 +43,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EdgerecError as e:
         print(f"edgerec: error: {one_line(e)}", file=err if not err.closed else sys.stderr)
         return 2
+    except MemoryError:  # an allocation no size check foresaw: one line, naming the step
+        print(f"edgerec: error: {_step(argv)}: out of memory; use smaller data or sizes", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full, permissions, a vanished file: what the system said, and where
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"edgerec: error: {_step(argv)}: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return 130
+
+
+def _step(argv: Sequence[str] | None) -> str:
+    words = [a for a in (argv or []) if not a.startswith("-")][:1]
+    return f"edgerec {words[0]}" if words else "edgerec"
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from edgerec.compression.config import DEFAULT_OBSERVER, Observer
 from edgerec.config import config
 from edgerec.errors import ConfigError, EdgerecError
 from edgerec.gates import ParityBound
+from edgerec.limits import MAX_BATCH
 from edgerec.targets import target
 
 DEFAULT_BUCKETS = (1, 1000, 0)  # 0 = the catalog size: one user against every item in one call
@@ -21,7 +22,9 @@ class ExportConfig:
     target: str = "tflite"  # a key of edgerec.targets.TARGETS
     precision: str = "fp32"  # one of the target's precisions
     runtime: str | None = None  # default: the target's first runtime
-    buckets: tuple[Annotated[int, Field(ge=0)], ...] = DEFAULT_BUCKETS  # fixed-batch targets; 0 = catalog size
+    buckets: tuple[Annotated[int, Field(ge=0, le=MAX_BATCH)], ...] = (
+        DEFAULT_BUCKETS  # fixed-batch targets; 0 = catalog size
+    )
     calibration_size: Annotated[int, Field(ge=64, le=10_000_000)] = 20_000
     observer: Observer = DEFAULT_OBSERVER  # when the checkpoint has no calibration result of its own
     seed: int = 0

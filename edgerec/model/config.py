@@ -8,6 +8,7 @@ from pydantic import Field
 
 from edgerec.config import config
 from edgerec.errors import ConfigError
+from edgerec.limits import MAX_BATCH
 
 # the paper fine-tunes a pre-trained NeuMF with plain SGD; this rate barely moves it (measured on NeuMF-64)
 PRETRAINED_SGD_LR = 0.05
@@ -30,7 +31,7 @@ class TrainConfig:
     layers: tuple[PositiveInt, ...] = ()  # MLP input size then hidden sizes; () = the paper's 8f, 4f, 2f, f
     pretrain: bool = False  # NeuMF initialised from separately trained GMF and MLP (the paper's pre-training)
     epochs: PositiveInt = 20  # upper bound; early stopping may end sooner
-    batch_size: PositiveInt = 256
+    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH)] = 256
     lr: Annotated[float, Field(gt=0.0)] = 2e-3  # the paper: 1e-3; 2e-3 with weight averaging (exploratory ML-1M runs)
     negatives: PositiveInt = 4  # sampled negatives per positive, re-sampled every epoch
     l2: Annotated[float, Field(ge=0.0)] = L2  # L2 penalty on the embeddings seen in a batch

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from edgerec.config import config
 from edgerec.gates import DropTolerance
+from edgerec.limits import MAX_BATCH
 from edgerec.model.config import PositiveInt, TrainConfig
 
 
@@ -16,7 +17,7 @@ class UpdateConfig:
     epochs: PositiveInt = 3  # upper bound of fine-tuning epochs over the new + replay mix
     replay: Annotated[float, Field(ge=0.0)] = 3.0  # old interactions replayed per new one
     lr: Annotated[float, Field(gt=0.0)] = 1e-3
-    batch_size: PositiveInt = 256
+    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH)] = 256
     negatives: PositiveInt = 4
     patience: PositiveInt = 2
     # the gate: the largest drop allowed on the parent's test protocol ...
