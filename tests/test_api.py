@@ -74,7 +74,7 @@ def test_bad_config_values_fail_at_construction(build, message) -> None:
             "TrainConfig: field `epochs`: Input should be greater than or equal to 1; got 0",
         ),
         (["train", "--data", SMALL, "--model", "gmf", "--pretrain", "--out", "x"], "pretrain applies to neumf only"),
-        (["export", "--target", "coreml", "--model", "m", "--out", "x"], "target must be one of onnx"),
+        (["export", "--target", "coreml", "--model", ".", "--out", "x"], "target must be one of onnx"),
     ],
 )
 def test_the_cli_prints_a_config_error_as_one_line(tmp_path, monkeypatch, capsys, args, message) -> None:

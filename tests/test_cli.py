@@ -104,7 +104,7 @@ def test_train_then_evaluate_writes_metrics_json(tmp_path: Path) -> None:
         (["train", "--data", TINY, "--layers", "63,8", "--out", "o"], "layers must be an even MLP input size"),
         (["train", "--data", TINY, "--model", "gmf", "--pretrain", "--out", "o", "--epochs", "1"],
          "TrainConfig: pretrain applies to neumf only"),
-        (["evaluate", "--model", "/nonexistent", "--data", TINY], "/nonexistent: no such checkpoint folder"),
+        (["evaluate", "--model", "/nonexistent", "--data", TINY], "--model /nonexistent: no such folder; expected"),
     ],
 )  # fmt: skip
 def test_errors_are_one_line_with_exit_2(

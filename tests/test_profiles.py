@@ -169,7 +169,7 @@ def test_bench_refuses_altered_artifacts_and_other_data(tmp_path, ckpt, capsys) 
     rc, _, err = run(["bench", str(art)], capsys)
     assert rc == 2 and "sha256 does not match" in err and len(err.splitlines()) == 1
     rc, _, err = run(["bench", str(tmp_path / "nowhere")], capsys)
-    assert rc == 2 and "no such artifact folder" in err and len(err.splitlines()) == 1
+    assert rc == 2 and "no such folder; expected an artifact folder" in err and len(err.splitlines()) == 1
 
 
 @without_tensorrt

@@ -1,0 +1,140 @@
+"""Explanations: which items of a user's history support a recommendation ("because you liked X"). numpy only, over
+the folded item side (edgerec.runtime.fold), so a device or a server runs it without torch.
+
+Two explainers:
+
+- `similarity` (cheap): each history item's cosine similarity to the recommended item in the model's own item
+  spaces, the GMF item row scaled by the predict weights (G_i) next to the folded item half of the first MLP layer
+  (A_i). One [L, g + h0] x [g + h0] product per recommendation.
+- `exact` (leave-one-out): the drop of the recommended item's logit when that history item is removed and the
+  user's vectors are fitted again without it (fold-in). All L leave-one-out fits and the full one run as one
+  batched fit sharing their negatives, so the variants differ only by the item left out; exact for the model and the
+  fold-in, up to the fit's convergence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import Field
+
+from edgerec.config import config
+from edgerec.errors import EdgerecError
+from edgerec.runtime.foldin import FoldInConfig, ItemSide
+
+Method = Literal["similarity", "exact"]
+
+
+@config
+class ExplainConfig:
+    method: Method = "similarity"
+    top: Annotated[int, Field(ge=1, le=100)] = 3  # reasons per recommendation
+    foldin: FoldInConfig = FoldInConfig()  # the exact explainer's re-fit
+
+
+@dataclass(frozen=True)
+class Reason:
+    item: int  # dense index of the history item
+    weight: float  # similarity, or the logit drop when it is removed
+
+
+def batched_logits(side: ItemSide, P: np.ndarray, Q: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, list]:
+    """[B, m] logits of B users (P [B, g], Q [B, d]) for their items [B, m], and the MLP pre-activations."""
+    z = side.A[items] + (Q @ side.Wu.T)[:, None, :]  # [B, m, h0]
+    acts = [z]
+    h = np.maximum(z, 0)
+    for w, b in side.layers:
+        z = h @ w.T + b
+        acts.append(z)
+        h = np.maximum(z, 0)
+    return np.einsum("bmg,bg->bm", side.G[items], P) + h @ side.wm + side.b, acts
+
+
+def fold_in_variants(
+    side: ItemSide, history: np.ndarray, mask: np.ndarray, cfg: FoldInConfig = FoldInConfig()
+) -> tuple[np.ndarray, np.ndarray]:
+    """User vectors fitted for B variants of one history: variant b's positives are history[mask[b]] ([B, L] bool).
+
+    Every variant sees the same negatives at every step (drawn from outside the whole history), so two variants
+    differ only by the positives their masks remove. Returns P [B, g], Q [B, d].
+    """
+    B, L = mask.shape
+    rng = np.random.default_rng(cfg.seed)
+    P, Q = np.tile(rng.normal(0, 0.01, side.g), (B, 1)), np.tile(rng.normal(0, 0.01, side.d), (B, 1))
+    mP, vP, mQ, vQ = (np.zeros_like(x) for x in (P, P, Q, Q))
+    outside = np.setdiff1d(np.arange(side.n_items), history)
+    n_neg = L * cfg.negatives
+    w = np.concatenate([mask.astype(np.float64), np.ones((B, n_neg))], axis=1)  # [B, m] weight of each term
+    w /= w.sum(axis=1, keepdims=True)
+    labels = np.concatenate([np.ones(L), np.zeros(n_neg)])
+    for t in range(1, cfg.steps + 1):
+        neg = outside[rng.integers(0, len(outside), n_neg)]
+        items = np.tile(np.concatenate([history, neg]), (B, 1))  # [B, m]
+        logit, acts = batched_logits(side, P, Q, items)
+        dl = (1 / (1 + np.exp(-logit)) - labels) * w  # d weighted BCE / d logit
+        gP = np.einsum("bmg,bm->bg", side.G[items], dl)
+        dh = dl[..., None] * side.wm
+        for (lw, _), z in zip(reversed(side.layers), reversed(acts[1:]), strict=True):
+            dh = (dh * (z > 0)) @ lw
+        gQ = (dh * (acts[0] > 0)).sum(axis=1) @ side.Wu
+        for x, g, m, v in ((P, gP + cfg.l2 * P, mP, vP), (Q, gQ + cfg.l2 * Q, mQ, vQ)):
+            m *= 0.9
+            m += 0.1 * g
+            v *= 0.999
+            v += 0.001 * g * g
+            x -= cfg.lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+    return P, Q
+
+
+class Explainer:
+    """Reasons for recommendations, over a model's folded item side."""
+
+    def __init__(self, side: ItemSide) -> None:
+        self.side = side
+        emb = np.concatenate([side.G, side.A], axis=1)
+        self.unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+
+    def _history(self, history: np.ndarray | list[int]) -> np.ndarray:
+        h = np.unique(np.asarray(history, dtype=np.int64))
+        if h.size < 2:
+            raise EdgerecError("an explanation needs a history of at least two items (one to keep, one to weigh)")
+        if h.min() < 0 or h.max() >= self.side.n_items:
+            raise EdgerecError(f"history items must lie in 0..{self.side.n_items - 1}")
+        return h
+
+    def _items(self, items: np.ndarray | list[int]) -> np.ndarray:
+        i = np.asarray(items, dtype=np.int64).ravel()
+        if i.size == 0 or i.min() < 0 or i.max() >= self.side.n_items:
+            raise EdgerecError(f"recommended items must lie in 0..{self.side.n_items - 1}")
+        return i
+
+    def similarity(self, history: np.ndarray | list[int], items: np.ndarray | list[int]) -> np.ndarray:
+        """[K, L] cosine similarity of each recommended item to each history item (history sorted, unique)."""
+        h, i = self._history(history), self._items(items)
+        return self.unit[i] @ self.unit[h].T
+
+    def exact(
+        self, history: np.ndarray | list[int], items: np.ndarray | list[int], cfg: FoldInConfig = FoldInConfig()
+    ) -> np.ndarray:
+        """[K, L] drop of each recommended item's logit when each history item is left out of the fit."""
+        h, i = self._history(history), self._items(items)
+        L = len(h)
+        mask = np.ones((L + 1, L), dtype=bool)
+        mask[np.arange(1, L + 1), np.arange(L)] = False  # variant 0: the whole history; variant k: without h[k-1]
+        P, Q = fold_in_variants(self.side, h, mask, cfg)
+        logits = batched_logits(self.side, P, Q, np.tile(i, (L + 1, 1)))[0]  # [L + 1, K]
+        return (logits[0][None, :] - logits[1:]).T  # [K, L]
+
+    def explain(
+        self, history: np.ndarray | list[int], items: np.ndarray | list[int], cfg: ExplainConfig = ExplainConfig()
+    ) -> list[list[Reason]]:
+        """The top cfg.top reasons (history items, by weight) for each recommended item."""
+        h = self._history(history)
+        weights = self.similarity(h, items) if cfg.method == "similarity" else self.exact(h, items, cfg.foldin)
+        out = []
+        for row in weights:
+            order = np.argsort(-row, kind="stable")[: cfg.top]
+            out.append([Reason(int(h[k]), float(row[k])) for k in order])
+        return out
