@@ -186,6 +186,7 @@ INPUT_FOLDERS = {
         ("profiles", "--profiles", "a folder of profile .yaml files"),
     ),
     "update": (("model", "--model", CHECKPOINT),),
+    "recommend": (("model", "--model", CHECKPOINT),),
     "delta": (("parent", "--from", "a phone bundle folder"), ("child", "--to", "a phone bundle folder")),
     "apply-delta": (
         ("bundle", "--bundle", "a phone bundle folder"),

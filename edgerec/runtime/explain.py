@@ -15,6 +15,7 @@ Two explainers:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
@@ -138,3 +139,57 @@ class Explainer:
             order = np.argsort(-row, kind="stable")[: cfg.top]
             out.append([Reason(int(h[k]), float(row[k])) for k in order])
         return out
+
+
+@dataclass(frozen=True)
+class NumpyModel:
+    """A checkpoint read without torch: its folded item side, user tables and id maps (weights hash-checked)."""
+
+    side: ItemSide
+    user_gmf: np.ndarray  # [n_users, g]
+    user_mlp: np.ndarray  # [n_users, d]
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+
+    @classmethod
+    def from_checkpoint(cls, folder: str | Path) -> NumpyModel:
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        from edgerec.data.interactions import ids_from_list
+        from edgerec.io import read_json, sha256_file
+
+        folder = Path(folder)
+        weights, config = folder / "model.safetensors", folder / "config.json"
+        if not (weights.is_file() and config.is_file()):
+            raise EdgerecError(f"{folder}: not a checkpoint folder (expected config.json and model.safetensors)")
+        if sha256_file(weights) != read_json(config).get("weights_sha256"):
+            raise EdgerecError(f"{weights}: sha256 does not match config.json: the file was changed or is corrupt")
+        try:
+            w = {k: v.astype(np.float64) for k, v in load_file(str(weights)).items()}
+        except (SafetensorError, OSError) as e:
+            raise EdgerecError(f"{weights}: unreadable safetensors file ({e})") from None
+        if not {"gmf_user.weight", "mlp_user.weight", "mlp.0.weight"} <= set(w):
+            raise EdgerecError(f"{folder}: explanations need a NeuMF (GMF and MLP towers)")
+        maps = read_json(folder / "id_maps.json")
+        return cls(
+            ItemSide.of(w), w["gmf_user.weight"], w["mlp_user.weight"], ids_from_list(maps["users"]),
+            ids_from_list(maps["items"]),
+        )  # fmt: skip
+
+    def index(self, ids: list[str], what: str) -> np.ndarray:
+        """Dense indices of original ids (compared as text); an unknown id is a one-line error."""
+        table = self.user_ids if what == "user" else self.item_ids
+        where = {str(x): k for k, x in enumerate(table)}
+        unknown = [i for i in ids if str(i) not in where]
+        if unknown:
+            raise EdgerecError(f"unknown {what} id {unknown[0]!r} (the model has {len(table)} {what}s)")
+        return np.asarray([where[str(i)] for i in ids], dtype=np.int64)
+
+    def top_k(self, p: np.ndarray, q: np.ndarray, k: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not 1 <= k <= self.side.n_items - len(exclude):
+            raise EdgerecError(f"k must lie in 1..{self.side.n_items - len(exclude)} (the catalog minus the history)")
+        s = self.side.logits(p, q, np.arange(self.side.n_items))[0]
+        s[exclude] = -np.inf
+        top = np.argsort(-s, kind="stable")[:k]
+        return top, s[top]
