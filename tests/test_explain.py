@@ -92,3 +92,29 @@ def test_recommend_bad_input_is_one_line(ckpt, extra, match, capsys) -> None:
     assert main(["-q", "recommend", "--model", str(ckpt), *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and match in err, err
+
+
+def test_a_bundle_exported_with_explain_explains_on_its_own(ckpt, tmp_path: Path, capsys) -> None:
+    import edgerec
+
+    ck = edgerec.load(ckpt)
+    plain = edgerec.export(ck, edgerec.ExportConfig(target="tflite-bundle"), data=SMALL, out=tmp_path / "plain")
+    cfg = edgerec.ExportConfig(target="tflite-bundle", precision="int8", explain=True)
+    art = edgerec.export(ck, cfg, data=SMALL, out=tmp_path / "bundle")
+    assert art.manifest["explainers"] == ["similarity", "exact"] and "item_side.safetensors" in art.manifest["files"]
+    assert "item_side.safetensors" in art.manifest["bundle_files"]
+    phone = NumpyModel.from_bundle(art.folder)
+    full = NumpyModel.from_checkpoint(ckpt)
+    history = [2, 8, 15, 23, 42]
+    np.testing.assert_allclose(  # the fp16 item side explains as the fp32 model does, to fp16 precision
+        Explainer(phone.side).similarity(history, [3, 60]), Explainer(full.side).similarity(history, [3, 60]), atol=2e-3
+    )
+    (art.folder / "user_vectors.npy").unlink()  # what a phone has: no other user's vectors
+    args = ["-q", "recommend", "--model", str(art.folder), "--history", "2,8,15,23,42", "--explain", "similarity"]
+    assert main([*args, "--json", str(tmp_path / "r.json")]) == 0
+    assert len(json.loads((tmp_path / "r.json").read_text())["recommendations"]) == 10
+    capsys.readouterr()
+    assert main(["-q", "recommend", "--model", str(plain.folder), "--history", "1,2"]) == 2
+    assert "exported without explanations; export it with --explain" in capsys.readouterr().err
+    with pytest.raises(edgerec.ConfigError, match="explain applies to the tflite-bundle target only"):
+        edgerec.ExportConfig(target="onnx", explain=True)

@@ -52,6 +52,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         default=0,
         help="tflite-bundle: add a `score` signature over a list of this many items (0 = recommend only)",
     )
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="tflite-bundle: also ship the folded item side (item_side.safetensors, fp16) for `edgerec recommend "
+        "--explain` and fold-in on the device",
+    )
     p.add_argument("--out", required=True, help="artifact folder to write (replaced atomically)")
     p.set_defaults(run=run)
 
@@ -72,6 +78,7 @@ def config(args: argparse.Namespace):  # -> ExportConfig
         threads=args.threads,
         tolerance=ParityBound(hr=hr, agreement=args.min_agreement),
         candidates=args.candidates,
+        explain=args.explain,
     )
 
 

@@ -12,7 +12,9 @@ def add(sub: argparse._SubParsersAction) -> None:
         description="Scores the catalog with the checkpoint's NeuMF (numpy, no torch). --user: a known user's trained "
         "vectors, their history read from --data; --history: a new user folded in from those items.",
     )
-    p.add_argument("--model", required=True, help="checkpoint folder (a NeuMF)")
+    p.add_argument(
+        "--model", required=True, help="a checkpoint folder (a NeuMF), or a phone bundle exported with --explain"
+    )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", default=None, help="a user id the model knows (original id)")
     who.add_argument("--history", default=None, help="comma-separated original item ids: a user the model never saw")
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from edgerec.runtime.explain import ExplainConfig, Explainer, NumpyModel
     from edgerec.runtime.foldin import fold_in
 
-    m = NumpyModel.from_checkpoint(args.model)
+    m = NumpyModel.load(args.model)
     if args.history is not None:
         history = m.index([x.strip() for x in args.history.split(",") if x.strip()], "item")
         if history.size == 0:

@@ -27,6 +27,7 @@ from edgerec.exporters.folded import PAD_SCORE, CandidateScorer, FoldedNCF, user
 from edgerec.exporters.small_constants import small_constants
 from edgerec.exporters.tflite_model import add_fp16_weights, quiet
 from edgerec.model.ncf import NCF
+from edgerec.runtime.explain import ITEM_SIDE, item_side_tensors
 
 USER_VECTORS = "user_vectors.npy"  # server side: [n_users, g + d] float32; never shipped in the app
 DEFAULT_K = 10
@@ -121,7 +122,16 @@ def folded_macs(model: NCF) -> int:
     return model.arch.gmf_dim + layers[0] + sum(a * b for a, b in itertools.pairwise(layers)) + layers[-1]
 
 
-def export(model: NCF, precision: str, out: Path, *, k: int = DEFAULT_K, candidates: int = 0, **_: object) -> dict:
+def export(
+    model: NCF,
+    precision: str,
+    out: Path,
+    *,
+    k: int = DEFAULT_K,
+    candidates: int = 0,
+    explain: bool = False,
+    **_: object,
+) -> dict:
     """Write out (model.tflite) and the server-side user vectors next to it; return the manifest fields."""
     if candidates and not k <= candidates <= MAX_CANDIDATES:
         raise EdgerecError(
@@ -134,6 +144,13 @@ def export(model: NCF, precision: str, out: Path, *, k: int = DEFAULT_K, candida
     vectors = torch.cat([ug, um], dim=1).numpy().astype(np.float32)
     np.save(out.parent / USER_VECTORS, vectors, allow_pickle=False)
     g, d, n = ug.shape[1], um.shape[1], model.arch.n_items
+    files = [out.name, "manifest.json", "id_maps.json"]
+    if explain:
+        from safetensors.numpy import save_file
+
+        weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+        save_file(item_side_tensors(weights), str(out.parent / ITEM_SIDE))
+        files.append(ITEM_SIDE)
     user_inputs = {"user_gmf": ["float32", [1, g]], "user_mlp": ["float32", [1, d]]}
     signatures = {
         "recommend": {
@@ -165,7 +182,9 @@ def export(model: NCF, precision: str, out: Path, *, k: int = DEFAULT_K, candida
         "buckets": sorted({n, *([candidates] if candidates else [])}),
         "user_vector_dims": {"gmf": g, "mlp": d},
         "user_vectors": USER_VECTORS,
-        "bundle_files": [out.name, "manifest.json", "id_maps.json"],
+        "bundle_files": files,
+        "explainers": ["similarity", "exact"] if explain else [],
+        **({"item_side": ITEM_SIDE} if explain else {}),
         "quantization": info,
         "macs_per_item": folded_macs(model),
     }

@@ -32,6 +32,8 @@ class ExportConfig:
     tolerance: ParityBound | None = None  # default: ParityBound.for_precision(precision)
     # tflite-bundle: length of the `score` signature's candidate list (0 = recommend only)
     candidates: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    # tflite-bundle: also ship the folded item side (fp16) for explanations and fold-in on the device
+    explain: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in the manifest (e.g. the profile)
 
     def __post_init__(self) -> None:
@@ -41,6 +43,8 @@ class ExportConfig:
             t.check_runtime(self.runtime or t.runtimes[0])
         except EdgerecError as e:
             raise ConfigError(f"ExportConfig: {e}") from None
+        if self.explain and self.target != "tflite-bundle":
+            raise ConfigError("ExportConfig: explain applies to the tflite-bundle target only")
         if not self.buckets:
             raise ConfigError("ExportConfig: buckets must name at least one batch size (0 = catalog size)")
 

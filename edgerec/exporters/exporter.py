@@ -75,6 +75,8 @@ def export(ck: Checkpoint, ds: Dataset, cfg: ExportConfig = ExportConfig(), out:
         model_file = f"model{t.suffix}"
         exporter = load_attr(t.exporter)
         kwargs = {"buckets": buckets, "runtime": runtime, "spec": spec, "calib": calib, "candidates": cfg.candidates}
+        if cfg.explain:
+            kwargs["explain"] = True
         try:
             fields = exporter(model, cfg.precision, tmp / model_file, **kwargs)
             check_runtime = t.verify_runtime(runtime)

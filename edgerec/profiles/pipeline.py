@@ -150,6 +150,7 @@ def export_config(profile: Profile) -> Any:  # -> ExportConfig
         observer=profile.compression.observer,
         threads=profile.runtime.threads,
         candidates=profile.candidates,
+        explain=profile.explain,
         tolerance=profile.tolerance,
         extra={"profile": profile.model_dump(), "delegate": profile.runtime.delegate},
     )

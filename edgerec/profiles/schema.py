@@ -93,6 +93,9 @@ class Profile(_Strict):
         le=1_000_000,
         description="tflite-bundle: length of the `score` signature's candidate list (0 = recommend only)",
     )
+    explain: bool = Field(
+        False, description="tflite-bundle: ship the folded item side (fp16) for explanations and on-device fold-in"
+    )
     compression: Compression = Compression()
     tolerance: ParityBound = Field(ParityBound(), description="the artifact's parity bound against the fp32 source")
     budget: Budget = Budget()

@@ -26,6 +26,30 @@ from edgerec.errors import EdgerecError
 from edgerec.runtime.foldin import FoldInConfig, ItemSide
 
 Method = Literal["similarity", "exact"]
+ITEM_SIDE = "item_side.safetensors"  # in a bundle exported with explain: the folded item side, fp16
+
+
+def item_side_tensors(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The folded item side of a NeuMF state dict as fp16 tensors (what a bundle ships for explanations)."""
+    from edgerec.runtime.fold import fold
+
+    f = fold({k: np.asarray(v, dtype=np.float32) for k, v in weights.items()})
+    out = {"G": f.G, "A": f.A, "Wu": f.Wu, "wm": f.wm, "b": np.asarray([f.b])}
+    for n, (w, b) in enumerate(f.layers):
+        out[f"layer{n}.weight"], out[f"layer{n}.bias"] = w, b
+    return {k: np.ascontiguousarray(v, dtype=np.float16) for k, v in out.items()}
+
+
+def item_side_from_tensors(t: dict[str, np.ndarray], where: str) -> ItemSide:
+    try:
+        n = sum(1 for k in t if k.endswith(".weight"))
+        layers = tuple(
+            (t[f"layer{k}.weight"].astype(np.float64), t[f"layer{k}.bias"].astype(np.float64)) for k in range(n)
+        )
+        f64 = {k: t[k].astype(np.float64) for k in ("G", "A", "Wu", "wm", "b")}
+    except KeyError as e:
+        raise EdgerecError(f"{where}: missing tensor {e}") from None
+    return ItemSide(f64["G"], f64["A"], f64["Wu"], layers, f64["wm"], float(f64["b"][0]))
 
 
 @config
@@ -176,6 +200,38 @@ class NumpyModel:
             ItemSide.of(w), w["gmf_user.weight"], w["mlp_user.weight"], ids_from_list(maps["users"]),
             ids_from_list(maps["items"]),
         )  # fmt: skip
+
+    @classmethod
+    def from_bundle(cls, folder: str | Path) -> NumpyModel:
+        """A phone bundle exported with explain: its item side, and the server-side user vectors when present."""
+        from safetensors.numpy import load_file
+
+        from edgerec.data.interactions import ids_from_list
+        from edgerec.io import read_json
+        from edgerec.manifest import read_manifest, verify_files
+
+        folder = Path(folder)
+        manifest = read_manifest(folder, verify=False)
+        if "exact" not in manifest.get("explainers", []) or not manifest.get("item_side"):
+            raise EdgerecError(
+                f"{folder}: this bundle was exported without explanations; export it with --explain "
+                "(or `explain: true` in its profile)"
+            )
+        verify_files(folder, manifest, [manifest["item_side"], "id_maps.json"])  # a phone has no user_vectors.npy
+        side = item_side_from_tensors(load_file(str(folder / manifest["item_side"])), str(folder))
+        g, d = side.g, side.d
+        vectors = np.zeros((0, g + d))
+        name = manifest.get("user_vectors")
+        if name and (folder / name).is_file():
+            vectors = np.load(folder / name, allow_pickle=False).astype(np.float64)
+        maps = read_json(folder / "id_maps.json")
+        users = ids_from_list(maps["users"]) if len(vectors) else np.asarray([], dtype=str)
+        return cls(side, vectors[:, :g], vectors[:, g:], users, ids_from_list(maps["items"]))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> NumpyModel:
+        """A checkpoint folder, or a phone bundle exported with explain."""
+        return cls.from_bundle(folder) if (Path(folder) / "manifest.json").is_file() else cls.from_checkpoint(folder)
 
     def index(self, ids: list[str], what: str) -> np.ndarray:
         """Dense indices of original ids (compared as text); an unknown id is a one-line error."""
