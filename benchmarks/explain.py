@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 
 from edgerec.data import load_dataset
-from edgerec.runtime.explain import Explainer, batched_logits, fold_in_variants
+from edgerec.runtime.explain import Explainer, NumpyModel, batched_logits, fold_in_variants
 from edgerec.runtime.foldin import ItemSide
 from edgerec.sysinfo import machine, provenance
 
@@ -36,6 +36,14 @@ def scores(side: ItemSide, history: np.ndarray) -> np.ndarray:
     """Logits over the catalog for the user folded in from `history`."""
     P, Q = fold_in_variants(side, history, np.ones((1, len(history)), dtype=bool))
     return batched_logits(side, P, Q, np.arange(side.n_items)[None])[0][0]
+
+
+def export_bundle(model: str, data: str, out: Path) -> dict:
+    import edgerec
+
+    cfg = edgerec.ExportConfig(target="tflite-bundle", precision="int8", explain=True)
+    art = edgerec.export(edgerec.load(model), cfg, data=data, out=out)
+    return {**art.manifest, "folder": art.folder}
 
 
 def rank_of(logits: np.ndarray, item: int, excluded: np.ndarray) -> int:
@@ -51,6 +59,7 @@ def main() -> int:
     ap.add_argument("--users", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--results", default=str(HERE / "results" / "explain.md"))
+    ap.add_argument("--bundle", default=str(HERE / "runs" / "bundle-int8-explain"), help="where the bundle goes")
     args = ap.parse_args()
     side = ItemSide.from_checkpoint(args.model)
     ds = load_dataset(args.data)
@@ -91,6 +100,15 @@ def main() -> int:
             drops[c].append(r)
             left[c].append(r >= 10)
     n = len(users)
+    bundle = export_bundle(args.model, args.data, Path(args.bundle))
+    phone = Explainer(NumpyModel.from_bundle(bundle["folder"]).side)
+    agree = []
+    for u in users:
+        hist = np.unique(ds.train.items[ds.train.users == u])
+        item = int(np.argmax(np.where(np.isin(np.arange(side.n_items), hist), -np.inf, scores(side, hist))))
+        a = hist[np.argsort(-ex.similarity(hist, [item])[0])[:3]]
+        b = hist[np.argsort(-phone.similarity(hist, [item])[0])[:3]]
+        agree.append(len(set(a) & set(b)) / 3)
     lines = [
         "# Explanations: the deletion test (ML-1M, NCF split)",
         "",
@@ -116,6 +134,18 @@ def main() -> int:
             f"| {k} | {np.percentile(v, 50) * 1e3:.3f} ms | {np.percentile(v, 90) * 1e3:.3f} ms |"
             for k, v in cost.items()
         ),
+    ]
+    f = bundle["files"]
+    shipped = sum((Path(bundle["folder"]) / k).stat().st_size for k in bundle["bundle_files"])
+    lines += [
+        "",
+        "## The phone bundle with explanations (`edgerec export --target tflite-bundle --precision int8 --explain`)",
+        "",
+        f"model.tflite {f['model.tflite']['bytes']:,} bytes + item_side.safetensors (the folded item side, fp16) "
+        f"{f['item_side.safetensors']['bytes']:,} bytes; the app ships {shipped:,} bytes with id_maps.json and the "
+        f"manifest ({shipped / 2_000_000:.0%} of tflite-android-int8's 2 MB budget; without explanations "
+        f"{shipped - f['item_side.safetensors']['bytes']:,}). The cheap explainer over the fp16 item side agrees with "
+        f"the fp32 model's on {np.mean(agree):.0%} of the top-3 reasons (same users).",
     ]
     Path(args.results).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -179,17 +179,23 @@ def cache_root() -> Path:
     return Path(os.environ.get("EDGEREC_CACHE", Path.home() / ".cache" / "edgerec"))
 
 
-def read_json(path: Path) -> Any:
+def read_bytes(path: Path, what: str = "a file", size: int = -1, missing: str = "no such file") -> bytes:
+    """The file's bytes (its first `size` with size >= 0); every OS failure a one-line EdgerecError."""
     try:
-        return parse_json(path.read_bytes(), path)
+        with open(path, "rb") as fh:
+            return fh.read(size)
     except FileNotFoundError:
-        raise EdgerecError(f"{path}: missing") from None
+        raise EdgerecError(f"{path}: {missing}") from None
     except IsADirectoryError:
-        raise EdgerecError(f"{path}: is a folder, expected a JSON file") from None
+        raise EdgerecError(f"{path}: is a folder, expected {what}") from None
     except NotADirectoryError:
-        raise EdgerecError(f"{path}: missing ({path.parent} is a file, not a folder)") from None
+        raise EdgerecError(f"{path}: {missing} ({Path(path).parent} is a file, not a folder)") from None
     except OSError as e:
         raise EdgerecError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def read_json(path: Path) -> Any:
+    return parse_json(read_bytes(path, "a JSON file", missing="missing"), path)
 
 
 def parse_json(data: bytes, where: str | Path) -> Any:

@@ -22,6 +22,7 @@ from edgerec.data.interactions import Interactions
 from edgerec.data.split import Dataset, leave_one_out
 from edgerec.data.synthetic import SyntheticConfig, generate
 from edgerec.errors import EdgerecError, shown
+from edgerec.io import read_bytes
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 FORMATS = "an NCF split folder, ratings.dat, u.data, ml-1m.zip, ml-100k.zip, .csv, .parquet or synthetic[:k=v,...]"
@@ -38,14 +39,7 @@ class Columns:
 
 
 def _read_text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise EdgerecError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise EdgerecError(f"{path}: is a folder, expected a file") from None
-    except OSError as e:
-        raise EdgerecError(f"{path}: cannot read ({e.strerror})") from None
+    raw = read_bytes(path)
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)

@@ -16,6 +16,7 @@ import numpy as np
 
 from edgerec.errors import EdgerecError
 from edgerec.importers import pickled
+from edgerec.io import read_bytes
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 FORMAT_HINT = {"hdf5": "keras-h5", "safetensors": "state-dict", "torch-zip": "dle, recbole or state-dict"}
@@ -23,15 +24,7 @@ FORMAT_HINT = {"hdf5": "keras-h5", "safetensors": "state-dict", "torch-zip": "dl
 
 def kind(path: Path) -> str:
     """'hdf5', 'safetensors', 'torch-zip', 'corrupt-zip', 'pickle' or 'unknown', from the file's first bytes."""
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(16)
-    except FileNotFoundError:
-        raise EdgerecError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise EdgerecError(f"{path}: is a folder, expected a model file") from None
-    except OSError as e:
-        raise EdgerecError(f"{path}: cannot read ({e.strerror})") from None
+    head = read_bytes(path, "a model file", size=16)
     if head.startswith(HDF5_MAGIC):
         return "hdf5"
     if head[:2] == b"PK":
