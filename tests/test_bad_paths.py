@@ -46,6 +46,10 @@ PATH_ARGS = {
     ("recommend", "model"): "checkpoint",
     ("recommend", "data"): "data",
     ("recommend", "json"): "out-file",
+    ("verify", "artifact"): "artifact",
+    ("verify", "data"): "data",
+    ("verify", "json"): "out-file",
+    ("verify", "wheel"): "wheel-file",
     ("update", "model"): "checkpoint",
     ("update", "new"): "interactions",
     ("update", "out"): "out",
@@ -62,7 +66,7 @@ PATH_ARGS = {
 }
 # dests that name a path wherever they appear (and anything whose help says file / folder / path)
 PATHISH = {"data", "model", "init", "out", "json", "sources", "id_maps", "map", "profile", "cache", "artifact"}
-PATHISH |= {"profiles", "results", "new", "parent", "child", "bundle", "delta"}
+PATHISH |= {"profiles", "results", "new", "parent", "child", "bundle", "delta", "wheel"}
 
 
 def _path_arguments() -> set[tuple[str, str]]:
@@ -138,6 +142,7 @@ def cases(kind: str, w: dict[str, Path]) -> list[tuple[str, Path]]:
         "profile": [("missing", root / "nowhere.yaml"), ("a folder", root / "empty"), ("a checkpoint", w["ck"])],
         "profile-folder": [*missing, ("a file", root / "a file.txt")],
         "interactions": [*missing, ("a folder", root / "empty")],
+        "wheel-file": [*missing, ("a folder", root / "empty"), ("not a wheel", root / "a file.txt")],
         "out": [("an existing file", root / "a file.txt")],
         "out-file": [("an existing folder", root / "empty")],
         "cache": [("an existing file", root / "a file.txt")],
@@ -160,6 +165,7 @@ def invocation(command: str, dest: str, bad: Path, w: dict[str, Path], out: Path
         "export": {"model": ck, "data": SMALL, "target": "onnx", "out": str(out)},
         "bench": {"artifact": art},
         "recommend": {"model": ck, "user": "3", "data": SMALL},
+        "verify": {"artifact": str(w["bundle"]), "arch": "arm64", "data": SMALL},
         "update": {"model": ck, "data": SMALL, "new": str(w["root"] / "new.csv"), "out": str(out), "epochs": "1"},
         "delta": {"parent": str(w["bundle"]), "child": str(w["bundle"]), "out": str(out)},
         "apply-delta": {"bundle": str(w["bundle"]), "delta": str(w["delta"]), "out": str(out)},
@@ -178,7 +184,7 @@ def invocation(command: str, dest: str, bad: Path, w: dict[str, Path], out: Path
         "parent": "--from",
         "child": "--to",
         "sources": None,
-        "artifact": None if command == "bench" else "--artifact",
+        "artifact": None if command in ("bench", "verify") else "--artifact",
     }
     base[dest] = str(bad)
     args = [command]
@@ -209,7 +215,8 @@ def test_a_bad_path_is_one_line_and_writes_nothing(command, dest, kind, world, t
         ok = rc == 2 and len(err.splitlines()) == 1 and err.startswith("edgerec: error: ")
         named = str(bad) in err or bad.name in err
         if kind in ("checkpoint", "artifact") and what in ("missing", "a file"):  # the flag is named too
-            flag = {"parent": "--from", "child": "--to", "artifact": "ARTIFACT" if command == "bench" else "--artifact"}
+            flag = {"parent": "--from", "child": "--to"}
+            flag["artifact"] = "ARTIFACT" if command in ("bench", "verify") else "--artifact"
             named = named and flag.get(dest, "--" + dest) in err
         written = out is not None and out.exists()
         if not (ok and named) or written:

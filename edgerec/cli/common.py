@@ -187,6 +187,7 @@ INPUT_FOLDERS = {
     ),
     "update": (("model", "--model", CHECKPOINT),),
     "recommend": (("model", "--model", CHECKPOINT),),
+    "verify": (("artifact", "ARTIFACT", ARTIFACT),),
     "delta": (("parent", "--from", "a phone bundle folder"), ("child", "--to", "a phone bundle folder")),
     "apply-delta": (
         ("bundle", "--bundle", "a phone bundle folder"),
