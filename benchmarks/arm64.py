@@ -78,7 +78,7 @@ def main() -> int:
         f"under qemu-aarch64 -cpu X; {args.users} test users of the ML-1M NCF protocol (test item + 99 negatives "
         "each), the same rows on both sides; top-10 over the whole catalog per user.",
         "",
-        "| artifact | emulated CPU | guest machine | max abs score error vs x86 | top-10 agreement | dHR@10 | "
+        "| artifact | emulated CPU | guest features | max abs score error vs x86 | top-10 agreement | dHR@10 | "
         "dNDCG@10 | within the parity bound | emulated run |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -87,8 +87,9 @@ def main() -> int:
             lines.append(f"| {what} | {cpu} | - | - | - | - | - | **failed**: {r['error'][:120]} | - |")
             continue
         ok = abs(r["delta_hr@10"]) <= bound.hr
+        guest = f"{r['machine']} {r.get('cpu_features', '')}".strip()
         lines.append(
-            f"| {what} | {cpu} | {r['machine']} | {r['max_abs_score_error']:.2e} | {r['top10_agreement']:.4f} | "
+            f"| {what} | {cpu} | {guest} | {r['max_abs_score_error']:.2e} | {r['top10_agreement']:.4f} | "
             f"{r['delta_hr@10']:+.4f} | {r['delta_ndcg@10']:+.4f} | {'yes' if ok else '**no**'} "
             f"(|dHR| <= {bound.hr}) | {r['seconds']:.0f} s |"
         )

@@ -95,7 +95,9 @@ def verify_arm64(
                 continue
             with np.load(work / "out.npz", allow_pickle=False) as f:
                 guest = {"scores": f["scores"], "top10": f["top10"], "machine": str(f["machine"])}
+                features = str(f["features"]) if "features" in f else ""
             results[cpu] = {**compare(host, guest, items, data is not None), "machine": guest["machine"],
+                            "cpu_features": features,
                             "seconds": round(time.perf_counter() - start, 1), "users": len(u)}  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)

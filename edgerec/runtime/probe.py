@@ -25,6 +25,19 @@ def compute(folder: str | Path, users: np.ndarray, items: np.ndarray) -> dict[st
     return {"scores": scores, "top10": top}
 
 
+def cpu_features() -> str:
+    """The ARM64 features the kernels can use (from the auxiliary vector), e.g. "asimddp,i8mm"; "" elsewhere."""
+    if platform.machine() != "aarch64":
+        return ""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    libc.getauxval.restype = ctypes.c_ulong
+    hwcap, hwcap2 = libc.getauxval(16), libc.getauxval(26)  # AT_HWCAP, AT_HWCAP2
+    bits = {"asimddp": hwcap >> 20 & 1, "sve": hwcap >> 22 & 1, "i8mm": hwcap2 >> 13 & 1, "bf16": hwcap2 >> 14 & 1}
+    return ",".join(name for name, on in bits.items() if on) or "neon only"
+
+
 def main(argv: list[str]) -> int:
     from edgerec.errors import EdgerecError, one_line
 
@@ -38,7 +51,7 @@ def main(argv: list[str]) -> int:
     except EdgerecError as e:
         print(f"edgerec: error: {one_line(e)}", file=sys.stderr)
         return 2
-    np.savez(dst, **out, machine=np.asarray(platform.machine()))
+    np.savez(dst, **out, machine=np.asarray(platform.machine()), features=np.asarray(cpu_features()))
     return 0
 
 
