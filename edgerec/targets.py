@@ -76,6 +76,17 @@ TARGETS: dict[str, Target] = {
             onnx_file="model.onnx",
         ),
         Target(
+            name="onnx-server",
+            suffix=".onnx",
+            precisions=("fp32", "fp16"),
+            scorers={"onnxruntime": "edgerec.runtime.server:ServerScorer"},
+            exporter="edgerec.exporters.server_graph:export",
+            needs_gpu=False,
+            dynamic_batch=True,  # users [B] in, each one's top-K over the catalog out
+            calibration="none",
+            onnx_file="model.onnx",
+        ),
+        Target(
             name="tflite",
             suffix=".tflite",
             precisions=("fp32", "fp16", "int8-dynamic", "int8"),

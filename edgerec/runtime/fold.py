@@ -39,6 +39,11 @@ class FoldedNeuMF:
     def d(self) -> int:
         return self.Wu.shape[1]
 
+    @property
+    def macs_per_item(self) -> int:
+        """Per-item work: the GMF dot product, the add of the item half, the later MLP layers, the head."""
+        return self.g + self.A.shape[1] + sum(int(w.size) for w, _ in self.layers) + self.wm.shape[0]
+
     def logits(self, p: np.ndarray, q: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """[m] logits of the user (p [g], q [d]) for the items, plus each MLP layer's pre-activation (for backprop)."""
         z = self.A[items] + self.Wu @ q  # [m, h0]
