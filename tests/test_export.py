@@ -196,7 +196,10 @@ def test_altered_or_missing_artifact_files_are_refused(tmp_path, exported) -> No
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--target", "coreml"], "target must be one of onnx, tensorrt, tflite, tflite-bundle; got 'coreml'"),
+        (
+            ["--target", "coreml"],
+            "target must be one of onnx, tensorrt, onnx-server, tflite, tflite-bundle; got 'coreml'",
+        ),
         (["--target", "tflite", "--precision", "int4"], "precision fp32, fp16, int8-dynamic, int8; got 'int4'"),
         (["--target", "onnx", "--runtime", "tflite-runtime"], "onnx runs on onnxruntime; got runtime 'tflite-runtime'"),
         (["--buckets", "0,-4"], "field `buckets.1`: Input should be greater than or equal to 0; got -4"),
