@@ -11,22 +11,27 @@ from edgerec.errors import EdgerecError
 from edgerec.runtime.base import Scorer
 
 
+def session(path: Path, threads: int) -> Any:  # -> onnxruntime.InferenceSession
+    """An onnxruntime CPU session with `threads` intra-op threads; a model it cannot load is a one-line error."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise EdgerecError("onnxruntime is not installed: pip install onnxruntime") from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for unreadable or invalid models
+        raise EdgerecError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0]})") from None
+
+
 class OnnxScorer(Scorer):
     def __init__(self, folder: Path, manifest: dict[str, Any], threads: int, runtime: str) -> None:
         super().__init__(folder, manifest, threads, runtime)
         self.model_path = folder / str(manifest.get("onnx_file", manifest["model_file"]))  # TensorRT's ONNX too
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise EdgerecError("onnxruntime is not installed: pip install onnxruntime") from None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types for unreadable or invalid models
-            raise EdgerecError(f"{self.model_path}: onnxruntime cannot load it ({str(e).splitlines()[0]})") from None
+        self.session = session(self.model_path, threads)
         names = [x.name for x in self.session.get_inputs()]
         if names != ["users", "items"]:
             raise EdgerecError(f"{self.model_path}: expected inputs users, items; got {', '.join(names)}")

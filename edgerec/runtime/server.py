@@ -10,6 +10,7 @@ import numpy as np
 
 from edgerec.errors import EdgerecError
 from edgerec.runtime.base import Scorer, check_ids
+from edgerec.runtime.onnxrt import session
 
 USERS_PER_CALL = 256  # bounds one call's [users, catalog] scores (3.8 MB for ML-1M)
 
@@ -17,18 +18,7 @@ USERS_PER_CALL = 256  # bounds one call's [users, catalog] scores (3.8 MB for ML
 class ServerScorer(Scorer):
     def __init__(self, folder: Path, manifest: dict[str, Any], threads: int, runtime: str) -> None:
         super().__init__(folder, manifest, threads, runtime)
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise EdgerecError("onnxruntime is not installed: pip install onnxruntime") from None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime's own exception types for unreadable or invalid models
-            raise EdgerecError(f"{self.model_path}: onnxruntime cannot load it ({str(e).splitlines()[0]})") from None
+        self.session = session(self.model_path, threads)
         if [x.name for x in self.session.get_inputs()] != ["users"]:
             raise EdgerecError(f"{self.model_path}: not a server model (expected one input, users)")
         self.k = int(manifest.get("k", 10))
