@@ -133,3 +133,15 @@ def test_manifest_file_entries_cannot_point_outside_the_artifact(tmp_path, artif
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(EdgerecError, match="not a plain file name"):
         read_manifest(folder)
+
+
+@pytest.mark.parametrize("text", ["?", "1: 2\n", "null: 3\n", "true: x\n"])
+def test_profile_keys_that_are_not_text_are_one_line(text, tmp_path, capsys) -> None:
+    """Found by the 20x fuzzing: `?` parses as {None: None}, whose key reached Profile(**data) (TypeError)."""
+    from edgerec.errors import EdgerecError
+    from edgerec.profiles.schema import load_profile
+
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(EdgerecError, match="field names must be text"):
+        load_profile(str(path))

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgerec.compression.config import DEFAULT_OBSERVER
 from edgerec.config import validation_message
-from edgerec.errors import EdgerecError
+from edgerec.errors import EdgerecError, shown
 from edgerec.gates import ParityBound
 from edgerec.targets import TARGETS
 
@@ -119,6 +119,9 @@ def load_profile(ref: str | Path) -> Profile:
         raise EdgerecError(f"{path}:{where} malformed YAML ({getattr(e, 'problem', None) or e})") from None
     if not isinstance(data, dict):
         raise EdgerecError(f"{path}: a profile is a YAML mapping of fields; got {type(data).__name__}")
+    keys = [k for k in data if not isinstance(k, str)]
+    if keys:  # `? x`, `1: 2`: YAML keys of other types would reach Profile(**data) as keyword names
+        raise EdgerecError(f"{path}: field names must be text; got {shown(keys[0])}")
     try:
         profile = Profile(**data)
     except ValidationError as e:
