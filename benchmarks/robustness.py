@@ -205,6 +205,8 @@ BUGS = [
      F_UP + "test_new_interactions_against_the_parents_maps"),
     ("76d9648", "a delta record without the parent's version raised KeyError; one with a non-string model file name "
      "raised TypeError", F_UP + "test_delta_records"),
+    ("7452c53", "a profile whose YAML keys are not text (`?` parses as {None: None}) raised TypeError",
+     F_IN + "test_profile_keys_that_are_not_text_are_one_line[?]"),
     ("cf30924", "two writers into one --out could discard each other's output, or crash renaming onto the other's "
      "new folder (no lock); an item of the issue, not found by fuzzing",
      "tests/test_write_lock.py::test_a_second_export_into_the_same_folder_fails_at_once_and_the_first_completes"),
@@ -213,6 +215,7 @@ BUGS = [
 EXTRA_TESTS = [
     "tests/test_loaders.py::test_zip_member_with_traversal_name_is_read_in_memory_not_extracted",
     "tests/test_loaders.py::test_missing_path_and_bad_zip",
+    "tests/test_loaders.py::test_synthetic_sizes_are_checked_before_allocating",
     "tests/test_bundle.py::test_tampered_or_foreign_bundles_are_refused",
     "tests/test_bundle.py::test_bad_user_vectors_are_one_line_errors",
     "tests/test_model.py::test_pickle_files_are_refused",
@@ -221,7 +224,8 @@ EXTRA_TESTS = [
     "tests/test_cli.py::test_ctrl_c_during_training_exits_130_and_keeps_the_previous_checkpoint",
 ]
 FILES = [f"tests/test_{name}.py" for name in ("fuzz_inputs", "fuzz_loaders", "fuzz_parquet", "fuzz_update",
-                                              "interrupt_export", "interrupt_commands", "write_lock")]  # fmt: skip
+                                              "interrupt_export", "interrupt_commands", "write_lock", "bad_paths",
+                                              "import")]  # fmt: skip
 STATS = re.compile(r"(\d+) passing, (\d+) failing, and (\d+) invalid")
 
 
@@ -258,31 +262,37 @@ def run_tests(scale: int, repeats: int, seed: int, junit: Path) -> tuple[dict[st
     return outcomes, examples, seconds
 
 
-def startup_sigint(module: str, delays: list[float]) -> list[tuple[float, int, bool]]:
-    """Ctrl-C at fixed delays after `python -m MODULE train` starts: (delay, exit status, printed a traceback)."""
+def startup_sigint(module: str, delays: list[float], repeats: int = 3) -> list[tuple[float, str, int]]:
+    """Ctrl-C at fixed delays after `python -m MODULE train` starts, `repeats` times each: (delay, the exit statuses
+    seen, how many printed a traceback)."""
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for delay in delays:
-            cmd = [sys.executable, "-m", module, "-q", "train", "--data", SMALL, "--epochs", "1",
-                   "--threads", "1", "--out", str(Path(tmp) / "ck")]  # fmt: skip
-            proc = subprocess.Popen(
-                cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
-            )
-            time.sleep(delay)
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=120)
-            rows.append((delay, proc.returncode, "Traceback" in err))
+    for delay in delays:
+        runs = [_sigint_once(module, delay) for _ in range(repeats)]
+        codes = ", ".join(str(c) for c in sorted({c for c, _ in runs}))
+        rows.append((delay, codes, sum(tb for _, tb in runs)))
     return rows
 
 
-def _window(module: str, rows: list[tuple[float, int, bool]]) -> str:
+def _sigint_once(module: str, delay: float) -> tuple[int, bool]:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", module, "-q", "train", "--data", SMALL, "--epochs", "1",
+               "--threads", "1", "--out", str(Path(tmp) / "ck")]  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+        )
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        return proc.returncode, "Traceback" in err
+
+
+def _window(module: str, rows: list[tuple[float, str, int]]) -> str:
     late = [d for d, _, tb in rows if tb]
+    odd = [f"{d} s ({codes})" for d, codes, tb in rows if not tb and codes != "130" and late and d > max(late)]
     if not late:
         return f"`{module}`: no probe printed a traceback (the earliest was {rows[0][0]} s after the start)."
-    return (
-        f"`{module}`: a traceback up to {max(late)} s after the start (Python's own start-up on this machine); "
-        "from the next probe on, one line and exit 130."
-    )
+    tail = f"; later, no traceback but exit statuses other than 130 at {', '.join(odd)}" if odd else ""
+    return f"`{module}`: a traceback up to {max(late)} s after the start (Python's own start-up on this machine){tail}."
 
 
 def matching(outcomes: dict[str, str], prefixes: tuple[str, ...]) -> list[str]:
@@ -343,12 +353,14 @@ def main() -> int:
         "run directly (`python -m edgerec.cli.main`, no guard around its own imports). Before the guard is reached "
         "(Python's own start-up: the interpreter, site-packages, `import edgerec.entry`) Python's default handler "
         "prints a KeyboardInterrupt traceback, and no Python code can change that; once inside, Ctrl-C prints one "
-        "line and exits 130. Exit status -2: ended by SIGINT itself (a shell shows 130).",
+        "line and exits 130. Exit status -2: ended by SIGINT itself (a shell shows 130); 1: a KeyboardInterrupt "
+        "traceback during Python's own imports. Three probes per delay.",
         "",
-        "| delay (s) | `edgerec.entry`: exit | traceback | `edgerec.cli.main`: exit | traceback |",
+        "| delay (s) | `edgerec.entry`: exit statuses | tracebacks (of 3) | `edgerec.cli.main`: exit statuses | "
+        "tracebacks (of 3) |",
         "|---|---|---|---|---|",
         *(
-            f"| {d} | {c1} | {'yes' if t1 else 'no'} | {c2} | {'yes' if t2 else 'no'} |"
+            f"| {d} | {c1} | {t1} | {c2} | {t2} |"
             for (d, c1, t1), (_, c2, t2) in zip(probes["edgerec.entry"], probes["edgerec.cli.main"], strict=True)
         ),
         "",
