@@ -21,10 +21,10 @@ from pydantic import Field
 
 from edgerec.config import config
 from edgerec.data.align import align
-from edgerec.data.interactions import ids_from_list
+from edgerec.data.interactions import load_id_maps
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
-from edgerec.io import read_json, write_json
+from edgerec.io import write_json
 from edgerec.limits import MAX_BATCH
 from edgerec.sysinfo import machine
 
@@ -143,10 +143,7 @@ def bench_artifact(folder: str | Path, cfg: BenchConfig = BenchConfig(), ds: Dat
     load_ms = (time.perf_counter_ns() - t0) / 1e6
     m = scorer.manifest
     if ds is not None and (folder / "id_maps.json").is_file():
-        maps = read_json(folder / "id_maps.json")
-        if not isinstance(maps, dict) or not all(isinstance(maps.get(k), list) for k in ("users", "items")):
-            raise EdgerecError(f"{folder}/id_maps.json: expected lists under 'users' and 'items'")
-        ds = align(ds, ids_from_list(maps["users"]), ids_from_list(maps["items"]), str(folder))[0]
+        ds = align(ds, *load_id_maps(folder / "id_maps.json"), str(folder))[0]
     if ds is not None and (ds.n_users, ds.n_items) != (scorer.n_users, scorer.n_items):
         raise EdgerecError(
             f"the data ({ds.n_users} users, {ds.n_items} items) is not the data {folder} was exported for "

@@ -56,7 +56,12 @@ def run(args: argparse.Namespace) -> int:
             from edgerec.data import load_dataset
 
             ds = load_dataset(args.data)
-            mine = ds.train.items[ds.train.users == _data_index(ds.train.user_ids, args.user)]
+            from edgerec.data.align import index_of
+
+            row = int(index_of(ds.train.user_ids, [args.user])[0])
+            if row < 0:
+                raise EdgerecError(f"--data has no user {args.user!r}")
+            mine = ds.train.items[ds.train.users == row]
             history = m.index([str(x) for x in ds.train.item_ids[mine]], "item")
         elif args.explain:
             raise EdgerecError("--explain with --user needs --data (the user's history)")
@@ -84,12 +89,3 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, {"who": who, "explain": args.explain, "recommendations": record})
     return 0
-
-
-def _data_index(user_ids, user: str) -> int:
-    from edgerec.errors import EdgerecError
-
-    where = {str(x): k for k, x in enumerate(user_ids)}
-    if str(user) not in where:
-        raise EdgerecError(f"--data has no user {user!r}")
-    return where[str(user)]

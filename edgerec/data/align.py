@@ -45,8 +45,8 @@ class Alignment:
         )
 
 
-def _index(model_ids: np.ndarray, data_ids: np.ndarray) -> np.ndarray:
-    """[len(data_ids)] the model's index of every data id, -1 where the model does not know it."""
+def index_of(model_ids: np.ndarray, data_ids: np.ndarray | list) -> np.ndarray:
+    """[len(data_ids)] the model's index of every data id (compared as text), -1 where the model does not know it."""
     where = {str(x): k for k, x in enumerate(model_ids)}
     return np.asarray([where.get(str(x), -1) for x in data_ids], dtype=np.int64)
 
@@ -62,7 +62,7 @@ def align(
     t = ds.train
     if same_ids(t.user_ids, user_ids) and same_ids(t.item_ids, item_ids):
         return ds, Alignment(0, 0, 0, 0)
-    u, i = _index(user_ids, t.user_ids), _index(item_ids, t.item_ids)
+    u, i = index_of(user_ids, t.user_ids), index_of(item_ids, t.item_ids)
     known_u, known_i = float((u >= 0).mean()), float((i >= 0).mean())
     if known_u < MIN_KNOWN or known_i < MIN_KNOWN:
         raise EdgerecError(

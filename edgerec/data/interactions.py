@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from edgerec.errors import EdgerecError
+from edgerec.io import read_json
 
 log = logging.getLogger(__name__)
 
@@ -138,3 +140,11 @@ def ids_from_list(values: list[int] | list[str]) -> np.ndarray:
     if all(isinstance(v, int) for v in values):
         return np.asarray(values, dtype=np.int64)
     return np.asarray([str(v) for v in values])
+
+
+def load_id_maps(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """An id_maps.json of a checkpoint or an artifact: (user ids, item ids), the original ids by dense index."""
+    maps = read_json(path)
+    if not isinstance(maps, dict) or not all(isinstance(maps.get(k), list) for k in ("users", "items")):
+        raise EdgerecError(f"{path}: expected lists under 'users' and 'items'")
+    return ids_from_list(maps["users"]), ids_from_list(maps["items"])

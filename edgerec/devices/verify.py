@@ -17,23 +17,22 @@ import numpy as np
 from edgerec.data.split import Dataset
 from edgerec.devices import CPUS, arm64
 from edgerec.errors import EdgerecError
-from edgerec.io import read_json, write_json
+from edgerec.io import write_json
 from edgerec.manifest import MANIFEST, read_manifest
 from edgerec.metrics import hr_ndcg
 
 TFLITE_TARGETS = ("tflite", "tflite-bundle")
 
 
-def protocol(folder: Path, n_users: int, data: Dataset | None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(users [U], items [U, M]): the test item + its negatives of U sampled test users, or random items."""
-    m = read_manifest(folder)
+def protocol(folder: Path, m: dict, n_users: int, data: Dataset | None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(users [U], items [U, M]): the test item + its negatives of U sampled test users, or random items; m is the
+    artifact's manifest."""
     rng = np.random.default_rng(seed)
     if data is not None:
         from edgerec.data.align import align
-        from edgerec.data.interactions import ids_from_list
+        from edgerec.data.interactions import load_id_maps
 
-        maps = read_json(folder / "id_maps.json")
-        ds = align(data, ids_from_list(maps["users"]), ids_from_list(maps["items"]), str(folder))[0]
+        ds = align(data, *load_id_maps(folder / "id_maps.json"), str(folder))[0]
         rows = rng.choice(len(ds.test_users), size=min(n_users, len(ds.test_users)), replace=False)
         items = np.concatenate([ds.test_items[rows, None], ds.test_negatives[rows]], axis=1)
         return ds.test_users[rows].astype(np.int64), items.astype(np.int64)
@@ -75,7 +74,7 @@ def verify_arm64(
         raise EdgerecError(f"--wheel {wheel}: not a wheel file (edgerec-*.whl)")
     root = arm64.ensure_root(say)
     arm64.install_wheel(root, wheel or arm64.build_wheel(say), say)
-    u, items = protocol(folder, users, data)
+    u, items = protocol(folder, manifest, users, data)
     host = compute(folder, u, items)
     results: dict[str, dict] = {}
     work = Path(tempfile.mkdtemp(prefix="edgerec-verify-", dir=root / "tmp"))

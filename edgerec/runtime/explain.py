@@ -180,7 +180,7 @@ class NumpyModel:
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
-        from edgerec.data.interactions import ids_from_list
+        from edgerec.data.interactions import load_id_maps
         from edgerec.io import read_json, sha256_file
 
         folder = Path(folder)
@@ -195,19 +195,14 @@ class NumpyModel:
             raise EdgerecError(f"{weights}: unreadable safetensors file ({e})") from None
         if not {"gmf_user.weight", "mlp_user.weight", "mlp.0.weight"} <= set(w):
             raise EdgerecError(f"{folder}: explanations need a NeuMF (GMF and MLP towers)")
-        maps = read_json(folder / "id_maps.json")
-        return cls(
-            ItemSide.of(w), w["gmf_user.weight"], w["mlp_user.weight"], ids_from_list(maps["users"]),
-            ids_from_list(maps["items"]),
-        )  # fmt: skip
+        return cls(ItemSide.of(w), w["gmf_user.weight"], w["mlp_user.weight"], *load_id_maps(folder / "id_maps.json"))
 
     @classmethod
     def from_bundle(cls, folder: str | Path) -> NumpyModel:
         """A phone bundle exported with explain: its item side, and the server-side user vectors when present."""
         from safetensors.numpy import load_file
 
-        from edgerec.data.interactions import ids_from_list
-        from edgerec.io import read_json
+        from edgerec.data.interactions import load_id_maps
         from edgerec.manifest import read_manifest, verify_files
 
         folder = Path(folder)
@@ -224,9 +219,9 @@ class NumpyModel:
         name = manifest.get("user_vectors")
         if name and (folder / name).is_file():
             vectors = np.load(folder / name, allow_pickle=False).astype(np.float64)
-        maps = read_json(folder / "id_maps.json")
-        users = ids_from_list(maps["users"]) if len(vectors) else np.asarray([], dtype=str)
-        return cls(side, vectors[:, :g], vectors[:, g:], users, ids_from_list(maps["items"]))
+        users, items = load_id_maps(folder / "id_maps.json")
+        users = users if len(vectors) else np.asarray([], dtype=str)  # a phone knows no other user
+        return cls(side, vectors[:, :g], vectors[:, g:], users, items)
 
     @classmethod
     def load(cls, folder: str | Path) -> NumpyModel:
@@ -235,12 +230,14 @@ class NumpyModel:
 
     def index(self, ids: list[str], what: str) -> np.ndarray:
         """Dense indices of original ids (compared as text); an unknown id is a one-line error."""
+        from edgerec.data.align import index_of
+
         table = self.user_ids if what == "user" else self.item_ids
-        where = {str(x): k for k, x in enumerate(table)}
-        unknown = [i for i in ids if str(i) not in where]
-        if unknown:
-            raise EdgerecError(f"unknown {what} id {unknown[0]!r} (the model has {len(table)} {what}s)")
-        return np.asarray([where[str(i)] for i in ids], dtype=np.int64)
+        found = index_of(table, ids)
+        if (found < 0).any():
+            unknown = ids[int(np.flatnonzero(found < 0)[0])]
+            raise EdgerecError(f"unknown {what} id {unknown!r} (the model has {len(table)} {what}s)")
+        return found
 
     def top_k(self, p: np.ndarray, q: np.ndarray, k: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not 1 <= k <= self.side.n_items - len(exclude):
