@@ -8,11 +8,9 @@ used -> with data: aligned to the imported id maps by original id and evaluated 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -21,8 +19,7 @@ from edgerec.errors import EdgerecError
 from edgerec.importers.config import ImportConfig
 from edgerec.importers.foreign import Foreign, build, fidelity
 from edgerec.io import read_json, sha256_file
-from edgerec.model.checkpoint import FORMAT, FORMAT_VERSION, Checkpoint
-from edgerec.sysinfo import versions
+from edgerec.model.checkpoint import Checkpoint
 
 
 def read_id_maps(path: str | Path) -> dict[str, list]:
@@ -97,26 +94,13 @@ def import_model(
         "id_maps": str(cfg.id_maps) if cfg.id_maps else ("from the source" if f.user_ids is not None else "0..n-1"),
         "fidelity": check,
     }
-    config: dict[str, Any] = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "arch": model.arch.to_json(),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "data": {},
-        "versions": versions(("edgerec", "torch", "numpy")),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "imported": info,
-        "report": {},
-    }
-    ck = Checkpoint(model, user_ids, item_ids, config, {})
-    if data is not None:
-        from edgerec.data.align import align
-        from edgerec.metrics import evaluate
-        from edgerec.model.training import torch_scorer
+    if data is None:
+        return Checkpoint.of(model, user_ids, item_ids, {}, extra={"imported": info})
+    from edgerec.data.align import align
+    from edgerec.metrics import evaluate
+    from edgerec.model.training import torch_scorer
 
-        ds, report = align(data, user_ids, item_ids, "the imported model")
-        metrics = evaluate(torch_scorer(model), ds)
-        ck.metrics = metrics
-        config["data"] = {**ds.summary(), "fingerprint": ds.fingerprint()}
-        config["report"] = {"metrics": metrics, "alignment": asdict(report)}
-    return ck
+    ds, alignment = align(data, user_ids, item_ids, "the imported model")
+    report = {"metrics": evaluate(torch_scorer(model), ds), "alignment": asdict(alignment)}
+    summary = {**ds.summary(), "fingerprint": ds.fingerprint()}
+    return Checkpoint.of(model, user_ids, item_ids, report, summary, {"imported": info})

@@ -25,7 +25,7 @@ from safetensors.numpy import save as save_numpy_bytes
 from safetensors.torch import load_file, save
 
 from edgerec.data.align import align
-from edgerec.data.interactions import Interactions, ids_from_list, ids_to_list
+from edgerec.data.interactions import Interactions, ids_to_list, load_id_maps
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
 from edgerec.io import atomic_dir, read_json, read_versioned_json, sha256_bytes, sha256_file, write_json
@@ -73,21 +73,37 @@ class Checkpoint:
         """A new checkpoint of `model` trained on `ds`. extra adds keys to config.json; files are attached;
         store_data attaches the data itself (train interactions and test protocol), so that a later step (an
         update) needs no --data."""
+        attached: dict[str, bytes | Path] = dict(files or {})
+        if store_data:
+            attached[DATA_FILE] = data_bytes(ds)
+        data = {**ds.summary(), "fingerprint": ds.fingerprint()}
+        return cls.of(model, ds.train.user_ids, ds.train.item_ids, report, data, extra, attached)
+
+    @classmethod
+    def of(
+        cls,
+        model: NCF,
+        user_ids: np.ndarray,
+        item_ids: np.ndarray,
+        report: dict[str, Any],
+        data: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+        files: dict[str, bytes | Path] | None = None,
+    ) -> Checkpoint:
+        """A new checkpoint of `model` on these id maps; data: the summary and fingerprint of the data it was
+        trained or measured on ({} for none: an import without data)."""
         config = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "arch": model.arch.to_json(),
             "parameters": sum(p.numel() for p in model.parameters()),
-            "data": {**ds.summary(), "fingerprint": ds.fingerprint()},
+            "data": data or {},
             "versions": versions(("edgerec", "torch", "numpy")),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **(extra or {}),
             "report": report,
         }
-        attached: dict[str, bytes | Path] = dict(files or {})
-        if store_data:
-            attached[DATA_FILE] = data_bytes(ds)
-        return cls(model.eval(), ds.train.user_ids, ds.train.item_ids, config, report.get("metrics", {}), attached)
+        return cls(model.eval(), user_ids, item_ids, config, report.get("metrics", {}), dict(files or {}))
 
     # -- what it holds ------------------------------------------------------------------------------------------
 
@@ -180,11 +196,7 @@ def load(path: str | Path) -> Checkpoint:
     except RuntimeError:
         raise EdgerecError(f"{weights}: tensor names or shapes do not match the architecture in {CONFIG}") from None
     model.eval()
-    maps = read_json(path / ID_MAPS)
-    try:
-        user_ids, item_ids = ids_from_list(maps["users"]), ids_from_list(maps["items"])
-    except (KeyError, TypeError):
-        raise EdgerecError(f"{path}/{ID_MAPS}: expected lists under 'users' and 'items'") from None
+    user_ids, item_ids = load_id_maps(path / ID_MAPS)
     if (len(user_ids), len(item_ids)) != (arch.n_users, arch.n_items):
         raise EdgerecError(f"{path}/{ID_MAPS}: sizes do not match the architecture")
     metrics = read_json(path / METRICS) if (path / METRICS).exists() else {}
