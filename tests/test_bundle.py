@@ -10,12 +10,12 @@ import torch
 
 import edgerec
 from edgerec.errors import EdgerecError
-from edgerec.exporters.bundle import folded_macs
 from edgerec.exporters.config import ExportConfig
 from edgerec.exporters.folded import FoldedNCF, user_vectors
 from edgerec.gates import ParityBound
 from edgerec.model.ncf import NCF, NCFArch
 from edgerec.runtime import load_bundle
+from edgerec.runtime.fold import folded_macs
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_folding_the_item_tower_is_exact_and_cuts_the_macs() -> None:
         for u in (0, 7, 49):
             ref = model(torch.full((400,), u), torch.arange(400))
             assert torch.allclose(folded.scores(ug[u : u + 1], um[u : u + 1]), ref, atol=1e-5)
-    assert folded_macs(model) == 688  # DESIGN.md: 2,704 unfolded
+    assert folded_macs(model.arch) == 688  # DESIGN.md: 2,704 unfolded
 
 
 def test_fp32_bundle_equals_pytorch_and_ranks_top_k_in_the_graph(bundles, ckpt, ds) -> None:

@@ -16,7 +16,6 @@ are a few kilobytes of a ~150 KB model.
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from edgerec.exporters.small_constants import small_constants
 from edgerec.exporters.tflite_model import add_fp16_weights, quiet
 from edgerec.model.ncf import NCF
 from edgerec.runtime.explain import ITEM_SIDE, item_side_tensors
+from edgerec.runtime.fold import folded_macs
 
 USER_VECTORS = "user_vectors.npy"  # server side: [n_users, g + d] float32; never shipped in the app
 DEFAULT_K = 10
@@ -116,12 +116,6 @@ def strip(flat: bytes) -> bytes:
     return bytes(tfl.flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def folded_macs(model: NCF) -> int:
-    """Per-item work of the folded model: GMF dot product, the add of the item half, the later MLP layers, head."""
-    layers = model.arch.mlp_layers
-    return model.arch.gmf_dim + layers[0] + sum(a * b for a, b in itertools.pairwise(layers)) + layers[-1]
-
-
 def export(
     model: NCF,
     precision: str,
@@ -186,5 +180,5 @@ def export(
         "explainers": ["similarity", "exact"] if explain else [],
         **({"item_side": ITEM_SIDE} if explain else {}),
         "quantization": info,
-        "macs_per_item": folded_macs(model),
+        "macs_per_item": folded_macs(model.arch),
     }

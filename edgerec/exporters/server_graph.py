@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgerec.errors import EdgerecError
 from edgerec.model.ncf import NCF
-from edgerec.runtime.fold import fold
+from edgerec.runtime.fold import fold, folded_macs
 
 OPSET = 19
 DEFAULT_K = 10
@@ -89,12 +89,11 @@ def _int64(name: str, values: list[int], inits: list[onnx.TensorProto]) -> str:
 def export(model: NCF, precision: str, out: Path, *, k: int = DEFAULT_K, **_: object) -> dict:
     """Write out (model.onnx); return the manifest fields this target adds."""
     onnx.save_model(build(model, precision, k), str(out))
-    macs = fold({n: t.detach().numpy() for n, t in model.state_dict().items()}).macs_per_item
     return {
         "opset": OPSET,
         "batch": "dynamic",
         "inputs": ["users"],
         "outputs": ["top_items", "top_scores", "scores"],
         "k": k,
-        "macs_per_item": macs,
+        "macs_per_item": folded_macs(model.arch),
     }

@@ -11,7 +11,9 @@ arithmetic (tests/test_bundle.py checks the exported model against the NCF forwa
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,11 +41,6 @@ class FoldedNeuMF:
     def d(self) -> int:
         return self.Wu.shape[1]
 
-    @property
-    def macs_per_item(self) -> int:
-        """Per-item work: the GMF dot product, the add of the item half, the later MLP layers, the head."""
-        return self.g + self.A.shape[1] + sum(int(w.size) for w, _ in self.layers) + self.wm.shape[0]
-
     def logits(self, p: np.ndarray, q: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """[m] logits of the user (p [g], q [d]) for the items, plus each MLP layer's pre-activation (for backprop)."""
         z = self.A[items] + self.Wu @ q  # [m, h0]
@@ -54,6 +51,12 @@ class FoldedNeuMF:
             acts.append(z)
             h = np.maximum(z, 0)
         return self.G[items] @ p + h @ self.wm + self.b, acts
+
+
+def folded_macs(arch: Any) -> int:  # arch: edgerec.model.ncf.NCFArch (read by attribute: no torch here)
+    """Per-item work of the folded model: GMF dot product, the add of the item half, the later MLP layers, head."""
+    layers = arch.mlp_layers
+    return arch.gmf_dim + layers[0] + sum(a * b for a, b in itertools.pairwise(layers)) + layers[-1]
 
 
 def fold(weights: dict[str, np.ndarray]) -> FoldedNeuMF:
