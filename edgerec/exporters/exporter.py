@@ -74,9 +74,8 @@ def export(ck: Checkpoint, ds: Dataset, cfg: ExportConfig = ExportConfig(), out:
     with atomic_dir(out) as tmp:
         model_file = f"model{t.suffix}"
         exporter = load_attr(t.exporter)
-        kwargs = {"buckets": buckets, "runtime": runtime, "spec": spec, "calib": calib, "candidates": cfg.candidates}
-        if cfg.explain:
-            kwargs["explain"] = True
+        kwargs = {"buckets": buckets, "runtime": runtime, "spec": spec, "calib": calib}
+        kwargs |= {"candidates": cfg.candidates, "explain": cfg.explain}  # the phone bundle's; the others ignore them
         try:
             fields = exporter(model, cfg.precision, tmp / model_file, **kwargs)
             check_runtime = t.verify_runtime(runtime)

@@ -6,7 +6,6 @@ refuses any global beyond tensors and containers) or, for RecBole's files, by `p
 
 from __future__ import annotations
 
-import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -78,11 +77,7 @@ def torch_weights(path: Path) -> Any:
 
 def _globals(path: Path) -> set[str]:
     try:
-        raw = path.read_bytes()
-        if zipfile.is_zipfile(io.BytesIO(raw)):
-            with zipfile.ZipFile(io.BytesIO(raw)) as z:
-                raw = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
-        return pickled.globals_named(raw)
+        return pickled.globals_named(pickled.contents(path)[0])
     except Exception:  # only for the message
         return set()
 

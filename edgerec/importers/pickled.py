@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgerec.errors import EdgerecError
+from edgerec.io import read_bytes
 
 # torch storage classes -> numpy dtypes (bfloat16 is widened to float32 from its 16 bits)
 _STORAGE_DTYPES = {
@@ -204,21 +205,23 @@ def globals_named(data: bytes) -> set[str]:
     return found
 
 
+def contents(path: Path) -> tuple[bytes, dict[str, bytes] | None]:
+    """(the pickle, the storages by key): from a torch.save zip file, or a plain pickle with no storages."""
+    raw = read_bytes(path, "a pickle file")
+    if not zipfile.is_zipfile(io.BytesIO(raw)):
+        return raw, None
+    with zipfile.ZipFile(io.BytesIO(raw)) as z:
+        pkl = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+        if len(pkl) != 1:
+            raise EdgerecError(f"{path}: a zip file but not one torch.save wrote (no single data.pkl)")
+        root = pkl[0][: -len("data.pkl")]
+        storages = {n[len(root) + 5 :]: z.read(n) for n in z.namelist() if n.startswith(root + "data/")}
+        return z.read(pkl[0]), storages
+
+
 def load(path: Path) -> Any:
     """The object a torch.save zip file or a plain pickle holds, read as described above."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise EdgerecError(f"{path}: cannot read ({e.strerror})") from None
-    storages: dict[str, bytes] | None = None
-    if zipfile.is_zipfile(io.BytesIO(raw)):
-        with zipfile.ZipFile(io.BytesIO(raw)) as z:
-            pkl = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-            if len(pkl) != 1:
-                raise EdgerecError(f"{path}: a zip file but not one torch.save wrote (no single data.pkl)")
-            root = pkl[0][: -len("data.pkl")]
-            storages = {n[len(root) + 5 :]: z.read(n) for n in z.namelist() if n.startswith(root + "data/")}
-            raw = z.read(pkl[0])
+    raw, storages = contents(path)
     try:
         return _Unpickler(raw, storages).load()
     except EdgerecError:

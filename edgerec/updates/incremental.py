@@ -58,9 +58,7 @@ def parent_data(ck: Checkpoint, data: Dataset | None) -> Dataset:
     recorded = ck.config.get("data", {}).get("fingerprint")  # None: imported without data
     if recorded is None:
         return ck.align(data)
-    if data.fingerprint() == recorded:
-        return data
-    try:  # the same data as another loader numbers it
+    try:  # the same data, possibly as another loader numbers it (align returns data itself when the maps agree)
         aligned: Dataset | None = ck.align(data)
     except EdgerecError:
         aligned = None
