@@ -21,12 +21,19 @@ FORMAT_VERSION = 1
 
 
 def file_records(folder: Path) -> dict[str, dict[str, Any]]:
-    """{name: {"sha256", "bytes"}} for every file in folder except the manifest."""
+    """{path: {"sha256", "bytes"}} for every file under folder except the manifest; paths relative, with "/"
+    (a Triton repository nests its models: recommend/config.pbtxt, recommend/1/model.onnx)."""
     return {
-        p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-        for p in sorted(folder.iterdir())
-        if p.is_file() and p.name != MANIFEST
+        p.relative_to(folder).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.relative_to(folder).as_posix() != MANIFEST
     }
+
+
+def plain_path(name: str) -> bool:
+    """A relative path inside the folder: no absolute path, no "..", no empty or "." parts, "/" separators."""
+    parts = name.split("/")
+    return bool(name) and "\\" not in name and all(p not in ("", ".", "..") for p in parts)
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -49,10 +56,8 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict[str, Any]:
     ):
         raise EdgerecError(f"{folder / MANIFEST}: malformed (no 'files' entry for the model file)")
     for name in files:
-        if Path(name).name != name or name in (".", ".."):
-            raise EdgerecError(
-                f"{folder / MANIFEST}: file entry {name!r} is not a plain file name in the artifact folder"
-            )
+        if not isinstance(name, str) or not plain_path(name):
+            raise EdgerecError(f"{folder / MANIFEST}: file entry {name!r} is not a relative path in the artifact folder")
     if verify:
         verify_files(folder, manifest, files)
     return manifest

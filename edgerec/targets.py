@@ -27,6 +27,10 @@ class Target:
     readme: str | None = None  # "module:function" rendering README.md for the artifact from its manifest
     # runtime -> the runtime that verifies its artifacts at export, where the two cannot share an environment
     verified_in: dict[str, str] = field(default_factory=dict)
+    model_path: str | None = None  # the model file's path in the folder, if not model<suffix>; {version} = model's
+
+    def model_file(self, version: int) -> str:
+        return self.model_path.format(version=version) if self.model_path else f"model{self.suffix}"
 
     def verify_runtime(self, runtime: str) -> str:
         return self.verified_in.get(runtime, runtime)
@@ -85,6 +89,20 @@ TARGETS: dict[str, Target] = {
             dynamic_batch=True,  # users [B] in, each one's top-K over the catalog out
             calibration="none",
             onnx_file="model.onnx",
+        ),
+        Target(
+            name="triton",
+            suffix=".onnx",
+            precisions=("fp32", "fp16"),
+            # the repository's ONNX in onnxruntime, as its python-backend model.py runs it inside Triton
+            scorers={"onnxruntime": "edgerec.runtime.server:TritonScorer"},
+            exporter="edgerec.exporters.triton_repo:export",
+            needs_gpu=False,  # the tensorrt_plan backend's engines are built on the GPU host (else export-only)
+            dynamic_batch=True,
+            calibration="none",
+            onnx_file=None,  # the exporter names it (recommend/<version>/model.onnx)
+            readme="edgerec.exporters.triton_repo:readme",
+            model_path="recommend/{version}/model.onnx",
         ),
         Target(
             name="tflite",

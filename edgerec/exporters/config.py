@@ -12,6 +12,7 @@ from edgerec.config import config
 from edgerec.errors import ConfigError, EdgerecError
 from edgerec.gates import ParityBound
 from edgerec.limits import MAX_BATCH
+from edgerec.serving.config import TritonConfig
 from edgerec.targets import target
 
 DEFAULT_BUCKETS = (1, 1000, 0)  # 0 = the catalog size: one user against every item in one call
@@ -34,6 +35,7 @@ class ExportConfig:
     candidates: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     # tflite-bundle: also ship the folded item side (fp16) for explanations and fold-in on the device
     explain: bool = False
+    triton: TritonConfig = TritonConfig()  # target triton: backend, instances, batching, K of the repository
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in the manifest (e.g. the profile)
 
     def __post_init__(self) -> None:
@@ -45,6 +47,8 @@ class ExportConfig:
             raise ConfigError(f"ExportConfig: {e}") from None
         if self.explain and self.target != "tflite-bundle":
             raise ConfigError("ExportConfig: explain applies to the tflite-bundle target only")
+        if self.triton != TritonConfig() and self.target != "triton":
+            raise ConfigError("ExportConfig: triton settings apply to the triton target only")
         if not self.buckets:
             raise ConfigError("ExportConfig: buckets must name at least one batch size (0 = catalog size)")
 

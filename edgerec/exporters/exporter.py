@@ -72,18 +72,22 @@ def export(ck: Checkpoint, ds: Dataset, cfg: ExportConfig = ExportConfig(), out:
     missing = None
     start = time.perf_counter()
     with atomic_dir(out) as tmp:
-        model_file = f"model{t.suffix}"
+        model_file = t.model_file(ck.version)
+        (tmp / model_file).parent.mkdir(parents=True, exist_ok=True)
         exporter = load_attr(t.exporter)
         kwargs = {"buckets": buckets, "runtime": runtime, "spec": spec, "calib": calib}
         kwargs |= {"candidates": cfg.candidates, "explain": cfg.explain}  # the phone bundle's; the others ignore them
+        kwargs |= {"triton": cfg.triton, "version": ck.version}  # the Triton repository's
         try:
             fields = exporter(model, cfg.precision, tmp / model_file, **kwargs)
             check_runtime = t.verify_runtime(runtime)
+            missing = fields.pop("engine_missing", None)  # a repository whose engines are built on the GPU host
         except EngineUnavailable as e:
             missing, model_file, check_runtime = str(e), ONNX_FILE, "onnxruntime"
             fields = {"buckets": buckets, "inputs": ["users", "items"], "output": "scores", "onnx_file": ONNX_FILE}
         write_json(tmp / "id_maps.json", {"users": ids_to_list(ck.user_ids), "items": ids_to_list(ck.item_ids)})
-        lint_report = lint(tmp / t.onnx_file) if t.onnx_file else None
+        onnx_file = fields.get("onnx_file", t.onnx_file)
+        lint_report = lint(tmp / onnx_file) if onnx_file else None
         if lint_report is not None and lint_report.get("passed") is False:
             first = (lint_report["failing"] + lint_report["errors"] + ["see the report"])[0]
             raise EdgerecError(f"polygraphy check lint failed on the exported ONNX: {first}")

@@ -63,16 +63,25 @@ def gpu_identity() -> tuple[str, str]:
     return name.strip("\x00 "), f"{prop.major}.{prop.minor}"
 
 
-def build_engine(onnx_path: Path, precision: str, buckets: list[int]) -> tuple[bytes, dict]:
+Shapes = dict[str, tuple[tuple[int, ...], ...]]  # input name -> (min, opt, max) shape of one optimization profile
+
+
+def bucket_profiles(buckets: list[int]) -> list[Shapes]:
+    """Profile k serves bucket k exactly (the pair scorer pads requests to a bucket)."""
+    return [{name: ((b,), (b,), (b,)) for name in ("users", "items")} for b in sorted(buckets)]
+
+
+def build_engine(onnx_path: Path, precision: str, profiles: Shapes | list[Shapes]) -> tuple[bytes, dict]:
     """Serialized engine plus its cache record. Engines are cached under a key of the ONNX sha256, GPU name,
-    compute capability, TensorRT version, precision and buckets: an engine is not portable across those."""
+    compute capability, TensorRT version, precision and profiles: an engine is not portable across those."""
+    profiles = [profiles] if isinstance(profiles, dict) else profiles
     try:
         import tensorrt as trt
     except ImportError:
         raise EngineUnavailable("TensorRT is not installed (pip install 'edgerec[tensorrt]' on the GPU host)") from None
     gpu, cc = gpu_identity()
     onnx_bytes = onnx_path.read_bytes()
-    key_src = f"{hashlib.sha256(onnx_bytes).hexdigest()}|{gpu}|{cc}|{trt.__version__}|{precision}|{buckets}"
+    key_src = f"{hashlib.sha256(onnx_bytes).hexdigest()}|{gpu}|{cc}|{trt.__version__}|{precision}|{profiles}"
     key = hashlib.sha256(key_src.encode()).hexdigest()[:32]
     cached = cache_dir() / f"{key}.engine"
     record = {"cache_key": key, "gpu": gpu, "compute_capability": cc, "tensorrt": trt.__version__}
@@ -90,10 +99,10 @@ def build_engine(onnx_path: Path, precision: str, buckets: list[int]) -> tuple[b
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)  # explicit quantization: the scales come from the Q/DQ nodes
-    for b in sorted(buckets):  # profile k serves bucket k exactly (the scorer pads requests to a bucket)
+    for shapes in profiles:
         profile = builder.create_optimization_profile()
-        for name in ("users", "items"):
-            profile.set_shape(name, (b,), (b,), (b,))
+        for name, (lo, opt, hi) in shapes.items():
+            profile.set_shape(name, lo, opt, hi)
         config.add_optimization_profile(profile)
     timing_path = cache_dir() / f"timing-{gpu.replace(' ', '_')}-{cc}-{trt.__version__}.cache"
     timing = config.create_timing_cache(timing_path.read_bytes() if timing_path.is_file() else b"")
@@ -125,6 +134,6 @@ def export(
         "onnx_file": ONNX_FILE,
         "trtexec": trtexec_command(precision, buckets),
     }
-    engine, record = build_engine(folder / ONNX_FILE, precision, buckets)
+    engine, record = build_engine(folder / ONNX_FILE, precision, bucket_profiles(buckets))
     out.write_bytes(engine)
     return {**fields, "engine": record}

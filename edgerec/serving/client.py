@@ -1,0 +1,105 @@
+"""A client of an edgerec Triton repository being served, over HTTP or gRPC (tritonclient).
+
+Dense user / item indices go in (id_maps.json maps original ids); every server-side error comes back as a one-line
+EdgerecError. The repository's sizes (users, items, K) are read from the served model's config parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgerec.errors import EdgerecError
+
+PROTOCOLS = ("http", "grpc")
+
+
+class Client:
+    def __init__(self, url: str, protocol: str = "http", timeout_s: float = 30.0) -> None:
+        if protocol not in PROTOCOLS:
+            raise EdgerecError(f"protocol must be http or grpc; got {protocol!r}")
+        self.url, self.protocol = url.removeprefix("http://").removeprefix("grpc://"), protocol
+        if protocol == "http":
+            import tritonclient.http as tc
+
+            self._tc = tc
+            self._c = tc.InferenceServerClient(self.url, connection_timeout=timeout_s, network_timeout=timeout_s)
+        else:
+            import tritonclient.grpc as tc
+
+            self._tc = tc
+            self._c = tc.InferenceServerClient(self.url)
+        self.timeout_s = timeout_s
+        params = self._call(lambda: self._config("recommend").get("parameters", {}))
+        try:
+            self.n_users = int(params["n_users"]["string_value"])
+            self.n_items = int(params["n_items"]["string_value"])
+            self.k = int(params["k"]["string_value"])
+            self.max_candidates = int(params["max_candidates"]["string_value"])
+        except (KeyError, TypeError, ValueError):
+            raise EdgerecError(f"{url}: the served `recommend` model is not an edgerec repository's") from None
+
+    def _config(self, model: str) -> dict[str, Any]:
+        if self.protocol == "http":
+            return self._c.get_model_config(model)
+        return self._c.get_model_config(model, as_json=True)["config"]
+
+    def _call(self, fn: Any) -> Any:
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            return fn()
+        except InferenceServerException as e:
+            raise EdgerecError(f"server {self.url}: {e.message()}") from None
+        except (OSError, ConnectionError) as e:
+            raise EdgerecError(f"server {self.url}: cannot reach it ({e})") from None
+
+    def _infer(self, model: str, arrays: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
+        inputs = []
+        for name, a in arrays.items():
+            x = self._tc.InferInput(name, list(a.shape), "INT64" if a.dtype == np.int64 else "FP32")
+            x.set_data_from_numpy(a)
+            inputs.append(x)
+        wanted = [self._tc.InferRequestedOutput(name) for name in outputs]
+        result = self._call(lambda: self._c.infer(model, inputs, outputs=wanted))
+        return [result.as_numpy(name) for name in outputs]
+
+    def recommend(self, users: Any, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(top_items [B, k], top_scores [B, k]) for dense user indices (one request of B users)."""
+        k = self.k if k is None else k
+        if not 1 <= k <= self.k:
+            raise EdgerecError(f"k must lie in 1..{self.k} (the repository's K); got {k}")
+        u = np.asarray(users, dtype=np.int64).reshape(-1, 1)
+        items, scores = self._infer("recommend", {"users": u}, ["top_items", "top_scores"])
+        return items[:, :k], scores[:, :k]
+
+    def score(self, users: Any, items: Any) -> np.ndarray:
+        """[B, N] scores of each user's candidate list."""
+        u = np.asarray(users, dtype=np.int64).reshape(-1, 1)
+        i = np.asarray(items, dtype=np.int64).reshape(len(u), -1)
+        return self._infer("score", {"users": u, "items": i}, ["scores"])[0]
+
+    def stats(self, model: str = "recommend") -> dict[str, Any]:
+        """Triton's statistics of `model`: requests, executions and the batch sizes it ran."""
+        if self.protocol == "http":
+            raw = self._call(lambda: self._c.get_inference_statistics(model))
+        else:
+            raw = self._call(lambda: self._c.get_inference_statistics(model, as_json=True))
+        merged: dict[str, Any] = {"inference_count": 0, "execution_count": 0, "batches": {}}
+        for s in raw.get("model_stats", []):
+            merged["inference_count"] += int(s.get("inference_count", 0))
+            merged["execution_count"] += int(s.get("execution_count", 0))
+            for b in s.get("batch_stats", []):
+                size = int(b["batch_size"])
+                merged["batches"][size] = merged["batches"].get(size, 0) + int(b["compute_infer"]["count"])
+        return merged
+
+    def close(self) -> None:
+        self._c.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,38 @@
+"""TritonConfig: how a Triton model repository serves the server models (torch-free; profiles hold one)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from edgerec.config import config
+from edgerec.errors import ConfigError
+
+# python: model.py runs the ONNX through onnxruntime inside Triton's python backend (the backend of the Triton that
+# `pip install nvidia-pytriton` brings); onnxruntime / tensorrt_plan: Triton's native backends (a full Triton)
+Backend = Literal["python", "onnxruntime", "tensorrt_plan"]
+
+
+@config
+class TritonConfig:
+    backend: Backend = "python"
+    kind: Literal["cpu", "gpu"] = "cpu"  # instance_group kind
+    instances: Annotated[int, Field(ge=1, le=64)] = 1  # model instances (each one onnxruntime session / engine)
+    threads: Annotated[int, Field(ge=1, le=256)] = 1  # onnxruntime intra-op threads per instance
+    max_batch_size: Annotated[int, Field(ge=1, le=65_536)] = 64  # requests (users) Triton batches into one call
+    preferred_batch_sizes: tuple[Annotated[int, Field(ge=1)], ...] = (8, 32)
+    max_queue_delay_us: Annotated[int, Field(ge=0, le=1_000_000)] = 100  # how long a request waits for a batch
+    k: Annotated[int, Field(ge=1, le=10_000)] = 10  # recommend's list length
+    max_candidates: Annotated[int, Field(ge=1, le=1_000_000)] = 1_000  # score's longest candidate list
+    served_versions: Annotated[int, Field(ge=1, le=100)] = 1  # version_policy: the newest this many are served
+
+    def __post_init__(self) -> None:
+        if self.backend == "tensorrt_plan" and self.kind != "gpu":
+            raise ConfigError("TritonConfig: the tensorrt_plan backend runs on GPUs: set kind to gpu")
+        big = [b for b in self.preferred_batch_sizes if b > self.max_batch_size]
+        if big:
+            raise ConfigError(
+                f"TritonConfig: preferred_batch_sizes must not exceed max_batch_size ({self.max_batch_size}); "
+                f"got {big[0]}"
+            )

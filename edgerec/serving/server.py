@@ -1,0 +1,222 @@
+"""A real Triton Inference Server process on a verified edgerec repository (`edgerec serve`, tests, benchmarks).
+
+Before anything starts: every file is checked against the repository's manifest (a changed file refuses to serve),
+each config.pbtxt is parsed back against its model file, the backend must be one this Triton has, and the ports
+must be free. The server binds 127.0.0.1 by default, runs in its own process group with a unique shared-memory
+prefix, logs to a temporary folder, and guards the model-repository API (load / unload) with a random access token
+(the `triton-access-token` header). `stop()` (or leaving the `with` block) sends SIGINT, waits, then kills the
+group: no orphan processes and no temporary folder are left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from edgerec.errors import EdgerecError
+from edgerec.manifest import read_manifest
+from edgerec.serving import triton_config
+from edgerec.serving.env import ServeEnv, find
+
+TOKEN_HEADER = "triton-access-token"
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """n distinct ports free right now (held together while chosen, so they differ)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(n)]
+        for s in socks:
+            s.bind((host, 0))
+        return [int(s.getsockname()[1]) for s in socks]
+
+
+def check_repository(repo: Path) -> dict[str, Any]:
+    """The repository's manifest after checking every file's hash and every model's config against its ONNX."""
+    manifest = read_manifest(repo)  # refuses a changed, missing or corrupt file
+    if manifest.get("target") != "triton":
+        raise EdgerecError(f"{repo}: a {manifest.get('target')} artifact, not a Triton repository (--target triton)")
+    version = manifest["triton"]["version"]
+    for model in triton_config.MODELS:
+        triton_config.check(repo / model / triton_config.CONFIG, repo / model / str(version) / "model.onnx")
+    return manifest
+
+
+class TritonServer:
+    def __init__(
+        self,
+        repo: str | Path,
+        host: str = "127.0.0.1",
+        http_port: int = 8000,
+        grpc_port: int = 8001,
+        env: ServeEnv | None = None,
+        poll_seconds: int = 0,  # > 0: Triton re-reads the repository this often (new versions are served)
+    ) -> None:
+        self.repo = Path(repo).resolve()
+        self.host, self.http_port, self.grpc_port = host, http_port, grpc_port
+        self.env = env
+        self.poll_seconds = poll_seconds
+        self.token = secrets.token_hex(16)
+        self.proc: subprocess.Popen | None = None
+        self.workdir: Path | None = None
+        self.manifest: dict[str, Any] = {}
+        self.startup_s = 0.0
+
+    @property
+    def http_url(self) -> str:
+        return f"{self.host}:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def log_path(self) -> Path | None:
+        return self.workdir / "tritonserver.log" if self.workdir else None
+
+    def _command(self, env: ServeEnv) -> list[str]:
+        control = (
+            ["--model-control-mode=poll", f"--repository-poll-secs={self.poll_seconds}"]
+            if self.poll_seconds
+            else ["--model-control-mode=explicit", "--load-model=*"]
+        )
+        restricted = f"model-repository,shared-memory:{TOKEN_HEADER}={self.token}"
+        return [
+            str(env.tritonserver),
+            f"--model-repository={self.repo}",
+            f"--backend-directory={env.triton / 'backends'}",
+            f"--cache-directory={env.triton / 'caches'}",
+            f"--http-address={self.host}",
+            f"--http-port={self.http_port}",
+            f"--grpc-address={self.host}",
+            f"--grpc-port={self.grpc_port}",
+            "--allow-metrics=false",
+            *control,
+            "--strict-readiness=true",
+            "--exit-on-error=true",
+            "--exit-timeout-secs=10",
+            f"--http-restricted-api={restricted}",
+            f"--grpc-restricted-protocol={restricted}",
+            f"--backend-config=python,shm-region-prefix-name=edgerec{os.getpid()}x{secrets.token_hex(4)}",
+        ]
+
+    def start(self, timeout: float = 90.0) -> TritonServer:
+        self.manifest = check_repository(self.repo)
+        env = self.env or find()
+        backends = {p.name for p in (env.triton / "backends").iterdir() if p.is_dir()}
+        backend = self.manifest["triton"]["backend"]
+        have = "python" if backend == "python" else {"onnxruntime": "onnxruntime", "tensorrt_plan": "tensorrt"}[backend]
+        if have not in backends:
+            raise EdgerecError(
+                f"{self.repo}: uses Triton's {backend} backend; this Triton ({env.tritonserver}) has only "
+                f"{', '.join(sorted(backends))}: serve it with a full Triton (NVIDIA's container) or export it with "
+                "the python backend (profile triton-cpu-onnx)"
+            )
+        for name, port in (("HTTP", self.http_port), ("gRPC", self.grpc_port)):
+            if not port_free(self.host, port):
+                raise EdgerecError(f"{self.host}:{port} is in use: choose another --{name.lower()}-port")
+        self.workdir = Path(tempfile.mkdtemp(prefix="edgerec-serve-"))
+        start = time.perf_counter()
+        log = open(self.log_path, "wb")  # noqa: SIM115 (handed to the server process)
+        try:
+            self.proc = subprocess.Popen(
+                self._command(env), env=env.environ(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        except OSError as e:
+            log.close()
+            self._cleanup()
+            raise EdgerecError(f"cannot start {env.tritonserver}: {e.strerror}") from None
+        finally:
+            log.close()
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_s = time.perf_counter() - start
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        urls = [f"http://{self.http_url}/v2/models/{m}/ready" for m in triton_config.MODELS]
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise EdgerecError(f"tritonserver exited with code {self.proc.returncode}: {self.last_error()}")
+            if all(_get(u) == 200 for u in urls):
+                return
+            time.sleep(0.1)
+        raise EdgerecError(f"tritonserver was not ready within {timeout:.0f} s: {self.last_error()}")
+
+    def last_error(self) -> str:
+        """The last error line of the server's log (or its last line)."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines() if self.log_path else []
+        except OSError:
+            return "no log"
+        errors = [ln for ln in lines if ln.startswith("E") or "error" in ln.lower()]
+        return ((errors or lines or ["no output"])[-1]).strip()[:300]
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> float:
+        """SIGINT to the server's process group, then SIGKILL after `timeout`; the seconds it took."""
+        start = time.perf_counter()
+        if self.proc is not None and self.proc.poll() is None:
+            for sig, wait in ((signal.SIGINT, timeout), (signal.SIGKILL, 10.0)):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):  # the backend's stubs share the group
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self._cleanup()
+        return time.perf_counter() - start
+
+    def _cleanup(self) -> None:
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def __enter__(self) -> TritonServer:
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+    except (urllib.error.URLError, OSError):
+        return 0
