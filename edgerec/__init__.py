@@ -5,6 +5,7 @@ The verbs (edgerec.api) take an object and one validated config and return an ob
     export(ckpt, ExportConfig, data) -> Artifact    bench(artifact, BenchConfig) -> BenchReport
     update(ckpt, new, UpdateConfig) -> Checkpoint   evaluate(ckpt, data) -> metrics    load(path)
     import_model(files, ImportConfig, data) -> Checkpoint (a model trained in Keras, RecBole, NVIDIA DLE, PyTorch)
+    serve(triton_repo) -> TritonServer              bench_server(url, LoadConfig) -> [LoadResult]
 Every name below loads its module on first use, so `import edgerec` (and with it the console script's start-up,
 see edgerec.entry) imports neither numpy nor torch.
 """
@@ -13,7 +14,10 @@ from edgerec.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
-_VERBS = ("train", "evaluate", "compress", "export", "bench", "update", "load", "dataset", "import_model")
+_VERBS = (
+    *("train", "evaluate", "compress", "export", "bench", "update", "load", "dataset", "import_model"),
+    *("serve", "bench_server"),
+)
 _DATA = ("Columns", "Dataset", "Interactions", "SyntheticConfig", "generate", "leave_one_out", "load_dataset")
 _COMPRESSION = ("CompressConfig", "PruneConfig", "DistillConfig", "QuantConfig", "SearchConfig")
 _LAZY = {
@@ -31,6 +35,10 @@ _LAZY = {
     "Artifact": "edgerec.artifact",
     **dict.fromkeys(("load_profile", "Profile"), "edgerec.profiles.schema"),
     "NCFArch": "edgerec.model.ncf",
+    "TritonConfig": "edgerec.serving.config",
+    **dict.fromkeys(("LoadConfig", "LoadResult"), "edgerec.serving.load"),
+    "TritonServer": "edgerec.serving.server",
+    "Client": "edgerec.serving.client",
 }
 
 __getattr__ = lazy_getattr("edgerec", _LAZY)

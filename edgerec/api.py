@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from edgerec.importers.config import ImportConfig
     from edgerec.model.checkpoint import Checkpoint
     from edgerec.model.config import TrainConfig
+    from edgerec.serving.load import LoadConfig, LoadResult
+    from edgerec.serving.server import TritonServer
     from edgerec.updates.config import UpdateConfig
 
 Progress = Callable[[str, int, int, dict], None]
@@ -150,6 +152,27 @@ def bench(
     folder = artifact.folder if isinstance(artifact, Artifact) else Path(artifact)
     ds = None if data is None else dataset(data)
     return BenchReport(bench_artifact(folder, cfg or BenchConfig(), ds))
+
+
+def serve(
+    repo: Artifact | str | Path, host: str = "127.0.0.1", http_port: int = 8000, grpc_port: int = 8001
+) -> TritonServer:
+    """A Triton Inference Server started on a repository (`--target triton`) and ready: every file checked against
+    its manifest first. Use it as a context manager, or call `.stop()`. Needs the server environment
+    (`edgerec serve --setup`)."""
+    from edgerec.artifact import Artifact
+    from edgerec.serving.server import TritonServer
+
+    folder = repo.folder if isinstance(repo, Artifact) else Path(repo)
+    return TritonServer(folder, host, http_port, grpc_port).start()
+
+
+def bench_server(url: str, cfg: LoadConfig | None = None, grpc_url: str | None = None) -> list[LoadResult]:
+    """Closed-loop load on a served repository over HTTP and gRPC at each concurrency (p50 / p90 / p99, recommendations
+    per second, errors, Triton's batch sizes). Torch-free."""
+    from edgerec.serving.load import LoadConfig, bench_server
+
+    return bench_server(url, cfg or LoadConfig(), grpc_url)
 
 
 def update(

@@ -57,7 +57,7 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict[str, Any]:
         raise EdgerecError(f"{folder / MANIFEST}: malformed (no 'files' entry for the model file)")
     for name in files:
         if not isinstance(name, str) or not plain_path(name):
-            raise EdgerecError(f"{folder / MANIFEST}: file entry {name!r} is not a relative path in the artifact folder")
+            raise EdgerecError(f"{folder / MANIFEST}: file entry {name!r} is not a relative path inside the folder")
     if verify:
         verify_files(folder, manifest, files)
     return manifest

@@ -63,10 +63,12 @@ PATH_ARGS = {
     ("apply-delta", "bundle"): "artifact",
     ("apply-delta", "delta"): "artifact",
     ("apply-delta", "out"): "out",
+    ("serve", "repo"): "artifact",
+    ("serve", "env"): "serve-env",
 }
 # dests that name a path wherever they appear (and anything whose help says file / folder / path)
 PATHISH = {"data", "model", "init", "out", "json", "sources", "id_maps", "map", "profile", "cache", "artifact"}
-PATHISH |= {"profiles", "results", "new", "parent", "child", "bundle", "delta", "wheel"}
+PATHISH |= {"profiles", "results", "new", "parent", "child", "bundle", "delta", "wheel", "repo", "env"}
 
 
 def _path_arguments() -> set[tuple[str, str]]:
@@ -119,7 +121,9 @@ def world(tmp_path_factory, ckpt) -> dict[str, Path]:
         )
         == 0
     )
-    return {"ck": ckpt, "artifact": art.folder, "root": root, "bundle": root / "bundle", "delta": root / "delta"}
+    repo = edgerec.export(edgerec.load(ckpt), edgerec.ExportConfig(target="triton"), data=SMALL, out=root / "repo")
+    paths = {"ck": ckpt, "artifact": art.folder, "root": root, "bundle": root / "bundle", "delta": root / "delta"}
+    return {**paths, "repo": repo.folder}
 
 
 def cases(kind: str, w: dict[str, Path]) -> list[tuple[str, Path]]:
@@ -146,6 +150,7 @@ def cases(kind: str, w: dict[str, Path]) -> list[tuple[str, Path]]:
         "out": [("an existing file", root / "a file.txt")],
         "out-file": [("an existing folder", root / "empty")],
         "cache": [("an existing file", root / "a file.txt")],
+        "serve-env": [*missing, *wrong_dirs],
     }[kind]
 
 
@@ -169,6 +174,7 @@ def invocation(command: str, dest: str, bad: Path, w: dict[str, Path], out: Path
         "update": {"model": ck, "data": SMALL, "new": str(w["root"] / "new.csv"), "out": str(out), "epochs": "1"},
         "delta": {"parent": str(w["bundle"]), "child": str(w["bundle"]), "out": str(out)},
         "apply-delta": {"bundle": str(w["bundle"]), "delta": str(w["delta"]), "out": str(out)},
+        "serve": {"repo": str(w["repo"])},
     }[command]
     if command == "export" and dest == "profile":
         base = {"profile": "", "model": ck, "data": SMALL, "out": str(out)}
@@ -184,6 +190,7 @@ def invocation(command: str, dest: str, bad: Path, w: dict[str, Path], out: Path
         "parent": "--from",
         "child": "--to",
         "sources": None,
+        "repo": None,
         "artifact": None if command in ("bench", "verify") else "--artifact",
     }
     base[dest] = str(bad)
@@ -215,7 +222,7 @@ def test_a_bad_path_is_one_line_and_writes_nothing(command, dest, kind, world, t
         ok = rc == 2 and len(err.splitlines()) == 1 and err.startswith("edgerec: error: ")
         named = str(bad) in err or bad.name in err
         if kind in ("checkpoint", "artifact") and what in ("missing", "a file"):  # the flag is named too
-            flag = {"parent": "--from", "child": "--to"}
+            flag = {"parent": "--from", "child": "--to", "repo": "REPO"}
             flag["artifact"] = "ARTIFACT" if command in ("bench", "verify") else "--artifact"
             named = named and flag.get(dest, "--" + dest) in err
         written = out is not None and out.exists()

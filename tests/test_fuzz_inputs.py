@@ -125,13 +125,14 @@ def test_runtime_ids_give_scores_or_one_line_error(artifact, users, items, dtype
         assert out.shape == (len(users),) and np.isfinite(out).all()
 
 
-def test_manifest_file_entries_cannot_point_outside_the_artifact(tmp_path, artifact) -> None:
+@pytest.mark.parametrize("entry", ["../outside", "/etc/passwd", "a/../../b", "a//b", "./x", "a\\..\\b", ""])
+def test_manifest_file_entries_cannot_point_outside_the_artifact(tmp_path, artifact, entry) -> None:
     folder = tmp_path / "a"
     shutil.copytree(artifact, folder)
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["files"]["../outside"] = {"sha256": "0" * 64, "bytes": 1}
+    manifest["files"][entry] = {"sha256": "0" * 64, "bytes": 1}
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(EdgerecError, match="not a plain file name"):
+    with pytest.raises(EdgerecError, match="not a relative path inside the folder"):
         read_manifest(folder)
 
 

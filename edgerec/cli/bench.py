@@ -23,10 +23,17 @@ def add(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", default="runs/profiles", help="--profiles: artifact folders (default runs/profiles)")
     b.add_argument("--results", default=None, help="--profiles: folder for profiles.{json,md,png} (default --out)")
     b.add_argument("--cache", default=None, help="--profiles: step cache (default ~/.cache/edgerec/steps)")
+    b.add_argument("--server", default=None, help="instead: load-test a served repository at this HTTP host:port")
+    b.add_argument("--grpc", default=None, help="--server: its gRPC host:port (default: the HTTP port + 1)")
+    b.add_argument("--protocols", default="http,grpc", help="--server: http, grpc or both (default http,grpc)")
+    b.add_argument("--concurrency", default="1,8,32", help="--server: closed-loop clients, e.g. 1,8,32 (default)")
+    b.add_argument("--requests", type=int, default=2000, help="--server: requests per protocol and concurrency")
     b.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.server:
+        return run_server(args)
     if args.profiles:
         return run_profiles(args)
     if not args.artifact:
@@ -74,4 +81,32 @@ def run_profiles(args: argparse.Namespace) -> int:
     failed = [r["profile"] for r in rows if str(r["status"]).startswith("failed")]
     if failed:
         raise EdgerecError(f"{len(failed)} profile(s) failed: {', '.join(failed)} (see {results}/profiles.md)")
+    return 0
+
+
+def run_server(args: argparse.Namespace) -> int:
+    from edgerec import api
+    from edgerec.io import write_json
+    from edgerec.serving.load import LoadConfig
+
+    try:
+        conc = tuple(int(c) for c in args.concurrency.split(","))
+    except ValueError:
+        raise EdgerecError(f"--concurrency must be numbers separated by commas; got {args.concurrency!r}") from None
+    cfg = LoadConfig(protocols=tuple(p.strip() for p in args.protocols.split(",")), concurrency=conc,
+                     requests=args.requests)  # fmt: skip
+    results = api.bench_server(args.server, cfg, args.grpc)
+    rows = [
+        [r.name, str(r.concurrency), str(r.requests), f"{r.percentile(50):.3f}", f"{r.percentile(90):.3f}",
+         f"{r.percentile(99):.3f}", f"{r.per_second:,.0f}", str(r.errors), f"{r.server.get('batch_mean', 0):.2f}"]
+        for r in results
+    ]  # fmt: skip
+    header = ("server", "clients", "requests", "p50 ms", "p90 ms", "p99 ms", "recs/s", "errors", "batch")
+    table(f"{args.server}: recommend (one user per request, top-K)", header, rows, left=("server",))
+    if args.json:
+        write_json(Path(args.json), {"server": args.server, "results": [r.row() for r in results]})
+    failed = sum(r.errors for r in results)
+    if failed:
+        first = next(r.first_error for r in results if r.errors)
+        raise EdgerecError(f"{failed} request(s) failed; the first: {first}")
     return 0

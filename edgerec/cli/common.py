@@ -188,6 +188,7 @@ INPUT_FOLDERS = {
     "update": (("model", "--model", CHECKPOINT),),
     "recommend": (("model", "--model", CHECKPOINT),),
     "verify": (("artifact", "ARTIFACT", ARTIFACT),),
+    "serve": (("repo", "REPO", "a Triton repository (edgerec export --target triton)"),),
     "delta": (("parent", "--from", "a phone bundle folder"), ("child", "--to", "a phone bundle folder")),
     "apply-delta": (
         ("bundle", "--bundle", "a phone bundle folder"),

@@ -10,13 +10,25 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from edgerec.cli import bench, compress, delta, export, importing, profiles, recommend, train, update, verify
+from edgerec.cli import (
+    bench,
+    compress,
+    delta,
+    export,
+    importing,
+    profiles,
+    recommend,
+    serve,
+    train,
+    update,
+    verify,
+)
 from edgerec.cli.common import check_inputs, check_outputs
 from edgerec.cli.output import command_output
 from edgerec.errors import INTERRUPTED, EdgerecError, one_line
 
 # each adds its subparsers (train: + evaluate)
-COMMANDS = (train, importing, compress, export, bench, recommend, verify, update, delta, profiles)
+COMMANDS = (train, importing, compress, export, bench, serve, recommend, verify, update, delta, profiles)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -151,6 +151,7 @@ def export_config(profile: Profile) -> Any:  # -> ExportConfig
         threads=profile.runtime.threads,
         candidates=profile.candidates,
         explain=profile.explain,
+        triton=profile.triton,
         tolerance=profile.tolerance,
         extra={"profile": profile.model_dump(), "delegate": profile.runtime.delegate},
     )

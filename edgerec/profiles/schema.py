@@ -20,6 +20,7 @@ from edgerec.compression.config import DEFAULT_OBSERVER
 from edgerec.config import validation_message
 from edgerec.errors import EdgerecError, shown
 from edgerec.gates import ParityBound
+from edgerec.serving.config import TritonConfig
 from edgerec.targets import TARGETS
 
 
@@ -32,7 +33,13 @@ def shipped_names() -> list[str]:
     return sorted(p.stem for p in shipped_dir().glob("*.yaml"))
 
 
-DELEGATES = {"tflite": ("xnnpack", "none"), "tflite-bundle": ("xnnpack",), "onnx": ("cpu",), "tensorrt": ("gpu",)}
+DELEGATES = {
+    "tflite": ("xnnpack", "none"),
+    "tflite-bundle": ("xnnpack",),
+    "onnx": ("cpu",),
+    "tensorrt": ("gpu",),
+    "triton": ("cpu", "gpu"),
+}
 
 
 class _Strict(BaseModel):
@@ -83,7 +90,7 @@ class Profile(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="profile name (file name without .yaml)")
     description: str = Field(description="what the target device is")
     device: str = Field(description="the device class, e.g. 'Android phone, ARM64 big core'")
-    target: Literal["onnx", "tensorrt", "tflite", "tflite-bundle"] = Field(description="export target")
+    target: Literal["onnx", "tensorrt", "tflite", "tflite-bundle", "triton"] = Field(description="export target")
     precision: str = Field(description="one of the target's precisions")
     runtime: Runtime
     buckets: list[int] = Field([1, 1000, 0], min_length=1, description="batch sizes; 0 = catalog size")
@@ -95,6 +102,11 @@ class Profile(_Strict):
     )
     explain: bool = Field(
         False, description="tflite-bundle: ship the folded item side (fp16) for explanations and on-device fold-in"
+    )
+    triton: TritonConfig = Field(
+        TritonConfig(),
+        description="triton: backend (python | onnxruntime | tensorrt_plan), kind (cpu | gpu), instances, threads, "
+        "max_batch_size, preferred_batch_sizes, max_queue_delay_us, k, max_candidates, served_versions",
     )
     compression: Compression = Compression()
     tolerance: ParityBound = Field(ParityBound(), description="the artifact's parity bound against the fp32 source")
@@ -140,6 +152,13 @@ def load_profile(ref: str | Path) -> Profile:
         raise EdgerecError(
             f"{path}: field `runtime.delegate` must be one of {allowed} for {profile.target}; "
             f"got {profile.runtime.delegate!r}"
+        )
+    if profile.triton != TritonConfig() and profile.target != "triton":
+        raise EdgerecError(f"{path}: field `triton` applies to target triton only")
+    if profile.target == "triton" and profile.runtime.delegate != profile.triton.kind:
+        raise EdgerecError(
+            f"{path}: field `runtime.delegate` ({profile.runtime.delegate}) must equal `triton.kind` "
+            f"({profile.triton.kind})"
         )
     if any(b < 0 for b in profile.buckets):
         raise EdgerecError(

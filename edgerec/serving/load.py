@@ -9,10 +9,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
+from edgerec.config import config
 from edgerec.errors import EdgerecError
 
 Call = Callable[[int], Any]  # one request: recommendations for one user
@@ -131,3 +133,26 @@ def server_load(url: str, protocol: str, users: np.ndarray, concurrency: int) ->
         "batches": {b: n for b, n in batches.items() if n},
     }
     return result
+
+
+@config
+class LoadConfig:
+    protocols: tuple[Literal["http", "grpc"], ...] = ("http", "grpc")
+    concurrency: tuple[Annotated[int, Field(ge=1, le=1024)], ...] = (1, 8, 32)
+    requests: Annotated[int, Field(ge=1, le=10_000_000)] = 2000  # per (protocol, concurrency)
+    seed: int = 0  # the request stream: users drawn uniformly with this seed
+
+    def stream(self, n_users: int) -> np.ndarray:
+        return np.random.default_rng(self.seed).integers(0, n_users, self.requests)
+
+
+def bench_server(url: str, cfg: LoadConfig, grpc_url: str | None = None) -> list[LoadResult]:
+    """Every (protocol, concurrency) of cfg against the served repository at url (HTTP; gRPC at grpc_url, default
+    the same host with the HTTP port + 1), on one seeded request stream."""
+    from edgerec.serving.client import Client
+
+    host, _, port = url.removeprefix("http://").rpartition(":")
+    urls = {"http": url, "grpc": grpc_url or f"{host}:{int(port) + 1 if port.isdigit() else port}"}
+    with Client(urls["http"] if "http" in cfg.protocols else urls["grpc"], cfg.protocols[0]) as probe:
+        users = cfg.stream(probe.n_users)
+    return [server_load(urls[p], p, users, c) for p in cfg.protocols for c in cfg.concurrency]

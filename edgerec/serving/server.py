@@ -70,11 +70,12 @@ class TritonServer:
         http_port: int = 8000,
         grpc_port: int = 8001,
         env: ServeEnv | None = None,
+        env_path: Path | None = None,  # where to find the server environment, when env is not given
         poll_seconds: int = 0,  # > 0: Triton re-reads the repository this often (new versions are served)
     ) -> None:
         self.repo = Path(repo).resolve()
         self.host, self.http_port, self.grpc_port = host, http_port, grpc_port
-        self.env = env
+        self.env, self.env_path = env, env_path
         self.poll_seconds = poll_seconds
         self.token = secrets.token_hex(16)
         self.proc: subprocess.Popen | None = None
@@ -122,7 +123,7 @@ class TritonServer:
 
     def start(self, timeout: float = 90.0) -> TritonServer:
         self.manifest = check_repository(self.repo)
-        env = self.env or find()
+        env = self.env or find(self.env_path)
         backends = {p.name for p in (env.triton / "backends").iterdir() if p.is_dir()}
         backend = self.manifest["triton"]["backend"]
         have = "python" if backend == "python" else {"onnxruntime": "onnxruntime", "tensorrt_plan": "tensorrt"}[backend]

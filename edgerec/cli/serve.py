@@ -1,0 +1,63 @@
+"""`edgerec serve REPO`: a real Triton Inference Server on a Triton repository, until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+from types import FrameType
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("serve", help="serve a Triton repository (export --target triton) on Triton Inference Server")
+    s.add_argument("repo", nargs="?", help="the repository folder (from `edgerec export --target triton`)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--http-port", type=int, default=8000, help="HTTP/REST port (default 8000)")
+    s.add_argument("--grpc-port", type=int, default=8001, help="gRPC port (default 8001)")
+    s.add_argument("--setup", action="store_true", help="create the server environment (nvidia-pytriton, numpy<2)")
+    s.add_argument("--env", default=None, help="server environment folder (default ~/.cache/edgerec/serve-env)")
+    s.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness (default 90)")
+    s.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edgerec.errors import EdgerecError
+    from edgerec.serving import env as serve_env
+    from edgerec.serving.server import TritonServer
+
+    path = Path(args.env) if args.env else None
+    if args.setup:
+        serve_env.setup(path)
+        if not args.repo:
+            return 0
+    if not args.repo:
+        raise EdgerecError("give a repository folder (edgerec export --target triton), or --setup")
+    for name in ("http_port", "grpc_port"):
+        if not 1 <= getattr(args, name) <= 65535:
+            raise EdgerecError(f"--{name.replace('_', '-')} must lie in 1..65535; got {getattr(args, name)}")
+    server = TritonServer(args.repo, args.host, args.http_port, args.grpc_port, env_path=path)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        server.start(args.timeout)
+        m = server.manifest
+        size = f"{m['n_users']:,} users x {m['n_items']:,} items"
+        print(f"serving {args.repo}: models recommend and score, version {m['triton']['version']}, {m['precision']}, "
+              f"{size} (started in {server.startup_s:.1f} s)")  # fmt: skip
+        print(f"  HTTP  http://{server.http_url}/v2/models/recommend/infer")
+        print(f"  gRPC  {server.grpc_url}")
+        print("  Ctrl-C or SIGTERM stops it", flush=True)
+        while server.alive():
+            time.sleep(0.5)
+        raise EdgerecError(f"tritonserver stopped on its own (exit {server.proc.returncode}): {server.last_error()}")
+    except KeyboardInterrupt:
+        print(f"stopped in {server.stop():.1f} s")
+        return 0
+    finally:
+        server.stop()
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,261 @@
+"""The Triton model repository (target triton) and a real Triton Inference Server on it (`edgerec serve`).
+
+The repository's configs are parsed back with Triton's own protobuf for every shipped triton profile; the served
+answers (HTTP and gRPC) are non-empty and equal to the local scorer's; bad requests get error responses while the
+server keeps serving; a changed file, a used port, a missing Triton and a backend this Triton lacks are one-line
+refusals; stopping leaves no process and no temporary folder behind. The server tests need the server environment
+(`edgerec serve --setup`): the session fixture creates it when it is missing (about 30 s from pip's cache, 3 min
+from the index).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import edgerec
+from edgerec.errors import EdgerecError
+from edgerec.profiles.pipeline import export_config
+from edgerec.profiles.schema import load_profile, shipped_names
+from edgerec.serving import triton_config
+from edgerec.serving.client import Client
+from edgerec.serving.load import LoadConfig, bench_server
+from edgerec.serving.server import TritonServer, check_repository, free_ports
+
+from .conftest import SMALL
+
+TRITON_PROFILES = [n for n in shipped_names() if n.startswith("triton-")]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, ckpt) -> Path:
+    art = edgerec.export(edgerec.load(ckpt), edgerec.ExportConfig(target="triton"), data=SMALL)
+    return art.save(tmp_path_factory.mktemp("triton") / "repo")
+
+
+def neumf_top(ck, users: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    n = ck.model.arch.n_items
+    with torch.no_grad():
+        full = ck.model(torch.from_numpy(np.repeat(users, n)), torch.arange(n).repeat(len(users))).view(len(users), n)
+    top = torch.topk(full, k, dim=1)
+    return top.indices.numpy(), top.values.numpy()
+
+
+def test_the_repository_layout_and_its_local_scores(repo, ckpt) -> None:
+    ck = edgerec.load(ckpt)
+    m = json.loads((repo / "manifest.json").read_text())
+    for path in ("recommend/config.pbtxt", "recommend/1/model.onnx", "recommend/1/model.py", "score/config.pbtxt",
+                 "score/1/model.onnx", "score/1/model.py", "id_maps.json", "README.md"):  # fmt: skip
+        assert path in m["files"], path  # every file hashed, nested paths included
+    assert m["target"] == "triton" and m["status"] == "verified" and m["triton"]["backend"] == "python"
+    assert m["verification"]["max_abs_score_error"] <= 1e-5
+    scorer = edgerec.load(repo).scorer()
+    users = np.arange(0, ck.model.arch.n_users, 7)
+    items, scores = scorer.recommend(users)
+    want_items, want_scores = neumf_top(ck, users)
+    np.testing.assert_array_equal(items, want_items)
+    np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    cand = np.stack([np.arange(20) + u % 50 for u in users])
+    with torch.no_grad():
+        want = ck.model(torch.from_numpy(np.repeat(users, 20)), torch.from_numpy(cand.reshape(-1))).view(-1, 20)
+    np.testing.assert_allclose(scorer.score_candidates(users, cand), want.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", TRITON_PROFILES)
+def test_every_triton_profile_writes_configs_that_parse_back(name, ckpt, tmp_path) -> None:
+    profile = load_profile(name)
+    art = edgerec.export(edgerec.load(ckpt), export_config(profile), data=SMALL, out=tmp_path / "r")
+    for model in triton_config.MODELS:
+        c = triton_config.check(art.folder / model / "config.pbtxt", art.folder / model / "1" / "model.onnx")
+        assert c.max_batch_size == profile.triton.max_batch_size
+        assert list(c.dynamic_batching.preferred_batch_size) == list(profile.triton.preferred_batch_sizes)
+        assert c.dynamic_batching.max_queue_delay_microseconds == profile.triton.max_queue_delay_us
+        kind = "KIND_GPU" if profile.triton.kind == "gpu" else "KIND_CPU"
+        assert triton_config.pb().ModelInstanceGroup.Kind.Name(c.instance_group[0].kind) == kind
+        assert c.version_policy.latest.num_versions == profile.triton.served_versions
+    if profile.triton.backend == "tensorrt_plan":  # no TensorRT here: export-only, with the commands to run
+        assert art.status == "export-only" and "build_engines.sh" in art.manifest["engine_missing"]
+        script = (art.folder / "build_engines.sh").read_text()
+        assert "--saveEngine=recommend/1/model.plan" in script and "--maxShapes=users:1024" in script
+        assert "items:1024x" in script and "--fp16" in script
+    else:
+        assert art.status == "verified"
+
+
+def test_configs_are_checked_against_the_model_file(repo, tmp_path) -> None:
+    bad = tmp_path / "recommend"
+    shutil.copytree(repo / "recommend", bad)
+    onnx_file = bad / "1" / "model.onnx"
+    text = (bad / "config.pbtxt").read_text()
+    for edit, match in (
+        (text.replace("max_batch_size: 64", "max_batch_sise: 64"), "not a Triton model config"),
+        (text.replace("KIND_CPU", "KIND_TPU"), "not a Triton model config"),
+        (text.replace('name: "top_items"', 'name: "items_top"'), "outputs"),
+        (text.replace("TYPE_INT64", "TYPE_INT32", 1), "TYPE_INT32 but the model has TYPE_INT64"),
+        (text.replace("dims: 10", "dims: 11", 1), "do not match the model's"),
+        (text.replace('name: "recommend"', 'name: "other"'), "not the model folder's"),
+    ):
+        (bad / "config.pbtxt").write_text(edit)
+        with pytest.raises(EdgerecError, match=match):
+            triton_config.check(bad / "config.pbtxt", onnx_file)
+
+
+def test_a_changed_file_refuses_to_serve(repo, tmp_path) -> None:
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy)
+    with open(copy / "score" / "1" / "model.py", "a") as fh:
+        fh.write("\n# changed\n")
+    with pytest.raises(EdgerecError, match="sha256 does not match"):
+        check_repository(copy)
+    with pytest.raises(EdgerecError, match="sha256 does not match"):
+        TritonServer(copy).start()  # refused before Triton is even looked for
+
+
+def test_triton_not_installed_says_what_to_run(repo, tmp_path) -> None:
+    with pytest.raises(EdgerecError, match=r"Triton is not installed .*edgerec serve --setup"):
+        TritonServer(repo, env_path=tmp_path / "no-env").start()
+
+
+# -- a real server --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def serve_env():
+    from edgerec.serving import env
+
+    try:
+        return env.find()
+    except EdgerecError:
+        return env.setup(say=lambda line: None)
+
+
+@pytest.fixture(scope="module")
+def server(repo, serve_env):
+    http, grpc = free_ports(2)
+    with TritonServer(repo, http_port=http, grpc_port=grpc, env=serve_env) as s:
+        yield s
+    assert not s.alive()
+
+
+def _processes(pattern: str) -> str:
+    return subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout.strip()
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_served_answers_equal_the_local_scorer(server, repo, protocol) -> None:
+    url = server.http_url if protocol == "http" else server.grpc_url
+    local = edgerec.load(repo).scorer()
+    with Client(url, protocol) as c:
+        assert (c.n_users, c.n_items, c.k) == (local.n_users, local.n_items, 10)
+        users = np.arange(local.n_users)
+        items, scores = [], []
+        for s in range(0, len(users), 37):  # requests of several users too (each a batch of [b, 1])
+            i, sc = c.recommend(users[s : s + 37])
+            items.append(i)
+            scores.append(sc)
+        items, scores = np.concatenate(items), np.concatenate(scores)
+        assert items.shape == (local.n_users, 10) and np.isfinite(scores).all()  # non-empty, real answers
+        want_items, want_scores = local.recommend(users)
+        np.testing.assert_array_equal(items, want_items)
+        np.testing.assert_allclose(scores, want_scores, atol=1e-6)
+        cand = np.array([[5, 0, 17, 3]])
+        np.testing.assert_allclose(c.score([9], cand), local.score_candidates([9], cand), atol=1e-6)
+        top3, _ = c.recommend([4], k=3)
+        np.testing.assert_array_equal(top3[0], want_items[4, :3])
+
+
+def test_bad_requests_get_errors_and_the_server_keeps_serving(server) -> None:
+    import tritonclient.http as tc
+    from tritonclient.utils import InferenceServerException
+
+    with Client(server.http_url) as c:
+        n_users, n_items = c.n_users, c.n_items
+        for call, match in (
+            (lambda: c.recommend([n_users]), f"unknown user {n_users}"),
+            (lambda: c.recommend([-1]), "unknown user -1"),
+            (lambda: c.score([1], [[0, n_items]]), f"unknown item {n_items}"),
+            (lambda: c.score([1], [list(range(c.max_candidates + 1))]), "candidate lists must hold"),
+            (lambda: c.recommend([1], k=11), r"k must lie in 1\.\.10"),
+        ):
+            with pytest.raises(EdgerecError, match=match):
+                call()
+        raw = tc.InferenceServerClient(server.http_url)
+        for dtype, arr in (("FP32", np.array([[1.0]], np.float32)), ("INT64", np.array([[1, 2]], np.int64))):
+            x = tc.InferInput("users", list(arr.shape), dtype)
+            x.set_data_from_numpy(arr)
+            with pytest.raises(InferenceServerException):  # Triton checks dtypes and shapes against the config
+                raw.infer("recommend", [x])
+        raw.close()
+        items, _ = c.recommend([1])
+        assert items.shape == (1, 10)  # still serving
+    assert server.alive()
+
+
+def test_load_at_concurrency_8_has_no_errors_and_batches(server) -> None:
+    results = bench_server(server.http_url, LoadConfig(concurrency=(8,), requests=400), server.grpc_url)
+    assert [r.name for r in results] == ["triton http", "triton grpc"]
+    for r in results:
+        assert r.errors == 0 and r.requests == 400 and r.per_second > 0
+        assert r.server["executions"] >= 1 and r.server["batch_mean"] >= 1.0
+        assert sum(b * n for b, n in r.server["batches"].items()) == 400  # every request ran, in Triton's batches
+
+
+def test_a_used_port_is_refused(server, repo, serve_env) -> None:
+    with pytest.raises(EdgerecError, match=f"{server.http_port} is in use"):
+        TritonServer(repo, http_port=server.http_port, grpc_port=free_ports(1)[0], env=serve_env).start()
+
+
+def test_a_backend_this_triton_lacks_is_refused(ckpt, serve_env, tmp_path) -> None:
+    cfg = edgerec.ExportConfig(target="triton", triton=edgerec.TritonConfig(backend="onnxruntime"))
+    art = edgerec.export(edgerec.load(ckpt), cfg, data=SMALL, out=tmp_path / "ort")
+    with pytest.raises(EdgerecError, match=r"uses Triton's onnxruntime backend; this Triton .* has only python"):
+        TritonServer(art.folder, env=serve_env).start()
+
+
+def test_edgerec_serve_starts_answers_and_stops_on_sigterm(repo, serve_env) -> None:
+    http, grpc = free_ports(2)
+    env = {**os.environ, "EDGEREC_SERVE_ENV": str(serve_env.root)}
+    ports = ["--http-port", str(http), "--grpc-port", str(grpc)]
+    cmd = [sys.executable, "-m", "edgerec.entry", "serve", str(repo), *ports]
+    before = set(Path(tempfile.gettempdir()).glob("edgerec-serve-*"))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not any("Ctrl-C" in ln for ln in lines):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        assert any(f"http://127.0.0.1:{http}/v2/models/recommend/infer" in ln for ln in lines), lines
+        with Client(f"127.0.0.1:{grpc}", "grpc") as c:
+            assert c.recommend([0])[0].shape == (1, 10)
+        tmp = set(Path(tempfile.gettempdir()).glob("edgerec-serve-*")) - before
+        assert len(tmp) == 1  # the server's log folder
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "stopped in" in out, (out, err)
+    assert not _processes(f"http-port={http}")  # no orphan tritonserver (the stubs are checked with the group)
+    assert not [p for p in tmp if p.exists()]  # its temporary folder is gone
+
+
+def test_edgerec_serve_without_triton_is_one_line(repo, tmp_path) -> None:
+    env = {**os.environ, "EDGEREC_SERVE_ENV": str(tmp_path / "none")}
+    done = subprocess.run([sys.executable, "-m", "edgerec.entry", "serve", str(repo)], capture_output=True, text=True,
+                          env=env, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "edgerec serve --setup" in done.stderr
