@@ -126,3 +126,21 @@ def wheel_env(wheel) -> Path:
     )
     assert pip.returncode == 0, pip.stderr[-2000:]
     return env
+
+
+# On SMALL's 300 test users one flipped hit moves HR@10 by 0.0033, so the int8 bound (0.005) admits one flip and the
+# weights training produces on a given CPU decide whether a test passes. Tests that are not about the bound itself
+# widen it to TINY_HR (the bounds are tested with explicit values of their own).
+TINY_HR = "0.02"
+
+
+def tiny_profile(name: str, folder: Path) -> Path:
+    """A shipped profile copied into folder with its HR@10 bound widened to TINY_HR (same name)."""
+    import yaml
+
+    from edgerec.profiles.schema import shipped_dir
+
+    data = yaml.safe_load((shipped_dir() / f"{name}.yaml").read_text())
+    data["tolerance"] = {**data.get("tolerance", {}), "hr": float(TINY_HR)}
+    folder.mkdir(parents=True, exist_ok=True)
+    return write(folder / f"{name}.yaml", yaml.safe_dump(data))

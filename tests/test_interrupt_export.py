@@ -14,7 +14,7 @@ import pytest
 from edgerec.artifact import Artifact
 from edgerec.errors import INTERRUPTED
 
-from .conftest import INTERRUPT_REPEATS, REPO, SMALL
+from .conftest import INTERRUPT_REPEATS, REPO, SMALL, TINY_HR
 
 
 @pytest.mark.usefixtures("default_sigint")
@@ -23,7 +23,7 @@ from .conftest import INTERRUPT_REPEATS, REPO, SMALL
 def test_killed_export_leaves_the_previous_artifact_intact(tmp_path, ckpt, sig, seed) -> None:
     out = tmp_path / "art"
     cmd = [sys.executable, "-m", "edgerec.entry", "-q", "export", "--model", str(ckpt), "--data", SMALL,
-           "--target", "onnx", "--precision", "int8", "--out", str(out)]  # fmt: skip
+           "--target", "onnx", "--precision", "int8", "--tolerance-hr", TINY_HR, "--out", str(out)]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
     before = Artifact.load(out).manifest
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)

@@ -21,6 +21,7 @@ TORCH_FREE_EVEN_DEFERRED = (
     "edgerec.updates.delta",
     "edgerec.importers.pickled",  # reads untrusted pickles: not even torch's code runs on them
     "edgerec.data.align",
+    "edgerec.serving",  # the server, its client and load generator run where no torch is installed
 )
 TORCH_FREE_AT_IMPORT = (
     "edgerec",
@@ -161,6 +162,7 @@ def test_the_device_side_never_reaches_torch() -> None:
     g = graph(deferred=True, with_packages=True)
     starts = [m for m in g if m.startswith(TORCH_FREE_EVEN_DEFERRED)]
     assert {"edgerec.runtime.foldin", "edgerec.runtime.fold", "edgerec.benchmarking.latency"} <= set(starts)
+    assert {"edgerec.serving.server", "edgerec.serving.load", "edgerec.serving.triton_model"} <= set(starts)
     assert {m: path for m in starts if (path := path_to_heavy(g, m))} == {}
 
 

@@ -12,7 +12,7 @@ from edgerec.cli.main import main
 from edgerec.errors import EdgerecError
 from edgerec.profiles.schema import load_profile, load_profiles, shipped_dir, shipped_names
 
-from .conftest import SMALL, write
+from .conftest import SMALL, TINY_HR, tiny_profile, write
 
 without_tensorrt = pytest.mark.skipif(
     importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here: the engine would be built"
@@ -92,7 +92,8 @@ def run(args: list[str], capsys) -> tuple[int, str, str]:
 
 def test_export_profile_runs_steps_reuses_them_and_writes_bench(tmp_path, ckpt, capsys) -> None:
     cache, out = tmp_path / "cache", tmp_path / "art"
-    base = ["export", "--profile", "onnx-cpu-int8", "--model", str(ckpt), "--data", SMALL, "--cache", str(cache)]
+    profile = str(tiny_profile("onnx-cpu-int8", tmp_path / "profiles"))
+    base = ["export", "--profile", profile, "--model", str(ckpt), "--data", SMALL, "--cache", str(cache)]
     rc, text, _ = run([*base, "--out", str(out), "--dry-run"], capsys)
     assert rc == 0 and "export    to run" in text and not out.exists()
     rc, text, err = run([*base, "--out", str(out)], capsys)
@@ -122,6 +123,7 @@ def test_pruned_phone_profile_prunes_in_steps_distils_and_exports_the_smaller_bu
 def test_export_profile_over_budget_fails_naming_the_budget(tmp_path, ckpt, capsys) -> None:
     text = load_profile("onnx-cpu-int8").model_dump()
     text.update(name="tiny-budget", budget={"bytes": 1000, "p50_ms": None, "p99_ms": None, "batch": 0})
+    text["tolerance"]["hr"] = float(TINY_HR)
     import yaml
 
     path = write(tmp_path / "tiny-budget.yaml", yaml.safe_dump(text))
@@ -136,7 +138,8 @@ def test_export_profile_over_budget_fails_naming_the_budget(tmp_path, ckpt, caps
 @without_tensorrt
 def test_tensorrt_profile_here_says_why_and_what_was_written(tmp_path, ckpt, capsys) -> None:
     out = tmp_path / "trt"
-    rc, _, err = run(["export", "--profile", "tensorrt-t4-int8", "--model", str(ckpt), "--data", SMALL,
+    profile = str(tiny_profile("tensorrt-t4-int8", tmp_path / "profiles"))
+    rc, _, err = run(["export", "--profile", profile, "--model", str(ckpt), "--data", SMALL,
                       "--out", str(out), "--cache", str(tmp_path / "cache")], capsys)  # fmt: skip
     assert rc == 2 and "export-only: TensorRT is not installed" in err and len(err.splitlines()) == 1
     assert err.startswith("edgerec: error: profile tensorrt-t4-int8: ")
@@ -177,7 +180,7 @@ def test_bench_profiles_compares_runnable_profiles_and_explains_the_rest(tmp_pat
     folder = tmp_path / "profiles"
     folder.mkdir()
     for name in ("onnx-cpu-int8", "tensorrt-t4-int8", "tflite-legacy-int8"):
-        (folder / f"{name}.yaml").write_text((shipped_dir() / f"{name}.yaml").read_text())
+        tiny_profile(name, folder)
     args = ["--model", str(ckpt), "--data", SMALL, "--cache", str(tmp_path / "cache"), "--min-time", "0.05"]
     rc, text, err = run(["bench", "--profiles", str(folder), "--out", str(tmp_path / "out"), *args], capsys)
     assert rc == 0, err

@@ -14,7 +14,7 @@ from edgerec.artifact import Artifact
 from edgerec.errors import EdgerecError
 from edgerec.io import atomic_dir
 
-from .conftest import HOLD_CLI, REPO, SMALL
+from .conftest import HOLD_CLI, REPO, SMALL, TINY_HR
 
 
 def busy(dest, pid: int) -> str:
@@ -127,7 +127,7 @@ def test_a_second_export_into_the_same_folder_fails_at_once_and_the_first_comple
     every file written, nothing renamed yet) so that the second certainly arrives while the first writes."""
     out, release = tmp_path / "art", tmp_path / "release"
     argv = ["-q", "export", "--model", str(ckpt), "--data", SMALL, "--target", "onnx", "--precision", "int8",
-            "--out", str(out)]  # fmt: skip
+            "--tolerance-hr", TINY_HR, "--out", str(out)]  # fmt: skip
     first = subprocess.Popen(
         [sys.executable, str(HOLD_CLI), str(release), *argv], stderr=subprocess.PIPE, text=True, cwd=REPO
     )

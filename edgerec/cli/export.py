@@ -58,13 +58,33 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="tflite-bundle: also ship the folded item side (item_side.safetensors, fp16) for `edgerec recommend "
         "--explain` and fold-in on the device",
     )
+    p.add_argument(
+        "--triton",
+        type=triton_settings,
+        default={},
+        help="triton: repository settings as key=value,... e.g. backend=onnxruntime,instances=2,max_batch_size=128 "
+        "(keys: backend, kind, instances, threads, max_batch_size, max_queue_delay_us, k, max_candidates, "
+        "served_versions; preferred_batch_sizes as 8/32)",
+    )
     p.add_argument("--out", required=True, help="artifact folder to write (replaced atomically)")
     p.set_defaults(run=run)
+
+
+def triton_settings(text: str) -> dict[str, object]:
+    """`backend=onnxruntime,preferred_batch_sizes=8/32` -> {"backend": "onnxruntime", "preferred...": [8, 32]}."""
+    out: dict[str, object] = {}
+    for part in filter(None, text.split(",")):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"expected key=value pairs separated by commas; got {part!r}")
+        out[key.strip()] = value.strip().split("/") if key.strip() == "preferred_batch_sizes" else value.strip()
+    return out
 
 
 def config(args: argparse.Namespace):  # -> ExportConfig
     from edgerec.exporters.config import ExportConfig
     from edgerec.gates import ParityBound
+    from edgerec.serving.config import TritonConfig
 
     base = ParityBound.for_precision(args.precision)
     hr = base.hr if args.tolerance_hr is None else args.tolerance_hr
@@ -79,6 +99,7 @@ def config(args: argparse.Namespace):  # -> ExportConfig
         tolerance=ParityBound(hr=hr, agreement=args.min_agreement),
         candidates=args.candidates,
         explain=args.explain,
+        triton=TritonConfig(**args.triton),
     )
 
 

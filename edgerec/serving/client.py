@@ -80,6 +80,14 @@ class Client:
         i = np.asarray(items, dtype=np.int64).reshape(len(u), -1)
         return self._infer("score", {"users": u, "items": i}, ["scores"])[0]
 
+    def server_version(self) -> str:
+        """The Triton server's own version (its metadata)."""
+        if self.protocol == "http":
+            meta = self._call(self._c.get_server_metadata)
+        else:
+            meta = self._call(lambda: self._c.get_server_metadata(as_json=True))
+        return str(meta.get("version", "unknown"))
+
     def stats(self, model: str = "recommend") -> dict[str, Any]:
         """Triton's statistics of `model`: requests, executions and the batch sizes it ran."""
         if self.protocol == "http":
