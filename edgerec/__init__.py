@@ -5,7 +5,8 @@ The verbs (edgerec.api) take an object and one validated config and return an ob
     export(ckpt, ExportConfig, data) -> Artifact    bench(artifact, BenchConfig) -> BenchReport
     update(ckpt, new, UpdateConfig) -> Checkpoint   evaluate(ckpt, data) -> metrics    load(path)
     import_model(files, ImportConfig, data) -> Checkpoint (a model trained in Keras, RecBole, NVIDIA DLE, PyTorch)
-    serve(triton_repo) -> TritonServer              bench_server(url, LoadConfig) -> [LoadResult]
+    serve(triton_repo) -> TritonServer              bench_server(url, repo, LoadConfig) -> [LoadResult]
+    rollout(triton_repo, ckpt) -> manifest          rollback(triton_repo, version) -> manifest
 Every name below loads its module on first use, so `import edgerec` (and with it the console script's start-up,
 see edgerec.entry) imports neither numpy nor torch.
 """
@@ -16,7 +17,7 @@ __version__ = "0.1.0"
 
 _VERBS = (
     *("train", "evaluate", "compress", "export", "bench", "update", "load", "dataset", "import_model"),
-    *("serve", "bench_server"),
+    *("serve", "bench_server", "rollout", "rollback"),
 )
 _DATA = ("Columns", "Dataset", "Interactions", "SyntheticConfig", "generate", "leave_one_out", "load_dataset")
 _COMPRESSION = ("CompressConfig", "PruneConfig", "DistillConfig", "QuantConfig", "SearchConfig")

@@ -167,12 +167,21 @@ def serve(
     return TritonServer(folder, host, http_port, grpc_port).start()
 
 
-def bench_server(url: str, cfg: LoadConfig | None = None, grpc_url: str | None = None) -> list[LoadResult]:
-    """Closed-loop load on a served repository over HTTP and gRPC at each concurrency (p50 / p90 / p99, recommendations
-    per second, errors, Triton's batch sizes). Torch-free."""
+def bench_server(
+    url: str, repo: Artifact | str | Path | int, cfg: LoadConfig | None = None, grpc_url: str | None = None
+) -> list[LoadResult]:
+    """Closed-loop load on a served repository over HTTP and gRPC at each concurrency (p50 / p90 / p99,
+    recommendations per second, errors, Triton's batch sizes). `repo`: the served repository (its folder or
+    Artifact: the request stream draws from its users), or the number of users. Torch-free."""
+    from edgerec.artifact import Artifact
+    from edgerec.manifest import read_manifest
     from edgerec.serving.load import LoadConfig, bench_server
 
-    return bench_server(url, cfg or LoadConfig(), grpc_url)
+    if isinstance(repo, int):
+        n_users = repo
+    else:
+        n_users = int(read_manifest(repo.folder if isinstance(repo, Artifact) else Path(repo))["n_users"])
+    return bench_server(url, cfg or LoadConfig(), n_users, grpc_url)
 
 
 def update(
@@ -186,15 +195,47 @@ def update(
     is the next version, with its lineage and its own data. A refused update raises GateFailed with the report."""
     from edgerec.data import Interactions, load_interactions
     from edgerec.updates.config import UpdateConfig
+    from edgerec.updates.feedback import is_event_log, read_feedback
     from edgerec.updates.incremental import child_checkpoint, run_update
 
     ck = _checkpoint(ckpt)
-    rows = new if isinstance(new, Interactions) else load_interactions(Path(new), strict=True)
-    result = run_update(ck, rows, None if data is None else dataset(data), cfg or UpdateConfig(), progress)
+    cfg = cfg or UpdateConfig()
+    feedback = None
+    if isinstance(new, Interactions):
+        rows = new
+    elif is_event_log(Path(new)):  # the serving event log: the positives not consumed yet
+        rows, feedback = read_feedback(Path(new), cfg.positives, ck.config.get("lineage"))
+    else:
+        rows = load_interactions(Path(new), strict=True)
+    result = run_update(ck, rows, None if data is None else dataset(data), cfg, progress)
+    if feedback is not None:
+        result.report["lineage"]["feedback"] = feedback
+        result.report["update"]["feedback"] = feedback
     gate = result.report["update"]["gate"]
     if not gate["passed"]:
         raise GateFailed("update rejected by the regression gate: " + "; ".join(gate["failures"]), result.report)
     return child_checkpoint(result)
+
+
+def rollout(
+    repo: Artifact | str | Path, ckpt: Checkpoint | str | Path, data: Dataset | str | Path | None = None
+) -> dict:
+    """Export `ckpt` with a Triton repository's settings, verify it, and add it as the repository's next version
+    (a running `edgerec serve` picks it up; the previous version stays for rollback). Returns the new manifest."""
+    from edgerec.artifact import Artifact
+    from edgerec.updates.rollout import rollout
+
+    ck = _checkpoint(ckpt)
+    folder = repo.folder if isinstance(repo, Artifact) else Path(repo)
+    return rollout(folder, ck, _data_for(ck, data))
+
+
+def rollback(repo: Artifact | str | Path, version: int) -> dict:
+    """Serve `version` of a Triton repository again (one it holds). Torch-free. Returns the new manifest."""
+    from edgerec.artifact import Artifact
+    from edgerec.serving.versions import rollback
+
+    return rollback(repo.folder if isinstance(repo, Artifact) else Path(repo), version)
 
 
 def load(path: str | Path) -> Any:  # -> Checkpoint | Artifact

@@ -87,6 +87,12 @@ class Artifact:
         self.folder = path
         return path
 
+    def discard(self) -> None:
+        """Remove a temporary artifact's folder now (an artifact that was saved, or loaded, is left alone)."""
+        if self._cleanup is not None:
+            self._cleanup()
+            self._cleanup = None
+
     def __repr__(self) -> str:
         return f"Artifact({str(self.folder)!r}, target={self.target!r}, precision={self.precision!r}, {self.status})"
 

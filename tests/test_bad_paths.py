@@ -64,6 +64,13 @@ PATH_ARGS = {
     ("apply-delta", "delta"): "artifact",
     ("apply-delta", "out"): "out",
     ("serve", "repo"): "artifact",
+    ("bench", "repo"): "artifact",
+    ("update", "repo"): "artifact",
+    ("rollout", "repo"): "artifact",
+    ("rollout", "model"): "checkpoint",
+    ("rollout", "data"): "data",
+    ("rollback", "repo"): "artifact",
+    ("serve", "log_dir"): "out",
     ("serve", "env"): "serve-env",
 }
 # dests that name a path wherever they appear (and anything whose help says file / folder / path)
@@ -175,9 +182,13 @@ def invocation(command: str, dest: str, bad: Path, w: dict[str, Path], out: Path
         "delta": {"parent": str(w["bundle"]), "child": str(w["bundle"]), "out": str(out)},
         "apply-delta": {"bundle": str(w["bundle"]), "delta": str(w["delta"]), "out": str(out)},
         "serve": {"repo": str(w["repo"])},
+        "rollout": {"repo": str(w["repo"]), "model": ck, "data": SMALL},
+        "rollback": {"repo": str(w["repo"]), "to": "1"},
     }[command]
     if command == "export" and dest == "profile":
         base = {"profile": "", "model": ck, "data": SMALL, "out": str(out)}
+    if command == "bench" and dest == "repo":  # a load test; the bad repository is refused before any request
+        base = {"server": "127.0.0.1:9", "repo": ""}
     if command == "bench" and dest in ("profiles", "model", "out", "results", "cache"):
         base = {"profiles": str(w["root"] / "profiles"), "model": ck, "data": SMALL, "out": str(out)}
     if command == "update" and dest in ("profile", "artifact", "cache"):
@@ -190,7 +201,7 @@ def invocation(command: str, dest: str, bad: Path, w: dict[str, Path], out: Path
         "parent": "--from",
         "child": "--to",
         "sources": None,
-        "repo": None,
+        "repo": None if command in ("serve", "rollout", "rollback") else "--repo",
         "artifact": None if command in ("bench", "verify") else "--artifact",
     }
     base[dest] = str(bad)
@@ -222,7 +233,8 @@ def test_a_bad_path_is_one_line_and_writes_nothing(command, dest, kind, world, t
         ok = rc == 2 and len(err.splitlines()) == 1 and err.startswith("edgerec: error: ")
         named = str(bad) in err or bad.name in err
         if kind in ("checkpoint", "artifact") and what in ("missing", "a file"):  # the flag is named too
-            flag = {"parent": "--from", "child": "--to", "repo": "REPO"}
+            flag = {"parent": "--from", "child": "--to"}
+            flag["repo"] = "REPO" if command in ("serve", "rollout", "rollback") else "--repo"
             flag["artifact"] = "ARTIFACT" if command in ("bench", "verify") else "--artifact"
             named = named and flag.get(dest, "--" + dest) in err
         written = out is not None and out.exists()

@@ -28,6 +28,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--protocols", default="http,grpc", help="--server: http, grpc or both (default http,grpc)")
     b.add_argument("--concurrency", default="1,8,32", help="--server: closed-loop clients, e.g. 1,8,32 (default)")
     b.add_argument("--requests", type=int, default=2000, help="--server: requests per protocol and concurrency")
+    b.add_argument("--repo", default=None, help="--server: the served repository folder (its users make the stream)")
+    b.add_argument("--users", type=int, default=None, help="--server: instead of --repo, draw users 0..N-1")
     b.set_defaults(run=run)
 
 
@@ -95,7 +97,9 @@ def run_server(args: argparse.Namespace) -> int:
         raise EdgerecError(f"--concurrency must be numbers separated by commas; got {args.concurrency!r}") from None
     cfg = LoadConfig(protocols=tuple(p.strip() for p in args.protocols.split(",")), concurrency=conc,
                      requests=args.requests)  # fmt: skip
-    results = api.bench_server(args.server, cfg, args.grpc)
+    if (args.repo is None) == (args.users is None):
+        raise EdgerecError("--server needs the served repository (--repo REPO) or the number of users (--users N)")
+    results = api.bench_server(args.server, args.repo if args.users is None else args.users, cfg, args.grpc)
     rows = [
         [r.name, str(r.concurrency), str(r.requests), f"{r.percentile(50):.3f}", f"{r.percentile(90):.3f}",
          f"{r.percentile(99):.3f}", f"{r.per_second:,.0f}", str(r.errors), f"{r.server.get('batch_mean', 0):.2f}"]

@@ -151,7 +151,7 @@ def table(title: str, columns: tuple[str, ...], rows: list[list[str]], left: tup
 
 
 # output arguments, by what they must be when they already exist (checked before a command does any work)
-OUTPUT_FOLDERS = ("out", "results", "cache")
+OUTPUT_FOLDERS = ("out", "results", "cache", "log_dir")
 OUTPUT_FILES = ("json",)
 
 
@@ -175,6 +175,7 @@ def check_outputs(args: argparse.Namespace) -> None:
 # input folders, by command: (dest, flag, what it must be); a missing one is named with its flag before any work
 CHECKPOINT = "a checkpoint folder (config.json + model.safetensors)"
 ARTIFACT = "an artifact folder (manifest.json)"
+TRITON_REPO = "a Triton repository (edgerec export --target triton)"
 INPUT_FOLDERS = {
     "train": (("init", "--init", CHECKPOINT),),
     "evaluate": (("model", "--model", CHECKPOINT),),
@@ -184,11 +185,14 @@ INPUT_FOLDERS = {
         ("model", "--model", CHECKPOINT),
         ("artifact", "ARTIFACT", ARTIFACT),
         ("profiles", "--profiles", "a folder of profile .yaml files"),
+        ("repo", "--repo", TRITON_REPO),
     ),
-    "update": (("model", "--model", CHECKPOINT),),
+    "update": (("model", "--model", CHECKPOINT), ("repo", "--repo", TRITON_REPO)),
+    "rollout": (("repo", "REPO", TRITON_REPO), ("model", "--model", CHECKPOINT)),
+    "rollback": (("repo", "REPO", TRITON_REPO),),
     "recommend": (("model", "--model", CHECKPOINT),),
     "verify": (("artifact", "ARTIFACT", ARTIFACT),),
-    "serve": (("repo", "REPO", "a Triton repository (edgerec export --target triton)"),),
+    "serve": (("repo", "REPO", TRITON_REPO),),
     "delta": (("parent", "--from", "a phone bundle folder"), ("child", "--to", "a phone bundle folder")),
     "apply-delta": (
         ("bundle", "--bundle", "a phone bundle folder"),

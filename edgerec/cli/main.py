@@ -22,13 +22,14 @@ from edgerec.cli import (
     train,
     update,
     verify,
+    versions,
 )
 from edgerec.cli.common import check_inputs, check_outputs
 from edgerec.cli.output import command_output
 from edgerec.errors import INTERRUPTED, EdgerecError, one_line
 
 # each adds its subparsers (train: + evaluate)
-COMMANDS = (train, importing, compress, export, bench, serve, recommend, verify, update, delta, profiles)
+COMMANDS = (train, importing, compress, export, bench, serve, recommend, verify, update, versions, delta, profiles)
 
 
 def build_parser() -> argparse.ArgumentParser:

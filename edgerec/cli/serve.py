@@ -14,6 +14,16 @@ def add(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--http-port", type=int, default=8000, help="HTTP/REST port (default 8000)")
     s.add_argument("--grpc-port", type=int, default=8001, help="gRPC port (default 8001)")
+    s.add_argument(
+        "--log-dir", default=None, help="the feedback model's event log folder (default: feedback is refused)"
+    )
+    s.add_argument(
+        "--poll",
+        type=int,
+        default=2,
+        help="re-read the repository every this many seconds, so a rolled-out version or a rollback is served "
+        "(default 2; 0 = load once)",
+    )
     s.add_argument("--setup", action="store_true", help="create the server environment (nvidia-pytriton, numpy<2)")
     s.add_argument("--env", default=None, help="server environment folder (default ~/.cache/edgerec/serve-env)")
     s.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness (default 90)")
@@ -37,7 +47,12 @@ def run(args: argparse.Namespace) -> int:
     for name in ("http_port", "grpc_port"):
         if not 1 <= getattr(args, name) <= 65535:
             raise EdgerecError(f"--{name.replace('_', '-')} must lie in 1..65535; got {getattr(args, name)}")
-    server = TritonServer(args.repo, args.host, args.http_port, args.grpc_port, env_path=path)
+    if args.poll < 0:
+        raise EdgerecError(f"--poll must be >= 0 seconds; got {args.poll}")
+    server = TritonServer(
+        args.repo, args.host, args.http_port, args.grpc_port, env_path=path, poll_seconds=args.poll,
+        log_dir=args.log_dir,
+    )  # fmt: skip
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -51,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
               f"{size} (started in {server.startup_s:.1f} s)")  # fmt: skip
         print(f"  HTTP  http://{server.http_url}/v2/models/recommend/infer")
         print(f"  gRPC  {server.grpc_url}")
+        if server.log_dir:
+            print(f"  feedback events -> {server.log_dir} (edgerec update --new {server.log_dir})")
         print("  Ctrl-C or SIGTERM stops it", flush=True)
         while server.alive():
             time.sleep(0.5)

@@ -19,8 +19,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--new",
         required=True,
-        help="new interactions: .csv / .parquet (columns user,item[,timestamp][,rating]), ratings.dat or u.data; "
-        "ids as in the parent's id_maps.json, unseen ids become new users / items",
+        help="new interactions: .csv / .parquet (columns user,item[,timestamp][,rating]), ratings.dat or u.data, "
+        "or the event log folder of `edgerec serve --log-dir` (its --positive events not consumed yet); ids as in "
+        "the parent's id_maps.json, unseen ids become new users / items",
     )
     p.add_argument("--out", required=True, help="folder for the updated checkpoint (must differ from --model)")
     p.add_argument(
@@ -33,6 +34,14 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default=None, help="then re-export and re-verify for this target profile")
     p.add_argument("--artifact", default=None, help="with --profile: the artifact folder (default OUT-PROFILE)")
     p.add_argument("--cache", default=None, help="with --profile: step cache (default ~/.cache/edgerec/steps)")
+    p.add_argument(
+        "--repo", default=None, help="then roll the update out as the next version of this Triton repository"
+    )
+    p.add_argument(
+        "--positive",
+        default=",".join(d.positives),
+        help=f"with an event log: the event types that are positives (default {','.join(d.positives)})",
+    )
     g = p.add_argument_group("fine-tuning and gate")
     g.add_argument("--epochs", type=int, default=d.epochs, help=f"maximum fine-tuning epochs (default {d.epochs})")
     g.add_argument("--replay", type=float, default=d.replay, help=f"old interactions per new one (default {d.replay})")
@@ -100,13 +109,24 @@ def run(args: argparse.Namespace) -> int:
         args,
         tolerance=DropTolerance(hr=args.tolerance_hr),
         holdout_tolerance=DropTolerance(hr=args.holdout_tolerance_hr),
+        positives=tuple(p.strip() for p in args.positive.split(",") if p.strip()),
     )
     profile = None
     if args.profile:
         from edgerec.profiles.schema import load_profile
 
         profile = load_profile(args.profile)
-    new = load_interactions(Path(args.new), args.columns or Columns(), strict=True)
+    from edgerec.updates.feedback import is_event_log
+
+    if args.repo:
+        from edgerec.serving.server import check_repository
+
+        check_repository(Path(args.repo))  # a repository that cannot take the update fails before the work
+    new = (
+        Path(args.new)
+        if is_event_log(Path(args.new))
+        else load_interactions(Path(args.new), args.columns or Columns(), strict=True)
+    )
     ck = load(parent)
     data = load_data(args) if args.data else None
     try:
@@ -122,6 +142,15 @@ def run(args: argparse.Namespace) -> int:
     lineage = child.report["lineage"]
     print(f"wrote {out}/ (version {lineage['version']}, parent version {lineage['parent_version']}); "
           f"calibration: {lineage['calibration']}")  # fmt: skip
+    fb = child.report["update"].get("feedback")
+    if fb:
+        print(f"event log {fb['log']}: read seq {fb['from_seq']}..{fb['through_seq']} ({fb['events']} events, "
+              f"{fb['interactions']} positives; {fb['torn_skipped']} torn line(s) skipped)")  # fmt: skip
+    if args.repo:
+        m = api.rollout(args.repo, child)
+        held = sorted(int(v) for v in m["model_versions"])
+        print(f"rolled out: {args.repo} now serves version {m['triton']['version']} (versions {held}; "
+              f"roll back with `edgerec rollback {args.repo} --to V`)")  # fmt: skip
     if profile is not None:
         artifact = args.artifact or f"{out}-{profile.name}"
         return run_profile(profile, child.data, artifact, str(out), args.cache, dry_run=False)

@@ -205,7 +205,7 @@ def load_table(path: Path, columns: Columns = Columns(), *, strict: bool = False
     missing = [c for c in (columns.user, columns.item) if c not in cols]
     if missing:
         raise EdgerecError(f"{source}: no column {missing[0]!r}; columns are {sorted(cols)} (set the column names)")
-    users, items = _id_column(cols[columns.user], source), _id_column(cols[columns.item], source)
+    users, items = id_column(cols[columns.user], source), id_column(cols[columns.item], source)
     ts = _numeric_column(cols, columns.timestamp, source, np.int64)
     ratings = _numeric_column(cols, columns.rating, source, np.float32)
     return Interactions.from_raw(users, items, ts, ratings, source=source)
@@ -268,7 +268,7 @@ def _parquet_values(column) -> list:  # pyarrow.ChunkedArray -> list
     return column.to_pylist()
 
 
-def _id_column(values: list, source: str) -> np.ndarray:
+def id_column(values: list, source: str) -> np.ndarray:
     for row, v in enumerate(values):
         if v is None or v == "" or v != v:  # v != v: NaN (Parquet float columns hold missing values as NaN)
             raise EdgerecError(f"{source}: empty user or item id at row {row}")

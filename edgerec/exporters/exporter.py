@@ -77,7 +77,8 @@ def export(ck: Checkpoint, ds: Dataset, cfg: ExportConfig = ExportConfig(), out:
         exporter = load_attr(t.exporter)
         kwargs = {"buckets": buckets, "runtime": runtime, "spec": spec, "calib": calib}
         kwargs |= {"candidates": cfg.candidates, "explain": cfg.explain}  # the phone bundle's; the others ignore them
-        kwargs |= {"triton": cfg.triton, "version": ck.version}  # the Triton repository's
+        ids = {"users": ids_to_list(ck.user_ids), "items": ids_to_list(ck.item_ids)}
+        kwargs |= {"triton": cfg.triton, "version": ck.version, "id_maps": ids}  # the Triton repository's
         try:
             fields = exporter(model, cfg.precision, tmp / model_file, **kwargs)
             check_runtime = t.verify_runtime(runtime)
@@ -85,7 +86,7 @@ def export(ck: Checkpoint, ds: Dataset, cfg: ExportConfig = ExportConfig(), out:
         except EngineUnavailable as e:
             missing, model_file, check_runtime = str(e), ONNX_FILE, "onnxruntime"
             fields = {"buckets": buckets, "inputs": ["users", "items"], "output": "scores", "onnx_file": ONNX_FILE}
-        write_json(tmp / "id_maps.json", {"users": ids_to_list(ck.user_ids), "items": ids_to_list(ck.item_ids)})
+        write_json(tmp / "id_maps.json", ids)
         onnx_file = fields.get("onnx_file", t.onnx_file)
         lint_report = lint(tmp / onnx_file) if onnx_file else None
         if lint_report is not None and lint_report.get("passed") is False:

@@ -25,6 +25,7 @@ import onnx
 
 from edgerec.exporters import server_graph
 from edgerec.exporters.tensorrt_engine import EngineUnavailable, build_engine
+from edgerec.io import write_json
 from edgerec.model.ncf import NCF
 from edgerec.serving import triton_config
 from edgerec.serving.config import TritonConfig
@@ -55,34 +56,61 @@ def trtexec_command(model: str, version: int, precision: str, cfg: TritonConfig)
     )
 
 
+def feedback_params(cfg: TritonConfig) -> dict[str, Any]:
+    return {
+        "event_types": ",".join(cfg.event_types),
+        "segment_bytes": cfg.segment_mb << 20,
+        "segment_seconds": cfg.segment_minutes * 60,
+        "max_lag_seconds": cfg.max_lag_s,
+    }
+
+
+def write_feedback(repo: Path, cfg: TritonConfig) -> None:
+    """REPO/feedback: config.pbtxt, 1/model.py and 1/edgerec_events.py (the log writer it imports)."""
+    here = Path(triton_config.__file__).parent
+    folder = repo / triton_config.FEEDBACK / "1"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(here / "feedback_model.py", folder / "model.py")
+    shutil.copyfile(here / "events.py", folder / "edgerec_events.py")
+    triton_config.write(triton_config.FEEDBACK, cfg, feedback_params(cfg), repo / triton_config.FEEDBACK)
+    triton_config.check_feedback(repo / triton_config.FEEDBACK / triton_config.CONFIG)
+
+
 def export(
-    model: NCF, precision: str, out: Path, *, triton: TritonConfig = TritonConfig(), version: int = 1, **_: object
+    model: NCF,
+    precision: str,
+    out: Path,
+    *,
+    triton: TritonConfig = TritonConfig(),
+    version: int = 1,
+    id_maps: dict[str, list] | None = None,
+    **_: object,
 ) -> dict[str, Any]:
-    """out is REPO/recommend/<version>/model.onnx; writes the whole repository under REPO."""
+    """out is REPO/recommend/<version>/model.onnx; writes the whole repository under REPO. Each version folder
+    holds its ONNX, model.json (its sizes: the tables grow with updates) and id_maps.json; the configs hold only
+    what every version shares, so a new version is a new folder and nothing else changes."""
     repo = out.parents[2]
     graphs = {
         "recommend": server_graph.build(model, precision, triton.k, catalog_scores=False),
         "score": server_graph.build_score(model, precision),
     }
     arch = model.arch
-    params = {
-        "n_users": arch.n_users,
-        "n_items": arch.n_items,
-        "k": triton.k,
-        "max_candidates": min(triton.max_candidates, arch.n_items),
-        "precision": precision,
-        "onnx_file": "model.onnx",
-        "model_version": version,
-    }
+    sizes = {"n_users": arch.n_users, "n_items": arch.n_items, "version": version, "precision": precision,
+             "max_candidates": min(triton.max_candidates, arch.n_items)}  # fmt: skip
+    params = {"k": triton.k, "max_candidates": triton.max_candidates, "onnx_file": "model.onnx"}
     missing = None
     for name, graph in graphs.items():
         folder = repo / name / str(version)
         folder.mkdir(parents=True, exist_ok=True)
         onnx.save_model(graph, str(folder / "model.onnx"))
+        write_json(folder / "model.json", sizes)
+        if id_maps is not None:
+            write_json(folder / "id_maps.json", id_maps)
         if triton.backend == "python":
             shutil.copyfile(Path(triton_config.__file__).with_name("triton_model.py"), folder / "model.py")
         triton_config.write(name, triton, params, repo / name)
         triton_config.check(repo / name / triton_config.CONFIG, folder / "model.onnx")
+    write_feedback(repo, triton)
     if triton.backend == "tensorrt_plan":
         commands = [trtexec_command(name, version, precision, triton) for name in graphs]
         (repo / ENGINE_SCRIPT).write_text(

@@ -1,7 +1,9 @@
 """A client of an edgerec Triton repository being served, over HTTP or gRPC (tritonclient).
 
-Dense user / item indices go in (id_maps.json maps original ids); every server-side error comes back as a one-line
-EdgerecError. The repository's sizes (users, items, K) are read from the served model's config parameters.
+Dense user / item indices go in for recommend and score (id_maps.json of the served version maps original ids);
+feedback takes original ids. Every server-side error comes back as a one-line EdgerecError. K and the longest
+candidate list are read from the served model's config; the catalog's sizes belong to each version (model.json)
+and are not asked of the server.
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ class Client:
         self.timeout_s = timeout_s
         params = self._call(lambda: self._config("recommend").get("parameters", {}))
         try:
-            self.n_users = int(params["n_users"]["string_value"])
-            self.n_items = int(params["n_items"]["string_value"])
             self.k = int(params["k"]["string_value"])
             self.max_candidates = int(params["max_candidates"]["string_value"])
         except (KeyError, TypeError, ValueError):
@@ -58,7 +58,8 @@ class Client:
     def _infer(self, model: str, arrays: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
         inputs = []
         for name, a in arrays.items():
-            x = self._tc.InferInput(name, list(a.shape), "INT64" if a.dtype == np.int64 else "FP32")
+            dtype = {np.dtype(np.int64): "INT64", np.dtype(object): "BYTES"}.get(a.dtype, "FP32")
+            x = self._tc.InferInput(name, list(a.shape), dtype)
             x.set_data_from_numpy(a)
             inputs.append(x)
         wanted = [self._tc.InferRequestedOutput(name) for name in outputs]
@@ -79,6 +80,21 @@ class Client:
         u = np.asarray(users, dtype=np.int64).reshape(-1, 1)
         i = np.asarray(items, dtype=np.int64).reshape(len(u), -1)
         return self._infer("score", {"users": u, "items": i}, ["scores"])[0]
+
+    def feedback(
+        self, user: str, event: str, timestamp: int, item: str | None = None, shown: list[str] | None = None
+    ) -> int:
+        """Log one event (original ids); its seq in the event log, once it is on disk."""
+        arrays: dict[str, np.ndarray] = {
+            "user": np.array([str(user).encode()], dtype=object),
+            "event": np.array([event.encode()], dtype=object),
+            "timestamp": np.array([int(timestamp)], dtype=np.int64),
+        }
+        if item is not None:
+            arrays["item"] = np.array([str(item).encode()], dtype=object)
+        if shown:
+            arrays["shown"] = np.array([str(s).encode() for s in shown], dtype=object)
+        return int(self._infer("feedback", arrays, ["seq"])[0].reshape(-1)[0])
 
     def server_version(self) -> str:
         """The Triton server's own version (its metadata)."""

@@ -12,6 +12,7 @@ from edgerec.errors import ConfigError
 # python: model.py runs the ONNX through onnxruntime inside Triton's python backend (the backend of the Triton that
 # `pip install nvidia-pytriton` brings); onnxruntime / tensorrt_plan: Triton's native backends (a full Triton)
 Backend = Literal["python", "onnxruntime", "tensorrt_plan"]
+EventName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 
 
 @config
@@ -26,10 +27,17 @@ class TritonConfig:
     k: Annotated[int, Field(ge=1, le=10_000)] = 10  # recommend's list length
     max_candidates: Annotated[int, Field(ge=1, le=1_000_000)] = 1_000  # score's longest candidate list
     served_versions: Annotated[int, Field(ge=1, le=100)] = 1  # version_policy: the newest this many are served
+    # the feedback model's event log (edgerec.serving.events)
+    event_types: tuple[EventName, ...] = ("impression", "click", "purchase")
+    segment_mb: Annotated[int, Field(ge=1, le=4096)] = 16  # a new segment after this many MB ...
+    segment_minutes: Annotated[int, Field(ge=1, le=10_080)] = 60  # ... or this many minutes
+    max_lag_s: Annotated[int, Field(ge=0)] = 3600  # an event older than the log's newest by more is out of order
 
     def __post_init__(self) -> None:
         if self.backend == "tensorrt_plan" and self.kind != "gpu":
             raise ConfigError("TritonConfig: the tensorrt_plan backend runs on GPUs: set kind to gpu")
+        if "impression" not in self.event_types:
+            raise ConfigError("TritonConfig: event_types must include impression (what was shown, for CTR)")
         big = [b for b in self.preferred_batch_sizes if b > self.max_batch_size]
         if big:
             raise ConfigError(

@@ -146,13 +146,13 @@ class LoadConfig:
         return np.random.default_rng(self.seed).integers(0, n_users, self.requests)
 
 
-def bench_server(url: str, cfg: LoadConfig, grpc_url: str | None = None) -> list[LoadResult]:
+def bench_server(url: str, cfg: LoadConfig, n_users: int, grpc_url: str | None = None) -> list[LoadResult]:
     """Every (protocol, concurrency) of cfg against the served repository at url (HTTP; gRPC at grpc_url, default
-    the same host with the HTTP port + 1), on one seeded request stream."""
-    from edgerec.serving.client import Client
-
+    the same host with the HTTP port + 1), on one seeded request stream of users 0..n_users-1 (the served
+    version's users: its manifest's n_users)."""
+    if n_users < 1:
+        raise EdgerecError(f"the request stream needs at least one user; got n_users={n_users}")
     host, _, port = url.removeprefix("http://").rpartition(":")
     urls = {"http": url, "grpc": grpc_url or f"{host}:{int(port) + 1 if port.isdigit() else port}"}
-    with Client(urls["http"] if "http" in cfg.protocols else urls["grpc"], cfg.protocols[0]) as probe:
-        users = cfg.stream(probe.n_users)
+    users = cfg.stream(n_users)
     return [server_load(urls[p], p, users, c) for p in cfg.protocols for c in cfg.concurrency]

@@ -59,6 +59,8 @@ def check_repository(repo: Path) -> dict[str, Any]:
     version = manifest["triton"]["version"]
     for model in triton_config.MODELS:
         triton_config.check(repo / model / triton_config.CONFIG, repo / model / str(version) / "model.onnx")
+    if (repo / triton_config.FEEDBACK).is_dir():
+        triton_config.check_feedback(repo / triton_config.FEEDBACK / triton_config.CONFIG)
     return manifest
 
 
@@ -72,11 +74,13 @@ class TritonServer:
         env: ServeEnv | None = None,
         env_path: Path | None = None,  # where to find the server environment, when env is not given
         poll_seconds: int = 0,  # > 0: Triton re-reads the repository this often (new versions are served)
+        log_dir: str | Path | None = None,  # the feedback model's event log (None: feedback is refused)
     ) -> None:
         self.repo = Path(repo).resolve()
         self.host, self.http_port, self.grpc_port = host, http_port, grpc_port
         self.env, self.env_path = env, env_path
         self.poll_seconds = poll_seconds
+        self.log_dir = Path(log_dir).resolve() if log_dir else None
         self.token = secrets.token_hex(16)
         self.proc: subprocess.Popen | None = None
         self.workdir: Path | None = None
@@ -138,10 +142,14 @@ class TritonServer:
                 raise EdgerecError(f"{self.host}:{port} is in use: choose another --{name.lower()}-port")
         self.workdir = Path(tempfile.mkdtemp(prefix="edgerec-serve-"))
         start = time.perf_counter()
+        environ = env.environ()
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            environ["EDGEREC_FEEDBACK_LOG"] = str(self.log_dir)
         log = open(self.log_path, "wb")  # noqa: SIM115 (handed to the server process)
         try:
             self.proc = subprocess.Popen(
-                self._command(env), env=env.environ(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self._command(env), env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         except OSError as e:
             log.close()
@@ -175,8 +183,10 @@ class TritonServer:
             lines = self.log_path.read_text(errors="replace").splitlines() if self.log_path else []
         except OSError:
             return "no log"
-        errors = [ln for ln in lines if ln.startswith("E") or "error" in ln.lower()]
-        return ((errors or lines or ["no output"])[-1]).strip()[:300]
+        failed = [ln for ln in lines if "failed to load '" in ln]  # a model's own error says most
+        errors = failed or [ln for ln in lines if ln.startswith("E") or "error" in ln.lower()]
+        line = (errors or lines or ["no output"])[-1 if not failed else 0]
+        return line.split("] ", 1)[-1].split("\\n")[0].strip().strip('"')[:300]
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

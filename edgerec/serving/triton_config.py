@@ -13,7 +13,8 @@ from typing import Any
 from edgerec.errors import EdgerecError
 from edgerec.serving.config import TritonConfig
 
-MODELS = ("recommend", "score")
+MODELS = ("recommend", "score")  # the server models: an ONNX file per version
+FEEDBACK = "feedback"  # the python-backend event logger (one version, 1, whatever the model's version)
 CONFIG = "config.pbtxt"
 MODEL_FILE = {"python": "model.py", "onnxruntime": "model.onnx", "tensorrt_plan": "model.plan"}
 ONNX_TYPES = {"tensor(int64)": "TYPE_INT64", "tensor(float)": "TYPE_FP32"}
@@ -32,14 +33,35 @@ def pb() -> Any:
 
 def io_spec(model: str, cfg: TritonConfig) -> tuple[list[tuple[str, str, list[int]]], list[tuple[str, str, list[int]]]]:
     """(inputs, outputs) of a model as (name, Triton dtype, per-request dims)."""
+    if model == FEEDBACK:  # no batching: dims are the request's own; item and shown are optional
+        text = [("user", "TYPE_STRING", [1]), ("event", "TYPE_STRING", [1]), ("timestamp", "TYPE_INT64", [1])]
+        return [*text, ("item", "TYPE_STRING", [1]), ("shown", "TYPE_STRING", [-1])], [("seq", "TYPE_INT64", [1])]
     if model == "recommend":
         top = [("top_items", "TYPE_INT64", [cfg.k]), ("top_scores", "TYPE_FP32", [cfg.k])]
         return [("users", "TYPE_INT64", [1])], top
     return [("users", "TYPE_INT64", [1]), ("items", "TYPE_INT64", [-1])], [("scores", "TYPE_FP32", [-1])]
 
 
+def build_feedback(params: dict[str, Any]) -> Any:
+    """The feedback model: python backend, one instance (the log's single writer), no batching."""
+    mc = pb()
+    c = mc.ModelConfig(name=FEEDBACK, backend="python", max_batch_size=0, default_model_filename="model.py")
+    inputs, outputs = io_spec(FEEDBACK, TritonConfig())
+    for name, dtype, dims in inputs:
+        c.input.add(name=name, data_type=mc.DataType.Value(dtype), dims=dims, optional=name in ("item", "shown"))
+    for name, dtype, dims in outputs:
+        c.output.add(name=name, data_type=mc.DataType.Value(dtype), dims=dims)
+    c.instance_group.add(kind=mc.ModelInstanceGroup.Kind.Value("KIND_CPU"), count=1)
+    c.version_policy.specific.versions.append(1)
+    for key, value in params.items():
+        c.parameters[key].string_value = str(value)
+    return c
+
+
 def build(model: str, cfg: TritonConfig, params: dict[str, Any]) -> Any:
-    """The ModelConfig message of `model` ("recommend" or "score"); params go to its `parameters` map."""
+    """The ModelConfig message of `model` ("recommend", "score" or "feedback"); params go to `parameters`."""
+    if model == FEEDBACK:
+        return build_feedback(params)
     mc = pb()
     c = mc.ModelConfig(name=model, max_batch_size=cfg.max_batch_size)
     if cfg.backend == "tensorrt_plan":
@@ -99,6 +121,18 @@ def onnx_io(path: Path) -> tuple[dict[str, tuple[str, list]], dict[str, tuple[st
         return {a.name: (ONNX_TYPES.get(a.type, a.type), list(a.shape)) for a in args}
 
     return table(sess.get_inputs()), table(sess.get_outputs())
+
+
+def check_feedback(path: Path) -> Any:
+    """The feedback model's config parsed back: its inputs and outputs as the feedback model.py reads them."""
+    c = parse(path)
+    inputs, outputs = io_spec(FEEDBACK, TritonConfig())
+    declared = [(x.name, pb().DataType.Name(x.data_type), list(x.dims)) for x in (*c.input, *c.output)]
+    if c.name != FEEDBACK or c.backend != "python" or declared != [*inputs, *outputs] or c.max_batch_size != 0:
+        raise EdgerecError(f"{path}: not the feedback model's config (python backend, inputs {[i[0] for i in inputs]})")
+    if not c.instance_group or c.instance_group[0].count != 1:
+        raise EdgerecError(f"{path}: the feedback model must have exactly one instance (the event log's one writer)")
+    return c
 
 
 def check(path: Path, onnx_path: Path) -> Any:

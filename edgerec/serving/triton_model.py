@@ -23,11 +23,12 @@ class TritonPythonModel:
     def initialize(self, args: dict[str, Any]) -> None:
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        self.n_users, self.n_items = int(params["n_users"]), int(params["n_items"])
-        self.max_candidates = int(params.get("max_candidates", self.n_items))
+        folder = Path(args["model_repository"]) / args["model_version"]
+        sizes = json.loads((folder / "model.json").read_text())  # this version's own sizes (tables grow)
+        self.n_users, self.n_items = int(sizes["n_users"]), int(sizes["n_items"])
+        self.max_candidates = int(sizes["max_candidates"])
         self.inputs = [x["name"] for x in config["input"]]
         self.outputs = [x["name"] for x in config["output"]]
-        folder = Path(args["model_repository"]) / args["model_version"]
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(params.get("threads", 1))
         options.inter_op_num_threads = 1

@@ -32,6 +32,8 @@ class UpdateConfig:
     # and items that occur in the new interactions learn, so the phone bundle changes in those items' rows only
     # and can be updated by a small delta (edgerec.updates.delta)
     scope: Literal["all", "rows"] = "all"
+    # an event log as the new data (`--new LOG_DIR`): the event types that are positives (impressions never are)
+    positives: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], ...] = ("click", "purchase")
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(

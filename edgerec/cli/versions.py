@@ -1,0 +1,39 @@
+"""`edgerec rollout REPO --model CKPT` and `edgerec rollback REPO --to V`: the versions a Triton repository serves."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("rollout", help="add a checkpoint as the next version of a Triton repository (served at once)")
+    r.add_argument("repo", help="the Triton repository folder (edgerec export --target triton)")
+    r.add_argument("--model", required=True, help="the checkpoint folder to roll out (from `edgerec update`)")
+    r.add_argument("--data", default=None, help="its data, when the checkpoint does not store its own")
+    r.set_defaults(run=run_rollout)
+    b = sub.add_parser("rollback", help="serve an earlier version of a Triton repository again")
+    b.add_argument("repo", help="the Triton repository folder")
+    b.add_argument("--to", type=int, required=True, help="the version to serve (one the repository holds)")
+    b.set_defaults(run=run_rollback)
+
+
+def _print(m: dict) -> None:
+    held = sorted(int(v) for v in m["model_versions"])
+    hr = m["metrics"]["hr@10"]
+    print(f"{m['triton']['version']} is served (HR@10 {hr:.4f} at export); versions held: {held}")
+
+
+def run_rollout(args: argparse.Namespace) -> int:
+    from edgerec import api
+    from edgerec.cli.common import load_data
+
+    data = load_data(args) if args.data else None
+    _print(api.rollout(args.repo, args.model, data))
+    return 0
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    from edgerec import api
+
+    _print(api.rollback(args.repo, args.to))
+    return 0

@@ -1,0 +1,123 @@
+"""Model versions inside a Triton repository: roll a new version in, roll back to an old one (torch-free).
+
+Roll-out adds REPO/recommend/<v>/ and REPO/score/<v>/ (each built in a hidden sibling and renamed into place:
+Triton only takes numeric folders for versions, so it never sees half of one) and sets the version policy to the
+newest version; a running `edgerec serve` (which polls the repository) then loads it and unloads the old one, which
+stays on disk. Rollback sets the policy to one specific version. The configs' other fields never change. The
+manifest describes the served version, keeps every version's record under "model_versions", and lists every file's hash
+again after each change (the write holds the repository's write lock; manifest.json is replaced atomically).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from edgerec.errors import EdgerecError
+from edgerec.io import write_bytes, write_lock
+from edgerec.manifest import MANIFEST, write_manifest
+from edgerec.serving import triton_config
+from edgerec.serving.server import check_repository
+
+# the manifest fields that belong to one version (the rest describe the repository)
+VERSION_FIELDS = ("model_file", "score_file", "onnx_file", "n_users", "n_items", "metrics", "verification", "source",
+                  "version", "lineage", "data", "calibration", "created", "versions_note")  # fmt: skip
+
+
+def versions(repo: Path) -> list[int]:
+    """The versions present for every server model, ascending."""
+    found = None
+    for model in triton_config.MODELS:
+        folder = repo / model
+        mine = {int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()} if folder.is_dir() else set()
+        found = mine if found is None else found & mine
+    return sorted(found or ())
+
+
+def record(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {k: manifest[k] for k in VERSION_FIELDS if k in manifest}
+
+
+def _history(manifest: dict[str, Any]) -> dict[str, Any]:
+    return dict(manifest.get("model_versions") or {str(manifest["triton"]["version"]): record(manifest)})
+
+
+def _set_policy(repo: Path, version: int | None, manifest: dict[str, Any]) -> None:
+    """version None: serve the newest (latest, as many as the repository's served_versions); else only `version`."""
+    from google.protobuf import text_format
+
+    for model in triton_config.MODELS:
+        path = repo / model / triton_config.CONFIG
+        c = triton_config.parse(path)
+        c.ClearField("version_policy")
+        if version is None:
+            c.version_policy.latest.num_versions = int(manifest["triton"].get("served_versions", 1))
+        else:
+            c.version_policy.specific.versions.append(version)
+        write_bytes(path, text_format.MessageToString(c).encode())
+
+
+def _finish(repo: Path, manifest: dict[str, Any], served: int, history: dict[str, Any], event: dict) -> dict:
+    current = history[str(served)]
+    manifest = {k: v for k, v in manifest.items() if k not in ("files", "format", "format_version")}
+    manifest = {**manifest, **current}
+    manifest["triton"] = {**manifest["triton"], "version": served}
+    manifest["model_versions"] = history
+    manifest["rollouts"] = [*manifest.get("rollouts", []), event]
+    shutil.copyfile(repo / "recommend" / str(served) / "id_maps.json", repo / ".id_maps.json.tmp")
+    (repo / ".id_maps.json.tmp").replace(repo / "id_maps.json")  # the served version's ids, atomically
+    return write_manifest(repo, manifest)
+
+
+def add_version(repo: str | Path, new: str | Path) -> dict[str, Any]:
+    """Copy the server models of the verified repository `new` (one version, the next) into `repo` and serve it."""
+    repo, new = Path(repo), Path(new)
+    with write_lock(repo):
+        manifest = check_repository(repo)
+        incoming = check_repository(new)
+        v = int(incoming["triton"]["version"])
+        have = versions(repo)
+        if have and v <= max(have):
+            raise EdgerecError(f"{repo}: holds versions {have}; the new model is version {v} (update the model first)")
+        mine, theirs = _settings(manifest), _settings(incoming)
+        if mine != theirs:
+            key = next(k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k))
+            raise EdgerecError(
+                f"{new}: its {key} is {theirs.get(key)!r}, the repository's {mine.get(key)!r} (versions share them)"
+            )
+        for model in triton_config.MODELS:
+            hidden = repo / model / f".{v}.incoming"
+            shutil.rmtree(hidden, ignore_errors=True)
+            shutil.copytree(new / model / str(v), hidden)
+            hidden.rename(repo / model / str(v))
+        _set_policy(repo, None, manifest)
+        history = {**_history(manifest), str(v): record(incoming)}
+        event = {"served": v, "from": manifest["triton"]["version"], "at": _now(), "action": "rollout"}
+        return _finish(repo, manifest, v, history, event)
+
+
+def rollback(repo: str | Path, version: int) -> dict[str, Any]:
+    """Serve `version` (one that is in the repository) and nothing newer; the newest again with `version` = newest."""
+    repo = Path(repo)
+    with write_lock(repo):
+        manifest = check_repository(repo)
+        have = versions(repo)
+        if version not in have:
+            raise EdgerecError(f"{repo}: no version {version} to roll back to; it holds versions {have}")
+        history = _history(manifest)
+        if str(version) not in history:
+            raise EdgerecError(f"{repo}/{MANIFEST}: has no record of version {version}")
+        _set_policy(repo, None if version == max(have) else version, manifest)
+        event = {"served": version, "from": manifest["triton"]["version"], "at": _now(), "action": "rollback"}
+        return _finish(repo, manifest, version, history, event)
+
+
+def _settings(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What a new version must share with the repository: precision and every Triton setting."""
+    return {"precision": manifest["precision"], **{k: v for k, v in manifest["triton"].items() if k != "version"}}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
