@@ -51,12 +51,12 @@ def check_event(
     if event not in types:
         raise EventError(f"unknown event type {event[:40]!r}: one of {', '.join(types)}")
     for name, value in (("user", user), *([("item", item)] if item is not None else [])):
-        if not value or len(value) > MAX_ID or not value.isprintable() or value != value.strip():
+        if not _good_id(value):
             raise EventError(f"malformed {name} id {value[:40]!r}: 1..{MAX_ID} printable characters, no spaces")
     if event == "impression":
         if not 1 <= len(shown) <= MAX_SHOWN:
             raise EventError(f"an impression lists the 1..{MAX_SHOWN} items shown; got {len(shown)}")
-        bad = [s for s in shown if not s or len(s) > MAX_ID or not s.isprintable()]
+        bad = [s for s in shown if not _good_id(s)]
         if bad:
             raise EventError(f"malformed item id {bad[0][:40]!r} among the items shown")
     elif item is None:
@@ -72,6 +72,10 @@ def check_event(
     if event == "impression":
         record["shown"] = shown
     return record
+
+
+def _good_id(value: str) -> bool:
+    return 0 < len(value) <= MAX_ID and value.isprintable() and not any(c.isspace() for c in value)
 
 
 @dataclass

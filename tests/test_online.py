@@ -1,0 +1,157 @@
+"""The online loop on a real Triton server: feedback logged through the served repository, an update from that
+log rolled out as the next version while a closed-loop load runs (no failed request), a rollback, a refused update
+that leaves the repository alone, and a kill -9 of the server in the middle of logging."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgerec
+from edgerec.errors import EdgerecError, GateFailed
+from edgerec.manifest import read_manifest
+from edgerec.serving.client import Client
+from edgerec.serving.events import read_log
+from edgerec.serving.load import closed_loop
+from edgerec.serving.server import TritonServer, free_ports
+
+from .conftest import SMALL
+from .test_triton import serve_env  # noqa: F401 (the session fixture)
+
+NOW = int(time.time())
+
+
+@pytest.fixture
+def repo(tmp_path, ckpt) -> Path:
+    return edgerec.export(edgerec.load(ckpt), edgerec.ExportConfig(target="triton"), data=SMALL,
+                          out=tmp_path / "repo").folder  # fmt: skip
+
+
+def _serve(repo: Path, log: Path, env) -> TritonServer:
+    http, grpc = free_ports(2)
+    return TritonServer(repo, http_port=http, grpc_port=grpc, env=env, poll_seconds=1, log_dir=log)
+
+
+def _served_versions(c: Client) -> list[str]:
+    return c._call(lambda: c._c.get_model_metadata("recommend"))["versions"]
+
+
+def _wait_for(c: Client, versions: list[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _served_versions(c) == versions:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the server still serves {_served_versions(c)}, not {versions}")
+
+
+def _log_round(c: Client, ids: dict, users: range) -> int:
+    n = 0
+    for u in users:
+        items, _ = c.recommend([u])
+        shown = [str(ids["items"][i]) for i in items[0]]
+        n += c.feedback(str(ids["users"][u]), "impression", NOW, shown=shown) > 0
+        for i in items[0][:3]:
+            n += c.feedback(str(ids["users"][u]), "click", NOW, item=str(ids["items"][i])) > 0
+    return n
+
+
+def test_feedback_update_rollout_under_load_and_rollback(repo, tmp_path, ckpt, serve_env) -> None:  # noqa: F811
+    log = tmp_path / "log"
+    ids = json.loads((repo / "id_maps.json").read_text())
+    with _serve(repo, log, serve_env) as server, Client(server.http_url) as c:
+        logged = _log_round(c, ids, range(0, 300, 2))
+        for bad, match in (
+            (dict(user="1", event="like", timestamp=NOW, item="2"), "unknown event type"),
+            (dict(user="1", event="click", timestamp=NOW + 10**6, item="2"), "in the future"),
+            (dict(user="a b", event="click", timestamp=NOW, item="2"), "malformed user id"),
+        ):
+            with pytest.raises(EdgerecError, match=match):
+                c.feedback(**bad)
+        assert c.recommend([0])[0].shape == (1, 10)  # still serving after bad feedback
+        child = edgerec.update(ckpt, log, edgerec.UpdateConfig(epochs=1), data=SMALL)
+        assert child.report["lineage"]["feedback"]["through_seq"] == logged
+
+        stop = threading.Event()
+        results = []
+
+        def load() -> None:  # concurrency 8 across the roll-out and the rollback
+            users = np.random.default_rng(0).integers(0, 300, 400)
+            while not stop.is_set():
+                results.append(closed_loop("rollout", lambda: (lambda u, cl=Client(server.grpc_url, "grpc"):
+                                                               cl.recommend([u])), users, 8))  # fmt: skip
+
+        t = threading.Thread(target=load, daemon=True)
+        t.start()
+        time.sleep(0.5)
+        m = edgerec.rollout(repo, child)
+        assert m["triton"]["version"] == 2 and sorted(m["model_versions"]) == ["1", "2"]
+        _wait_for(c, ["2"])
+        time.sleep(1.0)
+        m = edgerec.rollback(repo, 1)
+        assert m["triton"]["version"] == 1 and m["rollouts"][-1]["action"] == "rollback"
+        _wait_for(c, ["1"])
+        time.sleep(1.0)
+        stop.set()
+        t.join(60)
+        assert sum(r.requests for r in results) >= 400
+        assert sum(r.errors for r in results) == 0, [r.first_error for r in results if r.errors]
+        read_manifest(repo)  # every file still matches the manifest
+        with pytest.raises(EdgerecError, match=r"no version 7 to roll back to; it holds versions \[1, 2\]"):
+            edgerec.rollback(repo, 7)
+        # a refused update changes neither the repository nor what is served
+        before = (repo / "manifest.json").read_bytes()
+        _log_round(c, ids, range(1, 60, 2))
+        with pytest.raises(GateFailed):
+            edgerec.update(child, log, edgerec.UpdateConfig(epochs=1, min_holdout_lift=100.0))
+        assert (repo / "manifest.json").read_bytes() == before and _served_versions(c) == ["1"]
+
+
+def test_kill_9_of_the_server_mid_logging(repo, tmp_path, ckpt, serve_env) -> None:  # noqa: F811
+    log = tmp_path / "log"
+    ids = json.loads((repo / "id_maps.json").read_text())
+    acked: list[int] = []
+    with _serve(repo, log, serve_env) as server:
+        stop = threading.Event()
+
+        def send(worker: int) -> None:
+            with Client(server.grpc_url, "grpc") as c:
+                k = 0
+                while not stop.is_set():
+                    u, i = ids["users"][(worker * 31 + k) % 300], ids["items"][(worker * 7 + k) % 180]
+                    try:
+                        acked.append(c.feedback(str(u), "click", NOW, item=str(i)))
+                    except EdgerecError:
+                        return  # the server is gone
+                    k += 1
+
+        threads = [threading.Thread(target=send, args=(w,), daemon=True) for w in range(4)]
+        for th in threads:
+            th.start()
+        while len(acked) < 200:
+            time.sleep(0.05)
+        os.killpg(server.proc.pid, signal.SIGKILL)  # the server and its python-backend stubs, mid-logging
+        server.proc.wait(10)
+        stop.set()
+        for th in threads:
+            th.join(30)
+    segments, _ = read_log(log)
+    seqs = [r["seq"] for s in segments for r in s.records]
+    assert set(acked) <= set(seqs) and sum(s.torn for s in segments) <= 1
+    with _serve(repo, log, serve_env) as server, Client(server.http_url) as c:  # restarted on the same log
+        more = c.feedback(str(ids["users"][5]), "purchase", NOW, item=str(ids["items"][6]))
+        assert more == len(seqs) + 1  # numbering goes on after the last complete record
+    child = edgerec.update(ckpt, log, edgerec.UpdateConfig(epochs=1), data=SMALL)
+    fb = child.report["lineage"]["feedback"]
+    assert (fb["from_seq"], fb["through_seq"], fb["events"]) == (1, more, more)  # every complete record, once
+    with pytest.raises(EdgerecError, match="nothing to update"):
+        edgerec.update(child, log, edgerec.UpdateConfig(epochs=1))
+    shutil.rmtree(log)
