@@ -114,3 +114,21 @@ def item_pop_scorer(ds: Dataset) -> ScoreFn:
     """The ItemPop baseline: an item's score is its number of train interactions."""
     pop = ds.train.item_counts().astype(np.float64)
     return lambda users, items: pop[items]
+
+
+def precision_recall_f1(top: np.ndarray, relevant: list[set[int]]) -> dict[str, float]:
+    """Mean precision@K, recall@K and F1@K of top-K lists (top [U, K]) against the items each of those users went
+    on to interact with (relevant[u] for row u; users with an empty set are skipped)."""
+    k = top.shape[1]
+    p, r, f = [], [], []
+    for row, rel in zip(top, relevant, strict=True):
+        if not rel:
+            continue
+        hits = len(rel.intersection(row.tolist()))
+        p.append(hits / k)
+        r.append(hits / len(rel))
+        f.append(0.0 if hits == 0 else 2 * p[-1] * r[-1] / (p[-1] + r[-1]))
+    if not p:
+        return {f"precision@{k}": float("nan"), f"recall@{k}": float("nan"), f"f1@{k}": float("nan"), "users": 0}
+    return {f"precision@{k}": float(np.mean(p)), f"recall@{k}": float(np.mean(r)), f"f1@{k}": float(np.mean(f)),
+            "users": len(p)}  # fmt: skip
