@@ -48,7 +48,7 @@ from edgerec.profiles.pipeline import export_config
 from edgerec.profiles.schema import load_profile
 from edgerec.serving.client import Client
 from edgerec.serving.events import read_log
-from edgerec.serving.load import closed_loop
+from edgerec.serving.load import BackgroundLoad
 from edgerec.serving.server import TritonServer, free_ports
 from edgerec.sysinfo import machine, provenance
 
@@ -142,30 +142,19 @@ def served(c: Client) -> list[str]:
 
 
 def rollout_under_load(server: TritonServer, repo: Path, child, n_users: int) -> dict:
-    stop = threading.Event()
-    results = []
-
-    def load() -> None:
-        users = np.random.default_rng(7).integers(0, n_users, 200)
-        while not stop.is_set():
-            results.append(closed_loop("swap", lambda: (lambda u, c=Client(server.grpc_url, "grpc"):
-                                                        c.recommend([u])), users, 8))  # fmt: skip
-
-    thread = threading.Thread(target=load, daemon=True)
-    thread.start()
-    time.sleep(1.0)
-    t0 = time.perf_counter()
-    m = edgerec.rollout(repo, child)
-    v = str(m["triton"]["version"])
-    with Client(server.http_url) as c:
-        while served(c) != [v]:
-            time.sleep(0.1)
-    swap_s = time.perf_counter() - t0
-    time.sleep(1.0)
-    stop.set()
-    thread.join(120)
-    return {"version": int(v), "rollout_s": swap_s, "answered": sum(r.requests - r.errors for r in results),
-            "failed": sum(r.errors for r in results)}  # fmt: skip
+    users = np.random.default_rng(7).integers(0, n_users, 200)
+    with BackgroundLoad(server.grpc_url, "grpc", users, 8) as load:
+        time.sleep(1.0)
+        t0 = time.perf_counter()
+        m = edgerec.rollout(repo, child)
+        v = str(m["triton"]["version"])
+        with Client(server.http_url) as c:
+            while served(c) != [v]:
+                time.sleep(0.1)
+        swap_s = time.perf_counter() - t0
+        time.sleep(1.0)
+    return {"version": int(v), "rollout_s": swap_s, "answered": load.answered, "failed": load.failed,
+            "first_error": load.first_error}  # fmt: skip
 
 
 def bundle_step(ck, ds: Dataset, work: Path, previous: Path | None) -> tuple[Path, str]:

@@ -20,7 +20,7 @@ from edgerec.errors import EdgerecError, GateFailed
 from edgerec.manifest import read_manifest
 from edgerec.serving.client import Client
 from edgerec.serving.events import read_log
-from edgerec.serving.load import closed_loop
+from edgerec.serving.load import BackgroundLoad
 from edgerec.serving.server import TritonServer, free_ports
 
 from .conftest import SMALL
@@ -80,30 +80,19 @@ def test_feedback_update_rollout_under_load_and_rollback(repo, tmp_path, ckpt, s
         child = edgerec.update(ckpt, log, edgerec.UpdateConfig(epochs=1), data=SMALL)
         assert child.report["lineage"]["feedback"]["through_seq"] == logged
 
-        stop = threading.Event()
-        results = []
-
-        def load() -> None:  # concurrency 8 across the roll-out and the rollback
-            users = np.random.default_rng(0).integers(0, 300, 400)
-            while not stop.is_set():
-                results.append(closed_loop("rollout", lambda: (lambda u, cl=Client(server.grpc_url, "grpc"):
-                                                               cl.recommend([u])), users, 8))  # fmt: skip
-
-        t = threading.Thread(target=load, daemon=True)
-        t.start()
-        time.sleep(0.5)
-        m = edgerec.rollout(repo, child)
-        assert m["triton"]["version"] == 2 and sorted(m["model_versions"]) == ["1", "2"]
-        _wait_for(c, ["2"])
-        time.sleep(1.0)
-        m = edgerec.rollback(repo, 1)
-        assert m["triton"]["version"] == 1 and m["rollouts"][-1]["action"] == "rollback"
-        _wait_for(c, ["1"])
-        time.sleep(1.0)
-        stop.set()
-        t.join(60)
-        assert sum(r.requests for r in results) >= 400
-        assert sum(r.errors for r in results) == 0, [r.first_error for r in results if r.errors]
+        users = np.random.default_rng(0).integers(0, 300, 400)
+        with BackgroundLoad(server.grpc_url, "grpc", users, 8) as load:  # across the roll-out and the rollback
+            time.sleep(0.5)
+            m = edgerec.rollout(repo, child)
+            assert m["triton"]["version"] == 2 and sorted(m["model_versions"]) == ["1", "2"]
+            _wait_for(c, ["2"])
+            time.sleep(1.0)
+            m = edgerec.rollback(repo, 1)
+            assert m["triton"]["version"] == 1 and m["rollouts"][-1]["action"] == "rollback"
+            _wait_for(c, ["1"])
+            time.sleep(1.0)
+        assert load.answered >= 400
+        assert load.failed == 0, load.first_error
         read_manifest(repo)  # every file still matches the manifest
         with pytest.raises(EdgerecError, match=r"no version 7 to roll back to; it holds versions \[1, 2\]"):
             edgerec.rollback(repo, 7)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from edgerec.cli.common import data_args, from_flags, int_list, load_data, metrics_table, model_and_data, progress
 
@@ -41,6 +42,13 @@ def add(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--seed", type=int, default=d.seed, help="training seed (default 0)")
     t.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (default: all cores)")
+    t.add_argument(
+        "--nproc",
+        type=int,
+        default=d.nproc,
+        help="training processes on torch.distributed (gloo on CPUs), each a shard of the data (default 1); "
+        "on several machines launch with torchrun instead (see edgerec/model/distributed.py)",
+    )
     t.add_argument("--out", required=True, help="checkpoint folder to write (replaced atomically)")
     t.set_defaults(run=run_train)
 
@@ -61,8 +69,13 @@ def run_train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     ds = load_data(args)
+    from edgerec.model.distributed import under_torchrun
+
     with progress(args.terminal) as update:
         ck = api.train(ds, cfg, update, init=args.init)
+    if under_torchrun() and os.environ["RANK"] != "0":  # torchrun started every rank: rank 0 writes
+        print(f"rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']} done; rank 0 writes {args.out}")
+        return 0
     ck.config["report"]["command"] = {"data": args.data, "split_seed": args.split_seed, "init": args.init}
     out = ck.save(args.out)
     r = ck.report

@@ -41,10 +41,16 @@ class TrainConfig:
     average_from: Annotated[int, Field(ge=0)] = AVERAGE_FROM
     seed: int = 0
     optimizer: Literal["adam", "sgd"] = "adam"  # the paper fine-tunes pre-trained NeuMF with SGD
+    # processes on torch.distributed (edgerec.model.distributed): each its own shard, gradients averaged per step
+    nproc: Annotated[int, Field(ge=1, le=1024)] = 1
 
     def __post_init__(self) -> None:
         if self.pretrain and self.model != "neumf":
             raise ConfigError("TrainConfig: pretrain applies to neumf only (it initialises NeuMF from GMF and MLP)")
+        if self.nproc > 1 and self.pretrain:
+            raise ConfigError("TrainConfig: nproc > 1 trains from scratch; pretrain runs in one process")
+        if self.nproc > self.batch_size:
+            raise ConfigError(f"TrainConfig: batch_size {self.batch_size} cannot be split over {self.nproc} processes")
         if len(self.layers) == 1:
             raise ConfigError("TrainConfig: layers is the MLP input size then at least one hidden size, e.g. 64,32")
 

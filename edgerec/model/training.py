@@ -117,7 +117,10 @@ def fit(
     validated candidate (the same model before cfg.average_from); benchmarks measure both on the test set with it.
     """
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    rank, world = _group()
+    # one process: the seed alone (bit-reproducible as before); ranks: each its own stream of negatives
+    rng = np.random.default_rng(cfg.seed if world == 1 else [cfg.seed, rank])
+    batch_size = max(1, cfg.batch_size // world)  # the global batch is cfg.batch_size, split over the ranks
     if val is None:
         val = validation_split(ds, cfg.seed)
         train = val.train
@@ -140,13 +143,16 @@ def fit(
     t_start, train_seconds, samples = time.perf_counter(), 0.0, 0
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
-        u_all, i_all, y_all = _epoch_arrays(train.users, train.items, ds.n_items, known, cfg.negatives, rng)
-        n = len(y_all)
-        steps = (n + cfg.batch_size - 1) // cfg.batch_size
+        # each rank samples its own shard of the positives and their negatives
+        u_all, i_all, y_all = _epoch_arrays(
+            train.users[rank::world], train.items[rank::world], ds.n_items, known, cfg.negatives, rng
+        )
+        n = _same_length(len(y_all), world)  # every rank takes the same number of steps
+        steps = (n + batch_size - 1) // batch_size
         model.train()
         total = torch.zeros(())
         for step in range(steps):
-            sl = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
+            sl = slice(step * batch_size, min((step + 1) * batch_size, n))
             u, i, y = u_all[sl], i_all[sl], y_all[sl]
             rows = row_grads.gather(u, i)
             logits = model.combine(rows)
@@ -158,6 +164,9 @@ def fit(
             if cfg.l2:
                 add_l2_grad(rows, cfg.l2)
             row_grads.scatter()
+            if world > 1:
+                _average_gradients(model, world)
+                row_grads.touched_everywhere()  # other ranks' rows are in the buffers now
             opt.step()
             total += loss.detach()
             if progress and (step % 500 == 0 or step == steps - 1):
@@ -169,12 +178,12 @@ def fit(
                     {
                         "epoch": epoch,
                         "loss": float(total) / (step + 1),
-                        "samples_per_s": (step + 1) * cfg.batch_size / max(elapsed, 1e-9),
+                        "samples_per_s": (step + 1) * batch_size * world / max(elapsed, 1e-9),
                     },
                 )
         seconds = time.perf_counter() - t0
         train_seconds += seconds
-        samples += n
+        n *= world  # samples of the epoch, all ranks together
         candidate = model
         if cfg.average_from and epoch >= cfg.average_from:
             # the running mean of the epoch-end weights (NCF has no batch normalisation: the mean is a model as is)
@@ -185,6 +194,7 @@ def fit(
         val_hr, val_ndcg = hr_ndcg(sampled_ranks(torch_scorer(candidate), val))
         if epoch_end is not None:
             epoch_end(epoch, model, candidate)
+        samples += n
         rec = EpochLog(epoch, float(total) / steps, val_hr, val_ndcg, seconds, n / seconds)
         history.append(rec)
         log.info(
@@ -207,6 +217,40 @@ def fit(
     model.load_state_dict(best_state)
     model.eval()
     return TrainResult(model, best_epoch, history, time.perf_counter() - t_start, samples / max(train_seconds, 1e-9))
+
+
+def _group() -> tuple[int, int]:
+    """(rank, world size) of the torch.distributed group this process trains in; (0, 1) alone."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _same_length(n: int, world: int) -> int:
+    if world == 1:
+        return n
+    import torch.distributed as dist
+
+    t = torch.tensor([n], dtype=torch.int64)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t)
+
+
+def _average_gradients(model: NCF, world: int) -> None:
+    """DDP's gradient averaging, done by hand (the tables' gradients are assigned by _RowGrads, not by autograd
+    hooks): one all_reduce of every gradient flattened together, then divided by the world size. Every rank then
+    takes the same optimizer step, so the weights stay identical on all ranks."""
+    import torch.distributed as dist
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    flat = _flatten_dense_tensors(grads)
+    dist.all_reduce(flat)
+    flat.div_(world)
+    for g, reduced in zip(grads, _unflatten_dense_tensors(flat, grads), strict=True):
+        g.copy_(reduced)
 
 
 def add_l2_grad(rows: dict[str, torch.Tensor], l2: float) -> None:
@@ -244,6 +288,10 @@ class _RowGrads:
         self.rows = {n: t.weight.detach().index_select(0, self.ids[n]).requires_grad_() for n, t in self.tables.items()}
         return self.rows
 
+    def touched_everywhere(self) -> None:
+        """The next step clears the whole buffers (after an all_reduce every rank's rows are in them)."""
+        self.dirty = dict.fromkeys(self.tables)
+
     def scatter(self) -> None:
         for n, table in self.tables.items():
             buf, dirty = self.buffers[n], self.dirty[n]
@@ -276,6 +324,9 @@ def train(
     Returns the model and a report: test metrics at the selected epoch, ItemPop's, the training log of every stage.
     """
     kind, factors, layers = cfg.model, cfg.factors, cfg.layers
+    from edgerec.model.distributed import join_torchrun
+
+    join_torchrun()  # launched by torchrun: this process trains as its rank
     torch.manual_seed(cfg.seed)  # the initial weights are part of what the seed fixes
     stages: dict[str, dict] = {}
     fit_cfg = cfg
@@ -290,19 +341,34 @@ def train(
         model = neumf_from_pretrained(gmf_res.model, mlp_res.model)
         # the paper fine-tunes the pre-trained NeuMF with plain SGD: Adam's fresh moments would undo the init
         fit_cfg = replace(cfg, optimizer="sgd", lr=PRETRAINED_SGD_LR)
+    elif cfg.nproc > 1:  # several processes on torch.distributed (edgerec.model.distributed)
+        from edgerec.model.distributed import fit_nproc
+
+        trained, summary = fit_nproc(ds, cfg)
+        return _report(trained, ds, fit_cfg, init, {kind: summary}, summary["samples_per_s"])
     else:
-        model = NCF(NCFArch.paper(kind, ds.n_users, ds.n_items, factors, layers))
+        model = build_model(ds, cfg)
     res = fit(model, ds, fit_cfg, progress)
     stages[kind] = res.summary()
-    metrics = evaluate(torch_scorer(res.model), ds)
+    return _report(res.model, ds, fit_cfg, init, stages, res.samples_per_s)
+
+
+def build_model(ds: Dataset, cfg: TrainConfig) -> NCF:
+    return NCF(NCFArch.paper(cfg.model, ds.n_users, ds.n_items, cfg.factors, cfg.layers))
+
+
+def _report(
+    model: NCF, ds: Dataset, cfg: TrainConfig, init: NCF | None, stages: dict, samples_per_s: float
+) -> tuple[NCF, dict]:
+    metrics = evaluate(torch_scorer(model), ds)
     seconds = sum(s["seconds"] for s in stages.values())
     report = {
         "metrics": metrics,
         "itempop": evaluate(item_pop_scorer(ds), ds),
-        "train_config": asdict(fit_cfg),
+        "train_config": asdict(cfg),
         "init": None if init is None else "continued from a checkpoint's weights",
         "stages": stages,
         "train_seconds": round(seconds, 2),
-        "samples_per_s": res.samples_per_s,
+        "samples_per_s": samples_per_s,
     }
-    return res.model, report
+    return model, report

@@ -156,3 +156,49 @@ def bench_server(url: str, cfg: LoadConfig, n_users: int, grpc_url: str | None =
     urls = {"http": url, "grpc": grpc_url or f"{host}:{int(port) + 1 if port.isdigit() else port}"}
     users = cfg.stream(n_users)
     return [server_load(urls[p], p, users, c) for p in cfg.protocols for c in cfg.concurrency]
+
+
+class BackgroundLoad:
+    """A closed-loop load on the served `recommend` model that runs until stopped (e.g. across a roll-out):
+    rounds of `len(users)` requests at `concurrency`, repeated; `.results` holds every round's LoadResult.
+
+        with BackgroundLoad(server.grpc_url, "grpc", users, 8) as load:
+            edgerec.rollout(repo, child)
+        assert load.failed == 0
+    """
+
+    def __init__(self, url: str, protocol: str, users: np.ndarray, concurrency: int) -> None:
+        self.url, self.protocol, self.users, self.concurrency = url, protocol, users, concurrency
+        self.results: list[LoadResult] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _call(self) -> Call:
+        from edgerec.serving.client import Client
+
+        c = Client(self.url, self.protocol)
+        return lambda user: c.recommend([user])
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.results.append(closed_loop("background", self._call, self.users, self.concurrency))
+
+    @property
+    def answered(self) -> int:
+        return sum(r.requests - r.errors for r in self.results)
+
+    @property
+    def failed(self) -> int:
+        return sum(r.errors for r in self.results)
+
+    @property
+    def first_error(self) -> str | None:
+        return next((r.first_error for r in self.results if r.errors), None)
+
+    def __enter__(self) -> BackgroundLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(120)
