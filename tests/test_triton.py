@@ -263,3 +263,25 @@ def test_edgerec_serve_without_triton_is_one_line(repo, tmp_path) -> None:
                           env=env, timeout=60)  # fmt: skip
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "edgerec serve --setup" in done.stderr
+
+
+def test_a_killed_owner_takes_its_server_along(repo, serve_env) -> None:
+    """The process that started the server is SIGKILLed (no clean-up runs in it): the server goes too."""
+    code = (
+        "from edgerec.serving.server import TritonServer, free_ports\n"
+        "from edgerec.serving.env import find\n"
+        "h, g = free_ports(2)\n"
+        f"s = TritonServer({str(repo)!r}, http_port=h, grpc_port=g, env=find({str(serve_env.root)!r})).start()\n"
+        "print(s.proc.pid, flush=True)\n"
+        "import time; time.sleep(120)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pid = int(owner.stdout.readline())
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        if "zombie" in Path(f"/proc/{pid}/status").read_text(errors="replace"):
+            break
+        time.sleep(0.2)
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()

@@ -149,7 +149,12 @@ class TritonServer:
         log = open(self.log_path, "wb")  # noqa: SIM115 (handed to the server process)
         try:
             self.proc = subprocess.Popen(
-                self._command(env), env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self._command(env),
+                env=environ,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         except OSError as e:
             log.close()
@@ -221,6 +226,17 @@ class TritonServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM when the process that started the server dies, so a server
+    whose owner is killed (SIGKILL, an unhandled SIGTERM) does not outlive it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _get(url: str) -> int:

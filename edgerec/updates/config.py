@@ -20,6 +20,7 @@ class UpdateConfig:
     batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH)] = 256
     negatives: PositiveInt = 4
     patience: PositiveInt = 2
+    l2: Annotated[float, Field(ge=0.0)] = 0.0  # L2 on the batch's embeddings during fine-tuning (training: 1e-3)
     # the gate: the largest drop allowed on the parent's test protocol ...
     tolerance: DropTolerance = DropTolerance(hr=0.01)
     # ... and on the new data's holdout, against the grown, un-tuned parent ...
@@ -43,6 +44,6 @@ class UpdateConfig:
             negatives=self.negatives,
             patience=self.patience,
             average_from=0,
-            l2=0.0,
+            l2=self.l2,
             seed=self.seed,
         )
