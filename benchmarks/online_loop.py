@@ -1,25 +1,31 @@
-"""The online loop on ML-1M, end to end on a real Triton server: serve -> feedback -> update -> roll-out, 3 rounds.
+"""The online loop end to end on a real Triton server: serve -> feedback -> update -> roll-out, 3 rounds, on the
+synthetic drifting stream (edgerec.data.synthetic.drifting_stream: tastes move every round, 100 new users and 40
+new items arrive per round).
 
-    python benchmarks/online_loop.py [--data ../shared/data/ml-1m-ncf] [--rounds 3] [--workers 8]
+    python benchmarks/online_loop.py [--rounds 3] [--workers 8]
 
-ML-1M's NCF split has no timestamps in its training file, so there is no later period to replay: the users'
-"future" is a seeded random 20 % of each user's training interactions, cut into rounds + 1 chunks (it is unseen by
-the base model, not later in time). The base NeuMF-8 is trained (edgerec defaults) on the other 80 %, exported as
-a Triton repository (profile triton-cpu-onnx) and served by `edgerec serve`'s TritonServer with an event log and
-repository polling. Each round r:
-  1. every user with interactions in chunk r asks the server for a top-10 (HTTP, --workers concurrent clients), the
-     impression is logged through the `feedback` model, a shown item the user will interact with (any later chunk)
-     is clicked, and the user's chunk-r interactions are logged as purchases (their organic behaviour);
+Why not ML-1M: its NCF split has no training timestamps, so there is no later period to replay. A first attempt
+replayed a seeded random 20 % of each ML-1M user's training interactions as the "future": the updates then kept the
+parent (fine-tuning never beat epoch 0 on the new-data validation: the future was the same distribution the base
+model had learnt), so the loop would have shown plumbing only; see online_loop.md.
+
+Round 0 trains the base NeuMF-8 (edgerec defaults), exported as a Triton repository (profile triton-cpu-onnx) and
+served by `edgerec serve`'s TritonServer with an event log and repository polling. Each round r = 1..rounds:
+  1. every user with interactions in round r who is known to the served version asks it for a top-10 (HTTP,
+     --workers concurrent clients); the impression is logged through the `feedback` model; a shown item the user
+     interacts with in round r is clicked; every round-r interaction is logged as a purchase (organic behaviour, new
+     users' included: they have no recommendations yet);
   2. `edgerec.update` reads the log (click + purchase are positives; each record once) and gates the update;
   3. `edgerec.rollout` adds the passed update as the next version while a closed-loop load (concurrency 8, gRPC)
-     runs, until the server serves it: requests answered and failed during the swap;
-  4. the updated model and the stale base model are measured on chunk r + 1, the users' next interactions:
-     HR@10 / NDCG@10 (sampled: the first next item among 99 unseen negatives), and precision / recall / F1@10 of the
-     full-catalog top-10 (known items excluded) against all next items; CTR, conversion and catalog coverage of
-     what was served come from the log; each version's phone bundle (tflite-bundle int8) and whether a delta fits.
-A poisoned round follows: 300 fake users click one unpopular target item (plus 4 random ones); the update is
-gated and, when it passes, the target's rank among 1,000 real users is measured before and after (never rolled out).
-Writes benchmarks/results/online_loop.md.
+     runs until the server serves it: requests answered and failed during the roll-out;
+  4. the updated model and the stale base model are measured on round r + 1, the users' next interactions
+     (prequential, as benchmarks/incremental.py): HR@10 / NDCG@10 of one next interaction among 99 never-touched
+     round-0 items, for round-0 users and items (what the stale model can score); precision / recall / F1@10 of each
+     model's full-catalog top-10 (known items excluded) against all the round-0 users' next items; CTR, conversion
+     and catalog coverage of what was served come from the simulation.
+A poisoned round follows: 300 fake users click one median-popularity target item (plus 4 random ones); the update
+is gated and, when it passes, the target's rank among 1,000 real users is measured before and after (never rolled
+out). Writes benchmarks/results/online_loop.md.
 """
 
 from __future__ import annotations
@@ -40,9 +46,12 @@ import numpy as np
 import torch
 
 import edgerec
-from edgerec.data.split import Dataset, positive_keys, sample_distinct_negatives
+from edgerec.data.align import index_of
+from edgerec.data.interactions import Interactions
+from edgerec.data.split import leave_one_out
+from edgerec.data.synthetic import SyntheticConfig, drifting_stream
 from edgerec.errors import GateFailed
-from edgerec.metrics import catalog_top_k, evaluate, precision_recall_f1
+from edgerec.metrics import hr_ndcg, precision_recall_f1, top_k
 from edgerec.model.training import torch_scorer
 from edgerec.profiles.pipeline import export_config
 from edgerec.profiles.schema import load_profile
@@ -52,88 +61,86 @@ from edgerec.serving.load import BackgroundLoad
 from edgerec.serving.server import TritonServer, free_ports
 from edgerec.sysinfo import machine, provenance
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from incremental import prequential_test, ranks_by_ids
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data" / "ml-1m-ncf"
 
 
-def split_future(ds: Dataset, frac: float, chunks: int, seed: int) -> np.ndarray:
-    """[train rows] chunk of each row: -1 = the base model's, 0..chunks-1 = the future, per user at random."""
-    rng = np.random.default_rng(seed)
-    chunk = np.full(len(ds.train), -1, dtype=np.int64)
-    order = np.argsort(ds.train.users, kind="stable")
-    bounds = np.searchsorted(ds.train.users[order], np.arange(ds.n_users + 1))
-    for u in range(ds.n_users):
-        rows = order[bounds[u] : bounds[u + 1]]
-        n = max(chunks, round(frac * len(rows)))
-        if len(rows) <= n:
-            continue
-        fut = rng.choice(rows, size=n, replace=False)
-        chunk[fut] = np.arange(n) % chunks
-    return chunk
-
-
-def next_metrics(ck, ds: Dataset, known_mask: np.ndarray, chunk: np.ndarray, r: int, seed: int) -> dict:
-    """The model on chunk r (the users' next interactions): sampled HR/NDCG@10 and full-ranking P/R/F1@10."""
-    t = ds.train
-    known = t.subset(known_mask)
-    rows = np.nonzero(chunk == r)[0]
-    users = np.unique(t.users[rows])
-    first = {}
-    for i in rows:
-        first.setdefault(int(t.users[i]), int(t.items[i]))
-    every = positive_keys(t)  # negatives are items the user never interacted with
-    negs = sample_distinct_negatives(users, ds.n_items, 99, every, np.random.default_rng(seed))
-    test = Dataset("next", known, users, np.array([first[int(u)] for u in users]), negs)
+def next_metrics(ck, history: list, now: tuple, rng: np.random.Generator) -> dict:
+    """The model on round `now` (the users' next interactions), round-0 users only."""
+    users, pos, negs, old = prequential_test(history, now, rng)
+    hr, ndcg = hr_ndcg(ranks_by_ids(ck, users[old], pos[old], negs[old]))
+    known = {}
+    for h in history:
+        for u, i in zip(h[0].tolist(), h[1].tolist(), strict=True):
+            known.setdefault(u, set()).add(i)
+    relevant = {}
+    users0 = set(history[0][0].tolist())
+    for u, i in zip(now[0].tolist(), now[1].tolist(), strict=True):
+        if u in users0:
+            relevant.setdefault(u, set()).add(i)
+    order = sorted(relevant)
+    dense = index_of(ck.user_ids, order)
+    item_ids = ck.item_ids
     scorer = torch_scorer(ck.model.eval())
-    m = evaluate(scorer, test, full=False)
-    top = catalog_top_k(scorer, test, 10, users)
-    rel: dict[int, set[int]] = {}
-    for i in rows:
-        rel.setdefault(int(t.users[i]), set()).add(int(t.items[i]))
-    return {"hr@10": m["hr@10"], "ndcg@10": m["ndcg@10"], **precision_recall_f1(top, [rel[int(u)] for u in users])}
+    n = len(item_ids)
+    tops = []
+    for s in range(0, len(order), 256):
+        u = dense[s : s + 256]
+        scores = scorer(np.repeat(u, n), np.tile(np.arange(n), len(u))).reshape(len(u), n).astype(np.float64)
+        for row, orig in zip(scores, order[s : s + 256], strict=True):
+            seen = index_of(item_ids, sorted(known.get(orig, ())))
+            row[seen[seen >= 0]] = -np.inf
+        tops.append(top_k(scores, 10))
+    top = item_ids[np.concatenate(tops)]
+    return {"hr@10": hr, "ndcg@10": ndcg, "hr_users": int(old.sum()),
+            **precision_recall_f1(top, [relevant[u] for u in order])}  # fmt: skip
 
 
-def simulate(url: str, ds: Dataset, chunk: np.ndarray, r: int, workers: int, now: int) -> dict:
-    """One round of users: recommend -> impression -> clicks on shown items they will interact with -> purchases."""
-    t = ds.train
-    user_ids, item_ids = t.user_ids.tolist(), t.item_ids.tolist()
-    future: dict[int, set[int]] = {}
-    organic: dict[int, list[int]] = {}
-    for i in np.nonzero(chunk >= r)[0]:
-        future.setdefault(int(t.users[i]), set()).add(int(t.items[i]))
-        if chunk[i] == r:
-            organic.setdefault(int(t.users[i]), []).append(int(t.items[i]))
-    users = sorted(organic)
-    stats = {"impressions": 0, "shown": 0, "clicks": 0, "purchases": 0, "served_items": set(), "clicked_lists": 0}
+def simulate(url: str, served_ck, now: tuple, workers: int, ts: int) -> dict:
+    """One round: recommend -> impression -> clicks on shown items the user takes this round -> purchases."""
+    users_now, items_now = now[0].tolist(), now[1].tolist()
+    takes: dict[int, list[int]] = {}
+    for u, i in zip(users_now, items_now, strict=True):
+        takes.setdefault(u, []).append(i)
+    dense = dict(zip(sorted(takes), index_of(served_ck.user_ids, sorted(takes)).tolist(), strict=True))
+    item_ids = served_ck.item_ids.tolist()
+    stats = {"impressions": 0, "shown": 0, "clicks": 0, "purchases": 0, "served_items": set(), "clicked_lists": 0,
+             "cold_users": 0}  # fmt: skip
     lock = threading.Lock()
     local = threading.local()
 
     def one(u: int) -> None:
         c = getattr(local, "client", None) or Client(url)
         local.client = c
-        items = c.recommend([u])[0][0].tolist()
-        uid = str(user_ids[u])
-        c.feedback(uid, "impression", now, shown=[str(item_ids[i]) for i in items])
-        clicks = [i for i in items if i in future[u]]
-        for i in clicks:
-            c.feedback(uid, "click", now, item=str(item_ids[i]))
-        for i in organic[u]:
-            c.feedback(uid, "purchase", now, item=str(item_ids[i]))
+        clicks: list = []
+        items: list = []
+        if dense[u] >= 0:  # a user the served version knows gets recommendations
+            items = [item_ids[i] for i in c.recommend([dense[u]])[0][0].tolist()]
+            c.feedback(str(u), "impression", ts, shown=[str(i) for i in items])
+            clicks = [i for i in items if i in takes[u]]
+            for i in clicks:
+                c.feedback(str(u), "click", ts, item=str(i))
+        for i in takes[u]:
+            c.feedback(str(u), "purchase", ts, item=str(i))
         with lock:
-            stats["impressions"] += 1
+            stats["impressions"] += bool(items)
+            stats["cold_users"] += not items
             stats["shown"] += len(items)
             stats["clicks"] += len(clicks)
             stats["clicked_lists"] += bool(clicks)
-            stats["purchases"] += len(organic[u])
+            stats["purchases"] += len(takes[u])
             stats["served_items"].update(items)
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(one, users))
+        list(pool.map(one, sorted(takes)))
     stats["seconds"] = time.perf_counter() - t0
-    stats["ctr"] = stats["clicks"] / stats["shown"]
-    stats["conversion"] = stats["clicked_lists"] / stats["impressions"]
-    stats["coverage"] = len(stats.pop("served_items")) / ds.n_items
+    stats["ctr"] = stats["clicks"] / max(1, stats["shown"])
+    stats["conversion"] = stats["clicked_lists"] / max(1, stats["impressions"])
+    stats["coverage"] = len(stats.pop("served_items")) / len(item_ids)
     return stats
 
 
@@ -157,39 +164,40 @@ def rollout_under_load(server: TritonServer, repo: Path, child, n_users: int) ->
             "first_error": load.first_error}  # fmt: skip
 
 
-def bundle_step(ck, ds: Dataset, work: Path, previous: Path | None) -> tuple[Path, str]:
+def bundle_step(ck, work: Path, previous: Path | None, data=None) -> tuple[Path, str]:
     from edgerec.updates.delta import make_delta
 
     out = work / f"bundle-v{ck.version}"
-    art = edgerec.export(ck, edgerec.ExportConfig(target="tflite-bundle", precision="int8"), data=ds, out=out)
+    art = edgerec.export(ck, edgerec.ExportConfig(target="tflite-bundle", precision="int8"), data=data, out=out)
     if previous is None:
         return out, f"full bundle {art.bytes:,} B"
     try:
         d = make_delta(previous, out, work / f"delta-v{ck.version}")
         return out, f"delta {d['patch_bytes']:,} B of {art.bytes:,} B"
-    except edgerec.EdgerecError as e:
-        return out, f"full bundle ({str(e)[:60]})"
+    except edgerec.EdgerecError:
+        return out, f"full bundle {art.bytes:,} B (new items: no delta)"
 
 
-def poisoned(url: str, ck, ds: Dataset, log: Path, now: int, seed: int) -> dict:
-    counts = np.bincount(ds.train.items, minlength=ds.n_items)
-    target = int(np.argsort(counts)[ds.n_items // 2])  # an item of median popularity
+def poisoned(url: str, ck, log: Path, ts: int, seed: int) -> dict:
+    counts = np.bincount(ck.data.train.items, minlength=len(ck.item_ids))
+    target = int(np.argsort(counts)[len(counts) // 2])  # an item of median popularity
     rng = np.random.default_rng(seed)
-    item_ids = ds.train.item_ids.tolist()
+    item_ids = ck.item_ids.tolist()
     with Client(url) as c:
         for f in range(300):
-            for i in [target, *rng.choice(ds.n_items, 4, replace=False).tolist()]:
-                c.feedback(f"fake-{f}", "click", now, item=str(item_ids[i]))
-    real = rng.choice(ds.n_users, 1000, replace=False)
+            for i in [target, *rng.choice(len(item_ids), 4, replace=False).tolist()]:
+                c.feedback(f"fake-{f}", "click", ts, item=str(item_ids[i]))
+    real = rng.choice(len(ck.user_ids), 1000, replace=False)
 
     def target_rank(model) -> tuple[float, float]:
         scorer = torch_scorer(model.eval())
-        s = scorer(np.repeat(real, ds.n_items), np.tile(np.arange(ds.n_items), len(real))).reshape(len(real), -1)
+        n = len(item_ids)
+        s = scorer(np.repeat(real, n), np.tile(np.arange(n), len(real))).reshape(len(real), -1)
         ranks = (s > s[:, [target]]).sum(axis=1)
         return float(np.median(ranks)), float((ranks < 10).mean())
 
     before = target_rank(ck.model)
-    out = {"target": int(target), "target_interactions": int(counts[target]), "rank_before": before[0],
+    out = {"target": item_ids[target], "target_interactions": int(counts[target]), "rank_before": before[0],
            "top10_before": before[1]}  # fmt: skip
     try:
         p = edgerec.update(ck, log)
@@ -201,112 +209,129 @@ def poisoned(url: str, ck, ds: Dataset, log: Path, now: int, seed: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default=str(HERE / "runs" / "online"))
     ap.add_argument("--results", default=str(HERE / "results" / "online_loop.md"))
     args = ap.parse_args()
     torch.set_num_threads(1)
-    ds = edgerec.dataset(args.data)
     work = Path(args.work)
-    chunk = split_future(ds, 0.2, args.rounds + 1, seed=0)
-    base_ds = Dataset("ml-1m, 80 % of each user's train", ds.train.subset(chunk < 0), ds.test_users, ds.test_items,
-                      ds.test_negatives)  # fmt: skip
-    base_path = work / "base"
+    shutil.rmtree(work, ignore_errors=True)
+    stream = drifting_stream(SyntheticConfig(seed=args.seed), rounds=args.rounds + 1)
+    u0, i0, t0_ = stream[0]
+    ds0 = leave_one_out(Interactions.from_raw(u0, i0, t0_), seed=args.seed, name="stream round 0")
     t0 = time.perf_counter()
-    if (base_path / "model.safetensors").is_file():
-        base, base_s = edgerec.load(base_path), None
-    else:
-        base = edgerec.train(base_ds, edgerec.TrainConfig()).save(base_path)
-        base, base_s = edgerec.load(base_path), time.perf_counter() - t0
+    base = edgerec.train(ds0)
+    base_s = time.perf_counter() - t0
     repo, log = work / "repo", work / "log"
-    shutil.rmtree(log, ignore_errors=True)
-    edgerec.export(base, export_config(load_profile("triton-cpu-onnx")), data=base_ds, out=repo)
+    edgerec.export(base, export_config(load_profile("triton-cpu-onnx")), data=ds0, out=repo)
     rows, current = [], base
-    bundle, _ = bundle_step(base, base_ds, work, None)
-    now = int(time.time())
+    bundle, _ = bundle_step(base, work, None, ds0)
+    rng = np.random.default_rng(args.seed + 3)
+    ts = int(time.time())
     http, grpc = free_ports(2)
     with TritonServer(repo, http_port=http, grpc_port=grpc, poll_seconds=1, log_dir=log) as server:
-        for r in range(args.rounds):
-            sim = simulate(server.http_url, ds, chunk, r, args.workers, now)
+        for r in range(1, args.rounds + 1):
+            sim = simulate(server.http_url, current, stream[r], args.workers, ts)
             t1 = time.perf_counter()
-            child = edgerec.update(current, log, data=base_ds if current is base else None)
+            try:
+                child = edgerec.update(current, log, data=ds0 if current is base else None)
+            except GateFailed as e:
+                rows.append(
+                    {"round": r, **sim, "gate": "refused: " + "; ".join(e.report["update"]["gate"]["failures"])}
+                )
+                continue
             update_s = time.perf_counter() - t1
-            swap = rollout_under_load(server, repo, child, ds.n_users)
-            known = chunk < 0
-            known |= (chunk >= 0) & (chunk <= r)
-            stale = next_metrics(base, ds, known, chunk, r + 1, seed=r)
-            fresh = next_metrics(child, ds, known, chunk, r + 1, seed=r)
-            bundle, phone = bundle_step(child, child.data, work, bundle)
+            swap = rollout_under_load(server, repo, child, len(child.user_ids))
+            stale = next_metrics(base, stream[: r + 1], stream[r + 1], rng)
+            fresh = next_metrics(child, stream[: r + 1], stream[r + 1], rng)
+            bundle, phone = bundle_step(child, work, bundle)
             fb = child.report["lineage"]["feedback"]
-            rows.append({"round": r + 1, **sim, "update_s": update_s, **swap, "stale": stale, "updated": fresh,
-                         "phone": phone, "seq": f"{fb['from_seq']}..{fb['through_seq']}",
-                         "gate": child.report["update"]["parent_protocol"]})  # fmt: skip
+            rows.append({"round": r, **sim, "update_s": update_s, **swap, "stale": stale, "updated": fresh,
+                         "phone": phone, "seq": f"{fb['from_seq']}..{fb['through_seq']}", "gate": "passed",
+                         "users": len(child.user_ids), "items": len(child.item_ids)})  # fmt: skip
             current = child
-            print(json.dumps(rows[-1], default=float))
-        poison = poisoned(server.http_url, current, ds, log, now, seed=5)
-        print(json.dumps(poison))
+            print(json.dumps(rows[-1], default=float), flush=True)
+        poison = poisoned(server.http_url, current, log, ts, seed=5)
+        print(json.dumps(poison), flush=True)
     segments, _ = read_log(log)
-    write_report(args, rows, poison, base_s, segments)
+    write_report(args, rows, poison, base_s, base, segments)
     return 0
 
 
-def write_report(args, rows: list[dict], poison: dict, base_s: float | None, segments) -> None:
-    took = "" if base_s is None else f" in {base_s / 60:.1f} min"
+def write_report(args, rows: list[dict], poison: dict, base_s: float, base, segments) -> None:
     lines = [
-        "# The online loop on ML-1M: serve -> feedback -> update -> roll-out",
+        "# The online loop: serve -> feedback -> update -> roll-out (synthetic drifting stream)",
         "",
         f"{provenance(sys.argv)}  ",
         f"Machine: {machine()}. Server, simulated users, updates and evaluation share these 2 cores.",
         "",
-        "ML-1M's NCF split has no training timestamps: each user's \"future\" is a seeded random 20 % of their",
-        f"training interactions in {args.rounds + 1} chunks (unseen by the base model, not later in time).",
-        f"Base NeuMF-8 trained on the other 80 %{took}; served as a Triton repository (triton-cpu-onnx), "
-        "polling every 1 s.",
+        f"World: `drifting_stream(SyntheticConfig(seed={args.seed}))`: {len(base.user_ids):,} users x "
+        f"{len(base.item_ids):,} items in round 0, every later round +100 users, +40 items, ~8 interactions per user, "
+        "tastes moved by 0.35. Base NeuMF-8 (edgerec defaults) trained on round 0 in "
+        f"{base_s:.0f} s, served as a Triton repository (triton-cpu-onnx), polling every 1 s. The updates are "
+        "`edgerec.update(model, LOG_DIR)` with the defaults (click + purchase positives), rolled out with "
+        "`edgerec.rollout` under a concurrency-8 gRPC load.",
         "",
-        "| round | version served after | impressions / clicks / purchases | CTR | conversion | coverage | "
-        "update s | roll-out s | requests answered / failed during the swap | log seq read | phone |",
+        "| round | impressions / clicks / purchases (cold users) | CTR | conversion | coverage | update s | "
+        "roll-out s (export + verify + swap) | requests answered / failed during it | served after: version, "
+        "users x items | log seq read | phone |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
+        if row["gate"] != "passed":
+            lines.append(f"| {row['round']} | {row['impressions']:,} / {row['clicks']:,} / {row['purchases']:,} | "
+                         f"{row['ctr']:.4f} | | | | | | {row['gate']} | | |")  # fmt: skip
+            continue
         lines.append(
-            f"| {row['round']} | {row['version']} | {row['impressions']:,} / {row['clicks']:,} / {row['purchases']:,} "
-            f"| {row['ctr']:.4f} | {row['conversion']:.3f} | {row['coverage']:.3f} | {row['update_s']:.0f} | "
-            f"{row['rollout_s']:.1f} | {row['answered']:,} / {row['failed']} | {row['seq']} | {row['phone']} |"
+            f"| {row['round']} | {row['impressions']:,} / {row['clicks']:,} / {row['purchases']:,} "
+            f"({row['cold_users']}) | {row['ctr']:.4f} | {row['conversion']:.3f} | {row['coverage']:.3f} | "
+            f"{row['update_s']:.0f} | {row['rollout_s']:.1f} | {row['answered']:,} / {row['failed']} | "
+            f"v{row['version']}, {row['users']:,} x {row['items']:,} | {row['seq']} | {row['phone']} |"
         )
     lines += [
         "",
-        "On the users' next interactions (the next chunk), the updated model against the stale base model:",
+        "On the users' next interactions (round r + 1, round-0 users), the updated model against the stale base:",
         "",
-        "| after round | model | HR@10 | NDCG@10 | precision@10 | recall@10 | F1@10 | users |",
-        "|---|---|---|---|---|---|---|---|",
+        "| after round | model | HR@10 | NDCG@10 | (users) | precision@10 | recall@10 | F1@10 | (users) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
+        if row["gate"] != "passed":
+            continue
         for name in ("stale", "updated"):
             m = row[name]
             lines.append(
-                f"| {row['round']} | {name} | {m['hr@10']:.4f} | {m['ndcg@10']:.4f} | {m['precision@10']:.4f} | "
-                f"{m['recall@10']:.4f} | {m['f1@10']:.4f} | {m['users']:,} |"
+                f"| {row['round']} | {name} | {m['hr@10']:.4f} | {m['ndcg@10']:.4f} | {m['hr_users']:,} | "
+                f"{m['precision@10']:.4f} | {m['recall@10']:.4f} | {m['f1@10']:.4f} | {m['users']:,} |"
             )
-    lines += ["", "Each update's own gate (the parent's test protocol, the NCF test rows):", ""]
-    for row in rows:
-        g = row["gate"]
-        lines.append(f"- round {row['round']}: HR@10 {g['parent']['hr@10']:.4f} -> {g['child']['hr@10']:.4f}")
     lines += ["", "**Poisoned round** (300 fake users each click the target item and 4 random ones):", ""]
     if poison["gate"] == "refused":
         lines.append(f"- target item {poison['target']}: the gate refused the update: {poison['why']}")
     else:
         lines.append(
-            f"- target item {poison['target']} ({poison['target_interactions']} real interactions): the gate passed; "
+            f"- target item {poison['target']} ({poison['target_interactions']} interactions): the gate passed; "
             f"its median rank among 1,000 real users moved {poison['rank_before']:.0f} -> {poison['rank_after']:.0f}, "
             f"in their top-10 for {poison['top10_before']:.1%} -> {poison['top10_after']:.1%} of them (not rolled out)"
         )
     torn = sum(s.torn for s in segments)
-    lines += ["", f"Event log: {len(segments)} segment(s), {sum(len(s.records) for s in segments):,} records, "
-              f"{torn} torn line(s)."]  # fmt: skip
+    records = sum(len(s.records) for s in segments)
+    lines += ["", f"Event log: {len(segments)} segment(s), {records:,} records, {torn} torn line(s). A kill -9 of "
+              "the server mid-logging is tested in tests/test_online.py."]  # fmt: skip
+    lines += ["", ML1M_NOTE]
     Path(args.results).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+ML1M_NOTE = """**ML-1M first attempt** (same machine, same day, one round, then stopped): the NCF split has no training
+timestamps, so a seeded random 20 % of each user's training interactions (in 4 chunks) stood in for the future and
+the base NeuMF-8 was trained on the other 80 % (9 min). Round 1: 6,040 impressions, 7,623 clicks, 51,976
+purchases through the feedback model (CTR 0.126, 50 s); the update (34 s) kept the parent: fine-tuning never beat
+epoch 0 on the new-data validation (tried lr 1e-4..3e-3, replay 1 and 3, L2 0 and 1e-3, up to 6 epochs: best
+epoch 0 every time), so HR@10 on the next chunk was equal, 0.8061 / NDCG@10 0.5503 for both. The roll-out of that
+version (77 s with export and verification) ran under the concurrency-8 load: 94,800 requests answered, 0 failed.
+A random split of the same users' interactions is not drift: the stream above is."""
 
 
 if __name__ == "__main__":

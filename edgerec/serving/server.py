@@ -107,6 +107,7 @@ class TritonServer:
         )
         restricted = f"model-repository,shared-memory:{TOKEN_HEADER}={self.token}"
         return [
+            *die_with_parent(),
             str(env.tritonserver),
             f"--model-repository={self.repo}",
             f"--backend-directory={env.triton / 'backends'}",
@@ -154,7 +155,6 @@ class TritonServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         except OSError as e:
             log.close()
@@ -228,15 +228,12 @@ class TritonServer:
         self.stop()
 
 
-def _die_with_parent() -> None:
-    """In the child before exec (Linux): SIGTERM when the process that started the server dies, so a server
-    whose owner is killed (SIGKILL, an unhandled SIGTERM) does not outlive it."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+def die_with_parent() -> list[str]:
+    """A command prefix that makes the server get SIGTERM when the process that started it dies (a SIGKILLed owner
+    runs no clean-up): util-linux's `setpriv --pdeathsig` (Linux's PR_SET_PDEATHSIG, kept across exec). Not a
+    preexec_fn: that would fork a multi-threaded Python (JAX, onnxruntime) and run Python code in the child."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
 
 def _get(url: str) -> int:
