@@ -186,7 +186,7 @@ def poisoned(url: str, ck, log: Path, ts: int, seed: int) -> dict:
     with Client(url) as c:
         for f in range(300):
             for i in [target, *rng.choice(len(item_ids), 4, replace=False).tolist()]:
-                c.feedback(f"fake-{f}", "click", ts, item=str(item_ids[i]))
+                c.feedback(str(10_000_000 + f), "click", ts, item=str(item_ids[i]))  # ids of the model's type
     real = rng.choice(len(ck.user_ids), 1000, replace=False)
 
     def target_rank(model) -> tuple[float, float]:
@@ -243,7 +243,7 @@ def main() -> int:
                 )
                 continue
             update_s = time.perf_counter() - t1
-            swap = rollout_under_load(server, repo, child, len(child.user_ids))
+            swap = rollout_under_load(server, repo, child, len(current.user_ids))  # users both versions know
             stale = next_metrics(base, stream[: r + 1], stream[r + 1], rng)
             fresh = next_metrics(child, stream[: r + 1], stream[r + 1], rng)
             bundle, phone = bundle_step(child, work, bundle)
