@@ -68,7 +68,7 @@ def main() -> int:
         ck = edgerec.load(args.out)  # a previous run of this script
         train_minutes = ck.report.get("train_seconds", float("nan")) / 60
     else:
-        ck = edgerec.train(rest, edgerec.TrainConfig())
+        ck = edgerec.train(rest, edgerec.TrainConfig(batch_size=256, lr=2e-3))
         ck.save(args.out)
         train_minutes = (time.perf_counter() - start) / 60
     side_cold = ItemSide.from_checkpoint(args.out)

@@ -37,6 +37,8 @@ from edgerec.sysinfo import machine, provenance
 from edgerec.updates.config import UpdateConfig
 from edgerec.updates.incremental import child_checkpoint, run_update
 
+PAPER = edgerec.TrainConfig(batch_size=256, lr=2e-3)  # the batch and rate these tables were measured with
+
 
 def split_late(full: Dataset, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(late users, late items) as dense indices of the full data."""
@@ -133,7 +135,7 @@ def stream(runs: Path, seed: int) -> list[str]:
     rng = np.random.default_rng(seed + 3)
     u0, i0, t0 = rounds[0]
     ds0 = leave_one_out(Interactions.from_raw(u0, i0, t0), seed=seed, name="stream round 0")
-    chain = edgerec.train(ds0).save(runs / "stream" / "v1")
+    chain = edgerec.train(ds0, PAPER).save(runs / "stream" / "v1")
     stale = retrained = checkpoint.load(chain)
     lines = [
         "| round | new interactions | test users (round-0 / newer) | stale parent HR@10 (round-0 users+items) "
@@ -156,7 +158,7 @@ def stream(runs: Path, seed: int) -> list[str]:
         t0 = time.perf_counter()
         u, i, t = (np.concatenate([x[k] for x in rounds[: r + 1]]) for k in range(3))
         ds = leave_one_out(Interactions.from_raw(u, i, t), seed=seed, name=f"stream rounds 0-{r}")
-        retrained = checkpoint.load(edgerec.train(ds).save(runs / "stream" / f"retrain{r}"))
+        retrained = checkpoint.load(edgerec.train(ds, PAPER).save(runs / "stream" / f"retrain{r}"))
         retrain_s = time.perf_counter() - t0
         gate = "passed" if res.passed else "rejected: " + "; ".join(res.report["update"]["gate"]["failures"])
         f = ["-" if np.isnan(x) else f"{x:.4f}" for x in hr]  # no newer users yet in round 1
@@ -170,7 +172,7 @@ def stream(runs: Path, seed: int) -> list[str]:
 
 def timed_train(ds: Dataset, folder: Path) -> None:
     t0 = time.perf_counter()
-    ck = edgerec.train(ds)
+    ck = edgerec.train(ds, PAPER)
     ck.config["report"]["wall_seconds"] = round(time.perf_counter() - t0, 2)
     ck.save(folder)
     print(f"{folder.name}: {ck.report['wall_seconds']} s, HR@10 {ck.metrics['hr@10']:.4f}")

@@ -35,7 +35,7 @@ PAPER = "NeuMF-8 in the paper: HR@10 0.684-0.688, NDCG@10 0.403-0.410 (without /
 
 
 def run(ds: Dataset, seed: int) -> dict:
-    cfg = TrainConfig(seed=seed)
+    cfg = TrainConfig(seed=seed, batch_size=256, lr=2e-3)
     torch.manual_seed(cfg.seed)  # as edgerec.model.training.train: the seed fixes the initial weights
     model = NCF(NCFArch.paper("neumf", ds.n_users, ds.n_items, 8, ()))
     plain: dict[int, dict] = {}

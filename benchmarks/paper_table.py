@@ -46,7 +46,7 @@ PAPER = {
 
 def run_one(ds, factors: int, pretrain: bool, out: Path | None, note: str) -> dict:
     t0 = time.perf_counter()
-    ck = edgerec.train(ds, TrainConfig(model="neumf", factors=factors, pretrain=pretrain))
+    ck = edgerec.train(ds, TrainConfig(model="neumf", factors=factors, pretrain=pretrain, batch_size=256, lr=2e-3))
     report = ck.report
     wall = time.perf_counter() - t0
     if out is not None:

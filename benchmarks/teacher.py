@@ -30,6 +30,7 @@ def main() -> int:
     ap.add_argument("--results", default=str(HERE / "results"))
     args = ap.parse_args()
     cmd = ["edgerec", "train", "--data", args.data, "--model", "neumf", "--factors", "8", "--threads", "1",
+           "--batch-size", "256", "--lr", "2e-3",
            "--out", args.out]  # fmt: skip
     start = time.perf_counter()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -30,14 +30,15 @@ def busy(stop) -> None:  # one core of arithmetic until told to stop
             x = (x + k * k) % 1_000_003
 
 
-def run(spec: str, threads: int, epochs: int, beside: bool) -> dict:
+def run(spec: str, threads: int, epochs: int, beside: bool, nproc: int) -> dict:
     import torch
 
     import edgerec
     from edgerec.sysinfo import machine, provenance
 
     parts = spec.split(":")
-    batch, lr = int(parts[0]), float(parts[1])
+    auto = parts[0] == "auto"  # the defaults: the automatic batch and rate
+    batch, lr = (None, None) if auto else (int(parts[0]), float(parts[1]))
     epochs = int(parts[2]) if len(parts) > 2 else epochs
     torch.set_num_threads(threads)
     ds = edgerec.dataset(str(DATA))
@@ -46,15 +47,19 @@ def run(spec: str, threads: int, epochs: int, beside: bool) -> dict:
     if other:
         other.start()
     t0 = time.perf_counter()
-    ck = edgerec.train(ds, edgerec.TrainConfig(batch_size=batch, lr=lr, epochs=epochs))
+    ck = edgerec.train(ds, edgerec.TrainConfig(batch_size=batch, lr=lr, epochs=epochs, nproc=nproc))
     wall = time.perf_counter() - t0
     if other:
         stop.set()
         other.join()
     stage = ck.report["stages"]["neumf"]
+    stage.setdefault("history", [])
+    used = ck.report["train_config"]
     return {
-        "batch": batch,
-        "lr": lr,
+        "batch": used["batch_size"],
+        "lr": used["lr"],
+        "auto": auto,
+        "nproc": nproc,
         "epochs": epochs,
         "threads": threads,
         "beside_busy_job": beside,
@@ -78,13 +83,14 @@ def write_table(records: list[dict], path: Path) -> None:
         "`python benchmarks/training_speed.py` (each row names its machine and commit in training_speed.json).",
         "Wall time = `edgerec.train` (training, per-epoch validation, test evaluation; data loading excluded).",
         "",
-        "| batch | lr | threads | beside a busy job | wall s | samples/s | epochs run (best) | best val NDCG@10 | "
-        "test HR@10 | test NDCG@10 | machine |",
+        "| batch | lr | processes x threads | beside a busy job | wall s | samples/s | epochs run (best) | "
+        "best val NDCG@10 | test HR@10 | test NDCG@10 | machine |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         lines.append(
-            f"| {r['batch']} | {r['lr']:g} | {r['threads']} | {'yes' if r['beside_busy_job'] else 'no'} | "
+            f"| {r['batch']}{' (auto)' if r.get('auto') else ''} | {r['lr']:g} | "
+            f"{r.get('nproc', 1)} x {r['threads']} | {'yes' if r['beside_busy_job'] else 'no'} | "
             f"{r['wall_s']:.0f} | {r['samples_per_s']:,.0f} | {r['epochs_run']} ({r['best_epoch']}) | "
             f"{r['val_ndcg@10']:.4f} | {r['hr@10']:.4f} | {r['ndcg@10']:.4f} | {r['machine'].split(',')[0]} |"
         )
@@ -97,12 +103,13 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--beside", action="store_true")
+    ap.add_argument("--nproc", type=int, default=1, help="training processes (torch.distributed, one thread each)")
     ap.add_argument("--results", default=str(HERE / "results" / "training_speed.json"))
     args = ap.parse_args()
     path = Path(args.results)
     records = json.loads(path.read_text()) if path.is_file() else []
     for spec in args.runs:
-        rec = run(spec, args.threads, args.epochs, args.beside)
+        rec = run(spec, args.threads, args.epochs, args.beside, args.nproc)
         print(json.dumps(rec), flush=True)
         records.append(rec)
         path.write_text(json.dumps(records, indent=1) + "\n")

@@ -64,3 +64,17 @@ def provenance(argv: list[str] | None = None) -> str:
         return f"`{command}` with edgerec {edgerec.__version__} (not a git checkout)"
     commit = sha.stdout.strip() + (" with uncommitted changes" if dirty and dirty.stdout.strip() else "")
     return f"`{command}` at commit {commit}"
+
+
+def free_cores() -> int:
+    """The cores other work is not using, by the 1-minute load average (at least 1). PyTorch's threads wait on each
+    other when one of them shares a core with another job: on the 2-core VM a training run with 2 threads beside a
+    busy process took several times longer than with 1 (benchmarks/results/training_speed.md)."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        return cores
+    return max(1, min(cores, int(cores - busy + 0.5)))

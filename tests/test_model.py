@@ -210,3 +210,22 @@ def test_validation_items_are_never_sampled_as_negatives(monkeypatch: pytest.Mon
     val_keys = val.test_users * ds.n_items + val.test_items
     assert len(val_keys) > 50 and seen
     assert not np.isin(np.concatenate([s.ravel() for s in seen]), val_keys).any()
+
+
+def test_the_automatic_batch_and_rate() -> None:
+    from edgerec.model.config import auto_batch, auto_lr, resolved
+
+    assert auto_batch(60_000) == 256 and auto_lr(256) == pytest.approx(2e-3)  # small data: the paper's batch
+    assert auto_batch(988_000 * 5) == 16_384 and auto_lr(16_384) == pytest.approx(1.6e-2)  # ML-1M
+    assert auto_batch(20_000_000 * 5) == 16_384  # capped at the largest measured batch
+    cfg = resolved(TrainConfig(), 988_000)
+    assert (cfg.batch_size, cfg.lr) == (16_384, pytest.approx(1.6e-2))
+    assert resolved(TrainConfig(batch_size=512, lr=1e-3), 988_000) == TrainConfig(batch_size=512, lr=1e-3)
+
+
+def test_training_records_the_batch_and_rate_it_used() -> None:
+    import edgerec
+
+    ck = edgerec.train("synthetic:users=300,items=180,seed=3", TrainConfig(epochs=1))
+    used = ck.report["train_config"]
+    assert (used["batch_size"], used["lr"]) == (256, pytest.approx(2e-3))

@@ -28,8 +28,10 @@ def add(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--optimizer", default=d.optimizer, choices=["adam", "sgd"], help=f"default {d.optimizer}")
     t.add_argument("--epochs", type=int, default=d.epochs, help=f"maximum epochs (default {d.epochs})")
-    t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
-    t.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
+    t.add_argument("--batch-size", type=int, default=None, help="default: automatic (~300 steps per epoch, 256..16384)")
+    t.add_argument(
+        "--lr", type=float, default=None, help="Adam learning rate (default: automatic, 2e-3 x sqrt(batch / 256))"
+    )
     t.add_argument("--negatives", type=int, default=d.negatives, help=f"negatives per positive (default {d.negatives})")
     t.add_argument("--l2", type=float, default=d.l2, help=f"L2 on the batch's embeddings (default {d.l2})")
     t.add_argument("--patience", type=int, default=d.patience, help=f"early-stopping patience (default {d.patience})")
@@ -41,7 +43,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         help=f"keep the mean of the epoch-end weights from this epoch on; 0: off (default {d.average_from})",
     )
     t.add_argument("--seed", type=int, default=d.seed, help="training seed (default 0)")
-    t.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (default: all cores)")
+    t.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for PyTorch (default: the cores the 1-minute load average leaves free, at least 1)",
+    )
     t.add_argument(
         "--nproc",
         type=int,
@@ -64,10 +71,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     from edgerec import api
     from edgerec.model.config import TrainConfig
+    from edgerec.sysinfo import free_cores
 
     cfg = from_flags(TrainConfig, args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or free_cores())
     ds = load_data(args)
     from edgerec.model.distributed import under_torchrun
 

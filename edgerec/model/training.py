@@ -20,7 +20,7 @@ from torch.optim.swa_utils import AveragedModel
 from edgerec.data.split import Dataset, leave_one_out, positive_keys, sample_negatives
 from edgerec.errors import EdgerecError
 from edgerec.metrics import evaluate, hr_ndcg, item_pop_scorer, sampled_ranks
-from edgerec.model.config import PRETRAINED_SGD_LR, TrainConfig
+from edgerec.model.config import PRETRAINED_SGD_LR, TrainConfig, resolved
 from edgerec.model.ncf import NCF, NCFArch, neumf_from_pretrained
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ def fit(
     validated candidate (the same model before cfg.average_from); benchmarks measure both on the test set with it.
     """
     torch.manual_seed(cfg.seed)
+    cfg = resolved(cfg, len(ds.train))
     rank, world = _group()
     # one process: the seed alone (bit-reproducible as before); ranks: each its own stream of negatives
     rng = np.random.default_rng(cfg.seed if world == 1 else [cfg.seed, rank])
@@ -327,6 +328,7 @@ def train(
     from edgerec.model.distributed import join_torchrun
 
     join_torchrun()  # launched by torchrun: this process trains as its rank
+    cfg = resolved(cfg, len(ds.train))  # the automatic batch and rate, recorded as the values used
     torch.manual_seed(cfg.seed)  # the initial weights are part of what the seed fixes
     stages: dict[str, dict] = {}
     fit_cfg = cfg
