@@ -79,7 +79,10 @@ def train(
     if init is not None:
         ck = _checkpoint(init)
         ds, start = ck.align(ds), ck.model
-    model, report = train_model(ds, cfg or TrainConfig(), progress, init=start)
+    from edgerec.model.distributed import fit_nproc, join_torchrun
+
+    join_torchrun()  # launched by torchrun: this process trains as its rank
+    model, report = train_model(ds, cfg or TrainConfig(), progress, init=start, parallel=fit_nproc)
     return Checkpoint.create(model, ds, report)
 
 

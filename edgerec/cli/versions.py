@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from edgerec.cli.common import data_args
+
 
 def add(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("rollout", help="add a checkpoint as the next version of a Triton repository (served at once)")
     r.add_argument("repo", help="the Triton repository folder (edgerec export --target triton)")
     r.add_argument("--model", required=True, help="the checkpoint folder to roll out (from `edgerec update`)")
-    r.add_argument("--data", default=None, help="its data, when the checkpoint does not store its own")
+    data_args(r, required=False, default_note=" (default: the data the checkpoint stores)")
     r.set_defaults(run=run_rollout)
     b = sub.add_parser("rollback", help="serve an earlier version of a Triton repository again")
     b.add_argument("repo", help="the Triton repository folder")

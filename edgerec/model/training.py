@@ -317,17 +317,18 @@ def train(
     cfg: TrainConfig = TrainConfig(),
     progress: Callable[[str, int, int, dict], None] | None = None,
     init: NCF | None = None,
+    parallel: Callable[[Dataset, TrainConfig], tuple[NCF, dict]] | None = None,
 ) -> tuple[NCF, dict]:
-    """Train the GMF, MLP or NeuMF that cfg describes (NeuMF optionally from pre-trained GMF and MLP) and measure it
+    """parallel: with cfg.nproc > 1, what trains in several processes (edgerec.model.distributed.fit_nproc; passed
+    in by the caller, so that this module and the launcher do not import each other).
+
+    Train the GMF, MLP or NeuMF that cfg describes (NeuMF optionally from pre-trained GMF and MLP) and measure it
     and ItemPop on the test set. With `init`, a copy of that model (on ds's id maps) is trained instead: cfg's
     architecture fields and pretrain are not used.
 
     Returns the model and a report: test metrics at the selected epoch, ItemPop's, the training log of every stage.
     """
     kind, factors, layers = cfg.model, cfg.factors, cfg.layers
-    from edgerec.model.distributed import join_torchrun
-
-    join_torchrun()  # launched by torchrun: this process trains as its rank
     cfg = resolved(cfg, len(ds.train))  # the automatic batch and rate, recorded as the values used
     torch.manual_seed(cfg.seed)  # the initial weights are part of what the seed fixes
     stages: dict[str, dict] = {}
@@ -344,9 +345,9 @@ def train(
         # the paper fine-tunes the pre-trained NeuMF with plain SGD: Adam's fresh moments would undo the init
         fit_cfg = replace(cfg, optimizer="sgd", lr=PRETRAINED_SGD_LR)
     elif cfg.nproc > 1:  # several processes on torch.distributed (edgerec.model.distributed)
-        from edgerec.model.distributed import fit_nproc
-
-        trained, summary = fit_nproc(ds, cfg)
+        if parallel is None:
+            raise EdgerecError("nproc > 1 needs the process launcher (edgerec.train passes it)")
+        trained, summary = parallel(ds, cfg)
         return _report(trained, ds, fit_cfg, init, {kind: summary}, summary["samples_per_s"])
     else:
         model = build_model(ds, cfg)
