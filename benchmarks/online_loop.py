@@ -144,10 +144,6 @@ def simulate(url: str, served_ck, now: tuple, workers: int, ts: int) -> dict:
     return stats
 
 
-def served(c: Client) -> list[str]:
-    return c._call(lambda: c._c.get_model_metadata("recommend"))["versions"]
-
-
 def rollout_under_load(server: TritonServer, repo: Path, child, n_users: int) -> dict:
     users = np.random.default_rng(7).integers(0, n_users, 200)
     with BackgroundLoad(server.grpc_url, "grpc", users, 8) as load:
@@ -156,7 +152,7 @@ def rollout_under_load(server: TritonServer, repo: Path, child, n_users: int) ->
         m = edgerec.rollout(repo, child)
         v = str(m["triton"]["version"])
         with Client(server.http_url) as c:
-            while served(c) != [v]:
+            while c.served_versions() != [v]:
                 time.sleep(0.1)
         swap_s = time.perf_counter() - t0
         time.sleep(1.0)

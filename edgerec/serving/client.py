@@ -96,6 +96,14 @@ class Client:
             arrays["shown"] = np.array([str(s).encode() for s in shown], dtype=object)
         return int(self._infer("feedback", arrays, ["seq"])[0].reshape(-1)[0])
 
+    def served_versions(self, model: str = "recommend") -> list[str]:
+        """The versions of `model` the server has loaded now (Triton's model metadata)."""
+        if self.protocol == "http":
+            meta = self._call(lambda: self._c.get_model_metadata(model))
+        else:
+            meta = self._call(lambda: self._c.get_model_metadata(model, as_json=True))
+        return [str(v) for v in meta.get("versions", [])]
+
     def server_version(self) -> str:
         """The Triton server's own version (its metadata)."""
         if self.protocol == "http":

@@ -23,7 +23,7 @@ from edgerec.serving.server import check_repository
 
 # the manifest fields that belong to one version (the rest describe the repository)
 VERSION_FIELDS = ("model_file", "score_file", "onnx_file", "n_users", "n_items", "metrics", "verification", "source",
-                  "version", "lineage", "data", "calibration", "created", "versions_note")  # fmt: skip
+                  "version", "lineage", "data", "calibration", "created")  # fmt: skip
 
 
 def versions(repo: Path) -> list[int]:
