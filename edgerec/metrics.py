@@ -16,10 +16,20 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from edgerec.data.interactions import Interactions
-from edgerec.data.split import Dataset, is_member, positive_keys
+from edgerec.data.split import Dataset, positive_keys
 
 ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 PROTOCOL = "sampled-99-negatives-leave-one-out"
+# full ranking scores every item for each test user; beyond this many (user, item) pairs it ranks a seeded sample of
+# the test users (at least MIN_FULL_USERS) and reports the sample's size and 95 % confidence half-widths
+FULL_PAIRS = 1 << 27
+MIN_FULL_USERS = 1000
+FULL_SAMPLE_SEED = 0
+
+
+def full_sample_size(ds: Dataset) -> int:
+    """How many test users full ranking scores: all of them when users x items fits FULL_PAIRS."""
+    return min(len(ds.test_users), max(MIN_FULL_USERS, FULL_PAIRS // max(ds.n_items, 1)))
 
 
 def hr_ndcg(ranks: np.ndarray, k: int = 10) -> tuple[float, float]:
@@ -47,14 +57,17 @@ def catalog_scores(
 ) -> Iterator[tuple[slice, np.ndarray]]:
     """Yield (slice of users, [c, n_items] scores) for every item, with the user's train items set to -inf."""
     n_items = train.n_items
-    known = positive_keys(train)
+    known = positive_keys(train)  # sorted by user, then item: each user's train items are one run
     chunk = max(1, chunk_pairs // n_items)
     all_items = np.arange(n_items, dtype=np.int64)
     for s in range(0, len(users), chunk):
         u = users[s : s + chunk]
         pairs_u, pairs_i = np.repeat(u, n_items), np.tile(all_items, len(u))
         scores = np.asarray(scorer(pairs_u, pairs_i), dtype=np.float64).reshape(len(u), n_items)
-        scores[is_member(known, pairs_u * n_items + pairs_i).reshape(len(u), n_items)] = -np.inf
+        lo, hi = np.searchsorted(known, u * n_items), np.searchsorted(known, (u + 1) * n_items)
+        rows = np.repeat(np.arange(len(u)), hi - lo)
+        runs = np.concatenate([known[a:b] for a, b in zip(lo, hi, strict=True)]) if len(u) else known[:0]
+        scores[rows, runs - u[rows] * n_items] = -np.inf
         yield slice(s, s + len(u)), scores
 
 
@@ -104,8 +117,20 @@ def evaluate(scorer: ScoreFn, ds: Dataset, k: int = 10, full: bool = True) -> di
     hr, ndcg = hr_ndcg(sampled_ranks(scorer, ds), k)
     res: dict[str, float | int | str] = {"protocol": PROTOCOL, f"hr@{k}": hr, f"ndcg@{k}": ndcg}
     if full:
-        fhr, fndcg = hr_ndcg(full_ranks(scorer, ds), k)
+        n = full_sample_size(ds)
+        ranks = full_ranks(scorer, ds.test_sample(n, FULL_SAMPLE_SEED))
+        fhr, fndcg = hr_ndcg(ranks, k)
         res.update({f"full_hr@{k}": fhr, f"full_ndcg@{k}": fndcg, "full_protocol": "full-ranking-unseen-items"})
+        if n < len(ds.test_users):  # a seeded sample: say how sure the numbers are (normal approximation)
+            gains = np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)
+            res.update(
+                {
+                    "full_users": n,
+                    "full_sample_seed": FULL_SAMPLE_SEED,
+                    f"full_hr@{k}_ci95": 1.96 * float(np.sqrt(fhr * (1 - fhr) / n)),
+                    f"full_ndcg@{k}_ci95": 1.96 * float(gains.std() / np.sqrt(n)),
+                }
+            )
     res["test_users"] = len(ds.test_users)
     return res
 

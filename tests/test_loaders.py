@@ -176,8 +176,36 @@ def test_synthetic_sizes_are_checked_before_allocating(monkeypatch) -> None:
     """The generator's [users, items] arrays are sized against the free memory first (issue 25)."""
     from edgerec import limits
 
-    with pytest.raises(EdgerecError, match=r"needs about 83.3 EiB of memory and .* is available: use fewer users"):
+    with pytest.raises(EdgerecError, match=r"~78,756,143,241 interactions\) needs about 3.8 TiB of memory and "):
         load_dataset("synthetic:users=2000000000,items=2000000000")
     monkeypatch.setattr(limits, "available_bytes", lambda: 10 * 2**20)
-    with pytest.raises(EdgerecError, match=r"users=1000,items=800 needs about 18 MiB of memory and 10 MiB"):
+    with pytest.raises(EdgerecError, match=r"users=1000 \(~39,378 interactions\) needs about 20 MiB of memory and 10 MiB"):
         load_dataset("synthetic:users=1000,items=800")
+    # the issue's two scales, refused on a machine without the memory (the chunked sampler's estimate)
+    monkeypatch.setattr(limits, "available_bytes", lambda: 2**30)
+    with pytest.raises(EdgerecError, match=r"needs about 1.4 GiB of memory and 1.0 GiB is available"):
+        load_dataset("synthetic:ml-20m")
+    with pytest.raises(EdgerecError, match=r"~50,160,731 interactions\) needs about 2.9 GiB"):
+        load_dataset("synthetic:catalog-1m,seed=3")
+
+
+def test_synthetic_presets_and_the_chunked_sampler() -> None:
+    """Beyond DENSE_CELLS the chunked sampler draws the same kind of world: the expected count is met, every user
+    has at least 3 distinct items, popularity is as skewed as the exact sampler's, and the data is seeded."""
+    from edgerec.data import synthetic
+
+    with pytest.raises(EdgerecError, match="unknown preset 'ml-30m'; presets are ml-20m, catalog-1m"):
+        synthetic.SyntheticConfig.parse("ml-30m")
+    assert synthetic.SyntheticConfig.parse("ml-20m,seed=2").users == 138_493
+    cfg = synthetic.SyntheticConfig(users=3000, items=2000, mean_interactions=60)
+    exact, chunked = synthetic.generate(cfg), synthetic._generate_chunked(cfg)
+    assert abs(len(chunked) / cfg.expected_interactions() - 1) < 0.03
+    assert chunked.user_counts().min() >= 3 and len(np.unique(chunked.keys())) == len(chunked)
+
+    def top_share(x) -> float:  # share of the interactions on the most popular 5 % of items
+        pop = np.sort(x.item_counts())[::-1]
+        return pop[: len(pop) // 20].sum() / pop.sum()
+
+    assert abs(top_share(chunked) - top_share(exact)) < 0.03, (top_share(chunked), top_share(exact))
+    again = synthetic._generate_chunked(cfg)
+    assert np.array_equal(again.keys(), chunked.keys())

@@ -26,7 +26,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="continue from this checkpoint's weights and id maps (e.g. one `edgerec import` wrote; the architecture "
         "flags are then not used)",
     )
-    t.add_argument("--optimizer", default=d.optimizer, choices=["adam", "sgd"], help=f"default {d.optimizer}")
+    t.add_argument(
+        "--optimizer",
+        default=d.optimizer,
+        choices=["adam", "sgd", "lazy-adam"],
+        help=f"default {d.optimizer}; lazy-adam: only the rows a batch touches move (large tables)",
+    )
     t.add_argument("--epochs", type=int, default=d.epochs, help=f"maximum epochs (default {d.epochs})")
     t.add_argument("--batch-size", type=int, default=None, help="default: automatic (~300 steps per epoch, 256..16384)")
     t.add_argument(

@@ -43,6 +43,13 @@ class Dataset:
             t.users, t.items, t.user_ids, t.item_ids, self.test_users, self.test_items, self.test_negatives
         )
 
+    def test_sample(self, n: int, seed: int = 0) -> Dataset:
+        """The same train set with a seeded sample of n test users (all of them when there are at most n)."""
+        if len(self.test_users) <= n:
+            return self
+        rows = np.sort(np.random.default_rng(seed).choice(len(self.test_users), size=n, replace=False))
+        return Dataset(self.name, self.train, self.test_users[rows], self.test_items[rows], self.test_negatives[rows])
+
     def summary(self) -> dict[str, int | str]:
         return {
             "name": self.name,

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from edgerec.data.split import Dataset
-from edgerec.metrics import ScoreFn, catalog_top_k, evaluate, jaccard
+from edgerec.metrics import ScoreFn, catalog_top_k, evaluate, full_sample_size, jaccard
 
 PARITY_BATCH = 1000
+# test users an artifact is verified on: all of them up to this many, else a seeded sample (deltas are paired, on the
+# same users, so their noise is far below the metrics' own); the catalog-wide checks take full ranking's sample
+VERIFY_USERS = 20_000
 
 
 def batch_parity(scorer: ScoreFn, users: np.ndarray, items: np.ndarray) -> float:
@@ -20,6 +23,8 @@ def batch_parity(scorer: ScoreFn, users: np.ndarray, items: np.ndarray) -> float
 def verify(artifact: ScoreFn, source: ScoreFn, ds: Dataset) -> dict:
     """HR/NDCG (sampled and full ranking) through the artifact's runtime, deltas against the source, top-10
     agreement, max |score error| on the test protocol's pairs, batch parity."""
+    sampled = len(ds.test_users) > min(VERIFY_USERS, full_sample_size(ds))
+    ds = ds.test_sample(VERIFY_USERS)
     metrics = evaluate(artifact, ds)
     src = evaluate(source, ds)
     users = np.repeat(ds.test_users, 1 + ds.test_negatives.shape[1])
@@ -27,11 +32,15 @@ def verify(artifact: ScoreFn, source: ScoreFn, ds: Dataset) -> dict:
     err = float(np.abs(np.asarray(artifact(users, items)) - np.asarray(source(users, items))).max())
     n = min(PARITY_BATCH, len(users))
     keys = ("hr@10", "ndcg@10", "full_hr@10", "full_ndcg@10")
+    # every user's top-10 when the data is small enough for full ranking, else full ranking's sample of test users
+    top_users = ds.test_sample(full_sample_size(ds)).test_users if sampled else None
     return {
         "metrics": metrics,
         "source_metrics": {k: src[k] for k in keys},
         "deltas": {k: float(metrics[k]) - float(src[k]) for k in keys},
-        "agreement": jaccard(catalog_top_k(artifact, ds), catalog_top_k(source, ds)),
+        "agreement": jaccard(catalog_top_k(artifact, ds, users=top_users), catalog_top_k(source, ds, users=top_users)),
+        "verified_users": len(ds.test_users),
+        "agreement_users": ds.n_users if top_users is None else len(top_users),
         "max_abs_score_error": err,
         "batch_parity_max_diff": batch_parity(artifact, users[:n], items[:n]),
         "parity_batch": n,

@@ -60,7 +60,10 @@ class TrainConfig:
     # the end of every epoch since (stochastic weight averaging, Izmailov et al. 2018); 0: the last weights
     average_from: Annotated[int, Field(ge=0)] = AVERAGE_FROM
     seed: int = 0
-    optimizer: Literal["adam", "sgd"] = "adam"  # the paper fine-tunes pre-trained NeuMF with SGD
+    # the paper fine-tunes pre-trained NeuMF with SGD. "lazy-adam": torch's SparseAdam on the embedding tables (only
+    # the rows a batch touched move; Adam's dense step over whole tables dominates a step at a million rows), dense
+    # Adam for the layers; one process only
+    optimizer: Literal["adam", "sgd", "lazy-adam"] = "adam"
     # processes on torch.distributed (edgerec.model.distributed): each its own shard, gradients averaged per step
     nproc: Annotated[int, Field(ge=1, le=1024)] = 1
 
@@ -69,6 +72,8 @@ class TrainConfig:
             raise ConfigError("TrainConfig: pretrain applies to neumf only (it initialises NeuMF from GMF and MLP)")
         if self.nproc > 1 and self.pretrain:
             raise ConfigError("TrainConfig: nproc > 1 trains from scratch; pretrain runs in one process")
+        if self.nproc > 1 and self.optimizer == "lazy-adam":
+            raise ConfigError("TrainConfig: lazy-adam trains in one process (its row gradients are not all-reduced)")
         if self.batch_size is not None and self.nproc > self.batch_size:
             raise ConfigError(f"TrainConfig: batch_size {self.batch_size} cannot be split over {self.nproc} processes")
         if len(self.layers) == 1:

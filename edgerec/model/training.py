@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -77,6 +77,9 @@ def validation_split(ds: Dataset, seed: int) -> Dataset:
     return leave_one_out(ds.train, seed=seed + 1, name=f"{ds.name}/validation")
 
 
+EPOCH_CHUNK = 1 << 22  # positives whose negatives are drawn and shuffled together: bounds an epoch's memory
+
+
 def _epoch_arrays(
     users: np.ndarray, items: np.ndarray, n_items: int, known: np.ndarray, neg: int, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -87,6 +90,42 @@ def _epoch_arrays(
     y = np.concatenate([np.ones(len(users), np.float32), np.zeros(negs.size, np.float32)])
     perm = rng.permutation(len(u))
     return torch.from_numpy(u[perm]), torch.from_numpy(i[perm]), torch.from_numpy(y[perm])
+
+
+def _batches(
+    users: np.ndarray,
+    items: np.ndarray,
+    n_items: int,
+    known: np.ndarray,
+    neg: int,
+    rng: np.random.Generator,
+    batch: int,
+    limit: int,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """An epoch's batches, at most `limit` samples in all. Up to EPOCH_CHUNK positives the epoch is one shuffled
+    array; beyond, the positives are shuffled and taken EPOCH_CHUNK at a time (their negatives drawn and the chunk
+    shuffled as it comes), so memory stays bounded at any data size."""
+    if len(users) <= EPOCH_CHUNK:
+        chunks: Iterator = iter([_epoch_arrays(users, items, n_items, known, neg, rng)])
+    else:
+        order = rng.permutation(len(users))
+        chunks = (
+            _epoch_arrays(users[idx], items[idx], n_items, known, neg, rng)
+            for idx in (order[s : s + EPOCH_CHUNK] for s in range(0, len(order), EPOCH_CHUNK))
+        )
+    carry: tuple[torch.Tensor, ...] | None = None
+    for chunk in chunks:
+        u, i, y = chunk if carry is None else (torch.cat([a, b]) for a, b in zip(carry, chunk, strict=True))
+        whole = len(y) // batch * batch
+        for s in range(0, whole, batch):
+            if limit <= 0:
+                return
+            e = s + min(batch, limit)
+            limit -= e - s
+            yield u[s:e], i[s:e], y[s:e]
+        carry = (u[whole:], i[whole:], y[whole:])
+    if carry is not None and len(carry[2]) and limit > 0:
+        yield tuple(t[:limit] for t in carry)  # type: ignore[misc]
 
 
 def fit(
@@ -129,14 +168,10 @@ def fit(
         train = ds.train
     # the validation items are positives too: never sampled as negatives
     known = positive_keys(ds.train) if known is None else known
-    opt: torch.optim.Optimizer
-    if cfg.optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)  # 8x faster step on CPU
-    else:
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    opts = _optimizers(model, cfg)
     bce = nn.BCEWithLogitsLoss()
     averaged: AveragedModel | None = None  # created when the averaging starts
-    row_grads = _RowGrads(model, row_mask)
+    row_grads = _RowGrads(model, row_mask, sparse=cfg.optimizer == "lazy-adam")
     # epoch 0 is the starting point: a pre-trained or pruned model that fine-tuning only makes worse is kept as it is
     best = hr_ndcg(sampled_ranks(torch_scorer(model), val))[1]
     best_state, best_epoch, stale = copy.deepcopy(model.state_dict()), 0, 0
@@ -145,22 +180,20 @@ def fit(
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         # each rank samples its own shard of the positives and their negatives
-        u_all, i_all, y_all = _epoch_arrays(
-            train.users[rank::world], train.items[rank::world], ds.n_items, known, cfg.negatives, rng
-        )
-        n = _same_length(len(y_all), world)  # every rank takes the same number of steps
+        shard_u, shard_i = train.users[rank::world], train.items[rank::world]
+        n = _same_length(len(shard_u) * (1 + cfg.negatives), world)  # every rank takes the same number of steps
         steps = (n + batch_size - 1) // batch_size
         model.train()
         total = torch.zeros(())
-        for step in range(steps):
-            sl = slice(step * batch_size, min((step + 1) * batch_size, n))
-            u, i, y = u_all[sl], i_all[sl], y_all[sl]
+        batches = _batches(shard_u, shard_i, ds.n_items, known, cfg.negatives, rng, batch_size, n)
+        for step, (u, i, y) in enumerate(batches):
             rows = row_grads.gather(u, i)
             logits = model.combine(rows)
             loss = bce(logits, y)
             if extra_loss is not None:
                 loss = loss + extra_loss(model, u, i, y, logits)
-            opt.zero_grad(set_to_none=True)
+            for opt in opts:
+                opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.l2:
                 add_l2_grad(rows, cfg.l2)
@@ -168,7 +201,8 @@ def fit(
             if world > 1:
                 _average_gradients(model, world)
                 row_grads.touched_everywhere()  # other ranks' rows are in the buffers now
-            opt.step()
+            for opt in opts:
+                opt.step()
             total += loss.detach()
             if progress and (step % 500 == 0 or step == steps - 1):
                 elapsed = time.perf_counter() - t0
@@ -218,6 +252,19 @@ def fit(
     model.load_state_dict(best_state)
     model.eval()
     return TrainResult(model, best_epoch, history, time.perf_counter() - t_start, samples / max(train_seconds, 1e-9))
+
+
+def _optimizers(model: NCF, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    if cfg.optimizer == "sgd":
+        return [torch.optim.SGD(model.parameters(), lr=cfg.lr)]
+    if cfg.optimizer == "adam":
+        return [torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)]  # 8x faster step on CPU
+    tables = {id(t.weight) for t in model.tables().values()}
+    layers = [p for p in model.parameters() if id(p) not in tables]
+    return [
+        torch.optim.SparseAdam([t.weight for t in model.tables().values()], lr=cfg.lr),
+        *([torch.optim.Adam(layers, lr=cfg.lr, fused=True)] if layers else []),
+    ]
 
 
 def _group() -> tuple[int, int]:
@@ -275,11 +322,13 @@ class _RowGrads:
     Adam behaves as before.
     """
 
-    def __init__(self, model: NCF, row_mask: dict[str, torch.Tensor] | None = None) -> None:
+    def __init__(self, model: NCF, row_mask: dict[str, torch.Tensor] | None = None, sparse: bool = False) -> None:
         self.tables = model.tables()
         # rows outside the mask get an exactly zero gradient on every step, so Adam never moves them
         self.keep = {n: m.to(torch.float32)[:, None] for n, m in (row_mask or {}).items()}
-        self.buffers = {n: torch.zeros_like(t.weight) for n, t in self.tables.items()}
+        # sparse: the tables get sparse gradients of the batch's rows (for SparseAdam), no dense buffers at all
+        self.sparse = sparse
+        self.buffers = {} if sparse else {n: torch.zeros_like(t.weight) for n, t in self.tables.items()}
         self.dirty: dict[str, torch.Tensor | None] = dict.fromkeys(self.tables)
         self.rows: dict[str, torch.Tensor] = {}
         self.ids: dict[str, torch.Tensor] = {}
@@ -294,6 +343,9 @@ class _RowGrads:
         self.dirty = dict.fromkeys(self.tables)
 
     def scatter(self) -> None:
+        if self.sparse:
+            self._scatter_sparse()
+            return
         for n, table in self.tables.items():
             buf, dirty = self.buffers[n], self.dirty[n]
             if dirty is None:
@@ -310,6 +362,20 @@ class _RowGrads:
             if n in self.keep:
                 buf.mul_(self.keep[n])
             table.weight.grad = buf
+
+    def _scatter_sparse(self) -> None:
+        for n, table in self.tables.items():
+            if table.weight.grad is not None:
+                raise EdgerecError("lazy-adam: a loss term read a whole embedding table; use --optimizer adam")
+            grad = self.rows[n].grad
+            if grad is None:
+                continue
+            if n in self.keep:
+                grad = grad * self.keep[n][self.ids[n]]
+            # duplicate rows of the batch are summed when SparseAdam coalesces the gradient
+            table.weight.grad = torch.sparse_coo_tensor(
+                self.ids[n][None], grad, table.weight.shape, check_invariants=False
+            )
 
 
 def train(
