@@ -109,6 +109,41 @@ def test_score_signature_equals_pytorch_and_the_catalog_scores(bundles, ckpt, ds
     assert "## Scoring a candidate list" in (bundles["int8"].folder / "README.md").read_text()
 
 
+def test_retrieve_is_exact_mips_over_the_gmf_half_and_two_stage_reranks_it(bundles, ckpt, ds) -> None:
+    """The two-stage path (issue 22): retrieve = the top-C of the GMF half (the same list FAISS returns on the
+    server), two_stage = score's re-rank of that list; with C = the catalog it is the exhaustive top-K."""
+    from edgerec.benchmarking.latency import BenchConfig
+    from edgerec.runtime.explain import NumpyModel
+    from edgerec.runtime.fold import fold
+    from edgerec.runtime.retrieval import GmfIndex, exhaustive_top_k, two_stage_top_k
+
+    model = edgerec.load(ckpt).model
+    folded = fold({k: v.detach().numpy().astype(np.float64) for k, v in model.state_dict().items()})
+    index = GmfIndex.of(folded)
+    scorer = load_bundle(bundles["fp32"].folder)
+    assert set(bundles["fp32"].manifest["signatures"]) == {"recommend", "score", "retrieve"}
+    for u in (0, 17, 250):
+        ug, um = scorer.user(u)
+        items, scores = scorer.retrieve(ug)
+        gmf = folded.G @ ug.astype(np.float64)
+        assert len(items) == 20 and np.allclose(scores, gmf[items], atol=1e-5)
+        assert gmf[items].min() >= np.sort(gmf)[-20] - 1e-5  # the 20 best GMF halves (ties aside)
+        assert set(index.search(ug[None, :], 20)[0][0]) == set(items)  # FAISS on the server: the same list
+        best, _ = scorer.two_stage(ug, um)
+        assert np.array_equal(best, scorer.recommend_from(ug, um, items)[0])
+        p, q = ug.astype(np.float64), um.astype(np.float64)
+        everything = two_stage_top_k(index, folded, p[None, :], q[None, :], n=ds.n_items)[0]
+        assert np.array_equal(everything, exhaustive_top_k(folded, p, q))  # N = the catalog: exhaustive
+    report = edgerec.bench(bundles["int8"].folder, BenchConfig(min_time_s=0.01, min_calls=5, warmup=2))
+    record = report.record
+    assert {"retrieve", "two_stage_top10"} <= set(record["latency_ms"])
+    two = record["two_stage"]
+    assert two["candidates"] == 20 and two["users"] == 200 and 0.0 < two["recall@k"] <= 1.0
+    with pytest.raises(EdgerecError, match=rf"must lie in 1\.\.{ds.n_items} \(the catalog\); got {ds.n_items + 1}"):
+        index.search(np.zeros((1, 8)), ds.n_items + 1)
+    assert NumpyModel.from_checkpoint(ckpt).user_gmf.shape[1] == 8
+
+
 def test_a_bundle_without_score_reads_the_catalog_scores(bundles, ckpt) -> None:
     plain, mp, m8 = bundles["int8-plain"].folder, bundles["int8-plain"].manifest, bundles["int8"].manifest
     assert "score" not in mp["signatures"] and mp["candidates"] == 0
@@ -152,9 +187,13 @@ def test_a_manifest_whose_candidates_differ_from_the_model_is_refused(tmp_path, 
         load_bundle(folder)
 
 
-def test_a_candidate_list_shorter_than_k_is_refused_at_export(tmp_path, ckpt, ds) -> None:
-    cfg = ExportConfig(target="tflite-bundle", candidates=5)
-    with pytest.raises(EdgerecError, match="--candidates must be 0"):
+@pytest.mark.parametrize("extra", [-(10**9), 1])  # fewer than K (5), one more than the catalog
+def test_a_candidate_list_shorter_than_k_or_longer_than_the_catalog_is_refused(tmp_path, ckpt, ds, extra) -> None:
+    candidates = 5 if extra < 0 else ds.n_items + extra
+    cfg = ExportConfig(target="tflite-bundle", candidates=candidates)
+    with pytest.raises(
+        EdgerecError, match=rf"--candidates must be 0 .* lie in 10\.\.{ds.n_items} .*; got {candidates}"
+    ):
         edgerec.export(ckpt, cfg, ds, out=tmp_path / "b")
     assert not (tmp_path / "b").exists()
 

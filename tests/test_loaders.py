@@ -179,7 +179,9 @@ def test_synthetic_sizes_are_checked_before_allocating(monkeypatch) -> None:
     with pytest.raises(EdgerecError, match=r"~78,756,143,241 interactions\) needs about 3.8 TiB of memory and "):
         load_dataset("synthetic:users=2000000000,items=2000000000")
     monkeypatch.setattr(limits, "available_bytes", lambda: 10 * 2**20)
-    with pytest.raises(EdgerecError, match=r"users=1000 \(~39,378 interactions\) needs about 20 MiB of memory and 10 MiB"):
+    with pytest.raises(
+        EdgerecError, match=r"users=1000 \(~39,378 interactions\) needs about 20 MiB of memory and 10 MiB"
+    ):
         load_dataset("synthetic:users=1000,items=800")
     # the two scales, refused on a machine without the memory (the chunked sampler's estimate)
     monkeypatch.setattr(limits, "available_bytes", lambda: 2**30)

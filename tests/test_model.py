@@ -167,6 +167,45 @@ def test_row_gradients_equal_autograds_dense_embedding_gradients() -> None:
             torch.testing.assert_close(t.weight.grad, expected[n], rtol=1e-5, atol=1e-8, msg=f"{n} step {step}")
 
 
+def test_lazy_adam_moves_only_the_rows_a_batch_touched_and_trains_as_well() -> None:
+    """lazy-adam (issue 22): the tables get sparse row gradients equal to autograd's, SparseAdam moves only those
+    rows (dense Adam keeps moving every row on its momentum), and on the synthetic data it trains like Adam."""
+    from edgerec.errors import ConfigError
+    from edgerec.model.training import _optimizers, _RowGrads
+
+    torch.manual_seed(0)
+    model = NCF(NCFArch.paper("neumf", 30, 40, 4, (16, 8, 4)))
+    cfg = TrainConfig(optimizer="lazy-adam", batch_size=64, lr=0.01)
+    opts = _optimizers(model, cfg)
+    assert [type(o).__name__ for o in opts] == ["SparseAdam", "Adam"]
+    rg = _RowGrads(model, sparse=True)
+    for step in range(3):
+        u, i = torch.randint(0, 15, (64,)), torch.randint(0, 20, (64,))  # rows 15.. / 20.. never touched
+        y = (torch.rand(64) < 0.3).float()
+        model.zero_grad(set_to_none=True)
+        torch.nn.functional.binary_cross_entropy_with_logits(model(u, i), y).backward()
+        expected = {n: t.weight.grad.clone() for n, t in model.tables().items()}
+        before = {n: t.weight.detach().clone() for n, t in model.tables().items()}
+        for o in opts:
+            o.zero_grad(set_to_none=True)
+        torch.nn.functional.binary_cross_entropy_with_logits(model.combine(rg.gather(u, i)), y).backward()
+        rg.scatter()
+        for n, t in model.tables().items():
+            torch.testing.assert_close(t.weight.grad.to_dense(), expected[n], rtol=1e-5, atol=1e-8)
+        for o in opts:
+            o.step()
+        for n, t in model.tables().items():
+            untouched = 15 if n.endswith("_user") else 20
+            assert torch.equal(t.weight[untouched:], before[n][untouched:]), (n, step)
+            assert not torch.equal(t.weight[:untouched], before[n][:untouched])
+    with pytest.raises(ConfigError, match="lazy-adam trains in one process"):
+        TrainConfig(optimizer="lazy-adam", nproc=2)
+    ds = load_dataset("synthetic")
+    lazy = edgerec.train(ds, TrainConfig(optimizer="lazy-adam", epochs=6)).report["metrics"]["hr@10"]
+    dense = edgerec.train(ds, TrainConfig(epochs=6)).report["metrics"]["hr@10"]
+    assert lazy > dense - 0.02, (lazy, dense)
+
+
 def test_weight_averaging_returns_the_mean_of_the_epoch_end_weights() -> None:
     torch.set_num_threads(1)
     ds = load_dataset("synthetic:users=200,items=150,seed=3")

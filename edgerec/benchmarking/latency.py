@@ -128,7 +128,30 @@ def bench_scorer(scorer: Any, buckets: list[int], cfg: BenchConfig) -> dict[str,
     top = timed(lambda: scorer.top_k(cfg.user, 10), cfg)
     latency["catalog_top10"] = top
     items_per_s["catalog_top10"] = n_items / (top["mean"] / 1e3)
-    return {"latency_ms": latency, "items_per_s": items_per_s}
+    out: dict[str, Any] = {"latency_ms": latency, "items_per_s": items_per_s}
+    if getattr(scorer, "retrieve_runner", None) is not None:  # a phone bundle with the two-stage path
+        ug, um = scorer.user(cfg.user)
+        latency["retrieve"] = timed(lambda: scorer.retrieve(ug), cfg)
+        latency["two_stage_top10"] = timed(lambda: scorer.two_stage(ug, um), cfg)
+        out["two_stage"] = two_stage_recall(scorer)
+    return out
+
+
+TWO_STAGE_USERS = 200
+
+
+def two_stage_recall(scorer: Any, users: int = TWO_STAGE_USERS, seed: int = 0) -> dict[str, Any]:
+    """Recall@K of the two-stage top-K against the exhaustive top-K (recommend over the whole catalog) of the same
+    bundle, over a seeded sample of users (train items are not excluded by either: the phone's own view)."""
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(scorer.n_users, size=min(users, scorer.n_users), replace=False))
+    hits = []
+    for u in sample:
+        ug, um = scorer.user(int(u))
+        exhaustive = scorer.recommend(ug, um)[0]
+        staged = scorer.two_stage(ug, um)[0]
+        hits.append(len(np.intersect1d(exhaustive, staged)) / len(exhaustive))
+    return {"candidates": scorer.candidates, "users": len(sample), "recall@k": float(np.mean(hits)), "k": scorer.k}
 
 
 def bench_artifact(folder: str | Path, cfg: BenchConfig = BenchConfig(), ds: Dataset | None = None) -> dict:

@@ -3,7 +3,9 @@ and the users' vectors as a server-side file (the app receives only its own user
 
 - recommend(user_gmf [1, g], user_mlp [1, d]) -> (top-K items, their scores, every item's score): the catalog;
 - with candidates = C > 0: score(user_gmf, user_mlp, items [C] int32, -1 = padding) -> (the items' scores, the
-  top-K of the list, their scores): a candidate list or a few items, with the MLP run for those only.
+  top-K of the list, their scores): a candidate list or a few items, with the MLP run for those only;
+- and retrieve(user_gmf) -> (the C items with the best GMF half, those scores): the first stage of the two-stage
+  path for large catalogs (retrieve, then score re-ranks the C candidates with the whole NeuMF).
 
 Precisions: fp32; fp16 (weights and item constants stored in fp16, compute in float32); int8: every weight and item
 constant stored in int8 and dequantized once when the model loads, compute in float32 (ai-edge-quantizer's
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from edgerec.errors import EdgerecError
-from edgerec.exporters.folded import PAD_SCORE, CandidateScorer, FoldedNCF, user_vectors
+from edgerec.exporters.folded import PAD_SCORE, CandidateScorer, FoldedNCF, Retriever, user_vectors
 from edgerec.exporters.small_constants import small_constants
 from edgerec.exporters.tflite_model import add_fp16_weights, quiet
 from edgerec.model.ncf import NCF
@@ -50,7 +52,7 @@ def convert(model: NCF, k: int, candidates: int) -> bytes:
         if candidates:
             converter = converter.signature(
                 "score", CandidateScorer(folded).eval(), sample_kwargs={**kwargs, "items": items}
-            )
+            ).signature("retrieve", Retriever(folded, candidates).eval(), sample_kwargs={"user_gmf": ug[:1]})
         converter.convert().export(str(path))
         return path.read_bytes()
 
@@ -127,10 +129,11 @@ def export(
     **_: object,
 ) -> dict:
     """Write out (model.tflite) and the server-side user vectors next to it; return the manifest fields."""
-    if candidates and not k <= candidates <= MAX_CANDIDATES:
+    top = min(MAX_CANDIDATES, model.arch.n_items)
+    if candidates and not k <= candidates <= top:
         raise EdgerecError(
-            f"--candidates must be 0 (no score signature) or lie in {k}..{MAX_CANDIDATES:,} (at least K = {k}); "
-            f"got {candidates}"
+            f"--candidates must be 0 (no score signature) or lie in {k}..{top:,} (at least K = {k}, at most the "
+            f"catalog's {model.arch.n_items:,} items and {MAX_CANDIDATES:,}); got {candidates:,}"
         )
     flat, info = quantize(convert(model, k, candidates), precision)
     out.write_bytes(strip(flat))
@@ -166,6 +169,13 @@ def export(
                 "output_0": ["float32", [candidates], f"each item's score (logit); padding scores {PAD_SCORE:g}"],
                 "output_1": ["int32", [k], "the list's top-K item indices (padding only if it has < K items)"],
                 "output_2": ["float32", [k], "their scores, best first"],
+            },
+        }
+        signatures["retrieve"] = {
+            "inputs": {"user_gmf": user_inputs["user_gmf"]},
+            "outputs": {
+                "output_0": ["int32", [candidates], "the items whose GMF half scores highest: pass them to score"],
+                "output_1": ["float32", [candidates], "those GMF scores, best first"],
             },
         }
     return {

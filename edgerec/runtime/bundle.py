@@ -34,6 +34,9 @@ class BundleScorer(Scorer):
             self.interp = Interpreter(model_path=str(self.model_path), num_threads=threads)
             self.runner = self.interp.get_signature_runner("recommend")
             self.score_runner = self.interp.get_signature_runner("score") if self.candidates else None
+            # bundles exported before the two-stage path have score but no retrieve
+            has_retrieve = "retrieve" in self.interp.get_signature_list()
+            self.retrieve_runner = self.interp.get_signature_runner("retrieve") if has_retrieve else None
             length = self.score_runner.get_input_details()["items"]["shape"].tolist() if self.score_runner else [0]
         except (TypeError, ValueError, RuntimeError, KeyError) as e:
             raise EdgerecError(f"{self.model_path}: {runtime} cannot load it ({str(e).splitlines()[0]})") from None
@@ -89,6 +92,18 @@ class BundleScorer(Scorer):
         scores = self.score_items(user_gmf, user_mlp, idx).astype(np.float64)
         best = top_k(scores[None, :], min(self.k, len(idx)))[0]
         return idx[best].astype(np.int64), scores[best].astype(np.float32)
+
+    def retrieve(self, user_gmf: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The first stage: the C items whose GMF half scores highest for this user (their indices, the scores)."""
+        if self.retrieve_runner is None:
+            raise EdgerecError(f"{self.folder}: the bundle has no retrieve signature (export it with --candidates C)")
+        out = self.retrieve_runner(user_gmf=self._vector("user_gmf", user_gmf, self.g))
+        return out["output_0"].astype(np.int64), out["output_1"]
+
+    def two_stage(self, user_gmf: Any, user_mlp: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Top-K by the two-stage path: retrieve C candidates by the GMF half, re-rank them with the whole NeuMF
+        (the score signature): two calls instead of the whole catalog through the MLP."""
+        return self.recommend_from(user_gmf, user_mlp, self.retrieve(user_gmf)[0])
 
     def _score(self, ug: np.ndarray, um: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
         """One call of the score signature on at most C checked item indices, padded with -1."""

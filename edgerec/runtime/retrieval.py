@@ -1,0 +1,79 @@
+"""The server's first stage for large catalogs: exact maximum-inner-product search over NeuMF's GMF half with FAISS.
+
+NeuMF's GMF term for user u and item i is p_u . G_i with G_i = w_g * q_i (edgerec.runtime.fold): a dot product, so
+the items with the best GMF half are an exact MIPS query against the folded rows (faiss.IndexFlatIP, batched BLAS
+over the catalog). `two_stage_top_k` then re-ranks those N candidates with the whole NeuMF: NumpyModel's folded
+logits here, or any scorer (the Triton `score` model, the phone bundle's `score` signature) on the same lists.
+
+FAISS is the `retrieval` extra (faiss-cpu); numpy only otherwise, never torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgerec.errors import EdgerecError
+from edgerec.metrics import top_k
+from edgerec.runtime.fold import FoldedNeuMF
+
+
+class GmfIndex:
+    """Exact MIPS over the folded GMF rows [n_items, g] (float32; IndexFlatIP: no approximation)."""
+
+    def __init__(self, rows: np.ndarray, threads: int | None = None) -> None:
+        try:
+            import faiss
+        except ImportError:
+            raise EdgerecError("the first stage needs FAISS: pip install 'edgerec[retrieval]' (faiss-cpu)") from None
+        if threads:
+            faiss.omp_set_num_threads(threads)
+        self.rows = np.ascontiguousarray(rows, dtype=np.float32)
+        self.index = faiss.IndexFlatIP(self.rows.shape[1])
+        self.index.add(self.rows)
+
+    @classmethod
+    def of(cls, folded: FoldedNeuMF, threads: int | None = None) -> GmfIndex:
+        return cls(folded.G, threads)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.index.ntotal)
+
+    def search(self, user_gmf: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """[B, g] user GMF vectors -> ([B, n] item indices, [B, n] GMF scores), best first."""
+        if not 1 <= n <= self.n_items:
+            raise EdgerecError(f"the candidate list must lie in 1..{self.n_items:,} (the catalog); got {n:,}")
+        q = np.ascontiguousarray(np.atleast_2d(user_gmf), dtype=np.float32)
+        if q.shape[1] != self.rows.shape[1] or not np.isfinite(q).all():
+            raise EdgerecError(f"user GMF vectors must be finite [B, {self.rows.shape[1]}]; got shape {q.shape}")
+        scores, ids = self.index.search(q, n)
+        return ids.astype(np.int64), scores
+
+
+def two_stage_top_k(
+    index: GmfIndex, folded: FoldedNeuMF, user_gmf: np.ndarray, user_mlp: np.ndarray, n: int, k: int = 10
+) -> np.ndarray:
+    """[B, k] top-k item indices per user: N candidates by the GMF half (FAISS), re-ranked by the whole NeuMF."""
+    if not 1 <= k <= n:
+        raise EdgerecError(f"K must lie in 1..N (the candidate list, {n:,}); got {k}")
+    cand, _ = index.search(user_gmf, n)
+    out = np.empty((len(cand), k), dtype=np.int64)
+    for r, (p, q, items) in enumerate(zip(np.atleast_2d(user_gmf), np.atleast_2d(user_mlp), cand, strict=True)):
+        logits = folded.logits(p, q, items)[0]
+        out[r] = items[top_k(logits[None, :], k)[0]]
+    return out
+
+
+def exhaustive_top_k(
+    folded: FoldedNeuMF, user_gmf: Any, user_mlp: Any, k: int = 10, chunk: int = 1 << 18
+) -> np.ndarray:
+    """[k] the whole NeuMF's top-k over every item for one user (the reference the two-stage recall is taken on)."""
+    scores = np.concatenate(
+        [
+            folded.logits(user_gmf, user_mlp, np.arange(s, min(s + chunk, folded.n_items)))[0]
+            for s in range(0, folded.n_items, chunk)
+        ]
+    )
+    return top_k(scores[None, :], k)[0]
