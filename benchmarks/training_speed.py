@@ -30,7 +30,7 @@ def busy(stop) -> None:  # one core of arithmetic until told to stop
             x = (x + k * k) % 1_000_003
 
 
-def run(spec: str, threads: int, epochs: int, beside: bool, nproc: int) -> dict:
+def run(spec: str, threads: int, epochs: int, beside: bool, nproc: int, seed: int = 0, optimizer: str = "adam") -> dict:
     import torch
 
     import edgerec
@@ -47,7 +47,9 @@ def run(spec: str, threads: int, epochs: int, beside: bool, nproc: int) -> dict:
     if other:
         other.start()
     t0 = time.perf_counter()
-    ck = edgerec.train(ds, edgerec.TrainConfig(batch_size=batch, lr=lr, epochs=epochs, nproc=nproc))
+    ck = edgerec.train(
+        ds, edgerec.TrainConfig(batch_size=batch, lr=lr, epochs=epochs, nproc=nproc, seed=seed, optimizer=optimizer)
+    )
     wall = time.perf_counter() - t0
     if other:
         stop.set()
@@ -60,6 +62,8 @@ def run(spec: str, threads: int, epochs: int, beside: bool, nproc: int) -> dict:
         "lr": used["lr"],
         "auto": auto,
         "nproc": nproc,
+        "seed": seed,
+        "optimizer": optimizer,
         "epochs": epochs,
         "threads": threads,
         "beside_busy_job": beside,
@@ -83,13 +87,14 @@ def write_table(records: list[dict], path: Path) -> None:
         "`python benchmarks/training_speed.py` (each row names its machine and commit in training_speed.json).",
         "Wall time = `edgerec.train` (training, per-epoch validation, test evaluation; data loading excluded).",
         "",
-        "| batch | lr | processes x threads | beside a busy job | wall s | samples/s | epochs run (best) | "
-        "best val NDCG@10 | test HR@10 | test NDCG@10 | machine |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| batch | lr | optimizer | seed | processes x threads | beside a busy job | wall s | samples/s | "
+        "epochs run (best) | best val NDCG@10 | test HR@10 | test NDCG@10 | machine |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         lines.append(
-            f"| {r['batch']}{' (auto)' if r.get('auto') else ''} | {r['lr']:g} | "
+            f"| {r['batch']}{' (auto)' if r.get('auto') else ''} | {r['lr']:g} | {r.get('optimizer', 'adam')} | "
+            f"{r.get('seed', 0)} | "
             f"{r.get('nproc', 1)} x {r['threads']} | {'yes' if r['beside_busy_job'] else 'no'} | "
             f"{r['wall_s']:.0f} | {r['samples_per_s']:,.0f} | {r['epochs_run']} ({r['best_epoch']}) | "
             f"{r['val_ndcg@10']:.4f} | {r['hr@10']:.4f} | {r['ndcg@10']:.4f} | {r['machine'].split(',')[0]} |"
@@ -104,12 +109,14 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--beside", action="store_true")
     ap.add_argument("--nproc", type=int, default=1, help="training processes (torch.distributed, one thread each)")
+    ap.add_argument("--seeds", default="0", help="comma-separated training seeds, each run once per seed")
+    ap.add_argument("--optimizer", default="adam", choices=["adam", "lazy-adam"])
     ap.add_argument("--results", default=str(HERE / "results" / "training_speed.json"))
     args = ap.parse_args()
     path = Path(args.results)
     records = json.loads(path.read_text()) if path.is_file() else []
-    for spec in args.runs:
-        rec = run(spec, args.threads, args.epochs, args.beside, args.nproc)
+    for spec, seed in ((sp, int(s)) for sp in args.runs for s in args.seeds.split(",")):
+        rec = run(spec, args.threads, args.epochs, args.beside, args.nproc, seed, args.optimizer)
         print(json.dumps(rec), flush=True)
         records.append(rec)
         path.write_text(json.dumps(records, indent=1) + "\n")
