@@ -85,6 +85,26 @@ def test_evaluate_reports_both_protocols(synth: Dataset) -> None:
     assert 0 <= m["full_hr@10"] <= m["hr@10"] <= 1  # ranking among 99 sampled items is easier than among all
 
 
+def test_full_ranking_beyond_its_budget_ranks_a_seeded_user_sample_with_confidence(synth, monkeypatch) -> None:
+    """Issue 22: all users x all items is billions of scores at scale; beyond metrics.FULL_PAIRS full ranking takes
+    a seeded sample of at least MIN_FULL_USERS test users and says so, with 95 % half-widths."""
+    from edgerec import metrics
+
+    whole = evaluate(item_pop_scorer(synth), synth)
+    assert "full_users" not in whole  # within the budget: every test user, as before
+    monkeypatch.setattr(metrics, "FULL_PAIRS", 50 * synth.n_items)
+    monkeypatch.setattr(metrics, "MIN_FULL_USERS", 10)
+    res = evaluate(item_pop_scorer(synth), synth)
+    assert res["full_users"] == 50 and res["test_users"] == len(synth.test_users) and res["hr@10"] == whole["hr@10"]
+    sample = synth.test_sample(50, metrics.FULL_SAMPLE_SEED)
+    assert len(sample.test_users) == 50 and set(sample.test_users) <= set(synth.test_users)
+    fhr, _ = hr_ndcg(full_ranks(item_pop_scorer(synth), sample))
+    assert res["full_hr@10"] == fhr
+    assert res["full_hr@10_ci95"] == pytest.approx(1.96 * math.sqrt(fhr * (1 - fhr) / 50))
+    assert abs(res["full_hr@10"] - whole["full_hr@10"]) < 3 * res["full_hr@10_ci95"] + 1e-9
+    assert evaluate(item_pop_scorer(synth), synth) == res  # seeded: the same sample every time
+
+
 def test_itempop_on_real_ml1m_matches_the_paper(ml1m_dir) -> None:
     ds = load_dataset(ml1m_dir)
     m = evaluate(item_pop_scorer(ds), ds, full=False)
