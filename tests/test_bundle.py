@@ -115,25 +115,31 @@ def test_retrieve_is_exact_mips_over_the_gmf_half_and_two_stage_reranks_it(bundl
     from edgerec.benchmarking.latency import BenchConfig
     from edgerec.runtime.explain import NumpyModel
     from edgerec.runtime.fold import fold
-    from edgerec.runtime.retrieval import GmfIndex, exhaustive_top_k, two_stage_top_k
+    from edgerec.runtime.retrieval import GmfIndex, exhaustive_top_k, item_prior, two_stage_top_k
 
     model = edgerec.load(ckpt).model
     folded = fold({k: v.detach().numpy().astype(np.float64) for k, v in model.state_dict().items()})
     index = GmfIndex.of(folded)
+    prior = item_prior(folded, model.mlp_user.weight.detach().numpy().mean(axis=0).astype(np.float64))
+    with_prior = GmfIndex.of(folded, prior=prior)
     scorer = load_bundle(bundles["fp32"].folder)
     assert set(bundles["fp32"].manifest["signatures"]) == {"recommend", "score", "retrieve"}
     for u in (0, 17, 250):
         ug, um = scorer.user(u)
         items, scores = scorer.retrieve(ug)
-        gmf = folded.G @ ug.astype(np.float64)
+        gmf = folded.G @ ug.astype(np.float64) + prior  # the GMF half plus the item prior
         assert len(items) == 20 and np.allclose(scores, gmf[items], atol=1e-5)
         assert gmf[items].min() >= np.sort(gmf)[-20] - 1e-5  # the 20 best GMF halves (ties aside)
-        assert set(index.search(ug[None, :], 20)[0][0]) == set(items)  # FAISS on the server: the same list
+        assert set(with_prior.search(ug[None, :], 20)[0][0]) == set(items)  # FAISS on the server: the same list
         best, _ = scorer.two_stage(ug, um)
         assert np.array_equal(best, scorer.recommend_from(ug, um, items)[0])
         p, q = ug.astype(np.float64), um.astype(np.float64)
         everything = two_stage_top_k(index, folded, p[None, :], q[None, :], n=ds.n_items)[0]
         assert np.array_equal(everything, exhaustive_top_k(folded, p, q))  # N = the catalog: exhaustive
+    p = scorer.user(5)[0].astype(np.float64)
+    expect = np.argsort(-(folded.G @ p + prior), kind="stable")[:30]
+    got = with_prior.search(p[None, :], 30)[0][0]
+    assert len(np.intersect1d(got, expect)) >= 29  # exact MIPS on [p, 1] . [G_i, prior_i] (float32 ties aside)
     report = edgerec.bench(bundles["int8"].folder, BenchConfig(min_time_s=0.01, min_calls=5, warmup=2))
     record = report.record
     assert {"retrieve", "two_stage_top10"} <= set(record["latency_ms"])

@@ -49,9 +49,14 @@ def run(args: argparse.Namespace) -> int:
     record = report.record
     rows = []
     for key, lat in record["latency_ms"].items():
-        name = "catalog + top-10" if key == "catalog_top10" else key
+        name = {"catalog_top10": "catalog + top-10", "two_stage_top10": "two-stage top-10"}.get(key, key)
         cells = [f"{lat[k]:.3f}" for k in ("p50", "p90", "p99", "mean")]
-        rows.append([name, *cells, f"{record['items_per_s'][key]:,.0f}", str(lat["calls"])])
+        per_s = record["items_per_s"].get(key)  # retrieve / two-stage: calls, not a batch of scored items
+        rows.append([name, *cells, "-" if per_s is None else f"{per_s:,.0f}", str(lat["calls"])])
+    if "two_stage" in record:
+        two = record["two_stage"]
+        print(f"two-stage top-{two['k']} (retrieve {two['candidates']:,}, then score): recall@{two['k']} "
+              f"{two['recall@k']:.3f} against the exhaustive top-{two['k']} over {two['users']} users")  # fmt: skip
     title = (f"{args.artifact}: {record['target']} {record['precision']} on {record['runtime']}, "
              f"{record['config']['threads']} thread(s)")  # fmt: skip
     table(title, ("batch", "p50 ms", "p90 ms", "p99 ms", "mean ms", "items/s", "calls"), rows)

@@ -12,6 +12,7 @@ from torch import nn
 from edgerec.errors import EdgerecError
 from edgerec.model.ncf import NCF
 from edgerec.runtime.fold import fold
+from edgerec.runtime.retrieval import item_prior
 
 PAD_SCORE = -3.0e38  # the score of a padding entry (-1) in a candidate list: below every real score
 
@@ -51,6 +52,10 @@ class FoldedNCF(nn.Module):
         for w, b in f.layers:
             rest += [linear(w, b), nn.ReLU()]
         self.rest = nn.Sequential(*rest)  # ReLU, then the remaining Linear + ReLU pairs
+        # the item-only part of NeuMF (the MLP half at the mean user: popularity lives there), added to the GMF half
+        # by the first stage of the two-stage path (Retriever)
+        mean_user = model.mlp_user.weight.detach().numpy().mean(axis=0)
+        self.prior = nn.Parameter(torch.from_numpy(item_prior(f, mean_user).astype(np.float32)), requires_grad=False)
 
     def scores(self, user_gmf: torch.Tensor, user_mlp: torch.Tensor) -> torch.Tensor:
         """[1, g], [1, d] -> [n] logits over the catalog."""
@@ -83,10 +88,12 @@ class FoldedNCF(nn.Module):
 
 
 class Retriever(nn.Module):
-    """The `retrieve` signature, a large catalog's first stage: user_gmf [1, g] -> (the C items whose GMF half scores
-    highest [C] int32, those scores [C]). The GMF half is user . (w_g * item), a dot product with the folded rows,
-    so this is exact maximum-inner-product search over the catalog (g MACs per item against ~80x that for the
-    whole NeuMF); `score` then re-ranks the C candidates with the full model."""
+    """The `retrieve` signature, a large catalog's first stage: user_gmf [1, g] -> (the C items whose GMF half plus
+    item prior scores highest [C] int32, those scores [C]). The GMF half is user . (w_g * item), a dot product with
+    the folded rows, and the prior (the MLP half at the mean user) one more dimension, so this is exact
+    maximum-inner-product search over the catalog (g + 1 MACs per item against ~80x that for the whole NeuMF);
+    `score` then re-ranks the C candidates with the full model. Without the prior a barely trained model's
+    candidates missed the exhaustive top-10 entirely (benchmarks/results/scale_*.md)."""
 
     def __init__(self, folded: FoldedNCF, candidates: int) -> None:
         super().__init__()
@@ -97,7 +104,7 @@ class Retriever(nn.Module):
         self.folded, self.candidates = folded, candidates
 
     def forward(self, user_gmf: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        top = torch.topk(self.folded.gmf(user_gmf).reshape(-1), self.candidates)
+        top = torch.topk(self.folded.gmf(user_gmf).reshape(-1) + self.folded.prior, self.candidates)
         return top.indices.to(torch.int32), top.values
 
 

@@ -34,8 +34,15 @@ class GmfIndex:
         self.index.add(self.rows)
 
     @classmethod
-    def of(cls, folded: FoldedNeuMF, threads: int | None = None) -> GmfIndex:
-        return cls(folded.G, threads)
+    def of(cls, folded: FoldedNeuMF, threads: int | None = None, prior: np.ndarray | None = None) -> GmfIndex:
+        """prior [n_items]: an item-only score added to the GMF half (item_prior: the MLP half at the mean user),
+        searched exactly as one more dimension (the query gets a 1 there)."""
+        rows = folded.G if prior is None else np.concatenate([folded.G, prior[:, None]], axis=1)
+        index = cls(rows, threads)
+        index.augmented = prior is not None
+        return index
+
+    augmented = False
 
     @property
     def n_items(self) -> int:
@@ -46,10 +53,24 @@ class GmfIndex:
         if not 1 <= n <= self.n_items:
             raise EdgerecError(f"the candidate list must lie in 1..{self.n_items:,} (the catalog); got {n:,}")
         q = np.ascontiguousarray(np.atleast_2d(user_gmf), dtype=np.float32)
+        if self.augmented:
+            q = np.ascontiguousarray(np.concatenate([q, np.ones((len(q), 1), np.float32)], axis=1))
         if q.shape[1] != self.rows.shape[1] or not np.isfinite(q).all():
             raise EdgerecError(f"user GMF vectors must be finite [B, {self.rows.shape[1]}]; got shape {q.shape}")
         scores, ids = self.index.search(q, n)
         return ids.astype(np.int64), scores
+
+
+def item_prior(folded: FoldedNeuMF, mean_user_mlp: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
+    """[n_items] the MLP half's score (with the bias) of every item for the mean user MLP vector: the item-only part
+    of NeuMF (popularity lives there) that the GMF half alone misses."""
+    p = np.zeros(folded.g, dtype=folded.G.dtype)
+    return np.concatenate(
+        [
+            folded.logits(p, mean_user_mlp, np.arange(s, min(s + chunk, folded.n_items)))[0]
+            for s in range(0, folded.n_items, chunk)
+        ]
+    )
 
 
 def two_stage_top_k(
