@@ -30,7 +30,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         "--optimizer",
         default=d.optimizer,
         choices=["adam", "sgd", "lazy-adam"],
-        help=f"default {d.optimizer}; lazy-adam: only the rows a batch touches move (large tables)",
+        help=f"default {d.optimizer}; lazy-adam: only the rows a batch touches move (measured slower)",
     )
     t.add_argument("--epochs", type=int, default=d.epochs, help=f"maximum epochs (default {d.epochs})")
     t.add_argument("--batch-size", type=int, default=None, help="default: automatic (~300 steps per epoch, 256..16384)")

@@ -61,8 +61,8 @@ class TrainConfig:
     average_from: Annotated[int, Field(ge=0)] = AVERAGE_FROM
     seed: int = 0
     # the paper fine-tunes pre-trained NeuMF with SGD. "lazy-adam": torch's SparseAdam on the embedding tables (only
-    # the rows a batch touched move; Adam's dense step over whole tables dominates a step at a million rows), dense
-    # Adam for the layers; one process only
+    # the rows a batch touched move), dense Adam for the layers; one process only. Measured slower per step than
+    # dense Adam at every table size up to 1 M x 1 M (benchmarks/results/optimizer_step.md): not the default
     optimizer: Literal["adam", "sgd", "lazy-adam"] = "adam"
     # processes on torch.distributed (edgerec.model.distributed): each its own shard, gradients averaged per step
     nproc: Annotated[int, Field(ge=1, le=1024)] = 1
