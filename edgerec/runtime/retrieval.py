@@ -61,16 +61,18 @@ class GmfIndex:
         return ids.astype(np.int64), scores
 
 
-def item_prior(folded: FoldedNeuMF, mean_user_mlp: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
+def catalog_logits(folded: FoldedNeuMF, user_gmf: Any, user_mlp: Any, chunk: int = 1 << 18) -> np.ndarray:
+    """[n_items] the folded NeuMF's logit of every item for one user's two vectors, a chunk of items at a time."""
+    parts = range(0, folded.n_items, chunk)
+    return np.concatenate(
+        [folded.logits(user_gmf, user_mlp, np.arange(s, min(s + chunk, folded.n_items)))[0] for s in parts]
+    )
+
+
+def item_prior(folded: FoldedNeuMF, mean_user_mlp: np.ndarray) -> np.ndarray:
     """[n_items] the MLP half's score (with the bias) of every item for the mean user MLP vector: the item-only part
     of NeuMF (popularity lives there) that the GMF half alone misses."""
-    p = np.zeros(folded.g, dtype=folded.G.dtype)
-    return np.concatenate(
-        [
-            folded.logits(p, mean_user_mlp, np.arange(s, min(s + chunk, folded.n_items)))[0]
-            for s in range(0, folded.n_items, chunk)
-        ]
-    )
+    return catalog_logits(folded, np.zeros(folded.g, dtype=folded.G.dtype), mean_user_mlp)
 
 
 def two_stage_top_k(
@@ -87,14 +89,6 @@ def two_stage_top_k(
     return out
 
 
-def exhaustive_top_k(
-    folded: FoldedNeuMF, user_gmf: Any, user_mlp: Any, k: int = 10, chunk: int = 1 << 18
-) -> np.ndarray:
+def exhaustive_top_k(folded: FoldedNeuMF, user_gmf: Any, user_mlp: Any, k: int = 10) -> np.ndarray:
     """[k] the whole NeuMF's top-k over every item for one user (the reference the two-stage recall is taken on)."""
-    scores = np.concatenate(
-        [
-            folded.logits(user_gmf, user_mlp, np.arange(s, min(s + chunk, folded.n_items)))[0]
-            for s in range(0, folded.n_items, chunk)
-        ]
-    )
-    return top_k(scores[None, :], k)[0]
+    return top_k(catalog_logits(folded, user_gmf, user_mlp)[None, :], k)[0]
