@@ -1,8 +1,10 @@
-"""The server's first stage for large catalogs: exact maximum-inner-product search over NeuMF's GMF half with FAISS.
+"""The server's first stage for large catalogs: exact maximum-inner-product search with FAISS over NeuMF's GMF half
+plus an item prior.
 
 NeuMF's GMF term for user u and item i is p_u . G_i with G_i = w_g * q_i (edgerec.runtime.fold): a dot product, so
 the items with the best GMF half are an exact MIPS query against the folded rows (faiss.IndexFlatIP, batched BLAS
-over the catalog). `two_stage_top_k` then re-ranks those N candidates with the whole NeuMF: NumpyModel's folded
+over the catalog); `item_prior` (the MLP half at the mean user) joins as one more dimension.
+`two_stage_top_k` then re-ranks those N candidates with the whole NeuMF: NumpyModel's folded
 logits here, or any scorer (the Triton `score` model, the phone bundle's `score` signature) on the same lists.
 
 FAISS is the `retrieval` extra (faiss-cpu); numpy only otherwise, never torch.
@@ -22,13 +24,15 @@ from edgerec.runtime.fold import FoldedNeuMF
 class GmfIndex:
     """Exact MIPS over the folded GMF rows [n_items, g] (float32; IndexFlatIP: no approximation)."""
 
-    def __init__(self, rows: np.ndarray, threads: int | None = None) -> None:
+    def __init__(self, rows: np.ndarray, threads: int | None = None, augmented: bool = False) -> None:
+        """augmented: the last column of rows is an item prior (queries get a 1 there)."""
         try:
             import faiss
         except ImportError:
             raise EdgerecError("the first stage needs FAISS: pip install 'edgerec[retrieval]' (faiss-cpu)") from None
         if threads:
             faiss.omp_set_num_threads(threads)
+        self.augmented = augmented
         self.rows = np.ascontiguousarray(rows, dtype=np.float32)
         self.index = faiss.IndexFlatIP(self.rows.shape[1])
         self.index.add(self.rows)
@@ -38,11 +42,7 @@ class GmfIndex:
         """prior [n_items]: an item-only score added to the GMF half (item_prior: the MLP half at the mean user),
         searched exactly as one more dimension (the query gets a 1 there)."""
         rows = folded.G if prior is None else np.concatenate([folded.G, prior[:, None]], axis=1)
-        index = cls(rows, threads)
-        index.augmented = prior is not None
-        return index
-
-    augmented = False
+        return cls(rows, threads, augmented=prior is not None)
 
     @property
     def n_items(self) -> int:
