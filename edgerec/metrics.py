@@ -32,6 +32,13 @@ def full_sample_size(ds: Dataset) -> int:
     return min(len(ds.test_users), max(MIN_FULL_USERS, FULL_PAIRS // max(ds.n_items, 1)))
 
 
+def agreement_users(ds: Dataset) -> np.ndarray | None:
+    """The users whose catalog top-10 lists an agreement check compares: None (every user) while full ranking
+    covers every test user, else full ranking's seeded sample of test users (bounds users x items at scale)."""
+    n = full_sample_size(ds)
+    return None if n >= len(ds.test_users) else ds.test_sample(n, FULL_SAMPLE_SEED).test_users
+
+
 def hr_ndcg(ranks: np.ndarray, k: int = 10) -> tuple[float, float]:
     """ranks: [T] 0-based rank of each test item. HR@K = share with rank < K; NDCG@K = mean 1/log2(rank + 2)."""
     ranks = np.asarray(ranks)

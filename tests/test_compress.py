@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 import edgerec
+from edgerec import metrics
 from edgerec.compression.config import CompressConfig, DistillConfig, PrecisionPlan, PruneConfig
 from edgerec.compression.distill import distill, distillation_loss
 from edgerec.compression.gate import StepReport, compare
@@ -188,3 +189,19 @@ def test_gate_fails_with_a_one_line_reason_and_passes_within_tolerance() -> None
     with pytest.raises(GateFailed, match=r"^noise: top-10 agreement with the reference is") as e:
         rep.gate(DropTolerance(hr=None, agreement=0.99))
     assert e.value.report is rep
+
+
+def test_agreement_is_measured_on_full_rankings_sample_beyond_its_size(monkeypatch) -> None:
+    ds = load_dataset("synthetic:users=150,items=140,seed=2")
+    pop = item_pop_scorer(ds)
+    reversed_pop = lambda u, i: -pop(u, i)  # noqa: E731
+    assert compare("all", reversed_pop, pop, ds, sizes=(1, 1), macs=(1, 1)).agreement_users == ds.n_users
+    monkeypatch.setattr(metrics, "FULL_PAIRS", 50 * ds.n_items)  # full ranking (and agreement) on 50 test users
+    monkeypatch.setattr(metrics, "MIN_FULL_USERS", 10)
+    users = metrics.agreement_users(ds)
+    assert users is not None and len(users) == 50 and set(users) <= set(ds.test_users)
+    rep = compare("sample", reversed_pop, pop, ds, sizes=(1, 1), macs=(1, 1))
+    expected = metrics.jaccard(
+        metrics.catalog_top_k(reversed_pop, ds, users=users), metrics.catalog_top_k(pop, ds, users=users)
+    )
+    assert rep.agreement_users == 50 and rep.agreement == expected

@@ -11,7 +11,7 @@ from torch import nn
 from edgerec.compression.size import PrecisionPlan, macs_per_item, model_bytes
 from edgerec.data.split import Dataset
 from edgerec.gates import DropTolerance
-from edgerec.metrics import ScoreFn, catalog_top_k, evaluate, jaccard
+from edgerec.metrics import ScoreFn, agreement_users, catalog_top_k, evaluate, jaccard
 from edgerec.model.ncf import NCF
 from edgerec.model.training import torch_scorer
 
@@ -30,6 +30,7 @@ class StepReport:
     teacher_bytes: int
     macs_per_item: int
     teacher_macs_per_item: int
+    agreement_users: int = 0  # the users whose catalog top-10 lists were compared
 
     @property
     def deltas(self) -> dict[str, float]:
@@ -54,21 +55,22 @@ def compare(
     teacher_metrics: dict | None = None,
     teacher_top: np.ndarray | None = None,
 ) -> StepReport:
-    """Measure a compressed scorer against its teacher on both protocols plus top-10 agreement over all users.
+    """Measure a compressed scorer against its teacher on both protocols plus top-10 agreement over all users
+    (over full ranking's seeded sample of test users when users x items is beyond it: metrics.agreement_users).
 
-    sizes and macs are (compressed, teacher). teacher_metrics and teacher_top (its catalog top-10 per user) may be
-    passed to avoid re-scoring the teacher.
+    sizes and macs are (compressed, teacher). teacher_metrics and teacher_top (its catalog top-10 lists of
+    agreement_users(ds)) may be passed to avoid re-scoring the teacher.
     """
+    users = agreement_users(ds)
     teacher_metrics = teacher_metrics or evaluate(teacher_scorer, ds)
-    teacher_top = catalog_top_k(teacher_scorer, ds) if teacher_top is None else teacher_top
+    teacher_top = catalog_top_k(teacher_scorer, ds, users=users) if teacher_top is None else teacher_top
     metrics = evaluate(scorer, ds)
     return StepReport(
         step=step,
         metrics={k: float(metrics[k]) for k in METRIC_KEYS},
         teacher={k: float(teacher_metrics[k]) for k in METRIC_KEYS},
-        agreement=jaccard(
-            catalog_top_k(scorer, ds), catalog_top_k(teacher_scorer, ds) if teacher_top is None else teacher_top
-        ),
+        agreement=jaccard(catalog_top_k(scorer, ds, users=users), teacher_top),
+        agreement_users=ds.n_users if users is None else len(users),
         bytes=sizes[0],
         teacher_bytes=sizes[1],
         macs_per_item=macs[0],
@@ -84,7 +86,7 @@ class Baseline:
         self.ds = ds
         self.scorer = torch_scorer(teacher.eval())
         self.metrics = evaluate(self.scorer, ds)
-        self.top = catalog_top_k(self.scorer, ds)
+        self.top = catalog_top_k(self.scorer, ds, users=agreement_users(ds))
         self.bytes, self.macs = model_bytes(teacher), macs_per_item(teacher.arch)
 
     def measure(self, step: str, model: nn.Module, fp32: NCF, plan: PrecisionPlan = PrecisionPlan()) -> StepReport:
