@@ -5,6 +5,7 @@ every time."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -108,3 +109,65 @@ def test_csv_timestamps_out_of_range_are_refused(tmp_path) -> None:
     path.write_text("user,item,timestamp\n0,1,1e400\n0,2,3\n")
     with pytest.raises(EdgerecError, match="not a finite number in range"):
         load_dataset(path)
+
+
+def _both_readers(path):
+    """load_table's result (or its error) with Arrow's reader for plain CSV, and with the csv module alone."""
+    import contextlib
+    from unittest import mock
+
+    from edgerec.data import loaders
+
+    out = []
+    for fast in (True, False):
+        slow_only = mock.patch.object(loaders, "_read_plain_csv", lambda text: None)
+        with contextlib.nullcontext() if fast else slow_only:
+            try:
+                inter = loaders.load_table(path)
+            except EdgerecError as e:
+                out.append(("error", str(e)))
+            else:
+                fields = (inter.users, inter.items, inter.user_ids, inter.item_ids, inter.timestamps, inter.ratings)
+                out.append(("ok", [None if a is None else (a.dtype.kind, a.tolist()) for a in fields]))
+    return out
+
+
+PLAIN_HEADERS = ["user,item,timestamp", "user,item", " user , item ,rating", "user,item,timestamp,rating"]
+
+
+@st.composite
+def plain_csv(draw) -> str:  # a header and rows exactly as wide (the files Arrow's reader takes), plain integers often
+    header = draw(st.sampled_from(PLAIN_HEADERS))
+    width = header.count(",") + 1
+    cell = st.integers(-3, 40).map(str) | cells if draw(st.booleans()) else st.integers(0, 40).map(str)
+    body = draw(st.lists(st.lists(cell, min_size=width, max_size=width).map(",".join), min_size=1, max_size=40))
+    return header + "\n" + "\n".join(body) + draw(st.sampled_from(["", "\n", "\n\n"]))
+
+
+@FUZZ
+@given(text=plain_csv())
+def test_plain_csv_reads_the_same_with_arrow_and_the_csv_module(tmp_path, text) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text(text)
+    fast, slow = _both_readers(path)
+    assert fast == slow
+
+
+def test_plain_csv_takes_arrows_reader_and_keeps_integer_columns_as_arrays(tmp_path) -> None:
+    from edgerec.data import loaders
+
+    text = "user,item,timestamp,rating\n1, 7,100,3.5\n1,8,101,4\n2,7,99,5\n"
+    cols = loaders._read_plain_csv(text)
+    assert cols is not None and isinstance(cols["user"], np.ndarray) and cols["item"].tolist() == [7, 8, 7]
+    assert isinstance(cols["rating"], loaders.TextColumn) and cols["rating"].decimals().tolist() == [3.5, 4.0, 5.0]
+    for odd in (
+        'user,item\n"1",2\n',
+        "user,user\n1,2\n",
+        "user,item\r\n1,2\r\n",
+        "user,item\n1,2,3\n",
+        "ü,item\n1,2\n",
+    ):
+        assert loaders._read_plain_csv(odd) is None  # quotes, duplicate names, \r, a ragged row, non-ASCII
+    path = tmp_path / "e.csv"
+    path.write_text(text)
+    assert _both_readers(path)[0] == _both_readers(path)[1] and _both_readers(path)[0][0] == "ok"
