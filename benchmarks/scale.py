@@ -1,6 +1,7 @@
 """Every stage at scale, as a user runs it: the CLI commands one after another, each timed with its peak memory.
 
     python benchmarks/scale.py ml-20m      # synthetic:ml-20m -> train -> export --profile tflite-android-int8 -> bench
+                                           # -> compress -> update from a CSV of new interactions
     python benchmarks/scale.py catalog-1m  # synthetic:catalog-1m -> train (1 epoch, lazy-adam) -> bundles
                                            # --candidates N -> bench, + the server's FAISS two-stage path
     python benchmarks/scale.py WORKLOAD --report-only   # the tables again from the outputs of a run
@@ -154,7 +155,10 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="catalog-1m: keep an earlier run's data stage and model")
     ap.add_argument("--bench-only", action="store_true", help="with --reuse: the export too is in stages.json")
     ap.add_argument("--report-only", action="store_true", help="rewrite the results from an earlier run's outputs")
+    ap.add_argument("--write-update-csv", type=Path, help=argparse.SUPPRESS)  # a stage of the ml-20m run
     args = ap.parse_args()
+    if args.write_update_csv:
+        return write_update_csv(args.write_update_csv)
     out = args.out / args.workload
     out.mkdir(parents=True, exist_ok=True)
     if args.report_only:
@@ -199,6 +203,7 @@ def main() -> None:
         stages.append(
             run("bench", edgerec("bench", str(art), "--data", data, "--json", str(out / "bench.json")), out / "b.log")
         )
+        stages += compress_and_update(out, data)
     else:
         epochs = args.epochs or 1
         stages.append(
@@ -213,6 +218,86 @@ def main() -> None:
         (out / "stages.json").write_text(json.dumps(stages, indent=1) + "\n")
         return finish(args, out, data, stages)
     report(args.workload, out, stages, epochs, [int(n) for n in args.candidates.split(",")])
+
+
+def compress_and_update(out: Path, data: str) -> list[dict]:
+    """ml-20m after the export: compress (50 % structured pruning, one epoch of distillation, int8 calibration)
+    and an incremental update from a CSV of new interactions (UPDATE_USERS users' draws from the same world with
+    a different mean count: their seen pairs are de-duplicated by the update, the rest are new; items the parent
+    never saw become new items)."""
+    model, new = out / "model", out / "new_interactions.csv"
+    stages = [
+        run(
+            "compress --prune 0.5 --distill --epochs 1 --quantize",
+            edgerec(
+                "compress",
+                "--model",
+                str(model),
+                "--data",
+                data,
+                "--prune",
+                "0.5",
+                "--distill",
+                "--epochs",
+                "1",
+                "--quantize",
+                "--out",
+                str(out / "compressed"),
+            ),
+            out / "compress.log",
+        ),
+        run(
+            "write the update's CSV",
+            [sys.executable, str(Path(__file__)), "ml-20m", "--write-update-csv", str(new)],
+            out / "new.log",
+        ),
+    ]
+    stages.append(
+        run(
+            "update --new CSV --epochs 1",
+            edgerec(
+                "update",
+                "--model",
+                str(model),
+                "--data",
+                data,
+                "--new",
+                str(new),
+                "--epochs",
+                "1",
+                "--out",
+                str(out / "updated"),
+            ),
+            out / "update.log",
+        )
+    )
+    return stages
+
+
+UPDATE_USERS = 10_000
+
+
+def write_update_csv(path: Path, seed: int = 0) -> None:
+    """UPDATE_USERS seeded users' interactions from synthetic:ml-20m with mean_interactions 150 (the same world:
+    clusters, item vectors and popularity come first from the seed), timestamps after the parent's, as CSV."""
+    import numpy as np
+
+    from edgerec.data.synthetic import SyntheticConfig, generate
+
+    inter = generate(SyntheticConfig.parse("ml-20m,mean_interactions=150"))
+    rng = np.random.default_rng(seed)
+    chosen = np.zeros(inter.n_users, dtype=bool)
+    chosen[rng.choice(inter.n_users, size=UPDATE_USERS, replace=False)] = True
+    keep = chosen[inter.users]
+    users, items = inter.user_ids[inter.users[keep]], inter.item_ids[inter.items[keep]]
+    ts = 2_000_000_000 + rng.permutation(len(users))
+    table = np.stack([users, items, ts], axis=1)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as f:
+        f.write("user,item,timestamp\n")
+        np.savetxt(f, table, fmt="%d", delimiter=",")
+    tmp.rename(path)
+    print(f"{len(users):,} interactions of {UPDATE_USERS:,} users -> {path}")
 
 
 def finish(args: argparse.Namespace, out: Path, data: str, stages: list[dict]) -> None:
@@ -251,6 +336,13 @@ def report(workload: str, out: Path, stages: list[dict], epochs: int, ns: list[i
             "metrics_in_litert": b.get("metrics"),
         }
         record["server_two_stage"] = server_two_stage(model, ns)
+        if (out / "compressed" / "compress.json").is_file():
+            record["compress_steps"] = json.loads((out / "compressed" / "compress.json").read_text())["steps"]
+        if (out / "updated" / "metrics.json").is_file():
+            upd = json.loads((out / "updated" / "metrics.json").read_text())["update"]
+            record["update"] = {k: upd[k] for k in ("parent_protocol", "holdout", "gate", "seconds", "replayed")} | {
+                k: upd.get(k) for k in ("interactions_added", "users_added", "items_added", "users", "items")
+            }
     else:
         record["server_two_stage"] = server_two_stage(model, ns)
         record["phone_two_stage"] = phone_two_stage(out / f"bundle-int8-c{max(ns)}", ns)
@@ -284,6 +376,34 @@ def report(workload: str, out: Path, stages: list[dict], epochs: int, ns: list[i
             f"The int8 phone bundle: {b['bytes']:,} bytes; one user vs the catalog + top-10 in LiteRT (one thread) "
             f"p50 {b['catalog_top10_ms']['p50']:.3f} ms, p99 {b['catalog_top10_ms']['p99']:.3f} ms; HR@10 "
             f"{lm.get('hr@10', float('nan')):.4f} / NDCG@10 {lm.get('ndcg@10', float('nan')):.4f} through LiteRT.",
+        ]
+    if "compress_steps" in record:
+        lines += [
+            "",
+            "## Compression at this scale (each step against the teacher; top-10 agreement on full ranking's sample)",
+            "",
+            "| step | HR@10 (teacher) | NDCG@10 (teacher) | full HR@10 (teacher) | agreement (users) | bytes |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {st['step']} | {st['metrics']['hr@10']:.4f} ({st['teacher']['hr@10']:.4f}) "
+            f"| {st['metrics']['ndcg@10']:.4f} ({st['teacher']['ndcg@10']:.4f}) "
+            f"| {st['metrics']['full_hr@10']:.4f} ({st['teacher']['full_hr@10']:.4f}) "
+            f"| {st['agreement']:.3f} ({st.get('agreement_users', 0):,}) | {st['bytes']:,} of {st['teacher_bytes']:,} |"
+            for st in record["compress_steps"]
+        ]
+    if "update" in record:
+        u = record["update"]
+        pp, ho = u["parent_protocol"], u["holdout"]
+        lines += [
+            "",
+            f"## Update from a CSV of new interactions ({UPDATE_USERS:,} users' draws; `--epochs 1`)",
+            "",
+            f"{u['interactions_added']:,} new interactions added ({u['users_added']} new users, {u['items_added']} "
+            f"new items; {u['users']:,} x {u['items']:,} after), {u['replayed']:,} old ones replayed, fine-tuning "
+            f"{u['seconds']:.0f} s. Parent's protocol HR@10 {pp['parent']['hr@10']:.4f} -> {pp['child']['hr@10']:.4f}; "
+            f"new data's holdout HR@10 {ho['grown_parent']['hr@10']:.4f} -> {ho['child']['hr@10']:.4f}; gate "
+            f"{'passed' if u['gate']['passed'] else 'refused: ' + '; '.join(u['gate']['failures'])}.",
         ]
     if "server_two_stage" in record:
         lines += ["", "## Two-stage top-10 (recall against the exhaustive top-10 of the same model, 200 seeded users)"]

@@ -132,7 +132,17 @@ def _both_readers(path):
     return out
 
 
-PLAIN_HEADERS = ["user,item,timestamp", "user,item", " user , item ,rating", "user,item,timestamp,rating"]
+PLAIN_HEADERS = [
+    "user,item,timestamp",
+    "user,item",
+    " user , item ,rating",
+    "user,item,timestamp,rating",
+    '"user","item","timestamp"',
+    '"user",item',
+    '" user",item',
+    '"user" ,item',
+    '"us"er",item',
+]
 
 
 @st.composite
@@ -160,8 +170,10 @@ def test_plain_csv_takes_arrows_reader_and_keeps_integer_columns_as_arrays(tmp_p
     cols = loaders._read_plain_csv(text)
     assert cols is not None and isinstance(cols["user"], np.ndarray) and cols["item"].tolist() == [7, 8, 7]
     assert isinstance(cols["rating"], loaders.TextColumn) and cols["rating"].decimals().tolist() == [3.5, 4.0, 5.0]
+    assert loaders._read_plain_csv('"user","item"\n1,2\n')["item"].tolist() == [2]  # quoted header names
     for odd in (
         'user,item\n"1",2\n',
+        '"us"er",item\n1,2\n',
         "user,user\n1,2\n",
         "user,item\r\n1,2\r\n",
         "user,item\n1,2,3\n",
