@@ -80,7 +80,12 @@ def run(spec: str, threads: int, epochs: int, beside: bool, nproc: int, seed: in
     }
 
 
+NOTES = "<!-- notes: kept by write_table -->"
+
+
 def write_table(records: list[dict], path: Path) -> None:
+    """Every record, then each configuration's mean and spread over its seeds; notes below NOTES are kept."""
+    notes = path.read_text().partition(NOTES)[2] if path.is_file() else ""
     lines = [
         "# Training speed: NeuMF-8 on ML-1M (NCF split), per configuration",
         "",
@@ -99,7 +104,34 @@ def write_table(records: list[dict], path: Path) -> None:
             f"{r['wall_s']:.0f} | {r['samples_per_s']:,.0f} | {r['epochs_run']} ({r['best_epoch']}) | "
             f"{r['val_ndcg@10']:.4f} | {r['hr@10']:.4f} | {r['ndcg@10']:.4f} | {r['machine'].split(',')[0]} |"
         )
-    path.write_text("\n".join(lines) + "\n")
+    lines += [
+        "",
+        "## Across seeds (configurations run with more than one seed; mean ± sample standard deviation)",
+        "",
+        "| batch | lr | optimizer | processes x threads | beside a busy job | seeds | wall s | test HR@10 "
+        "| test NDCG@10 | machine |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        key = (r["batch"], r["lr"], r.get("optimizer", "adam"), r.get("nproc", 1), r["threads"], r["beside_busy_job"])
+        groups.setdefault((*key, r["machine"].split(",")[0]), []).append(r)
+    for (batch, lr, opt, nproc, threads, beside, host), rs in groups.items():
+        seeds = sorted({r.get("seed", 0) for r in rs})
+        if len(seeds) < 2:
+            continue
+        lines.append(
+            f"| {batch} | {lr:g} | {opt} | {nproc} x {threads} | {'yes' if beside else 'no'} | "
+            f"{','.join(map(str, seeds))} | {_mean_sd([r['wall_s'] for r in rs], 0)} | "
+            f"{_mean_sd([r['hr@10'] for r in rs], 4)} | {_mean_sd([r['ndcg@10'] for r in rs], 4)} | {host} |"
+        )
+    path.write_text("\n".join(lines) + "\n\n" + NOTES + (notes or "\n"))
+
+
+def _mean_sd(values: list[float], digits: int) -> str:
+    import statistics
+
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def main() -> int:
