@@ -183,3 +183,17 @@ def test_plain_csv_takes_arrows_reader_and_keeps_integer_columns_as_arrays(tmp_p
     path = tmp_path / "e.csv"
     path.write_text(text)
     assert _both_readers(path)[0] == _both_readers(path)[1] and _both_readers(path)[0][0] == "ok"
+
+
+@FUZZ
+@given(
+    values=st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=50)
+    | st.lists(st.integers(-1000, 1000), min_size=1, max_size=200)
+)
+def test_dense_ids_equal_numpys_unique(values) -> None:
+    from edgerec.data.interactions import dense_ids
+
+    arr = np.asarray(values, dtype=np.int64)
+    ids, index = dense_ids(arr)
+    want_ids, want_index = np.unique(arr, return_inverse=True)
+    assert ids.dtype == want_ids.dtype and ids.tolist() == want_ids.tolist() and index.tolist() == want_index.tolist()
