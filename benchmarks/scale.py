@@ -156,11 +156,22 @@ def main() -> None:
     ap.add_argument("--bench-only", action="store_true", help="with --reuse: the export too is in stages.json")
     ap.add_argument("--report-only", action="store_true", help="rewrite the results from an earlier run's outputs")
     ap.add_argument("--write-update-csv", type=Path, help=argparse.SUPPRESS)  # a stage of the ml-20m run
+    ap.add_argument(
+        "--compress-update", action="store_true", help="ml-20m: train (1 epoch by default) -> compress -> update only"
+    )
     args = ap.parse_args()
     if args.write_update_csv:
         return write_update_csv(args.write_update_csv)
     out = args.out / args.workload
     out.mkdir(parents=True, exist_ok=True)
+    if args.compress_update:
+        data, epochs = f"synthetic:{args.workload}", args.epochs or 1
+        train = edgerec("train", "--data", data, "--epochs", str(epochs), "--out", str(out / "model"))
+        if args.report_only:  # the stage records an earlier run left
+            return report_compress_update(out, json.loads((out / "stages_cu.json").read_text()), epochs)
+        stages = [run("train", train, out / "t.log"), *compress_and_update(out, data)]
+        (out / "stages_cu.json").write_text(json.dumps(stages, indent=1) + "\n")
+        return report_compress_update(out, stages, epochs)
     if args.report_only:
         old = json.loads((RESULTS / f"scale_{args.workload}.json").read_text())
         report(args.workload, out, old["stages"], old["epochs"], [int(n) for n in args.candidates.split(",")])
@@ -316,6 +327,75 @@ def finish(args: argparse.Namespace, out: Path, data: str, stages: list[dict]) -
     report(args.workload, out, stages, args.epochs or 1, [int(c) for c in args.candidates.split(",")])
 
 
+def compress_update_record(out: Path) -> dict:
+    record = {}
+    if (out / "compressed" / "compress.json").is_file():
+        record["compress_steps"] = json.loads((out / "compressed" / "compress.json").read_text())["steps"]
+    if (out / "updated" / "metrics.json").is_file():
+        upd = json.loads((out / "updated" / "config.json").read_text())["report"]["update"]
+        record["update"] = {k: upd[k] for k in ("parent_protocol", "holdout", "gate", "seconds", "replayed")} | {
+            k: upd.get(k) for k in ("interactions_added", "users_added", "items_added", "users", "items")
+        }
+    return record
+
+
+def report_compress_update(out: Path, stages: list[dict], epochs: int) -> None:
+    """results/scale_ml-20m_compress_update.{md,json}: the stages and what compress and update measured."""
+    metrics = json.loads((out / "model" / "metrics.json").read_text())
+    record = {"workload": "synthetic:ml-20m", "epochs": epochs, "stages": stages, "metrics": metrics}
+    record |= compress_update_record(out) | {"machine": machine(), "provenance": provenance()}
+    (RESULTS / "scale_ml-20m_compress_update.json").write_text(json.dumps(record, indent=1) + "\n")
+    root = str(ROOT.parent) + "/"
+    lines = [
+        "# Scale: compress and update at synthetic:ml-20m",
+        "",
+        f"{record['provenance']}; {record['machine']}. Each stage a fresh process (/usr/bin/time -v); every command "
+        "with --data regenerates the data (~85 s of each).",
+        "",
+        "| stage | wall s | peak RSS GiB |",
+        "|---|---|---|",
+        *(f"| `{st['command'].replace(root, '')}` | {st['seconds']} | {st['peak_rss_gib']} |" for st in stages),
+        "",
+        f"The teacher: {epochs} epoch(s), test HR@10 {metrics['hr@10']:.4f} / NDCG@10 {metrics['ndcg@10']:.4f}.",
+        *compress_update_lines(record),
+    ]
+    (RESULTS / "scale_ml-20m_compress_update.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def compress_update_lines(record: dict) -> list[str]:
+    lines: list[str] = []
+    if "compress_steps" in record:
+        lines += [
+            "",
+            "## Compression at this scale (each step against the teacher; top-10 agreement on full ranking's sample)",
+            "",
+            "| step | HR@10 (teacher) | NDCG@10 (teacher) | full HR@10 (teacher) | agreement (users) | bytes |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {st['step']} | {st['metrics']['hr@10']:.4f} ({st['teacher']['hr@10']:.4f}) "
+            f"| {st['metrics']['ndcg@10']:.4f} ({st['teacher']['ndcg@10']:.4f}) "
+            f"| {st['metrics']['full_hr@10']:.4f} ({st['teacher']['full_hr@10']:.4f}) "
+            f"| {st['agreement']:.3f} ({st.get('agreement_users', 0):,}) | {st['bytes']:,} of {st['teacher_bytes']:,} |"
+            for st in record["compress_steps"]
+        ]
+    if "update" in record:
+        u = record["update"]
+        pp, ho = u["parent_protocol"], u["holdout"]
+        lines += [
+            "",
+            f"## Update from a CSV of new interactions ({UPDATE_USERS:,} users' draws; `--epochs 1`)",
+            "",
+            f"{u['interactions_added']:,} new interactions added ({u['users_added']} new users, {u['items_added']} "
+            f"new items; {u['users']:,} x {u['items']:,} after), {u['replayed']:,} old ones replayed, fine-tuning "
+            f"{u['seconds']:.0f} s. Parent's protocol HR@10 {pp['parent']['hr@10']:.4f} -> {pp['child']['hr@10']:.4f}; "
+            f"new data's holdout HR@10 {ho['grown_parent']['hr@10']:.4f} -> {ho['child']['hr@10']:.4f}; gate "
+            f"{'passed' if u['gate']['passed'] else 'refused: ' + '; '.join(u['gate']['failures'])}.",
+        ]
+    return lines
+
+
 def report(workload: str, out: Path, stages: list[dict], epochs: int, ns: list[int]) -> None:
     """The record and table from the stages' outputs: test metrics, the bench records, the two-stage measurements."""
     model = out / "model"
@@ -336,13 +416,7 @@ def report(workload: str, out: Path, stages: list[dict], epochs: int, ns: list[i
             "metrics_in_litert": b.get("metrics"),
         }
         record["server_two_stage"] = server_two_stage(model, ns)
-        if (out / "compressed" / "compress.json").is_file():
-            record["compress_steps"] = json.loads((out / "compressed" / "compress.json").read_text())["steps"]
-        if (out / "updated" / "metrics.json").is_file():
-            upd = json.loads((out / "updated" / "metrics.json").read_text())["update"]
-            record["update"] = {k: upd[k] for k in ("parent_protocol", "holdout", "gate", "seconds", "replayed")} | {
-                k: upd.get(k) for k in ("interactions_added", "users_added", "items_added", "users", "items")
-            }
+        record |= compress_update_record(out)
     else:
         record["server_two_stage"] = server_two_stage(model, ns)
         record["phone_two_stage"] = phone_two_stage(out / f"bundle-int8-c{max(ns)}", ns)
@@ -377,34 +451,7 @@ def report(workload: str, out: Path, stages: list[dict], epochs: int, ns: list[i
             f"p50 {b['catalog_top10_ms']['p50']:.3f} ms, p99 {b['catalog_top10_ms']['p99']:.3f} ms; HR@10 "
             f"{lm.get('hr@10', float('nan')):.4f} / NDCG@10 {lm.get('ndcg@10', float('nan')):.4f} through LiteRT.",
         ]
-    if "compress_steps" in record:
-        lines += [
-            "",
-            "## Compression at this scale (each step against the teacher; top-10 agreement on full ranking's sample)",
-            "",
-            "| step | HR@10 (teacher) | NDCG@10 (teacher) | full HR@10 (teacher) | agreement (users) | bytes |",
-            "|---|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {st['step']} | {st['metrics']['hr@10']:.4f} ({st['teacher']['hr@10']:.4f}) "
-            f"| {st['metrics']['ndcg@10']:.4f} ({st['teacher']['ndcg@10']:.4f}) "
-            f"| {st['metrics']['full_hr@10']:.4f} ({st['teacher']['full_hr@10']:.4f}) "
-            f"| {st['agreement']:.3f} ({st.get('agreement_users', 0):,}) | {st['bytes']:,} of {st['teacher_bytes']:,} |"
-            for st in record["compress_steps"]
-        ]
-    if "update" in record:
-        u = record["update"]
-        pp, ho = u["parent_protocol"], u["holdout"]
-        lines += [
-            "",
-            f"## Update from a CSV of new interactions ({UPDATE_USERS:,} users' draws; `--epochs 1`)",
-            "",
-            f"{u['interactions_added']:,} new interactions added ({u['users_added']} new users, {u['items_added']} "
-            f"new items; {u['users']:,} x {u['items']:,} after), {u['replayed']:,} old ones replayed, fine-tuning "
-            f"{u['seconds']:.0f} s. Parent's protocol HR@10 {pp['parent']['hr@10']:.4f} -> {pp['child']['hr@10']:.4f}; "
-            f"new data's holdout HR@10 {ho['grown_parent']['hr@10']:.4f} -> {ho['child']['hr@10']:.4f}; gate "
-            f"{'passed' if u['gate']['passed'] else 'refused: ' + '; '.join(u['gate']['failures'])}.",
-        ]
+    lines += compress_update_lines(record)
     if "server_two_stage" in record:
         lines += ["", "## Two-stage top-10 (recall against the exhaustive top-10 of the same model, 200 seeded users)"]
     if "phone_two_stage" in record:
