@@ -117,7 +117,7 @@ class Interactions:
 def dense_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """np.unique(values, return_inverse=True): the sorted distinct ids and each value's index among them. Integer
     ids over a range at most a few times their count (MovieLens, most catalogs) take a counting pass instead of a
-    sort: the same arrays, ~0.3 s instead of ~6 s for 20 M ids."""
+    sort: the same arrays, 1.0 s instead of 5.6 s for 20 M ids."""
     if values.dtype.kind in "iu" and len(values):
         low, high = int(values.min()), int(values.max())
         if high - low <= max(1 << 24, 4 * len(values)):
