@@ -287,15 +287,15 @@ def _text_column(column) -> Column:  # pyarrow.ChunkedArray of strings -> Column
     trimmed = pc.utf8_trim_whitespace(column)
     if pc.all(pc.match_substring_regex(trimmed, _INTEGER)).as_py():
         return pc.cast(trimmed, "int64").to_numpy()
-    return TextColumn(column)
+    return TextColumn(column, trimmed)
 
 
 class TextColumn:
     """A CSV column of strings held by Arrow: its values become Python strings only when a caller needs them one by
     one (opaque string ids; values only Python's parsing accepts); plain decimals convert without that."""
 
-    def __init__(self, column) -> None:
-        self.column = column
+    def __init__(self, column, trimmed) -> None:  # the strings as read, and whitespace-trimmed by Arrow
+        self.column, self.trimmed = column, trimmed
 
     def values(self) -> list[str]:
         return [v.strip() for v in self.column.to_pylist()]
@@ -304,10 +304,9 @@ class TextColumn:
         """float64 values (as Python's float() parses them) when every value is a plain decimal, else None."""
         import pyarrow.compute as pc
 
-        trimmed = pc.utf8_trim_whitespace(self.column)
-        if not pc.all(pc.match_substring_regex(trimmed, _DECIMAL)).as_py():
+        if not pc.all(pc.match_substring_regex(self.trimmed, _DECIMAL)).as_py():
             return None
-        return pc.cast(trimmed, "float64").to_numpy()
+        return pc.cast(self.trimmed, "float64").to_numpy()
 
 
 # a column as read: int64 / float64 numbers (Parquet's numeric types, CSV columns of plain integers), Arrow-held CSV
