@@ -6,7 +6,10 @@ and exits 2. Internal invariants raise ordinary exceptions, so a bug keeps its t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from edgerec.gates import GateResult
 
 INTERRUPTED = "edgerec: interrupted; no partial output was left in place"
 
@@ -24,13 +27,21 @@ class ConfigError(EdgerecError):
     """A config value out of range, of the wrong type, or unknown, found when the config is constructed."""
 
 
-class GateFailed(EdgerecError):
-    """A quality gate (compression step, export verification, update) refused a result; `report` holds the numbers
-    it measured (a StepReport for compression, the verification dict for export, the update report)."""
+class Report(Protocol):
+    """What every typed report is: attributes in memory, `to_json()` for the file on disk."""
 
-    def __init__(self, message: str, report: Any) -> None:
+    def to_json(self) -> Any: ...
+
+
+class GateFailed(EdgerecError):
+    """A quality gate (compression step, export verification, update) refused a result: `gate` is its GateResult,
+    `report` the typed report it read (a StepReport or SearchReport for compression, a Verification for export,
+    an UpdateReport for an update)."""
+
+    def __init__(self, message: str, report: Report, gate: GateResult | None = None) -> None:
         super().__init__(message)
         self.report = report
+        self.gate = gate
 
 
 def shown(value: object, limit: int = 60) -> str:

@@ -41,7 +41,7 @@ class StepReport:
 
     def gate(self, tol: DropTolerance) -> None:
         """Raise GateFailed (carrying this report) when a metric fell beyond the tolerance."""
-        tol.check(self.step, self.metrics, self.teacher, self.agreement, self)
+        tol.gate(self.step, self.metrics, self.teacher, self.agreement).enforce(self)
 
 
 def compare(

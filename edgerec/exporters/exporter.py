@@ -132,7 +132,13 @@ def export(ck: Checkpoint, ds: Dataset, cfg: ExportConfig = ExportConfig(), out:
         scorer = load_scorer(tmp, threads=cfg.threads, runtime=check_runtime)
         report = verify(scorer, torch_scorer(model), ds)
         report["verified_with"] = check_runtime
-        tol.check(f"{t.name} {cfg.precision}", report)
+        tol.gate(
+            f"{t.name} {cfg.precision}",
+            report["deltas"],
+            report["agreement"],
+            report["batch_parity_max_diff"],
+            report["parity_batch"],
+        ).enforce(report)
         manifest = {**manifest, "metrics": report.pop("metrics"), "verification": report}
         if t.readme:  # the app developer's instructions travel with the artifact (and are hashed with it)
             (tmp / "README.md").write_text(load_attr(t.readme)(manifest))

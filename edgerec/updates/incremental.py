@@ -326,13 +326,13 @@ def run_update(
     child_m = _metrics(res.model, merged.parent_protocol)
     start_hold = _metrics(start, merged.holdout, full=False)
     child_hold = _metrics(res.model, merged.holdout, full=False)
-    failures = cfg.tolerance.failures("on the parent's test protocol", child_m, parent_m)
+    failures = list(cfg.tolerance.gate("on the parent's test protocol", child_m, parent_m).failures)
     notes = []
     if not child_hold:
         notes.append("no new-data holdout (no user has two new interactions): only the parent's protocol was checked")
     else:
         what = "on the new data's holdout, against the un-tuned grown parent"
-        failures += cfg.holdout_tolerance.failures(what, child_hold, start_hold)
+        failures += list(cfg.holdout_tolerance.gate(what, child_hold, start_hold).failures)
         chance = 10 / (1 + merged.holdout.test_negatives.shape[1])
         if child_hold["hr@10"] < cfg.min_holdout_lift * chance:
             failures.append(
