@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 import edgerec
+from edgerec.benchmarking.config import BenchConfig
 from edgerec.benchmarking.eager import TorchEager
-from edgerec.benchmarking.latency import BenchConfig, one_core, timed
+from edgerec.benchmarking.latency import one_core, timed
 from edgerec.data import load_dataset
 from edgerec.exporters.bundle import convert
 from edgerec.exporters.config import ExportConfig

@@ -78,8 +78,8 @@ def main() -> int:
         cfg = ExportConfig(target=tgt, precision=prec, runtime=runtime, tolerance=replace(tol, hr=1.0))
         status = "passed"
         art = edgerec.export(ck, cfg, ds, out=Path(args.out) / name)
-        if art.engine_missing:
-            status = f"export-only: {art.engine_missing.split(':')[0]}"
+        if art.export_only:
+            status = f"export-only: {art.export_only.split(':')[0]}"
         try:
             tol.check(name, art.verification)
         except GateFailed as e:

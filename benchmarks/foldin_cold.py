@@ -26,7 +26,8 @@ import torch
 import edgerec
 from edgerec.data import Dataset, load_dataset
 from edgerec.metrics import hr_ndcg
-from edgerec.runtime.foldin import FoldInConfig, ItemSide, fold_in
+from edgerec.runtime.config import FoldInConfig
+from edgerec.runtime.foldin import ItemSide, fold_in
 from edgerec.sysinfo import machine, provenance
 
 HERE = Path(__file__).resolve().parent

@@ -34,8 +34,9 @@ import numpy as np
 import torch
 
 import edgerec
+from edgerec.benchmarking.config import BenchConfig
 from edgerec.benchmarking.eager import TorchEager
-from edgerec.benchmarking.latency import BenchConfig, one_core, timed
+from edgerec.benchmarking.latency import one_core, timed
 from edgerec.runtime import load_scorer
 from edgerec.sysinfo import machine, provenance
 
@@ -190,7 +191,8 @@ def triton_section(ck, ds, eager, args) -> list[str]:
     from edgerec.profiles.pipeline import export_config
     from edgerec.profiles.schema import load_profile
     from edgerec.serving.client import Client
-    from edgerec.serving.load import LoadConfig, closed_loop, server_load
+    from edgerec.serving.config import LoadConfig
+    from edgerec.serving.load import closed_loop, server_load
     from edgerec.serving.server import TritonServer, free_ports
 
     torch.set_num_threads(1)

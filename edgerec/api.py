@@ -19,29 +19,40 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgerec.devices import CPUS as EMULATED_CPUS
 from edgerec.errors import EdgerecError, GateFailed
 
 if TYPE_CHECKING:
     from edgerec.artifact import Artifact
-    from edgerec.benchmarking.latency import BenchConfig, BenchReport
+    from edgerec.benchmarking.config import BenchConfig
+    from edgerec.benchmarking.latency import BenchReport
     from edgerec.compression.config import CompressConfig
     from edgerec.data import Dataset, Interactions
+    from edgerec.data.config import Columns
+    from edgerec.devices.verify import EmulationReport
     from edgerec.exporters.config import ExportConfig
     from edgerec.importers.config import ImportConfig
     from edgerec.model.checkpoint import Checkpoint
     from edgerec.model.config import TrainConfig
-    from edgerec.serving.load import LoadConfig, LoadResult
+    from edgerec.profiles.pipeline import DryRun, ProfileRun
+    from edgerec.profiles.schema import Profile
+    from edgerec.runtime.config import ExplainConfig
+    from edgerec.runtime.recommend import Recommendations
+    from edgerec.serving.config import LoadConfig
+    from edgerec.serving.load import LoadReport
     from edgerec.serving.server import TritonServer
+    from edgerec.targets import Target
     from edgerec.updates.config import UpdateConfig
 
 Progress = Callable[[str, int, int, dict], None]
 
 
-def dataset(data: Dataset | str | Path, seed: int = 0) -> Dataset:
-    """data as a Dataset: passed through, or loaded by edgerec.load_dataset (split seed `seed`)."""
-    from edgerec.data import Dataset, load_dataset
+def dataset(data: Dataset | str | Path, seed: int = 0, columns: Columns | None = None) -> Dataset:
+    """data as a Dataset: passed through, or loaded by edgerec.load_dataset (split seed `seed`, CSV / Parquet
+    column names `columns`)."""
+    from edgerec.data import Columns, Dataset, load_dataset
 
-    return data if isinstance(data, Dataset) else load_dataset(data, seed=seed)
+    return data if isinstance(data, Dataset) else load_dataset(data, seed=seed, columns=columns or Columns())
 
 
 def _checkpoint(ckpt: Checkpoint | str | Path) -> Checkpoint:
@@ -150,7 +161,8 @@ def bench(
     """Latency (p50 / p90 / p99 per batch and for one user against the catalog), throughput, load time and peak RSS
     of an artifact in its own runtime, and with `data` its HR@10 / NDCG@10 there. Torch-free."""
     from edgerec.artifact import Artifact
-    from edgerec.benchmarking.latency import BenchConfig, BenchReport, bench_artifact
+    from edgerec.benchmarking.config import BenchConfig
+    from edgerec.benchmarking.latency import BenchReport, bench_artifact
 
     folder = artifact.folder if isinstance(artifact, Artifact) else Path(artifact)
     ds = None if data is None else dataset(data)
@@ -158,33 +170,49 @@ def bench(
 
 
 def serve(
-    repo: Artifact | str | Path, host: str = "127.0.0.1", http_port: int = 8000, grpc_port: int = 8001
+    repo: Artifact | str | Path,
+    host: str = "127.0.0.1",
+    http_port: int = 8000,
+    grpc_port: int = 8001,
+    log_dir: str | Path | None = None,
+    poll: int = 2,
+    env: str | Path | None = None,
+    timeout: float = 90.0,
 ) -> TritonServer:
     """A Triton Inference Server started on a repository (`--target triton`) and ready: every file checked against
-    its manifest first. Use it as a context manager, or call `.stop()`. Needs the server environment
-    (`edgerec serve --setup`)."""
-    from edgerec.artifact import Artifact
+    its manifest first. `log_dir`: the feedback model's event log (None: feedback is refused); `poll`: seconds
+    between re-reads of the repository, so a rolled-out version or a rollback is served (0 = load once). Use it
+    as a context manager, or call `.stop()`. Needs the server environment (`setup_server`)."""
     from edgerec.serving.server import TritonServer
 
-    folder = repo.folder if isinstance(repo, Artifact) else Path(repo)
-    return TritonServer(folder, host, http_port, grpc_port).start()
+    for name, port in (("http_port", http_port), ("grpc_port", grpc_port)):
+        if not 1 <= port <= 65535:
+            raise EdgerecError(f"{name} must lie in 1..65535; got {port}")
+    if poll < 0:
+        raise EdgerecError(f"poll must be >= 0 seconds; got {poll}")
+    server = TritonServer(
+        _folder(repo), host, http_port, grpc_port, env_path=None if env is None else Path(env), poll_seconds=poll,
+        log_dir=None if log_dir is None else str(log_dir),
+    )  # fmt: skip
+    try:
+        return server.start(timeout)
+    except BaseException:  # a failed or interrupted start leaves no process behind
+        server.stop()
+        raise
 
 
 def bench_server(
     url: str, repo: Artifact | str | Path | int, cfg: LoadConfig | None = None, grpc_url: str | None = None
-) -> list[LoadResult]:
+) -> LoadReport:
     """Closed-loop load on a served repository over HTTP and gRPC at each concurrency (p50 / p90 / p99,
     recommendations per second, errors, Triton's batch sizes). `repo`: the served repository (its folder or
     Artifact: the request stream draws from its users), or the number of users. Torch-free."""
-    from edgerec.artifact import Artifact
     from edgerec.manifest import read_manifest
-    from edgerec.serving.load import LoadConfig, bench_server
+    from edgerec.serving.config import LoadConfig
+    from edgerec.serving.load import LoadReport, bench_server
 
-    if isinstance(repo, int):
-        n_users = repo
-    else:
-        n_users = int(read_manifest(repo.folder if isinstance(repo, Artifact) else Path(repo))["n_users"])
-    return bench_server(url, cfg or LoadConfig(), n_users, grpc_url)
+    n_users = repo if isinstance(repo, int) else int(read_manifest(_folder(repo))["n_users"])
+    return LoadReport(url, tuple(bench_server(url, cfg or LoadConfig(), n_users, grpc_url)))
 
 
 def update(
@@ -257,3 +285,174 @@ def load(path: str | Path) -> Any:  # -> Checkpoint | Artifact
     raise EdgerecError(
         f"{path}: neither a checkpoint (config.json + model.safetensors) nor an artifact (manifest.json) folder"
     )
+
+
+def recommend(
+    model: str | Path,
+    user: str | None = None,
+    history: list[str] | None = None,
+    k: int = 10,
+    explain: ExplainConfig | None = None,
+    data: Dataset | str | Path | None = None,
+) -> Recommendations:
+    """The top-K for a user the model knows (`user`, an original id; with `data` its history is excluded and
+    explains) or for a new user folded in from `history` (original item ids: the history never leaves the
+    caller), each with reasons when `explain` is given. `model`: a checkpoint folder, or a phone bundle exported
+    with explain. Torch-free."""
+    from edgerec.runtime.recommend import recommend as run
+
+    return run(model, user, history, k, explain, None if data is None else dataset(data))
+
+
+def run_profile(
+    profile: Profile | str | Path,
+    out: str | Path,
+    data: Dataset | str | Path | None = None,
+    model: Checkpoint | str | Path | None = None,
+    cache: str | Path | None = None,
+) -> ProfileRun:
+    """A target profile's steps (train without `model`, compress, export, verify, bench, budgets), each cached
+    under a hash of its inputs; the artifact and its record land in `out`. Without `data`: the data `model`
+    stores, else the embedded synthetic data. A budget that fails is the run's outcome ("failed"), not an error."""
+    from edgerec.profiles.pipeline import run
+
+    prof, ds, folder = _profile_inputs(profile, data, model)
+    return run(prof, ds, out, folder, None if cache is None else Path(cache))
+
+
+def plan_profile(
+    profile: Profile | str | Path,
+    data: Dataset | str | Path | None = None,
+    model: Checkpoint | str | Path | None = None,
+    cache: str | Path | None = None,
+) -> DryRun:
+    """The steps run_profile would run, and which of them are cached already."""
+    from edgerec.profiles.pipeline import dry_run
+
+    prof, ds, folder = _profile_inputs(profile, data, model)
+    return dry_run(prof, ds, folder, None if cache is None else Path(cache))
+
+
+def _profile_inputs(
+    profile: Profile | str | Path, data: Dataset | str | Path | None, model: Checkpoint | str | Path | None
+) -> tuple[Profile, Dataset, Path | None]:
+    from edgerec.model.checkpoint import Checkpoint
+    from edgerec.profiles.schema import Profile, load_profile
+
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)  # a bad name fails before the data
+    if isinstance(model, Checkpoint):
+        if model.path is None:
+            raise EdgerecError("a profile's steps are cached by the model's files: save the checkpoint first")
+        model = model.path
+    folder = None if model is None else Path(model)
+    if data is None and folder is not None:
+        stored = _checkpoint(folder).data
+        if stored is not None:
+            return prof, stored, folder
+    return prof, dataset("synthetic" if data is None else data), folder
+
+
+def compare_profiles(
+    profiles: str | Path | list[Profile],
+    out: str | Path,
+    data: Dataset | str | Path | None = None,
+    model: str | Path | None = None,
+    cache: str | Path | None = None,
+    results: str | Path | None = None,
+    min_time_s: float | None = None,
+    threads: int | None = None,
+    command: list[str] | None = None,
+) -> list[ProfileRun]:
+    """Every profile of a folder (or a list) run as run_profile does, plus the fp32 PyTorch source measured by the
+    same harness in the same run (the first row); profiles.{json,md,png} written to `results` (default `out`),
+    naming `command` and the commit. `threads` overrides every profile's bench threads."""
+    from dataclasses import replace
+
+    from edgerec.profiles.compare import compare, write_reports
+    from edgerec.profiles.schema import load_profiles
+
+    chosen = profiles if isinstance(profiles, list) else load_profiles(profiles)
+    if threads is not None:
+        chosen = [replace(p, bench=replace(p.bench, threads=threads)) for p in chosen]
+    ds = dataset("synthetic" if data is None else data)
+    folder = Path(out)
+    rows = compare(chosen, ds, folder, None if model is None else Path(model), None if cache is None else Path(cache),
+                   min_time_s)  # fmt: skip
+    write_reports(rows, Path(results) if results else folder, f"Target profiles on {ds.name}", command or [])
+    return rows
+
+
+def delta(parent: Artifact | str | Path, child: Artifact | str | Path, out: str | Path) -> dict:
+    """The small update from one phone bundle to the next (byte ranges and a hash chain); returns delta.json's
+    content. Torch-free."""
+    from edgerec.updates.delta import make_delta
+
+    return make_delta(_folder(parent), _folder(child), out)
+
+
+def apply_delta(bundle: Artifact | str | Path, delta: str | Path, out: str | Path) -> dict:
+    """`bundle` with the delta applied, written to `out` (may be `bundle`: replaced atomically once it checked
+    out, as the app does); returns the new manifest. Torch-free."""
+    from edgerec.updates.delta import apply_delta as run
+
+    return run(_folder(bundle), delta, out)
+
+
+def verify_on(
+    artifact: Artifact | str | Path,
+    arch: str = "arm64",
+    cpus: tuple[str, ...] | None = None,
+    data: Dataset | str | Path | None = None,
+    users: int = 300,
+    wheel: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> EmulationReport:
+    """A TFLite artifact run under emulated CPUs of `arch` (qemu-user in a cached Debian root, edgerec's own wheel
+    inside) and compared with this machine, per CPU: max |score error|, top-10 agreement, dHR@10, seconds, or the
+    error; recorded in the manifest under "verified_on". Needs root."""
+    from edgerec.devices.verify import EmulationReport, verify_arm64
+
+    if arch != "arm64":
+        raise EdgerecError(f"arch must be arm64 (the one emulated here); got {arch!r}")
+    cpus = EMULATED_CPUS if cpus is None else cpus
+    if not cpus:
+        raise EdgerecError("name at least one CPU to emulate, e.g. cortex-a53")
+    if users < 1:
+        raise EdgerecError("users must be at least 1")
+    ds = None if data is None else dataset(data)
+    folder = _folder(artifact)
+    found = verify_arm64(folder, cpus, ds, users, None if wheel is None else Path(wheel), progress or print)
+    return EmulationReport(str(folder), found)
+
+
+def setup_server(env: str | Path | None = None) -> Path:
+    """Create the Triton server's own environment (nvidia-pytriton, numpy < 2, onnxruntime; default
+    ~/.cache/edgerec/serve-env); returns its folder."""
+    from edgerec.serving import env as serve_env
+
+    return serve_env.setup(None if env is None else Path(env))
+
+
+def _folder(obj: Artifact | str | Path) -> Path:
+    from edgerec.artifact import Artifact
+
+    return obj.folder if isinstance(obj, Artifact) else Path(obj)
+
+
+def target_names() -> tuple[str, ...]:
+    """The export targets installed (edgerec.targets)."""
+    from edgerec.targets import names
+
+    return names()
+
+
+def target(name: str) -> Target:
+    """An export target's record: its precisions, delegates, options config, runtimes."""
+    from edgerec.targets import target as find
+
+    return find(name)
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """A checkpoint folder (config.json + model.safetensors), every file hash-checked."""
+    return _checkpoint(Path(path))

@@ -41,13 +41,14 @@ class Artifact:
 
     @property
     def status(self) -> str:
-        """verified (checked in its runtime and within its parity bound) or export-only (see engine_missing)."""
+        """verified (checked in its runtime and within its parity bound) or export-only (see export_only)."""
         return str(self.manifest.get("status", "verified"))
 
     @property
-    def engine_missing(self) -> str | None:
-        """Why a TensorRT engine could not be built here (the artifact then holds the verified ONNX), else None."""
-        return self.manifest.get("engine_missing")
+    def export_only(self) -> str | None:
+        """Why the export could not be finished here (a TensorRT engine without TensorRT: the artifact then holds
+        the verified ONNX), else None."""
+        return self.manifest.get("export_only")
 
     @property
     def metrics(self) -> dict[str, Any]:

@@ -142,15 +142,6 @@ def write_lock(dest: str | Path) -> Iterator[None]:
         os.close(fd)
 
 
-def console():  # -> rich.console.Console
-    """A rich console that does not squeeze tables when output goes to a file or pipe (CI logs, benchmarks)."""
-    import sys
-
-    from rich.console import Console
-
-    return Console() if sys.stdout.isatty() else Console(width=160)
-
-
 def write_json(path: str | Path, obj: Any) -> None:
     """Write JSON atomically: a temporary sibling, flushed to disk, renamed over `path` (a reader or a crash sees
     the old file or the new one, never half of one)."""
@@ -242,3 +233,14 @@ def check_versioned(doc: Any, where: str | Path, fmt: str, version: int, what: s
     if found > version:
         raise EdgerecError(f"{where}: {what} format {found} is newer than this edgerec reads ({version})")
     return doc
+
+
+class SavesJson:
+    """A typed report's file form: `to_json()` (defined by the report) written atomically by `save(path)`."""
+
+    def to_json(self) -> Any:
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> Path:
+        write_json(path, self.to_json())
+        return Path(path)

@@ -9,6 +9,7 @@ under "files". Readers verify the hashes before a runtime touches a file.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,83 @@ from edgerec.io import read_versioned_json, sha256_file, write_json
 MANIFEST = "manifest.json"
 FORMAT = "edgerec.artifact"
 FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Source:
+    """The checkpoint an artifact was exported from."""
+
+    checkpoint: str | None  # its folder, when it was loaded from one
+    weights_sha256: str
+    arch: dict[str, Any]
+    metrics: dict[str, Any]  # its HR@10 / NDCG@10 as trained
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What an export writes into manifest.json, one field per key (its schema is this class). On disk the target's
+    own fields (`target_fields`: I/O names, signatures, buckets, quantization ...) and `extra` (a profile's record)
+    sit beside these keys at the top level, and `files` is added by write_manifest."""
+
+    target: str
+    precision: str
+    runtime: str
+    model_file: str
+    n_users: int
+    n_items: int
+    version: int  # the model's version: 1, +1 per `edgerec update`
+    seed: int
+    source: Source
+    data: dict[str, Any]  # the data's summary and fingerprint
+    tolerance: dict[str, Any]  # the parity bound it was gated on
+    versions: dict[str, Any]  # the tools that made it
+    created: str
+    calibration: str | None = None  # how int8 scales were obtained
+    target_fields: dict[str, Any] = field(default_factory=dict)
+    lint: dict[str, Any] | None = None  # polygraphy check lint of the ONNX file, where the target has one
+    lineage: dict[str, Any] | None = None  # an updated model's parents
+    export_only: str | None = None  # why the artifact could not be finished here (else it is verified)
+    metrics: dict[str, Any] | None = None  # HR@10 / NDCG@10 measured through the artifact's runtime
+    verification: dict[str, Any] | None = None  # deltas, agreement, score error, batch parity against fp32
+    extra: dict[str, Any] = field(default_factory=dict)
+    score: str = "float32 logit (sigmoid gives the probability); higher = more relevant"
+    ids: str = "dense indices; id_maps.json maps them to the original user and item ids"
+
+    @property
+    def status(self) -> str:
+        return "export-only" if self.export_only else "verified"
+
+    def to_json(self) -> dict[str, Any]:
+        optional = {"lint": self.lint, "lineage": self.lineage, "export_only": self.export_only}
+        return {
+            "target": self.target,
+            "precision": self.precision,
+            "runtime": self.runtime,
+            "model_file": self.model_file,
+            "status": self.status,
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "score": self.score,
+            "ids": self.ids,
+            **self.target_fields,
+            "calibration": self.calibration,
+            "source": {
+                "checkpoint": self.source.checkpoint,
+                "weights_sha256": self.source.weights_sha256,
+                "arch": self.source.arch,
+                "metrics": self.source.metrics,
+            },
+            "version": self.version,
+            "data": self.data,
+            "seed": self.seed,
+            "tolerance": self.tolerance,
+            "versions": self.versions,
+            "created": self.created,
+            **{k: v for k, v in optional.items() if v is not None},
+            **({"metrics": self.metrics} if self.metrics is not None else {}),
+            **({"verification": self.verification} if self.verification is not None else {}),
+            **self.extra,
+        }
 
 
 def file_records(folder: Path) -> dict[str, dict[str, Any]]:

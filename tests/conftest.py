@@ -141,6 +141,6 @@ def tiny_profile(name: str, folder: Path) -> Path:
     from edgerec.profiles.schema import shipped_dir
 
     data = yaml.safe_load((shipped_dir() / f"{name}.yaml").read_text())
-    data["tolerance"] = {**data.get("tolerance", {}), "hr": float(TINY_HR)}
+    data["export"]["tolerance"] = {**data["export"].get("tolerance", {}), "hr": float(TINY_HR)}
     folder.mkdir(parents=True, exist_ok=True)
     return write(folder / f"{name}.yaml", yaml.safe_dump(data))

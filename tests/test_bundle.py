@@ -112,7 +112,7 @@ def test_score_signature_equals_pytorch_and_the_catalog_scores(bundles, ckpt, ds
 def test_retrieve_is_exact_mips_over_the_gmf_half_and_two_stage_reranks_it(bundles, ckpt, ds) -> None:
     """The two-stage path (issue 22): retrieve = the top-C of the GMF half (the same list FAISS returns on the
     server), two_stage = score's re-rank of that list; with C = the catalog it is the exhaustive top-K."""
-    from edgerec.benchmarking.latency import BenchConfig
+    from edgerec.benchmarking.config import BenchConfig
     from edgerec.runtime.explain import NumpyModel
     from edgerec.runtime.fold import fold
     from edgerec.runtime.retrieval import GmfIndex, exhaustive_top_k, item_prior, two_stage_top_k

@@ -11,8 +11,9 @@ import pytest
 
 from edgerec.cli.main import main
 from edgerec.errors import EdgerecError
+from edgerec.runtime.config import FoldInConfig
 from edgerec.runtime.explain import Explainer, NumpyModel, batched_logits, fold_in_variants
-from edgerec.runtime.foldin import FoldInConfig, fold_in
+from edgerec.runtime.foldin import fold_in
 
 from .conftest import SMALL
 

@@ -69,7 +69,7 @@ def test_float_exports_score_like_pytorch_in_their_runtime(exported, ckpt, ds, t
     assert np.abs(scorer.score(u, i) - logits(ckpt, u, i)).max() < max_err
     v = art.verification
     assert abs(v["deltas"]["hr@10"]) <= 0.001 and v["agreement"] > 0.9
-    assert v["batch_parity_max_diff"] <= 1e-5 and art.status == "verified" and art.engine_missing is None
+    assert v["batch_parity_max_diff"] <= 1e-5 and art.status == "verified" and art.export_only is None
     # the manifest is self-describing: hashes and sizes of every file, metrics under "metrics"
     for name, rec in art.manifest["files"].items():
         assert (art.folder / name).stat().st_size == rec["bytes"]
@@ -129,10 +129,10 @@ def test_tensorrt_without_tensorrt_writes_the_ready_onnx_and_trtexec_and_says_wh
     loose = ParityBound(hr=float(TINY_HR))  # about the export-only path, not the bound (see conftest.TINY_HR)
     cfg = ExportConfig(target="tensorrt", precision="int8", buckets=(1, 64), tolerance=loose)
     art = edgerec.export(ckpt, cfg, ds, out=out)
-    assert art.status == "export-only" and "TensorRT is not installed" in (art.engine_missing or "")
+    assert art.status == "export-only" and "TensorRT is not installed" in (art.export_only or "")
     manifest = Artifact.load(out).manifest  # complete: every file present and matching its hash
     assert manifest["status"] == "export-only" and manifest["model_file"] == "model.onnx"
-    assert manifest["engine_missing"] == art.engine_missing
+    assert manifest["export_only"] == art.export_only
     assert manifest["verification"]["verified_with"] == "onnxruntime" and manifest["lint"]["passed"]
     cmd = (out / "trtexec.sh").read_text()
     assert "--onnx=model.onnx" in cmd and "--int8" in cmd and "--maxShapes=users:64,items:64" in cmd
@@ -200,7 +200,7 @@ def test_altered_or_missing_artifact_files_are_refused(tmp_path, exported) -> No
     [
         (
             ["--target", "coreml"],
-            "target must be one of onnx, tensorrt, onnx-server, triton, tflite, tflite-bundle; got 'coreml'",
+            "target must be one of onnx, onnx-server, tensorrt, triton, tflite, tflite-bundle; got 'coreml'",
         ),
         (["--target", "tflite", "--precision", "int4"], "precision fp32, fp16, int8-dynamic, int8; got 'int4'"),
         (["--target", "onnx", "--runtime", "tflite-runtime"], "onnx runs on onnxruntime; got runtime 'tflite-runtime'"),
@@ -230,7 +230,9 @@ def test_export_beyond_tolerance_fails_and_writes_nothing(tmp_path, ckpt, ds, ca
     cfg = ExportConfig(target="onnx", precision="int8", tolerance=ParityBound(hr=1.0, agreement=1.0))
     with pytest.raises(GateFailed, match="top-10 agreement") as e:
         edgerec.export(ckpt, cfg, ds, out=tmp_path / "api")
-    assert e.value.report["agreement"] < 1.0 and "deltas" in e.value.report  # the numbers the gate read
+    rep = e.value.report  # the numbers the gate read, typed, and the gate's result
+    assert rep.agreement < 1.0 and set(rep.deltas) >= {"hr@10", "ndcg@10"} and e.value.gate is rep.gate
+    assert not rep.gate.passed and any("top-10 agreement" in f for f in rep.gate.failures)
     assert not (tmp_path / "api").exists()
     out = tmp_path / "out"
     rc = main(["-q", "export", "--model", str(ckpt), "--data", SMALL, "--out", str(out), "--target", "onnx",

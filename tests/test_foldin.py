@@ -9,7 +9,8 @@ import torch
 import edgerec
 from edgerec.errors import EdgerecError
 from edgerec.model.ncf import NCF, NCFArch
-from edgerec.runtime.foldin import FoldInConfig, ItemSide, fold_in
+from edgerec.runtime.config import FoldInConfig
+from edgerec.runtime.foldin import ItemSide, fold_in
 
 
 def side_of(model: NCF) -> ItemSide:

@@ -37,6 +37,33 @@ TORCH_FREE_AT_IMPORT = (
     "edgerec.profiles.pipeline",
     "edgerec.data",
     "edgerec.gates",
+    "edgerec.targets",
+    # a target's exporter module is read for its record and options before anything is exported
+    "edgerec.exporters.onnx",
+    "edgerec.exporters.onnx_server",
+    "edgerec.exporters.tensorrt",
+    "edgerec.exporters.triton",
+    "edgerec.exporters.tflite",
+    "edgerec.exporters.tflite_bundle",
+)
+# what edgerec/cli/ may import: the verbs, the config modules (a profile's schema is one), the errors, and its own
+# modules; everything else is reached through edgerec.api
+CLI_MAY_IMPORT = (
+    "edgerec",
+    "edgerec.api",
+    "edgerec.errors",
+    "edgerec.config",
+    "edgerec.gates",
+    "edgerec.data.config",
+    "edgerec.model.config",
+    "edgerec.compression.config",
+    "edgerec.exporters.config",
+    "edgerec.updates.config",
+    "edgerec.importers.config",
+    "edgerec.serving.config",
+    "edgerec.benchmarking.config",
+    "edgerec.runtime.config",
+    "edgerec.profiles.schema",
 )
 
 
@@ -170,3 +197,21 @@ def test_start_up_modules_import_no_backend() -> None:
     g = graph(deferred=False, with_packages=True)
     assert set(TORCH_FREE_AT_IMPORT) <= set(g)
     assert {m: path for m in TORCH_FREE_AT_IMPORT if (path := path_to_heavy(g, m))} == {}
+
+
+def cli_reaches_past_the_verbs(g: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """(a module of edgerec.cli, an edgerec module it imports that is not a verb, a config, an error or the CLI)."""
+    return sorted(
+        (m, t)
+        for m, targets in g.items()
+        if m.startswith("edgerec.cli")
+        for t in targets
+        if t.startswith("edgerec") and t not in CLI_MAY_IMPORT and not t.startswith("edgerec.cli")
+    )
+
+
+def test_the_cli_imports_only_the_verbs_the_configs_and_the_errors() -> None:
+    assert cli_reaches_past_the_verbs({"edgerec.cli.x": {"edgerec.api", "edgerec.model.checkpoint"}}) == [
+        ("edgerec.cli.x", "edgerec.model.checkpoint")
+    ]
+    assert cli_reaches_past_the_verbs(graph(deferred=True, with_packages=False)) == []

@@ -34,16 +34,15 @@ def test_shipped_profiles_validate() -> None:
     names = {p.name for p in load_profiles(shipped_dir())}
     assert set(SHIPPED) <= names and set(shipped_names()) == names
     legacy = load_profile("tflite-legacy-int8")
-    assert legacy.runtime.package == "tflite-runtime" and legacy.runtime.version == "==2.14.*"
+    assert legacy.package == "tflite-runtime" and legacy.runtime.version == "==2.14.*"
     assert load_profile("tensorrt-t4-int8").budget.batch == 65536
 
 
 GOOD = """name: p
 description: d
 device: phone
-target: tflite
-precision: int8
-runtime: {package: ai-edge-litert, version: ">=2.1", threads: 1, delegate: xnnpack}
+export: {target: tflite, precision: int8, runtime: ai-edge-litert, threads: 1}
+runtime: {version: ">=2.1", delegate: xnnpack}
 """
 
 
@@ -52,19 +51,26 @@ runtime: {package: ai-edge-litert, version: ">=2.1", threads: 1, delegate: xnnpa
     [
         ("name: p\ntarget: [unclosed\n", "line 3 malformed YAML", ""),
         ("- a\n- b\n", "a profile is a YAML mapping of fields", "got list"),
-        (GOOD + "colour: red\n", "field `colour`: Extra inputs are not permitted", "got 'red'"),
-        (GOOD.replace("precision: int8", "precision: int4"), "field `precision`: target tflite supports precision",
+        (GOOD + "colour: red\n", "Profile: field `colour`: Unexpected keyword argument", "got 'red'"),
+        (GOOD.replace("precision: int8", "precision: int4"), "ExportConfig: target tflite supports precision",
          "got 'int4'"),
-        (GOOD.replace("target: tflite", "target: coreml"), "field `target`: Input should be 'onnx'", "got 'coreml'"),
+        (GOOD.replace("target: tflite", "target: coreml"), "ExportConfig: target must be one of onnx, onnx-server",
+         "got 'coreml'"),
         (GOOD.replace("threads: 1", "threads: 0"),
-         "field `runtime.threads`: Input should be greater than or equal to 1", "got 0"),
+         "ExportConfig: field `threads`: Input should be greater than or equal to 1", "got 0"),
         (GOOD.replace("delegate: xnnpack", "delegate: gpu"), "field `runtime.delegate` must be one of xnnpack, none",
          "got 'gpu'"),
-        (GOOD.replace("package: ai-edge-litert", "package: onnxruntime"), "field `runtime.package`",
+        (GOOD.replace("runtime: ai-edge-litert", "runtime: onnxruntime"), "ExportConfig: target tflite runs on",
          "got runtime 'onnxruntime'"),
-        (GOOD + "budget: {p50_ms: -1}\n", "field `budget.p50_ms`: Input should be greater than 0", "got -1"),
+        (GOOD.replace("threads: 1}", "candidates: 5}"), "ExportConfig: field `candidates`: Unexpected keyword",
+         "got 5"),
+        (GOOD.replace("threads: 1}", "options: {candidates: 5}}"),
+         "ExportConfig: target tflite has no option `candidates` (it has no options)", ""),
+        (GOOD + "budget: {p50_ms: -1}\n", "Budget: field `p50_ms`: Input should be greater than 0", "got -1"),
+        (GOOD + "export: {calibration_size: 10}\n", "ExportConfig: field `calibration_size`: Input should be greater "
+         "than or equal to 64", "got 10"),
         (GOOD.replace("name: p", "name: q"), "field `name` must match the file name", "got 'q'"),
-        (GOOD.replace("device: phone\n", ""), "field `device`: Field required", ""),
+        (GOOD.replace("device: phone\n", ""), "Profile: field `device`: Field required", ""),
     ],
 )  # fmt: skip
 def test_bad_profiles_are_one_line_errors_naming_file_and_field(tmp_path, capsys, text, message, value) -> None:
@@ -121,9 +127,9 @@ def test_pruned_phone_profile_prunes_in_steps_distils_and_exports_the_smaller_bu
 
 
 def test_export_profile_over_budget_fails_naming_the_budget(tmp_path, ckpt, capsys) -> None:
-    text = load_profile("onnx-cpu-int8").model_dump()
+    text = load_profile("onnx-cpu-int8").to_json()
     text.update(name="tiny-budget", budget={"bytes": 1000, "p50_ms": None, "p99_ms": None, "batch": 0})
-    text["tolerance"]["hr"] = float(TINY_HR)
+    text["export"]["tolerance"]["hr"] = float(TINY_HR)
     import yaml
 
     path = write(tmp_path / "tiny-budget.yaml", yaml.safe_dump(text))
@@ -176,13 +182,13 @@ def test_bench_refuses_altered_artifacts_and_other_data(tmp_path, ckpt, capsys) 
 
 
 @without_tensorrt
-def test_bench_profiles_compares_runnable_profiles_and_explains_the_rest(tmp_path, ckpt, capsys) -> None:
+def test_compare_runs_runnable_profiles_and_explains_the_rest(tmp_path, ckpt, capsys) -> None:
     folder = tmp_path / "profiles"
     folder.mkdir()
     for name in ("onnx-cpu-int8", "tensorrt-t4-int8", "tflite-legacy-int8"):
         tiny_profile(name, folder)
     args = ["--model", str(ckpt), "--data", SMALL, "--cache", str(tmp_path / "cache"), "--min-time", "0.05"]
-    rc, text, err = run(["bench", "--profiles", str(folder), "--out", str(tmp_path / "out"), *args], capsys)
+    rc, text, err = run(["compare", str(folder), "--out", str(tmp_path / "out"), *args], capsys)
     assert rc == 0, err
     rows = {r["profile"]: r for r in json.loads((tmp_path / "out" / "profiles.json").read_text())["rows"]}
     assert rows["onnx-cpu-int8"]["status"] == "passed"

@@ -30,7 +30,8 @@ from edgerec.profiles.pipeline import export_config
 from edgerec.profiles.schema import load_profile, shipped_names
 from edgerec.serving import triton_config
 from edgerec.serving.client import Client
-from edgerec.serving.load import LoadConfig, bench_server
+from edgerec.serving.config import LoadConfig
+from edgerec.serving.load import bench_server
 from edgerec.serving.server import TritonServer, check_repository, free_ports
 
 from .conftest import SMALL
@@ -80,14 +81,14 @@ def test_every_triton_profile_writes_configs_that_parse_back(name, ckpt, tmp_pat
     art = edgerec.export(edgerec.load(ckpt), export_config(profile), data=SMALL, out=tmp_path / "r")
     for model in triton_config.MODELS:
         c = triton_config.check(art.folder / model / "config.pbtxt", art.folder / model / "1" / "model.onnx")
-        assert c.max_batch_size == profile.triton.max_batch_size
-        assert list(c.dynamic_batching.preferred_batch_size) == list(profile.triton.preferred_batch_sizes)
-        assert c.dynamic_batching.max_queue_delay_microseconds == profile.triton.max_queue_delay_us
-        kind = "KIND_GPU" if profile.triton.kind == "gpu" else "KIND_CPU"
+        assert c.max_batch_size == profile.export.options.max_batch_size
+        assert list(c.dynamic_batching.preferred_batch_size) == list(profile.export.options.preferred_batch_sizes)
+        assert c.dynamic_batching.max_queue_delay_microseconds == profile.export.options.max_queue_delay_us
+        kind = "KIND_GPU" if profile.export.options.kind == "gpu" else "KIND_CPU"
         assert triton_config.pb().ModelInstanceGroup.Kind.Name(c.instance_group[0].kind) == kind
-        assert c.version_policy.latest.num_versions == profile.triton.served_versions
-    if profile.triton.backend == "tensorrt_plan":  # no TensorRT here: export-only, with the commands to run
-        assert art.status == "export-only" and "build_engines.sh" in art.manifest["engine_missing"]
+        assert c.version_policy.latest.num_versions == profile.export.options.served_versions
+    if profile.export.options.backend == "tensorrt_plan":  # no TensorRT here: export-only, with the commands to run
+        assert art.status == "export-only" and "build_engines.sh" in art.manifest["export_only"]
         script = (art.folder / "build_engines.sh").read_text()
         assert "--saveEngine=recommend/1/model.plan" in script and "--maxShapes=users:1024" in script
         assert "items:1024x" in script and "--fp16" in script

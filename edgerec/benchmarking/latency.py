@@ -19,33 +19,15 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field
 
-from edgerec.config import config
+from edgerec.benchmarking.config import BenchConfig
 from edgerec.data.align import align
 from edgerec.data.interactions import load_id_maps
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
 from edgerec.io import write_json
-from edgerec.limits import MAX_BATCH
 from edgerec.sysinfo import machine
 
 Count = Annotated[int, Field(ge=0)]
-
-
-@config
-class BenchConfig:
-    threads: Annotated[int, Field(ge=1, le=256)] = 1
-    warmup: Count = 20  # calls before measuring ...
-    warmup_s: Annotated[float, Field(ge=0.0)] = 0.2  # ... and at least this long (caches, CPU frequency, lazy init)
-    min_time_s: Annotated[float, Field(ge=0.0)] = 1.0  # measure each case for at least this long ...
-    min_calls: Annotated[int, Field(ge=1)] = 50  # ... and at least this many calls
-    max_calls: Annotated[int, Field(ge=1)] = 100_000
-    buckets: tuple[
-        Annotated[int, Field(ge=1, le=MAX_BATCH)], ...
-    ] = ()  # default: the artifact's (dynamic: 1, 1000, catalog)
-    also: tuple[
-        Annotated[int, Field(ge=1, le=MAX_BATCH)], ...
-    ] = ()  # batches measured in addition (e.g. the one a budget names)
-    user: Count = 0  # the user whose catalog is scored
 
 
 @dataclass

@@ -1,49 +1,60 @@
-"""`edgerec bench`: one artifact (latency table, JSON) or every profile of a folder (comparison table)."""
+"""`edgerec bench ARTIFACT` (latency table of one artifact), `edgerec compare PROFILES` (every profile of a folder,
+one comparison table) and `edgerec bench-server HOST:PORT` (closed-loop load on a served repository)."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from edgerec.cli.common import columns, load_data, table
+from edgerec import api
+from edgerec.benchmarking.config import BenchConfig
+from edgerec.cli.common import columns, data_args, load_data, profile_table, table
 from edgerec.errors import EdgerecError
+from edgerec.serving.config import LoadConfig
+
+BENCH = BenchConfig()
+LOAD = LoadConfig()
 
 
 def add(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("bench", help="latency, throughput, memory and accuracy of an artifact in its runtime")
-    b.add_argument("artifact", nargs="?", help="artifact folder (from `edgerec export`)")
-    b.add_argument("--profiles", default=None, help="instead: export and bench every profile in this folder")
+    b.add_argument("artifact", help="artifact folder (from `edgerec export`)")
     b.add_argument("--data", default=None, help="also measure HR@10 / NDCG@10 through the runtime on this data")
     b.add_argument("--columns", type=columns, default=None, help=argparse.SUPPRESS)
     b.add_argument("--split-seed", type=int, default=0, help=argparse.SUPPRESS)
     b.add_argument("--json", default=None, help="write the bench record to this JSON file")
-    b.add_argument("--threads", type=int, default=None, help="runtime threads (default 1; profiles: their own)")
-    b.add_argument("--min-time", type=float, default=1.0, help="seconds measured per case (default 1.0)")
-    b.add_argument("--model", default=None, help="--profiles: the source checkpoint (default: train on --data)")
-    b.add_argument("--out", default="runs/profiles", help="--profiles: artifact folders (default runs/profiles)")
-    b.add_argument("--results", default=None, help="--profiles: folder for profiles.{json,md,png} (default --out)")
-    b.add_argument("--cache", default=None, help="--profiles: step cache (default ~/.cache/edgerec/steps)")
-    b.add_argument("--server", default=None, help="instead: load-test a served repository at this HTTP host:port")
-    b.add_argument("--grpc", default=None, help="--server: its gRPC host:port (default: the HTTP port + 1)")
-    b.add_argument("--protocols", default="http,grpc", help="--server: http, grpc or both (default http,grpc)")
-    b.add_argument("--concurrency", default="1,8,32", help="--server: closed-loop clients, e.g. 1,8,32 (default)")
-    b.add_argument("--requests", type=int, default=2000, help="--server: requests per protocol and concurrency")
-    b.add_argument("--repo", default=None, help="--server: the served repository folder (its users make the stream)")
-    b.add_argument("--users", type=int, default=None, help="--server: instead of --repo, draw users 0..N-1")
+    b.add_argument("--threads", type=int, default=BENCH.threads, help=f"runtime threads (default {BENCH.threads})")
+    b.add_argument("--min-time", type=float, default=BENCH.min_time_s,
+                   help=f"seconds measured per case (default {BENCH.min_time_s})")  # fmt: skip
     b.set_defaults(run=run)
+
+    c = sub.add_parser("compare", help="export and bench every profile of a folder; one comparison table")
+    c.add_argument("profiles", help="a folder of profile .yaml files (e.g. export_profiles/)")
+    data_args(c, required=False, default_note=" (default synthetic)")
+    c.add_argument("--model", default=None, help="the source checkpoint (default: train on --data)")
+    c.add_argument("--out", default="runs/profiles", help="artifact folders (default runs/profiles)")
+    c.add_argument("--results", default=None, help="folder for profiles.{json,md,png} (default --out)")
+    c.add_argument("--cache", default=None, help="step cache (default ~/.cache/edgerec/steps)")
+    c.add_argument("--threads", type=int, default=None, help="runtime threads for every profile (default: their own)")
+    c.add_argument("--min-time", type=float, default=None, help="seconds measured per case (default: the profile's)")
+    c.set_defaults(run=run_compare)
+
+    s = sub.add_parser("bench-server", help="closed-loop load on a served Triton repository over HTTP and gRPC")
+    s.add_argument("server", help="the server's HTTP host:port, e.g. 127.0.0.1:8000")
+    s.add_argument("--grpc", default=None, help="its gRPC host:port (default: the HTTP port + 1)")
+    s.add_argument("--protocols", default=",".join(LOAD.protocols),
+                   help=f"http, grpc or both (default {','.join(LOAD.protocols)})")  # fmt: skip
+    s.add_argument("--concurrency", default=",".join(map(str, LOAD.concurrency)),
+                   help=f"closed-loop clients (default {','.join(map(str, LOAD.concurrency))})")  # fmt: skip
+    s.add_argument("--requests", type=int, default=LOAD.requests,
+                   help=f"requests per protocol and concurrency (default {LOAD.requests})")  # fmt: skip
+    s.add_argument("--repo", default=None, help="the served repository folder (its users make the stream)")
+    s.add_argument("--users", type=int, default=None, help="instead of --repo, draw users 0..N-1")
+    s.add_argument("--json", default=None, help="write the results to this JSON file")
+    s.set_defaults(run=run_server)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.server:
-        return run_server(args)
-    if args.profiles:
-        return run_profiles(args)
-    if not args.artifact:
-        raise EdgerecError("give an artifact folder, or --profiles DIR")
-    from edgerec import api
-    from edgerec.benchmarking.latency import BenchConfig
-
-    cfg = BenchConfig(threads=args.threads or 1, min_time_s=args.min_time)
+    cfg = BenchConfig(threads=args.threads, min_time_s=args.min_time)
     data = None if args.data is None else load_data(args)
     report = api.bench(args.artifact, cfg, data)
     record = report.record
@@ -68,54 +79,39 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_profiles(args: argparse.Namespace) -> int:
-    from edgerec.profiles.compare import COLUMNS, compare, table_rows, write_reports
-    from edgerec.profiles.schema import load_profiles
-
-    profiles = load_profiles(args.profiles)
-    if args.threads:
-        profiles = [
-            p.model_copy(update={"runtime": p.runtime.model_copy(update={"threads": args.threads})}) for p in profiles
-        ]
+def run_compare(args: argparse.Namespace) -> int:
     ds = load_data(args)
-    out = Path(args.out)
-    cache = Path(args.cache) if args.cache else None
-    rows = compare(profiles, ds, out, Path(args.model) if args.model else None, cache, args.min_time)
-    table(f"profiles on {ds.name}", COLUMNS, table_rows(rows), left=("profile", "status"))
-    results = Path(args.results) if args.results else out
-    write_reports(rows, results, f"Target profiles on {ds.name}", args.argv)
+    runs = api.compare_profiles(
+        args.profiles, args.out, ds, args.model, args.cache, args.results, args.min_time, args.threads, args.argv
+    )
+    profile_table(f"profiles on {ds.name}", runs)
+    results = args.results or args.out
     print(f"wrote {results}/profiles.json, profiles.md, profiles.png")
-    failed = [r["profile"] for r in rows if str(r["status"]).startswith("failed")]
+    failed = [r.profile for r in runs if r.outcome == "failed"]
     if failed:
         raise EdgerecError(f"{len(failed)} profile(s) failed: {', '.join(failed)} (see {results}/profiles.md)")
     return 0
 
 
 def run_server(args: argparse.Namespace) -> int:
-    from edgerec import api
-    from edgerec.io import write_json
-    from edgerec.serving.load import LoadConfig
-
     try:
         conc = tuple(int(c) for c in args.concurrency.split(","))
     except ValueError:
         raise EdgerecError(f"--concurrency must be numbers separated by commas; got {args.concurrency!r}") from None
+    if (args.repo is None) == (args.users is None):
+        raise EdgerecError("give the served repository (--repo REPO) or the number of users (--users N)")
     cfg = LoadConfig(protocols=tuple(p.strip() for p in args.protocols.split(",")), concurrency=conc,
                      requests=args.requests)  # fmt: skip
-    if (args.repo is None) == (args.users is None):
-        raise EdgerecError("--server needs the served repository (--repo REPO) or the number of users (--users N)")
-    results = api.bench_server(args.server, args.repo if args.users is None else args.users, cfg, args.grpc)
+    report = api.bench_server(args.server, args.repo if args.users is None else args.users, cfg, args.grpc)
     rows = [
         [r.name, str(r.concurrency), str(r.requests), f"{r.percentile(50):.3f}", f"{r.percentile(90):.3f}",
          f"{r.percentile(99):.3f}", f"{r.per_second:,.0f}", str(r.errors), f"{r.server.get('batch_mean', 0):.2f}"]
-        for r in results
+        for r in report.results
     ]  # fmt: skip
     header = ("server", "clients", "requests", "p50 ms", "p90 ms", "p99 ms", "recs/s", "errors", "batch")
     table(f"{args.server}: recommend (one user per request, top-K)", header, rows, left=("server",))
     if args.json:
-        write_json(Path(args.json), {"server": args.server, "results": [r.row() for r in results]})
-    failed = sum(r.errors for r in results)
-    if failed:
-        first = next(r.first_error for r in results if r.errors)
-        raise EdgerecError(f"{failed} request(s) failed; the first: {first}")
+        report.save(args.json)
+    if report.errors:
+        raise EdgerecError(f"{report.errors} request(s) failed; the first: {report.first_error}")
     return 0

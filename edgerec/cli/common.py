@@ -11,6 +11,10 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from edgerec import api
+from edgerec.data.config import Columns
+from edgerec.errors import EdgerecError
+
 log = logging.getLogger("edgerec")
 Progress = Callable[[str, int, int, dict], None]
 C = TypeVar("C")
@@ -30,9 +34,7 @@ def float_list(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0,0.25,0.5; got {text!r}") from None
 
 
-def columns(text: str):  # -> edgerec.data.Columns
-    from edgerec.data import Columns
-
+def columns(text: str) -> Columns:
     known = {"user", "item", "timestamp", "rating"}
     values = {}
     for part in filter(None, text.split(",")):
@@ -63,14 +65,12 @@ def from_flags(cls: type[C], args: argparse.Namespace, **values: Any) -> C:
 
 def load_data(args: argparse.Namespace, stored: Any = None):  # -> edgerec.data.Dataset
     """The --data the flags name; without --data, `stored` (an updated checkpoint's data), else synthetic."""
-    from edgerec.data import Columns, load_dataset
-
     if args.data is None and stored is not None:
         log.info("using the data stored with the model")
         return stored
     source = args.data or "synthetic"
     log.info("loading %s", source)
-    ds = load_dataset(source, seed=args.split_seed, columns=args.columns or Columns())
+    ds = api.dataset(source, args.split_seed, args.columns)
     s = ds.summary()
     log.info(
         "%s: %d users, %d items, %d train interactions, %d test users",
@@ -85,9 +85,7 @@ def load_data(args: argparse.Namespace, stored: Any = None):  # -> edgerec.data.
 
 def model_and_data(args: argparse.Namespace):  # -> (Checkpoint, Dataset)
     """--model loaded, and the data for it (--data, else what the checkpoint stores, else synthetic)."""
-    from edgerec.model.checkpoint import load
-
-    ck = load(args.model)
+    ck = api.load_checkpoint(args.model)
     return ck, load_data(args, ck.data)
 
 
@@ -125,7 +123,7 @@ def progress(stream: Any = None) -> Iterator[Progress | None]:
 def metrics_table(title: str, rows: dict[str, dict]) -> None:
     from rich.table import Table
 
-    from edgerec.io import console
+    from edgerec.cli.output import console
 
     table = Table(title=title)
     for col in ("model", "HR@10", "NDCG@10", "full HR@10", "full NDCG@10"):
@@ -140,7 +138,7 @@ def table(title: str, columns: tuple[str, ...], rows: list[list[str]], left: tup
     from rich.markup import escape
     from rich.table import Table
 
-    from edgerec.io import console
+    from edgerec.cli.output import console
 
     t = Table(title=escape(title))
     for col in columns:
@@ -148,6 +146,19 @@ def table(title: str, columns: tuple[str, ...], rows: list[list[str]], left: tup
     for r in rows:
         t.add_row(*(escape(cell) for cell in r))  # a cell like "edgerec[tensorrt]" is text, not rich markup
     console().print(t)
+
+
+def profile_table(title: str, runs: list) -> None:  # runs: [edgerec.profiles.pipeline.ProfileRun]
+    table(title, runs[0].COLUMNS, [r.cells() for r in runs], left=("profile", "status"))
+
+
+def print_profile_run(run: Any, out: str | Path) -> int:  # run: edgerec.profiles.pipeline.ProfileRun
+    """The profile run's row (what `export --profile` and `update --profile` print); exit 2 unless it passed."""
+    profile_table(f"profile {run.profile}", [run])
+    print(f"wrote {out}/ ({', '.join(sorted(p.name for p in Path(out).iterdir()))})")
+    if run.passed:
+        return 0
+    raise EdgerecError(f"profile {run.profile}: {run.status} (the artifact and its record are in {out})")
 
 
 # output arguments, by what they must be when they already exist (checked before a command does any work)
@@ -158,8 +169,6 @@ OUTPUT_FILES = ("json",)
 def check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before any work, an output path that exists as the wrong kind (a file where a folder goes, or the
     reverse): the command would otherwise fail only at its end, after the work."""
-    from edgerec.errors import EdgerecError
-
     extra = ("artifact",) if args.command == "update" else ()  # update --artifact is where it writes
     for dest in (*OUTPUT_FOLDERS, *extra):
         value = getattr(args, dest, None)
@@ -181,12 +190,9 @@ INPUT_FOLDERS = {
     "evaluate": (("model", "--model", CHECKPOINT),),
     "compress": (("model", "--model", CHECKPOINT),),
     "export": (("model", "--model", CHECKPOINT),),
-    "bench": (
-        ("model", "--model", CHECKPOINT),
-        ("artifact", "ARTIFACT", ARTIFACT),
-        ("profiles", "--profiles", "a folder of profile .yaml files"),
-        ("repo", "--repo", TRITON_REPO),
-    ),
+    "bench": (("artifact", "ARTIFACT", ARTIFACT),),
+    "compare": (("profiles", "PROFILES", "a folder of profile .yaml files"), ("model", "--model", CHECKPOINT)),
+    "bench-server": (("repo", "--repo", TRITON_REPO),),
     "update": (("model", "--model", CHECKPOINT), ("repo", "--repo", TRITON_REPO)),
     "rollout": (("repo", "REPO", TRITON_REPO), ("model", "--model", CHECKPOINT)),
     "rollback": (("repo", "REPO", TRITON_REPO),),
@@ -203,8 +209,6 @@ INPUT_FOLDERS = {
 
 def check_inputs(args: argparse.Namespace) -> None:
     """Refuse, before any work, an input folder argument that does not exist or is a file, naming the flag."""
-    from edgerec.errors import EdgerecError
-
     for dest, flag, what in INPUT_FOLDERS.get(args.command, ()):
         value = getattr(args, dest, None)
         if not value:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgerec import api
+
 
 def add(sub: argparse._SubParsersAction) -> None:
     dm = sub.add_parser("delta", help="the small update from one phone bundle to the next (same layout)")
@@ -21,9 +23,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run_delta(args: argparse.Namespace) -> int:
-    from edgerec.updates.delta import make_delta
-
-    d = make_delta(args.parent, args.child, args.out)
+    d = api.delta(args.parent, args.child, args.out)
     share = d["patch_bytes"] / d["model_bytes"]
     sizes = f"{d['patch_bytes']:,} of {d['model_bytes']:,} model bytes ({share:.1%})"
     print(f"wrote {args.out}/: {len(d['ranges'])} byte ranges, {sizes}; version {d['parent']['version']} -> "
@@ -32,8 +32,6 @@ def run_delta(args: argparse.Namespace) -> int:
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    from edgerec.updates.delta import apply_delta
-
-    m = apply_delta(args.bundle, args.delta, args.out)
+    m = api.apply_delta(args.bundle, args.delta, args.out)
     print(f"wrote {args.out}/: bundle version {m.get('version')} (model sha256 checked against the delta)")
     return 0

@@ -68,3 +68,12 @@ def command_output(verbose: bool, quiet: bool) -> Iterator[TextIO]:
             os.close(saved)
             terminal.close()
             capture.close()
+
+
+def console():  # -> rich.console.Console
+    """A rich console that does not squeeze tables when output goes to a file or pipe (CI logs, benchmarks)."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)

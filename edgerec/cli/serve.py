@@ -7,6 +7,9 @@ import signal
 import time
 from types import FrameType
 
+from edgerec import api
+from edgerec.errors import EdgerecError
+
 
 def add(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("serve", help="serve a Triton repository (export --target triton) on Triton Inference Server")
@@ -31,35 +34,21 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from edgerec.errors import EdgerecError
-    from edgerec.serving import env as serve_env
-    from edgerec.serving.server import TritonServer
-
-    path = Path(args.env) if args.env else None
     if args.setup:
-        serve_env.setup(path)
+        api.setup_server(args.env)
         if not args.repo:
             return 0
     if not args.repo:
         raise EdgerecError("give a repository folder (edgerec export --target triton), or --setup")
-    for name in ("http_port", "grpc_port"):
-        if not 1 <= getattr(args, name) <= 65535:
-            raise EdgerecError(f"--{name.replace('_', '-')} must lie in 1..65535; got {getattr(args, name)}")
-    if args.poll < 0:
-        raise EdgerecError(f"--poll must be >= 0 seconds; got {args.poll}")
-    server = TritonServer(
-        args.repo, args.host, args.http_port, args.grpc_port, env_path=path, poll_seconds=args.poll,
-        log_dir=args.log_dir,
-    )  # fmt: skip
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, stop)
+    server = None
     try:
-        server.start(args.timeout)
+        server = api.serve(args.repo, args.host, args.http_port, args.grpc_port, args.log_dir, args.poll, args.env,
+                           args.timeout)  # fmt: skip
         m = server.manifest
         size = f"{m['n_users']:,} users x {m['n_items']:,} items"
         print(f"serving {args.repo}: models recommend and score, version {m['triton']['version']}, {m['precision']}, "
@@ -73,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(0.5)
         raise EdgerecError(f"tritonserver stopped on its own (exit {server.proc.returncode}): {server.last_error()}")
     except KeyboardInterrupt:
+        if server is None:  # interrupted while starting: api.serve stopped what it had started
+            print("stopped while starting")
+            return 0
         print(f"stopped in {server.stop():.1f} s")
         return 0
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
         signal.signal(signal.SIGTERM, previous)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from edgerec.cli.common import columns, table
+from edgerec import api
+from edgerec.cli.common import columns, load_data, log, table
+from edgerec.errors import EdgerecError
+
+CPUS = api.EMULATED_CPUS
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-    from edgerec.devices import CPUS
-
     p = sub.add_parser(
         "verify",
         help="run a TFLite artifact under emulated ARM64 CPUs (qemu) and compare it with this machine",
@@ -30,22 +32,15 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from edgerec.cli.common import load_data, log
-    from edgerec.devices.verify import verify_arm64
-    from edgerec.errors import EdgerecError
-    from edgerec.io import write_json
-
     cpus = tuple(c.strip() for c in args.cpu.split(",") if c.strip())
     if not cpus:
         raise EdgerecError("--cpu: name at least one CPU, e.g. cortex-a53")
     if args.users < 1:
         raise EdgerecError("--users must be at least 1")
     data = load_data(args) if args.data else None
-    results = verify_arm64(args.artifact, cpus, data, args.users, Path(args.wheel) if args.wheel else None, log.info)
+    report = api.verify_on(args.artifact, args.arch, cpus, data, args.users, args.wheel, log.info)
     rows = []
-    for cpu, r in results.items():
+    for cpu, r in report.results.items():
         if "error" in r:
             rows.append([cpu, "-", "-", "-", r["error"][:80]])
             continue
@@ -54,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
     table(f"{args.artifact} on emulated arm64 vs this machine", ("cpu", "max |score error|", "top-10 agreement",
           "dHR@10", "time"), rows, left=("cpu",))  # fmt: skip
     if args.json:
-        write_json(args.json, results)
-    return 0 if all("error" not in r for r in results.values()) else 2
+        report.save(args.json)
+    return 0 if report.passed else 2

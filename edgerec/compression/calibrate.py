@@ -21,9 +21,7 @@ OBSERVERS: tuple[str, ...] = get_args(ObserverName)
 MIN_CALIBRATION = 64
 
 
-def calibration_set(
-    ds: Dataset, size: int = 20_000, negatives: int = 4, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def calibration_set(ds: Dataset, size: int, negatives: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """([size] users, [size] items): positives drawn equally from the head, torso and tail thirds of the items
     (by interaction count), plus `negatives` sampled negatives per positive, so the observers see both the
     frequent and the rare embedding rows and scores on both sides of the decision boundary."""

@@ -28,6 +28,7 @@ MLP_PRECISIONS: tuple[MlpPrecision, ...] = ("fp32", "fp16", "int8")
 # The one int8 calibration observer default (compression and export): percentile kept HR@10 best in the compression
 # benchmark (ML-1M NeuMF-8: -0.0025 vs minmax -0.0041, benchmarks/results/compression.md)
 DEFAULT_OBSERVER: Observer = "percentile"
+DEFAULT_CALIBRATION_SIZE = 20_000  # int8 calibration (user, item) pairs, compression and export alike
 
 
 @config
@@ -84,7 +85,7 @@ class QuantConfig:
     mlp: MlpPrecision = "int8"  # per-channel weights, per-tensor calibrated inputs
     observer: Observer = DEFAULT_OBSERVER
     percentile: Annotated[float, Field(gt=0.0, le=100.0)] = 99.99
-    calibration_size: Annotated[int, Field(ge=64, le=10_000_000)] = 20_000
+    calibration_size: Annotated[int, Field(ge=64, le=10_000_000)] = DEFAULT_CALIBRATION_SIZE
     seed: int = 0
 
     @property

@@ -12,12 +12,12 @@ import gzip
 import io
 import re
 import zipfile
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 
+from edgerec.data.config import Columns
 from edgerec.data.interactions import Interactions
 from edgerec.data.split import Dataset, leave_one_out
 from edgerec.data.synthetic import SyntheticConfig, generate
@@ -26,16 +26,6 @@ from edgerec.io import read_bytes
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 FORMATS = "an NCF split folder, ratings.dat, u.data, ml-1m.zip, ml-100k.zip, .csv, .parquet or synthetic[:k=v,...]"
-
-
-@dataclass(frozen=True)
-class Columns:
-    """Column names for CSV / Parquet input."""
-
-    user: str = "user"
-    item: str = "item"
-    timestamp: str | None = "timestamp"  # used when present
-    rating: str | None = "rating"  # kept when present, never used as a label
 
 
 def _read_text(path: Path) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 from edgerec.data.split import Dataset
 from edgerec.devices import CPUS, arm64
 from edgerec.errors import EdgerecError
-from edgerec.io import write_json
+from edgerec.io import SavesJson, write_json
 from edgerec.manifest import MANIFEST, read_manifest
 from edgerec.metrics import hr_ndcg
 
@@ -52,6 +53,21 @@ def compare(host: dict[str, np.ndarray], guest: dict[str, np.ndarray], items: np
         out["delta_hr@10"] = out["guest_hr@10"] - out["host_hr@10"]
         out["delta_ndcg@10"] = out["guest_ndcg@10"] - out["host_ndcg@10"]
     return out
+
+
+@dataclass(frozen=True)
+class EmulationReport(SavesJson):
+    """Per emulated CPU: the artifact's comparison with this machine, or the error that stopped it there."""
+
+    artifact: str
+    results: dict[str, dict[str, Any]]
+
+    @property
+    def passed(self) -> bool:
+        return all("error" not in r for r in self.results.values())
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        return self.results
 
 
 def verify_arm64(

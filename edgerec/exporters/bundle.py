@@ -126,7 +126,6 @@ def export(
     k: int = DEFAULT_K,
     candidates: int = 0,
     explain: bool = False,
-    **_: object,
 ) -> dict:
     """Write out (model.tflite) and the server-side user vectors next to it; return the manifest fields."""
     top = min(MAX_CANDIDATES, model.arch.n_items)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from edgerec.artifact import Artifact
@@ -17,15 +17,14 @@ from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
 from edgerec.exporters.config import ExportConfig
 from edgerec.exporters.lint import lint
-from edgerec.exporters.tensorrt_engine import ONNX_FILE, EngineUnavailable
 from edgerec.exporters.verify import verify
 from edgerec.io import atomic_dir, write_json
-from edgerec.manifest import write_manifest
+from edgerec.manifest import Manifest, Source, write_manifest
 from edgerec.model.checkpoint import Checkpoint
 from edgerec.model.training import torch_scorer
 from edgerec.runtime import load_scorer
 from edgerec.sysinfo import versions
-from edgerec.targets import load_attr, target
+from edgerec.targets import ExportContext, exporter_module, target
 
 log = logging.getLogger(__name__)
 
@@ -49,79 +48,79 @@ def export(ck: Checkpoint, ds: Dataset, cfg: ExportConfig = ExportConfig(), out:
     """Export, verify in the target runtime, gate on the parity bound (GateFailed), return the Artifact.
 
     With `out` the folder is written in place atomically (it appears only complete, and a second writer into it
-    fails at once); without, the artifact lives in a temporary folder until `.save(path)`. A TensorRT export
-    without TensorRT or a GPU gives an export-only artifact (the TensorRT-ready ONNX verified in onnxruntime, plus
-    trtexec.sh): its `status` is "export-only" and `engine_missing` says why.
+    fails at once); without, the artifact lives in a temporary folder until `.save(path)`. An exporter that cannot
+    finish here (TensorRT without TensorRT or a GPU) gives an export-only artifact holding what it could verify:
+    its `status` is "export-only" and `export_only` says why.
     """
     t = target(cfg.target)
+    module = exporter_module(cfg.target)
     runtime = cfg.resolved_runtime
     ds = ck.align(ds)
     model = ck.model.eval()
-    buckets = [] if t.dynamic_batch else resolve_buckets(cfg.buckets, ds.n_items)
     spec, calibration = None, None
     if cfg.precision == "int8" and t.calibration == "spec":
         spec, calibration = _spec(ck, ds, cfg)
     calib = calibration_set(ds, cfg.calibration_size, seed=cfg.seed) if t.calibration == "pairs" else None
     if calib is not None and cfg.precision == "int8":
-        calibration = f"ai-edge-quantizer min/max over {cfg.calibration_size} stratified pairs of the largest bucket"
-    tol = cfg.bound
+        calibration = f"the quantizer's min/max over {cfg.calibration_size} stratified pairs of the largest bucket"
     owned = None
     if out is None:
         owned = Path(tempfile.mkdtemp(prefix="edgerec-artifact-"))
         out = owned / "artifact"
-    missing = None
     start = time.perf_counter()
     with atomic_dir(out) as tmp:
         model_file = t.model_file(ck.version)
         (tmp / model_file).parent.mkdir(parents=True, exist_ok=True)
-        exporter = load_attr(t.exporter)
-        kwargs = {"buckets": buckets, "runtime": runtime, "spec": spec, "calib": calib}
-        kwargs |= {"candidates": cfg.candidates, "explain": cfg.explain}  # the phone bundle's; the others ignore them
         ids = {"users": ids_to_list(ck.user_ids), "items": ids_to_list(ck.item_ids)}
-        kwargs |= {"triton": cfg.triton, "version": ck.version, "id_maps": ids}  # the Triton repository's
-        try:
-            fields = exporter(model, cfg.precision, tmp / model_file, **kwargs)
-            check_runtime = t.verify_runtime(runtime)
-            missing = fields.pop("engine_missing", None)  # a repository whose engines are built on the GPU host
-        except EngineUnavailable as e:
-            missing, model_file, check_runtime = str(e), ONNX_FILE, "onnxruntime"
-            fields = {"buckets": buckets, "inputs": ["users", "items"], "output": "scores", "onnx_file": ONNX_FILE}
+        ctx = ExportContext(
+            precision=cfg.precision,
+            folder=tmp,
+            model_path=tmp / model_file,
+            runtime=runtime,
+            buckets=() if t.dynamic_batch else tuple(resolve_buckets(cfg.buckets, ds.n_items)),
+            version=ck.version,
+            id_maps=ids,
+            options=cfg.options,
+            spec=spec,
+            calib=calib,
+        )
+        done = module.export(model, ctx)
+        model_file = done.model_file or model_file
+        check_runtime = done.verify_runtime or t.verify_runtime(runtime)
         write_json(tmp / "id_maps.json", ids)
-        onnx_file = fields.get("onnx_file", t.onnx_file)
+        onnx_file = done.fields.get("onnx_file", t.onnx_file)
         lint_report = lint(tmp / onnx_file) if onnx_file else None
         if lint_report is not None and lint_report.get("passed") is False:
             first = (lint_report["failing"] + lint_report["errors"] + ["see the report"])[0]
             raise EdgerecError(f"polygraphy check lint failed on the exported ONNX: {first}")
-        manifest = {
-            "target": t.name,
-            "precision": cfg.precision,
-            "runtime": runtime,
-            "model_file": model_file,
-            "status": "export-only" if missing else "verified",
-            "n_users": ds.n_users,
-            "n_items": ds.n_items,
-            "score": "float32 logit (sigmoid gives the probability); higher = more relevant",
-            "ids": "dense indices; id_maps.json maps them to the original user and item ids",
-            **fields,
-            "calibration": calibration,
-            **({"lint": lint_report} if lint_report else {}),
-            "source": {
-                "checkpoint": str(ck.path) if ck.path else None,
-                "weights_sha256": ck.weights_sha256,
-                "arch": model.arch.to_json(),
-                "metrics": {k: ck.metrics.get(k) for k in ("hr@10", "ndcg@10")},
-            },
-            "version": ck.version,  # the model's version: 1, +1 per `edgerec update`
-            **({"lineage": ck.config["lineage"]} if "lineage" in ck.config else {}),
-            "data": {**ds.summary(), "fingerprint": ds.fingerprint()},
-            "seed": cfg.seed,
-            "tolerance": asdict(tol),
-            "versions": versions(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            **({"engine_missing": missing} if missing else {}),
-            **cfg.extra,
-        }
-        write_manifest(tmp, manifest)  # lets the runtime open the folder for verification
+        fields = {k: v for k, v in done.fields.items() if k != "model_file"}
+        manifest = Manifest(
+            target=t.name,
+            precision=cfg.precision,
+            runtime=runtime,
+            model_file=model_file,
+            n_users=ds.n_users,
+            n_items=ds.n_items,
+            version=ck.version,
+            seed=cfg.seed,
+            source=Source(
+                checkpoint=str(ck.path) if ck.path else None,
+                weights_sha256=ck.weights_sha256,
+                arch=model.arch.to_json(),
+                metrics={k: ck.metrics.get(k) for k in ("hr@10", "ndcg@10")},
+            ),
+            data={**ds.summary(), "fingerprint": ds.fingerprint()},
+            tolerance=asdict(cfg.bound),
+            versions=versions(),
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            calibration=calibration,
+            target_fields=fields,
+            lint=lint_report,
+            lineage=ck.config.get("lineage"),
+            export_only=done.export_only,
+            extra=cfg.extra,
+        )
+        write_manifest(tmp, manifest.to_json())  # lets the runtime open the folder for verification
         log.info(
             "exported %s %s in %.1f s; verifying in %s",
             t.name,
@@ -130,17 +129,12 @@ def export(ck: Checkpoint, ds: Dataset, cfg: ExportConfig = ExportConfig(), out:
             check_runtime,
         )
         scorer = load_scorer(tmp, threads=cfg.threads, runtime=check_runtime)
-        report = verify(scorer, torch_scorer(model), ds)
-        report["verified_with"] = check_runtime
-        tol.gate(
-            f"{t.name} {cfg.precision}",
-            report["deltas"],
-            report["agreement"],
-            report["batch_parity_max_diff"],
-            report["parity_batch"],
-        ).enforce(report)
-        manifest = {**manifest, "metrics": report.pop("metrics"), "verification": report}
-        if t.readme:  # the app developer's instructions travel with the artifact (and are hashed with it)
-            (tmp / "README.md").write_text(load_attr(t.readme)(manifest))
-        manifest = write_manifest(tmp, manifest)
-    return Artifact(out, manifest, owned=owned)
+        what = f"{t.name} {cfg.precision}"
+        report = verify(scorer, torch_scorer(model), ds, cfg.bound, what, check_runtime)
+        report.gate.enforce(report)
+        manifest = replace(manifest, metrics=report.metrics, verification=report.to_json())
+        readme = getattr(module, "readme", None)
+        if readme is not None:  # the app developer's instructions travel with the artifact (and are hashed with it)
+            (tmp / "README.md").write_text(readme(manifest.to_json()))
+        written = write_manifest(tmp, manifest.to_json())
+    return Artifact(out, written, owned=owned)

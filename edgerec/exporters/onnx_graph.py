@@ -156,7 +156,7 @@ def build(model: NCF, precision: str, spec: QuantSpec | None = None) -> onnx.Mod
     return onnx_model
 
 
-def export(model: NCF, precision: str, out: Path, *, spec: QuantSpec | None = None, **_: object) -> dict:
+def export(model: NCF, precision: str, out: Path, *, spec: QuantSpec | None = None) -> dict:
     """Write out (a .onnx file); return the manifest fields this target adds."""
     onnx.save_model(build(model, precision, spec), str(out))
     return {"opset": OPSET, "batch": "dynamic", "inputs": ["users", "items"], "output": "scores"}

@@ -133,7 +133,7 @@ def fields(model: NCF, k: int) -> dict:
     return {"opset": OPSET, "batch": "dynamic", "k": k, "macs_per_item": folded_macs(model.arch)}
 
 
-def export(model: NCF, precision: str, out: Path, *, k: int = DEFAULT_K, **_: object) -> dict:
+def export(model: NCF, precision: str, out: Path, *, k: int = DEFAULT_K) -> dict:
     """Write out (model.onnx); return the manifest fields this target adds."""
     onnx.save_model(build(model, precision, k), str(out))
     return {**fields(model, k), "inputs": ["users"], "outputs": ["top_items", "top_scores", "scores"]}

@@ -116,9 +116,7 @@ def build_engine(onnx_path: Path, precision: str, profiles: Shapes | list[Shapes
     return bytes(engine), {**record, "cache": "miss"}
 
 
-def export(
-    model: NCF, precision: str, out: Path, *, buckets: list[int], spec: QuantSpec | None = None, **_: object
-) -> dict:
+def export(model: NCF, precision: str, out: Path, *, buckets: list[int], spec: QuantSpec | None = None) -> dict:
     """Write the TensorRT-ready ONNX and trtexec.sh next to out, then the engine at out (or EngineUnavailable)."""
     from edgerec.exporters import onnx_graph
 

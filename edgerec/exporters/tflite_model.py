@@ -166,7 +166,6 @@ def export(
     buckets: list[int],
     runtime: str,
     calib: tuple[np.ndarray, np.ndarray],
-    **_: object,
 ) -> dict:
     """Write out (a .tflite file); return the manifest fields this target adds."""
     flat, info = quantize(convert(model, buckets), precision, runtime, buckets, calib)

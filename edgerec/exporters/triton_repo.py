@@ -80,11 +80,9 @@ def export(
     model: NCF,
     precision: str,
     out: Path,
-    *,
-    triton: TritonConfig = TritonConfig(),
-    version: int = 1,
+    triton: TritonConfig,
+    version: int,
     id_maps: dict[str, list] | None = None,
-    **_: object,
 ) -> dict[str, Any]:
     """out is REPO/recommend/<version>/model.onnx; writes the whole repository under REPO. Each version folder
     holds its ONNX, model.json (its sizes: the tables grow with updates) and id_maps.json; the configs hold only

@@ -1,7 +1,7 @@
 """Profile -> steps -> artifact + report: what `edgerec export --profile` runs.
 
-Steps, each one of the public verbs (edgerec.api): train (only without --model: NeuMF-8 with the default settings on
-the given data), compress (when the profile prunes), export (calibrate, convert, verify in the target runtime, gate
+Steps, each the stage behind one of the public verbs, with the profile's own step config: train (only without a model),
+compress (when the profile has a `compress` section), export (calibrate, convert, verify in the target runtime, gate
 on the parity bound), bench (latency in the target runtime, budgets). Every step but bench is cached under a
 content hash of its inputs and settings (data fingerprint, input weights, configs, edgerec version and a hash of
 its code): re-running with the same inputs reuses it.
@@ -14,14 +14,13 @@ import json
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from edgerec import api
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
-from edgerec.io import atomic_dir, build_lock, cache_root, sha256_file, write_json
+from edgerec.io import SavesJson, atomic_dir, build_lock, cache_root, sha256_file
 from edgerec.manifest import read_manifest
 from edgerec.profiles.schema import Profile, runtime_version_ok
 
@@ -71,31 +70,45 @@ def _model_hash(model: Path) -> str:
 
 def plan(profile: Profile, ds: Dataset, model: Path | None) -> list[Step]:
     import edgerec
-    from edgerec.model.config import TrainConfig
 
     version = f"{edgerec.__version__}+{code_hash()[:16]}"
     data = ds.fingerprint()
     steps = []
     if model is None:
-        cfg = asdict(TrainConfig())
+        cfg = asdict(profile.train)
         steps.append(
-            Step("train", _key(["train", version, data, cfg]), f"NeuMF-8 on {ds.name}, {cfg['epochs']} epochs")
+            Step(
+                "train",
+                _key(["train", version, data, cfg]),
+                f"NeuMF-{cfg['factors']} on {ds.name}, {cfg['epochs']} epochs",
+            )
         )
         source = steps[-1].key
     else:
         source = _model_hash(model)
-    c = profile.compression
-    if c.prune > 0:
-        what = f"prune {c.prune:g}" + (f" in {c.prune_steps} steps" if c.prune_steps > 1 else "")
-        what += f" + distill {c.distill_epochs} epochs" if c.distill else ""
-        steps.append(Step("compress", _key(["compress", version, data, source, c.model_dump()]), what))
+    c = profile.compress
+    if c is not None:
+        steps.append(Step("compress", _key(["compress", version, data, source, asdict(c)]), _what(c)))
         source = steps[-1].key
     export_cfg = asdict(export_config(profile))
     steps.append(
         Step("export", _key(["export", version, data, source, export_cfg]), f"{profile.target} {profile.precision}")
     )
-    steps.append(Step("bench", "", f"{profile.runtime.package}, {profile.runtime.threads} thread(s)"))
+    steps.append(Step("bench", "", f"{profile.package}, {profile.bench.threads} thread(s)"))
     return steps
+
+
+def _what(c: Any) -> str:  # c: CompressConfig
+    parts = []
+    if c.prune is not None:
+        parts.append(f"prune {c.prune.mlp:g}" + (f" in {c.prune.steps} steps" if c.prune.steps > 1 else ""))
+    if c.distill is not None:
+        parts.append(f"distill {c.train.epochs} epochs")
+    if c.quantize is not None:
+        parts.append(f"quantize {c.quantize.embeddings}/{c.quantize.mlp}")
+    if c.search is not None:
+        parts.append("search")
+    return " + ".join(parts) or "compress"
 
 
 def _step(step: Step, folder: Path, check: Callable[[Path], Any], build: Callable[[], Any]) -> None:
@@ -120,60 +133,104 @@ def _cached(folder: Path, check) -> bool:
         return False
 
 
-def _train(ds: Dataset, folder: Path) -> None:
-    api.train(ds).save(folder)
+def _load(folder: Path) -> Any:
+    from edgerec.model.checkpoint import load
+
+    return load(folder)
 
 
-def _compress(profile: Profile, teacher_dir: Path, ds: Dataset, folder: Path) -> None:
-    from edgerec.compression.config import CompressConfig, DistillConfig, PruneConfig
-    from edgerec.model.config import fine_tune_config
+def _train(ds: Dataset, cfg: Any, folder: Path) -> None:  # cfg: TrainConfig
+    from edgerec.model.checkpoint import Checkpoint
+    from edgerec.model.distributed import fit_nproc
+    from edgerec.model.training import train
 
-    c = profile.compression
-    cfg = CompressConfig(
-        prune=PruneConfig.uniform(c.prune, steps=c.prune_steps),
-        distill=DistillConfig(rank_k=c.rank_k) if c.distill else None,
-        train=fine_tune_config(c.distill_epochs),
-    )
-    api.compress(teacher_dir, ds, cfg).save(folder)
+    model, report = train(ds, cfg, parallel=fit_nproc)
+    Checkpoint.create(model, ds, report).save(folder)
+
+
+def _compress(source: Path, ds: Dataset, cfg: Any, folder: Path) -> None:  # cfg: CompressConfig
+    from edgerec.compression.steps import compress
+
+    compress(_load(source), ds, cfg).save(folder)
+
+
+def _export(source: Path, ds: Dataset, cfg: Any, folder: Path) -> None:  # cfg: ExportConfig
+    """Export into folder. Where the target cannot be finished here, the export-only artifact stays and its
+    manifest says why (`export_only`, which run() reports)."""
+    from edgerec.exporters.exporter import export
+
+    export(_load(source), ds, cfg, folder)
 
 
 def export_config(profile: Profile) -> Any:  # -> ExportConfig
-    """The export the profile asks for."""
-    from edgerec.exporters.config import ExportConfig
-
-    return ExportConfig(
-        target=profile.target,
-        precision=profile.precision,
-        runtime=profile.runtime.package,
-        buckets=tuple(profile.buckets),
-        calibration_size=profile.compression.calibration_size,
-        observer=profile.compression.observer,
-        threads=profile.runtime.threads,
-        candidates=profile.candidates,
-        explain=profile.explain,
-        triton=profile.triton,
-        tolerance=profile.tolerance,
-        extra={"profile": profile.model_dump(), "delegate": profile.runtime.delegate},
-    )
+    """The profile's export, recording the profile in the manifest."""
+    record = {"profile": profile.to_json(), "delegate": profile.runtime.delegate}
+    return replace(profile.export, extra={**profile.export.extra, **record})
 
 
-def _export(profile: Profile, model_dir: Path, ds: Dataset, folder: Path) -> None:
-    """Export into folder. Where the target's engine cannot be built here, the export-only artifact stays and its
-    manifest says why (`engine_missing`, which run() reports)."""
-    api.export(model_dir, export_config(profile), ds, out=folder)
+@dataclass(frozen=True)
+class ProfileRun(SavesJson):
+    """What one profile's run produced: the artifact, its verification, its bench record, and the outcome:
+    "passed", "failed" (a budget or a step failed: `failures`) or "export-only" (`failures` says why)."""
+
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "profile", "target", "precision", "bytes", "HR@10", "NDCG@10", "dHR@10", "p50 ms", "p99 ms", "items/s", "status"
+    )  # fmt: skip
+
+    profile: str
+    target: str
+    precision: str
+    outcome: str
+    failures: tuple[str, ...] = ()
+    artifact: str | None = None
+    bytes: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    deltas: dict[str, Any] = field(default_factory=dict)
+    verified_with: str | None = None
+    budget_key: str = "catalog_top10"
+    bench: dict[str, Any] | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+    @property
+    def status(self) -> str:
+        """The outcome with its reasons, as the comparison table shows it."""
+        return self.outcome + (": " + "; ".join(self.failures) if self.failures else "")
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if v is not None and k not in ("outcome", "failures")}
+        return {**out, "status": self.status}
+
+    def cells(self) -> list[str]:
+        """The row of the comparison table, one cell per COLUMNS."""
+        lat = (self.bench or {}).get("latency_ms", {}).get(self.budget_key)
+        ips = (self.bench or {}).get("items_per_s", {}).get(self.budget_key)
+        m, d = self.metrics, self.deltas
+        cell = {
+            "profile": self.profile,
+            "target": self.target,
+            "precision": self.precision,
+            "bytes": f"{self.bytes:,}" if self.bytes else "-",
+            "HR@10": f"{m['hr@10']:.4f}" if "hr@10" in m else "-",
+            "NDCG@10": f"{m['ndcg@10']:.4f}" if "ndcg@10" in m else "-",
+            "dHR@10": f"{d['hr@10']:+.4f}" if "hr@10" in d else "-",
+            "p50 ms": f"{lat['p50']:.3f}" if lat else "-",
+            "p99 ms": f"{lat['p99']:.3f}" if lat else "-",
+            "items/s": f"{ips:,.0f}" if ips else "-",
+            "status": self.status,
+        }
+        return [cell[c] for c in self.COLUMNS]
 
 
-def budget_failures(profile: Profile, record: dict) -> list[str]:
-    b = profile.budget
-    key = b.latency_key
-    lat = record["latency_ms"].get(key)
-    out = []
-    if b.bytes is not None and record["bytes"] > b.bytes:
-        out.append(f"bytes {record['bytes']:,} > budget {b.bytes:,}")
-    for name, limit in (("p50", b.p50_ms), ("p99", b.p99_ms)):
-        if limit is not None and lat is not None and lat[name] > limit:
-            out.append(f"{name} {lat[name]:.3f} ms > budget {limit} ms at batch {key}")
-    return out
+@dataclass(frozen=True)
+class DryRun:
+    """The steps a profile would run, and which of them the cache already holds."""
+
+    profile: str
+    steps: tuple[Step, ...]
+    cached: tuple[bool, ...]
 
 
 def run(
@@ -182,55 +239,58 @@ def run(
     out: str | Path,
     model: str | Path | None = None,
     cache: Path | None = None,
-    dry_run: bool = False,
-    bench_time_s: float = 1.0,
-) -> dict:
-    """Run the profile's steps; returns the report row (also written to out/<profile.output.bench_file>)."""
-    from edgerec.benchmarking.latency import BenchConfig
-
+    bench_time_s: float | None = None,
+) -> ProfileRun:
+    """Run the profile's steps; the run's record is also written to out/<profile.output.bench_file>."""
     cache = cache or default_cache()
     model_dir = Path(model) if model is not None else None
-    steps = plan(profile, ds, model_dir)
-    if dry_run:
-        return {"profile": profile.name, "steps": [asdict(s) | {"cached": s.folder(cache).is_dir()} for s in steps]}
     source = model_dir
-    status = None
-    for step in steps:
+    export_only = None
+    for step in plan(profile, ds, model_dir):
         folder = step.folder(cache)
         if step.name == "train":
-            _step(step, folder, api.load, lambda f=folder: _train(ds, f))
+            _step(step, folder, _load, lambda f=folder: _train(ds, profile.train, f))
             source = folder
         elif step.name == "compress":
-            _step(step, folder, api.load, lambda f=folder, src=source: _compress(profile, src, ds, f))
+            _step(step, folder, _load, lambda f=folder, s=source: _compress(s, ds, profile.compress, f))
             source = folder
         elif step.name == "export":
-            _step(step, folder, read_manifest, lambda f=folder, src=source: _export(profile, src, ds, f))
-            missing = read_manifest(folder).get("engine_missing")
-            status = f"export-only: {missing}" if missing else None
+            _step(step, folder, read_manifest, lambda f=folder, s=source: _export(s, ds, export_config(profile), f))
+            export_only = read_manifest(folder).get("export_only")
             with atomic_dir(out) as tmp:
                 shutil.copytree(folder, tmp, dirs_exist_ok=True)
     manifest = read_manifest(out)
-    row: dict[str, Any] = {
-        "profile": profile.name,
-        "target": profile.target,
-        "precision": profile.precision,
-        "bytes": manifest["files"][manifest["model_file"]]["bytes"],
-        "metrics": manifest["metrics"],
-        "deltas": manifest["verification"]["deltas"],
-        "verified_with": manifest["verification"]["verified_with"],
-        "artifact": str(out),
-        "budget_key": profile.budget.latency_key,
-    }
+    done = dict(
+        profile=profile.name,
+        target=profile.target,
+        precision=profile.precision,
+        artifact=str(out),
+        bytes=manifest["files"][manifest["model_file"]]["bytes"],
+        metrics=manifest["metrics"],
+        deltas=manifest["verification"]["deltas"],
+        verified_with=manifest["verification"]["verified_with"],
+        budget_key=profile.budget.latency_key,
+    )
     ok, installed = runtime_version_ok(profile)
-    if status is None and not ok:
-        status = f"export-only: {profile.runtime.package} {profile.runtime.version} is {installed} here"
-    if status is None:
+    if export_only is None and not ok:
+        export_only = f"{profile.package} {profile.runtime.version} is {installed} here"
+    if export_only is not None:
+        result = ProfileRun(outcome="export-only", failures=(export_only,), **done)
+    else:
         also = (profile.budget.batch,) if profile.budget.batch else ()  # the budget's batch is always measured
-        bench_cfg = BenchConfig(threads=profile.runtime.threads, min_time_s=bench_time_s, also=also)
-        record = api.bench(out, bench_cfg).record
-        row["bench"] = record
-        failures = budget_failures(profile, record)
-        status = "failed: " + "; ".join(failures) if failures else "passed"
-    row["status"] = status
-    write_json(Path(out) / profile.output.bench_file, row)
-    return row
+        bench_cfg = replace(profile.bench, also=tuple(sorted({*profile.bench.also, *also})))
+        if bench_time_s is not None:
+            bench_cfg = replace(bench_cfg, min_time_s=bench_time_s)
+        from edgerec.benchmarking.latency import bench_artifact
+
+        record = bench_artifact(Path(out), bench_cfg, None)
+        failures = tuple(profile.budget.failures(record))
+        result = ProfileRun(outcome="failed" if failures else "passed", failures=failures, bench=record, **done)
+    result.save(Path(out) / profile.output.bench_file)
+    return result
+
+
+def dry_run(profile: Profile, ds: Dataset, model: str | Path | None = None, cache: Path | None = None) -> DryRun:
+    cache = cache or default_cache()
+    steps = plan(profile, ds, Path(model) if model is not None else None)
+    return DryRun(profile.name, tuple(steps), tuple(s.name != "bench" and s.folder(cache).is_dir() for s in steps))

@@ -1,27 +1,28 @@
-"""Target profiles: YAML files validated against this schema (unknown keys rejected, every field described).
+"""Target profiles: the step configs themselves (ExportConfig, CompressConfig, TrainConfig, BenchConfig), plus what is
+only the profile's: its name, the device, the runtime's version range and delegate, budgets and output names.
+
+A YAML profile is validated section by section with the same configs and the same one-line ConfigError as flags:
+`export: {precision: int4}` in a profile and `--precision int4` on the command line say the same thing.
 
 The shipped profiles travel inside the package (edgerec/profiles/shipped/, which the checkout's top-level
 export_profiles/ links to) and are read with importlib.resources, so an installed wheel finds them.
-
-A profile says what device an artifact is for and what it must achieve there: target, runtime and its version
-range, precision, batch buckets, threads and delegate, compression, tolerances against the fp32 source, and
-budgets (bytes, latency). `edgerec export --profile NAME` runs it; `edgerec bench --profiles DIR` compares them.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from edgerec.compression.config import DEFAULT_OBSERVER
-from edgerec.config import validation_message
-from edgerec.errors import EdgerecError, shown
-from edgerec.gates import ParityBound
-from edgerec.serving.config import TritonConfig
-from edgerec.targets import TARGETS
+from edgerec.benchmarking.config import BenchConfig
+from edgerec.compression.config import CompressConfig
+from edgerec.config import config
+from edgerec.errors import ConfigError, EdgerecError, shown
+from edgerec.exporters.config import ExportConfig
+from edgerec.model.config import TrainConfig
+from edgerec.targets import target
 
 
 def shipped_dir() -> Path:
@@ -33,46 +34,21 @@ def shipped_names() -> list[str]:
     return sorted(p.stem for p in shipped_dir().glob("*.yaml"))
 
 
-DELEGATES = {
-    "tflite": ("xnnpack", "none"),
-    "tflite-bundle": ("xnnpack",),
-    "onnx": ("cpu",),
-    "tensorrt": ("gpu",),
-    "triton": ("cpu", "gpu"),
-}
+@config
+class DeviceRuntime:
+    """The device's runtime: the package is `export.runtime`; this says which versions and which delegate."""
+
+    version: str = Field(">=0", description="PEP 440 version range of the runtime package the device has, e.g. '>=2.1'")
+    delegate: str = Field("cpu", description="the target's delegates: tflite xnnpack | none; onnx cpu; tensorrt gpu")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Runtime(_Strict):
-    package: str = Field(description="runtime package that runs the artifact on the device, e.g. ai-edge-litert")
-    version: str = Field(">=0", description="PEP 440 version range of that package the device has, e.g. '>=2.1'")
-    threads: int = Field(1, ge=1, le=256, description="runtime threads (latency is measured with this many)")
-    delegate: str = Field(description="tflite: xnnpack | none; onnx: cpu; tensorrt: gpu")
-
-
-class Compression(_Strict):
-    prune: float = Field(0.0, ge=0.0, lt=1.0, description="structured pruning ratio of every component (0 = off)")
-    distill: bool = Field(False, description="distil from the source model after pruning (recovery fine-tuning)")
-    prune_steps: int = Field(
-        1, ge=1, le=10, description="reach the pruning ratio in this many steps, distilling after each"
-    )
-    distill_epochs: int = Field(8, ge=1, le=200, description="distillation epochs (early stopping)")
-    rank_k: int = Field(0, ge=0, le=1000, description="ranking distillation over the teacher's top-K (0 = off)")
-    observer: Literal["minmax", "percentile", "entropy"] = Field(
-        DEFAULT_OBSERVER, description="int8 calibration observer (ONNX / TensorRT; TFLite uses ai-edge-quantizer's)"
-    )
-    calibration_size: int = Field(20_000, ge=100, le=10_000_000, description="calibration (user, item) pairs")
-
-
-class Budget(_Strict):
-    bytes: int | None = Field(None, ge=1, description="largest model file in bytes (null = no budget)")
-    p50_ms: float | None = Field(None, gt=0, description="largest median latency at `batch`, milliseconds")
-    p99_ms: float | None = Field(None, gt=0, description="largest 99th-percentile latency at `batch`, milliseconds")
-    batch: int = Field(
-        0, ge=0, description="batch the latency budget applies to; 0 = one user vs the whole catalog, top-10"
+@config
+class Budget:
+    bytes: Annotated[int, Field(ge=1)] | None = Field(None, description="largest model file in bytes (null = none)")
+    p50_ms: Annotated[float, Field(gt=0)] | None = Field(None, description="largest median latency at `batch`, ms")
+    p99_ms: Annotated[float, Field(gt=0)] | None = Field(None, description="largest 99th-percentile latency, ms")
+    batch: Annotated[int, Field(ge=0)] = Field(
+        0, description="batch the latency budget is for; 0 = one user vs the catalog"
     )
 
     @property
@@ -80,38 +56,92 @@ class Budget(_Strict):
         """The key of the bench record's "latency_ms" that this budget is checked against."""
         return "catalog_top10" if self.batch == 0 else str(self.batch)
 
+    def failures(self, record: dict[str, Any]) -> list[str]:
+        """One line per budget the bench record exceeds."""
+        lat = record["latency_ms"].get(self.latency_key)
+        out = []
+        if self.bytes is not None and record["bytes"] > self.bytes:
+            out.append(f"bytes {record['bytes']:,} > budget {self.bytes:,}")
+        for name, limit in (("p50", self.p50_ms), ("p99", self.p99_ms)):
+            if limit is not None and lat is not None and lat[name] > limit:
+                out.append(f"{name} {lat[name]:.3f} ms > budget {limit} ms at batch {self.latency_key}")
+        return out
 
-class Output(_Strict):
-    folder: str = Field("{name}", description="artifact folder name under `bench --profiles --out`; {name} = profile")
-    bench_file: str = Field("bench.json", description="bench record written next to the artifact")
+
+@config
+class Output:
+    folder: str = Field("{name}", description="artifact folder name under `compare --out`; {name} = the profile's")
+    bench_file: str = Field("bench.json", description="the run's record, written next to the artifact")
 
 
-class Profile(_Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="profile name (file name without .yaml)")
+@config
+class Profile:
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")] = Field(description="the file name without .yaml")
     description: str = Field(description="what the target device is")
     device: str = Field(description="the device class, e.g. 'Android phone, ARM64 big core'")
-    target: Literal["onnx", "tensorrt", "tflite", "tflite-bundle", "triton"] = Field(description="export target")
-    precision: str = Field(description="one of the target's precisions")
-    runtime: Runtime
-    buckets: list[int] = Field([1, 1000, 0], min_length=1, description="batch sizes; 0 = catalog size")
-    candidates: int = Field(
-        0,
-        ge=0,
-        le=1_000_000,
-        description="tflite-bundle: length of the `score` signature's candidate list (0 = recommend only)",
-    )
-    explain: bool = Field(
-        False, description="tflite-bundle: ship the folded item side (fp16) for explanations and on-device fold-in"
-    )
-    triton: TritonConfig = Field(
-        TritonConfig(),
-        description="triton: backend (python | onnxruntime | tensorrt_plan), kind (cpu | gpu), instances, threads, "
-        "max_batch_size, preferred_batch_sizes, max_queue_delay_us, k, max_candidates, served_versions",
-    )
-    compression: Compression = Compression()
-    tolerance: ParityBound = Field(ParityBound(), description="the artifact's parity bound against the fp32 source")
+    export: ExportConfig = Field(description="the export: target, precision, runtime package, options, tolerance")
+    runtime: DeviceRuntime = Field(DeviceRuntime(), description="the device runtime's version range and delegate")
+    train: TrainConfig = Field(TrainConfig(), description="training, when no model is given")
+    compress: CompressConfig | None = Field(None, description="compression before the export (null = none)")
+    bench: BenchConfig = Field(BenchConfig(), description="latency measurement in the target runtime")
     budget: Budget = Budget()
     output: Output = Output()
+
+    def __post_init__(self) -> None:
+        t = target(self.export.target)
+        if self.runtime.delegate not in t.delegates:
+            raise ConfigError(
+                f"Profile: field `runtime.delegate` must be one of {', '.join(t.delegates)} for {t.name}; "
+                f"got {shown(self.runtime.delegate)}"
+            )
+        kind = getattr(self.export.options, "kind", None)
+        if t.name == "triton" and self.runtime.delegate != kind:
+            raise ConfigError(
+                f"Profile: field `runtime.delegate` ({self.runtime.delegate}) must equal the triton kind ({kind})"
+            )
+
+    @property
+    def target(self) -> str:
+        return self.export.target
+
+    def to_json(self) -> dict[str, Any]:
+        """The profile as plain JSON / YAML values (profile_from reads it back)."""
+        import json
+        from dataclasses import asdict
+
+        return json.loads(json.dumps(asdict(self)))
+
+    @property
+    def precision(self) -> str:
+        return self.export.precision
+
+    @property
+    def package(self) -> str:
+        """The runtime package the profile's device runs."""
+        return self.export.resolved_runtime
+
+
+SECTIONS: dict[str, type] = {
+    "export": ExportConfig,
+    "runtime": DeviceRuntime,
+    "train": TrainConfig,
+    "compress": CompressConfig,
+    "bench": BenchConfig,
+    "budget": Budget,
+    "output": Output,
+}
+
+
+def profile_from(data: dict[str, Any], where: str) -> Profile:
+    """A Profile from a YAML mapping, each section built by its own config (the errors flags give too)."""
+    values = dict(data)
+    try:
+        for key, cls in SECTIONS.items():
+            if isinstance(values.get(key), dict):
+                values[key] = cls(**values[key])
+        return Profile(**values)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def load_profile(ref: str | Path) -> Profile:
@@ -134,36 +164,7 @@ def load_profile(ref: str | Path) -> Profile:
     keys = [k for k in data if not isinstance(k, str)]
     if keys:  # `? x`, `1: 2`: YAML keys of other types would reach Profile(**data) as keyword names
         raise EdgerecError(f"{path}: field names must be text; got {shown(keys[0])}")
-    try:
-        profile = Profile(**data)
-    except ValidationError as e:
-        raise EdgerecError(f"{path}: {validation_message(e)}") from None
-    t = TARGETS[profile.target]
-    for field, check in (
-        ("precision", lambda: t.check_precision(profile.precision)),
-        ("runtime.package", lambda: t.check_runtime(profile.runtime.package)),
-    ):
-        try:
-            check()
-        except EdgerecError as e:
-            raise EdgerecError(f"{path}: field `{field}`: {e}") from None
-    if profile.runtime.delegate not in DELEGATES[profile.target]:
-        allowed = ", ".join(DELEGATES[profile.target])
-        raise EdgerecError(
-            f"{path}: field `runtime.delegate` must be one of {allowed} for {profile.target}; "
-            f"got {profile.runtime.delegate!r}"
-        )
-    if profile.triton != TritonConfig() and profile.target != "triton":
-        raise EdgerecError(f"{path}: field `triton` applies to target triton only")
-    if profile.target == "triton" and profile.runtime.delegate != profile.triton.kind:
-        raise EdgerecError(
-            f"{path}: field `runtime.delegate` ({profile.runtime.delegate}) must equal `triton.kind` "
-            f"({profile.triton.kind})"
-        )
-    if any(b < 0 for b in profile.buckets):
-        raise EdgerecError(
-            f"{path}: field `buckets` must be batch sizes >= 0 (0 = catalog size); got {profile.buckets}"
-        )
+    profile = profile_from(data, str(path))
     if profile.name != path.stem:
         raise EdgerecError(f"{path}: field `name` must match the file name ({path.stem!r}); got {profile.name!r}")
     return profile
@@ -189,7 +190,7 @@ def runtime_version_ok(profile: Profile) -> tuple[bool, str]:
             f"profile {profile.name}: runtime.version {profile.runtime.version!r} is not a version range"
         ) from None
     try:
-        installed = metadata.version(profile.runtime.package)
+        installed = metadata.version(profile.package)
     except metadata.PackageNotFoundError:
         return False, "not installed"
     return spec.contains(installed, prereleases=True), installed

@@ -13,23 +13,22 @@ from pathlib import Path
 from edgerec.errors import EdgerecError
 from edgerec.manifest import read_manifest, verify_files
 from edgerec.runtime.base import Scorer
-from edgerec.targets import load_attr, target
+from edgerec.targets import runtime_module, scorer_class
 
 
 def load_scorer(folder: str | Path, threads: int = 1, runtime: str | None = None, verify: bool = True) -> Scorer:
     """Open an artifact folder with the runtime its manifest names (or `runtime`, when the target allows it)."""
     folder = Path(folder)
     manifest = read_manifest(folder, verify=verify)
-    t = target(str(manifest.get("target")))
-    chosen = runtime or str(manifest.get("runtime", t.runtimes[0]))
-    t.check_runtime(chosen)
+    name = str(manifest.get("target"))
+    chosen = runtime or str(manifest.get("runtime", next(iter(runtime_module(name).SCORERS))))
+    cls = scorer_class(name, chosen)
     if threads < 1:
         raise EdgerecError(f"threads must be a positive integer; got {threads}")
-    cls = load_attr(t.scorers[chosen])
     return cls(folder, manifest, threads=threads, runtime=chosen)
 
 
-def load_bundle(folder: str | Path, threads: int = 1):  # -> edgerec.runtime.bundle.BundleScorer
+def load_bundle(folder: str | Path, threads: int = 1):  # -> edgerec.runtime.tflite_bundle.BundleScorer
     """Open a phone bundle (target tflite-bundle) after checking its schema and its files' hashes.
 
     The bundle files (model, manifest, id maps) must be present; the server-side user_vectors.npy may be absent (a

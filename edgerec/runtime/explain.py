@@ -16,16 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field
 
-from edgerec.config import config
 from edgerec.errors import EdgerecError
-from edgerec.runtime.foldin import FoldInConfig, ItemSide
+from edgerec.runtime.config import ExplainConfig, FoldInConfig
+from edgerec.runtime.foldin import ItemSide
 
-Method = Literal["similarity", "exact"]
 ITEM_SIDE = "item_side.safetensors"  # in a bundle exported with explain: the folded item side, fp16
 
 
@@ -50,13 +47,6 @@ def item_side_from_tensors(t: dict[str, np.ndarray], where: str) -> ItemSide:
     except KeyError as e:
         raise EdgerecError(f"{where}: missing tensor {e}") from None
     return ItemSide(f64["G"], f64["A"], f64["Wu"], layers, f64["wm"], float(f64["b"][0]))
-
-
-@config
-class ExplainConfig:
-    method: Method = "similarity"
-    top: Annotated[int, Field(ge=1, le=100)] = 3  # reasons per recommendation
-    foldin: FoldInConfig = FoldInConfig()  # the exact explainer's re-fit
 
 
 @dataclass(frozen=True)

@@ -9,23 +9,12 @@ negatives re-drawn every step, a little L2), backpropagating by hand through the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
-from pydantic import Field
 
-from edgerec.config import config
 from edgerec.errors import EdgerecError
+from edgerec.runtime.config import FoldInConfig
 from edgerec.runtime.fold import FoldedNeuMF, fold
-
-
-@config
-class FoldInConfig:
-    steps: Annotated[int, Field(ge=1, le=100_000)] = 300
-    lr: Annotated[float, Field(gt=0.0)] = 0.02
-    negatives: Annotated[int, Field(ge=1)] = 4
-    l2: Annotated[float, Field(ge=0.0)] = 1e-4
-    seed: int = 0
 
 
 class ItemSide(FoldedNeuMF):

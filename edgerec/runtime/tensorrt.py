@@ -16,6 +16,7 @@ import numpy as np
 
 from edgerec.errors import EdgerecError
 from edgerec.runtime.base import BucketedScorer
+from edgerec.runtime.onnx import OnnxScorer
 
 
 def _cuda_check(result: tuple) -> Any:
@@ -66,3 +67,7 @@ class TensorRTScorer(BucketedScorer):
         )
         _cuda_check(cudart.cudaStreamSynchronize(self.stream))
         return out
+
+
+# onnxruntime runs the artifact's TensorRT-ready ONNX: all that can be verified without TensorRT
+SCORERS = {"tensorrt": TensorRTScorer, "onnxruntime": OnnxScorer}

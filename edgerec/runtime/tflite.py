@@ -88,3 +88,7 @@ class TFLiteScorer(BucketedScorer):
         if (dq := self.dequant[bucket]) is not None:
             out = (out.astype(np.float32) - dq[1]) * dq[0]
         return out
+
+
+# the runtime packages this artifact runs on (the first is the default); both read the same flatbuffer
+SCORERS = {"ai-edge-litert": TFLiteScorer, "tflite-runtime": TFLiteScorer}

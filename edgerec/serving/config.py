@@ -1,4 +1,5 @@
-"""TritonConfig: how a Triton model repository serves the server models (torch-free; profiles hold one)."""
+"""TritonConfig: how a Triton model repository serves the server models (torch-free; profiles hold one), and
+LoadConfig: the closed-loop load on a served repository."""
 
 from __future__ import annotations
 
@@ -44,3 +45,16 @@ class TritonConfig:
                 f"TritonConfig: preferred_batch_sizes must not exceed max_batch_size ({self.max_batch_size}); "
                 f"got {big[0]}"
             )
+
+
+@config
+class LoadConfig:
+    protocols: tuple[Literal["http", "grpc"], ...] = ("http", "grpc")
+    concurrency: tuple[Annotated[int, Field(ge=1, le=1024)], ...] = (1, 8, 32)
+    requests: Annotated[int, Field(ge=1, le=10_000_000)] = 2000  # per (protocol, concurrency)
+    seed: int = 0  # the request stream: users drawn uniformly with this seed
+
+    def stream(self, n_users: int):  # -> np.ndarray [requests] of user indices
+        import numpy as np
+
+        return np.random.default_rng(self.seed).integers(0, n_users, self.requests)

@@ -9,13 +9,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field
 
-from edgerec.config import config
 from edgerec.errors import EdgerecError
+from edgerec.io import SavesJson
+from edgerec.serving.config import LoadConfig
 
 Call = Callable[[int], Any]  # one request: recommendations for one user
 
@@ -135,15 +135,23 @@ def server_load(url: str, protocol: str, users: np.ndarray, concurrency: int) ->
     return result
 
 
-@config
-class LoadConfig:
-    protocols: tuple[Literal["http", "grpc"], ...] = ("http", "grpc")
-    concurrency: tuple[Annotated[int, Field(ge=1, le=1024)], ...] = (1, 8, 32)
-    requests: Annotated[int, Field(ge=1, le=10_000_000)] = 2000  # per (protocol, concurrency)
-    seed: int = 0  # the request stream: users drawn uniformly with this seed
+@dataclass(frozen=True)
+class LoadReport(SavesJson):
+    """Every (protocol, concurrency) measured against one served repository."""
 
-    def stream(self, n_users: int) -> np.ndarray:
-        return np.random.default_rng(self.seed).integers(0, n_users, self.requests)
+    server: str  # its HTTP host:port
+    results: tuple[LoadResult, ...]
+
+    @property
+    def errors(self) -> int:
+        return sum(r.errors for r in self.results)
+
+    @property
+    def first_error(self) -> str | None:
+        return next((r.first_error for r in self.results if r.errors), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"server": self.server, "results": [r.row() for r in self.results]}
 
 
 def bench_server(url: str, cfg: LoadConfig, n_users: int, grpc_url: str | None = None) -> list[LoadResult]:

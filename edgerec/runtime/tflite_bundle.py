@@ -139,3 +139,6 @@ class BundleScorer(Scorer):
             items, scores, _ = self.recommend(*self.user(user))
             return items.astype(np.int64), scores
         return super().top_k(user, k, exclude)
+
+
+SCORERS = {"ai-edge-litert": BundleScorer}

@@ -43,3 +43,6 @@ class OnnxScorer(Scorer):
             for s in range(0, len(users), self.max_batch)
         ]
         return np.concatenate(out)
+
+
+SCORERS = {"onnxruntime": OnnxScorer}

@@ -1,0 +1,15 @@
+"""Columns: the column names of CSV / Parquet input (numpy-free: the CLI parses them before loading anything)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Column names for CSV / Parquet input."""
+
+    user: str = "user"
+    item: str = "item"
+    timestamp: str | None = "timestamp"  # used when present
+    rating: str | None = "rating"  # kept when present, never used as a label
