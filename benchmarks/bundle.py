@@ -6,7 +6,7 @@ eager fp32 on the full NeuMF, in one process on one pinned core.
 --model defaults to the benchmark teacher, benchmarks/runs/neumf8 (recreate it with `python benchmarks/teacher.py`).
 Bundles are exported by edgerec's own `export()` (verified in LiteRT against the fp32 source: dHR@10, top-10
 agreement). Also measured, for comparison only, the int8 scheme edgerec used before (static int8: int8 activations
-too, calibrated by ai-edge-quantizer on 256 users' vectors), rebuilt here from the same fp32 flatbuffer.
+too, calibrated by litert-quantizer on 256 users' vectors), rebuilt here from the same fp32 flatbuffer.
 Latency: one user, `recommend` over the whole catalog with top-10 in the graph, called as an app calls it (the
 signature runner, inputs ready); the score signature over 100 candidates; PyTorch eager: the full NeuMF over the
 catalog + torch.topk. The cases are interleaved over --rounds rounds; the table gives the median over rounds of each
@@ -47,7 +47,7 @@ CANDIDATES = 100
 
 def static_int8(flat: bytes, model) -> bytes:
     """edgerec's previous int8 bundle recipe: static int8 MLP (int8 activations), int8-weight GMF layer, float head."""
-    from ai_edge_quantizer import qtyping, quantizer
+    from litert_quantizer import qtyping, quantizer
 
     op = qtyping.TFLOperationName
     qt = quantizer.Quantizer(flat)

@@ -25,7 +25,7 @@ def machine() -> str:
     return text
 
 
-TOOLS = ("edgerec", "numpy", "torch", "onnx", "onnxruntime", "litert-torch", "ai-edge-quantizer", "ai-edge-litert")
+TOOLS = ("edgerec", "numpy", "torch", "onnx", "onnxruntime", "litert-torch", "litert-quantizer", "ai-edge-litert")
 
 
 def versions(tools: tuple[str, ...] = TOOLS) -> dict[str, str]:

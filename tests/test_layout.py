@@ -11,7 +11,7 @@ from .conftest import REPO
 
 PACKAGE = REPO / "edgerec"
 # what a device does not have: torch and the exporters (the runtimes, tensorrt among them, are its backends)
-HEAVY = ("torch", "torch_pruning", "litert_torch", "ai_edge_quantizer", "onnx", "jax")
+HEAVY = ("torch", "torch_pruning", "litert_torch", "litert_quantizer", "ai_edge_quantizer", "onnx", "jax")
 TORCH_FREE_EVEN_DEFERRED = (
     "edgerec.runtime",
     "edgerec.benchmarking.latency",
@@ -215,3 +215,9 @@ def test_the_cli_imports_only_the_verbs_the_configs_and_the_errors() -> None:
         ("edgerec.cli.x", "edgerec.model.checkpoint")
     ]
     assert cli_reaches_past_the_verbs(graph(deferred=True, with_packages=False)) == []
+
+
+def test_the_exporters_use_litert_quantizer_not_its_unmaintained_former_name() -> None:
+    g = graph(deferred=True, with_packages=False)
+    assert "litert_quantizer" in g["edgerec.exporters.tflite_model"]  # the check below sees deferred imports
+    assert sorted(m for m, targets in g.items() if "ai_edge_quantizer" in targets) == []

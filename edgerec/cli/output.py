@@ -1,7 +1,7 @@
 """What the CLI shows: edgerec's own progress, tables and errors; third-party warnings and native log lines only
 with -v/--verbose.
 
-Third-party libraries (TensorFlow/absl and LiteRT in C++, torchao, torch's logging, ai-edge-quantizer) write to the
+Third-party libraries (TensorFlow/absl and LiteRT in C++, torchao, torch's logging, litert-quantizer) write to the
 process's stderr file descriptor and through Python's warnings and logging. Quiet (the default), warnings are
 ignored, loggers other than edgerec's show errors only, and file descriptor 2 is pointed at a temporary file for
 the command's duration while edgerec writes to a duplicate of the real stderr; the descriptor is restored before

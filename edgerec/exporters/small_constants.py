@@ -1,7 +1,7 @@
-"""Store the large float constants that ai-edge-quantizer's weight-only recipes do not cover as int8 (or float16) +
+"""Store the large float constants that litert-quantizer's weight-only recipes do not cover as int8 (or float16) +
 DEQUANTIZE.
 
-ai-edge-quantizer stores FULLY_CONNECTED / BATCH_MATMUL / EMBEDDING_LOOKUP weights as int8 with an explicit
+litert-quantizer stores FULLY_CONNECTED / BATCH_MATMUL / EMBEDDING_LOOKUP weights as int8 with an explicit
 DEQUANTIZE (weight-only, computed in float), but leaves a constant operand of ADD in float32. The phone bundle's
 largest tensor is such an operand: the precomputed item half of the first MLP layer, [n_items, h0], added to the
 user's projection (edgerec.exporters.folded), and looked up by the `score` signature. This pass rewrites every 2-D
@@ -49,7 +49,7 @@ def small_constants(flat: bytes, dtype: str = "int8", min_elements: int = 1024) 
     """(rewritten flatbuffer, one record per rewritten buffer: shape, bytes before and after, max abs error).
     dtype: "int8" (one scale per column) or "float16"."""
     from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfl
+    from litert_quantizer.utils import tfl_flatbuffer_utils as tfl
 
     model = tfl.read_model(flat)
     readers = (ADD, GATHER, GATHER_ND, EMBEDDING_LOOKUP)

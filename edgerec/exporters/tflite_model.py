@@ -1,5 +1,5 @@
 """The TFLite export: litert-torch converts the serving module (one signature per batch bucket, weights shared),
-ai-edge-quantizer quantizes it.
+litert-quantizer (formerly ai-edge-quantizer) quantizes it.
 
 Precisions:
 - fp32: as converted.
@@ -14,7 +14,7 @@ Precisions:
 Granularity follows the target runtime: per-channel on ai-edge-litert, per-tensor on tflite-runtime 2.14, which
 computes per-channel FULLY_CONNECTED and EMBEDDING_LOOKUP wrongly.
 
-ai-edge-quantizer's calibration keeps moving averages per batch, so calibrating each signature on its own gives
+litert-quantizer's calibration keeps moving averages per batch, so calibrating each signature on its own gives
 each bucket different scales and breaks batch parity. The largest bucket is calibrated and its statistics are
 copied to the same tensors of every other signature (the signatures are one graph at different batch sizes).
 """
@@ -40,10 +40,10 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def quiet():
-    """litert-torch and ai-edge-quantizer print progress bars and reports to stdout/stderr; keep them out of the
+    """litert-torch and litert-quantizer print progress bars and reports to stdout/stderr; keep them out of the
     CLI's output (they go to the debug log instead)."""
     buf = io.StringIO()
-    logging.disable(logging.WARNING)  # ai-edge-quantizer warns through the root logger about shared buffers
+    logging.disable(logging.WARNING)  # litert-quantizer warns through the root logger about shared buffers
     try:
         with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
             yield
@@ -69,7 +69,7 @@ def convert(model: NCF, buckets: list[int]) -> bytes:
 
 
 def _signature_tensors(model: bytes, key: str) -> list[str]:
-    from ai_edge_quantizer.utils import tfl_interpreter_utils as tiu
+    from litert_quantizer.utils import tfl_interpreter_utils as tiu
 
     interp = tiu.create_tfl_interpreter(model, allocate_tensors=False)
     sub = tiu.get_signature_main_subgraph_index(interp, key)
@@ -88,9 +88,9 @@ def _shared_qsvs(model: bytes, qsvs: dict, src: str, others: list[str]) -> dict:
     return out
 
 
-def add_fp16_weights(qt) -> None:  # qt: ai_edge_quantizer.quantizer.Quantizer
+def add_fp16_weights(qt) -> None:  # qt: litert_quantizer.quantizer.Quantizer
     """Store every supported op's weights in fp16 (float casting), computed in fp32."""
-    from ai_edge_quantizer import qtyping
+    from litert_quantizer import qtyping
 
     fp16 = qtyping.OpQuantizationConfig(
         weight_tensor_config=qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
@@ -106,7 +106,7 @@ def quantize(
     """(quantized flatbuffer, manifest fields describing the quantization)."""
     if precision == "fp32":
         return model, {"scheme": "none"}
-    from ai_edge_quantizer import qtyping, quantizer
+    from litert_quantizer import qtyping, quantizer
 
     op = qtyping.TFLOperationName
     per_tensor = runtime == "tflite-runtime"
@@ -150,7 +150,7 @@ def quantize(
     info = {
         "scheme": {"fp16": "fp16 weights", "int8-dynamic": "dynamic-range int8", "int8": "static int8"}[precision],
         "granularity": ("per-tensor" if per_tensor else "per-channel") + " weights, per-tensor tables",
-        "tool": "ai-edge-quantizer",
+        "tool": "litert-quantizer",
     }
     if qsvs is not None:
         info["calibration_pairs"] = int(n)
