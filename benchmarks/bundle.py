@@ -118,7 +118,10 @@ def main() -> None:
         ("int8 (weight-only) + score signature", "int8", CANDIDATES),
     ):
         cfg = ExportConfig(
-            target="tflite-bundle", precision=precision, candidates=candidates, tolerance=ParityBound(hr=0.01)
+            target="tflite-bundle",
+            precision=precision,
+            options={"candidates": candidates},
+            tolerance=ParityBound(hr=0.01),
         )
         folder = work / name.split()[0] / str(candidates)
         art = edgerec.export(ck, cfg, ds, out=folder)

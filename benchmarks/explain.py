@@ -41,7 +41,7 @@ def scores(side: ItemSide, history: np.ndarray) -> np.ndarray:
 def export_bundle(model: str, data: str, out: Path) -> dict:
     import edgerec
 
-    cfg = edgerec.ExportConfig(target="tflite-bundle", precision="int8", explain=True)
+    cfg = edgerec.ExportConfig(target="tflite-bundle", precision="int8", options={"explain": True})
     art = edgerec.export(edgerec.load(model), cfg, data=data, out=out)
     return {**art.manifest, "folder": art.folder}
 

@@ -25,7 +25,10 @@ def bundles(tmp_path_factory, ckpt, ds):
     # fp32 and int8 with the score signature over 20 candidates, int8 also without it (recommend only)
     for name, precision, candidates in (("fp32", "fp32", 20), ("int8", "int8", 20), ("int8-plain", "int8", 0)):
         cfg = ExportConfig(
-            target="tflite-bundle", precision=precision, tolerance=ParityBound(hr=0.05), candidates=candidates
+            target="tflite-bundle",
+            precision=precision,
+            tolerance=ParityBound(hr=0.05),
+            options={"candidates": candidates},
         )
         out[name] = edgerec.export(ckpt, cfg, ds, out=root / name)
     return out
@@ -196,7 +199,7 @@ def test_a_manifest_whose_candidates_differ_from_the_model_is_refused(tmp_path, 
 @pytest.mark.parametrize("extra", [-(10**9), 1])  # fewer than K (5), one more than the catalog
 def test_a_candidate_list_shorter_than_k_or_longer_than_the_catalog_is_refused(tmp_path, ckpt, ds, extra) -> None:
     candidates = 5 if extra < 0 else ds.n_items + extra
-    cfg = ExportConfig(target="tflite-bundle", candidates=candidates)
+    cfg = ExportConfig(target="tflite-bundle", options={"candidates": candidates})
     with pytest.raises(
         EdgerecError, match=rf"--candidates must be 0 .* lie in 10\.\.{ds.n_items} .*; got {candidates}"
     ):

@@ -100,7 +100,7 @@ def test_a_bundle_exported_with_explain_explains_on_its_own(ckpt, tmp_path: Path
 
     ck = edgerec.load(ckpt)
     plain = edgerec.export(ck, edgerec.ExportConfig(target="tflite-bundle"), data=SMALL, out=tmp_path / "plain")
-    cfg = edgerec.ExportConfig(target="tflite-bundle", precision="int8", explain=True)
+    cfg = edgerec.ExportConfig(target="tflite-bundle", precision="int8", options={"explain": True})
     art = edgerec.export(ck, cfg, data=SMALL, out=tmp_path / "bundle")
     assert art.manifest["explainers"] == ["similarity", "exact"] and "item_side.safetensors" in art.manifest["files"]
     assert "item_side.safetensors" in art.manifest["bundle_files"]
@@ -117,5 +117,7 @@ def test_a_bundle_exported_with_explain_explains_on_its_own(ckpt, tmp_path: Path
     capsys.readouterr()
     assert main(["-q", "recommend", "--model", str(plain.folder), "--history", "1,2"]) == 2
     assert "exported without explanations; export it with --explain" in capsys.readouterr().err
-    with pytest.raises(edgerec.ConfigError, match="explain applies to the tflite-bundle target only"):
-        edgerec.ExportConfig(target="onnx", explain=True)
+    with pytest.raises(edgerec.ConfigError, match=r"target onnx has no option `explain` \(it has no options\)"):
+        edgerec.ExportConfig(target="onnx", options={"explain": True})
+    with pytest.raises(edgerec.ConfigError, match=r"target triton has no option `explain` \(its options: backend, "):
+        edgerec.ExportConfig(target="triton", options={"explain": True})

@@ -222,7 +222,7 @@ def test_a_used_port_is_refused(server, repo, serve_env) -> None:
 
 
 def test_a_backend_this_triton_lacks_is_refused(ckpt, serve_env, tmp_path) -> None:
-    cfg = edgerec.ExportConfig(target="triton", triton=edgerec.TritonConfig(backend="onnxruntime"))
+    cfg = edgerec.ExportConfig(target="triton", options=edgerec.TritonConfig(backend="onnxruntime"))
     art = edgerec.export(edgerec.load(ckpt), cfg, data=SMALL, out=tmp_path / "ort")
     with pytest.raises(EdgerecError, match=r"uses Triton's onnxruntime backend; this Triton .* has only python"):
         TritonServer(art.folder, env=serve_env).start()

@@ -19,7 +19,7 @@ def rollout(repo: str | Path, ck: Checkpoint, ds: Dataset) -> dict[str, Any]:
     """The repository's new manifest. Nothing in the repository changes unless the export verified."""
     manifest = check_repository(Path(repo))
     settings = {k: v for k, v in manifest["triton"].items() if k != "version"}
-    cfg = ExportConfig(target="triton", precision=manifest["precision"], triton=TritonConfig(**settings))
+    cfg = ExportConfig(target="triton", precision=manifest["precision"], options=TritonConfig(**settings))
     art = export(ck, ds, cfg)  # a temporary folder, gated on the precision's parity bound
     try:
         return add_version(repo, art.folder)
