@@ -149,8 +149,7 @@ def rollout_under_load(server: TritonServer, repo: Path, child, n_users: int) ->
     with BackgroundLoad(server.grpc_url, "grpc", users, 8) as load:
         time.sleep(1.0)
         t0 = time.perf_counter()
-        m = edgerec.rollout(repo, child)
-        v = str(m["triton"]["version"])
+        v = str(edgerec.rollout(repo, child).version)
         with Client(server.http_url) as c:
             while c.served_versions() != [v]:
                 time.sleep(0.1)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from edgerec.devices.verify import EmulationReport
     from edgerec.exporters.config import ExportConfig
     from edgerec.importers.config import ImportConfig
+    from edgerec.metrics import Evaluation
     from edgerec.model.checkpoint import Checkpoint
     from edgerec.model.config import TrainConfig
     from edgerec.profiles.pipeline import DryRun, ProfileRun
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from edgerec.serving.config import LoadConfig
     from edgerec.serving.load import LoadReport
     from edgerec.serving.server import TritonServer
+    from edgerec.serving.versions import ServedState
     from edgerec.targets import Target
     from edgerec.updates.config import UpdateConfig
 
@@ -112,16 +114,22 @@ def import_model(
     return run(sources, cfg, None if data is None else dataset(data))
 
 
-def evaluate(ckpt: Checkpoint | str | Path, data: Dataset | str | Path | None = None, full: bool = True) -> dict:
-    """HR@10 / NDCG@10 of a checkpoint as it will run (the exact integer simulation when it is calibrated)."""
-    from edgerec.compression.quantize import runtime_model
+def evaluate(ckpt: Checkpoint | str | Path, data: Dataset | str | Path | None = None, full: bool = True) -> Evaluation:
+    """HR@10 / NDCG@10 of a checkpoint as it will run (the exact integer simulation when it is calibrated), beside
+    ItemPop's on the same data."""
+    from edgerec.compression.quantize import runtime_model, spec_of
+    from edgerec.metrics import Evaluation, item_pop_scorer
     from edgerec.metrics import evaluate as evaluate_scores
     from edgerec.model.training import torch_scorer
 
     ck = _checkpoint(ckpt)
-    ds = _data_for(ck, data)
-    ds = ck.align(ds)
-    return evaluate_scores(torch_scorer(runtime_model(ck)), ds, full=full)
+    ds = ck.align(_data_for(ck, data))
+    spec = spec_of(ck)
+    name = ck.model.arch.kind
+    if spec is not None:  # measured as it will run, not as its fp32 weights
+        name = f"{name} ({spec.config.embeddings} emb, {spec.config.mlp} MLP)"
+    metrics = evaluate_scores(torch_scorer(runtime_model(ck)), ds, full=full)
+    return Evaluation(name, ds.name, metrics, evaluate_scores(item_pop_scorer(ds), ds, full=full))
 
 
 def compress(
@@ -250,23 +258,21 @@ def update(
 
 def rollout(
     repo: Artifact | str | Path, ckpt: Checkpoint | str | Path, data: Dataset | str | Path | None = None
-) -> dict:
+) -> ServedState:
     """Export `ckpt` with a Triton repository's settings, verify it, and add it as the repository's next version
-    (a running `edgerec serve` picks it up; the previous version stays for rollback). Returns the new manifest."""
-    from edgerec.artifact import Artifact
+    (a running `edgerec serve` picks it up; the previous version stays for rollback). Returns what it now serves."""
+    from edgerec.serving.versions import ServedState
     from edgerec.updates.rollout import rollout
 
     ck = _checkpoint(ckpt)
-    folder = repo.folder if isinstance(repo, Artifact) else Path(repo)
-    return rollout(folder, ck, _data_for(ck, data))
+    return ServedState.of(rollout(_folder(repo), ck, _data_for(ck, data)))
 
 
-def rollback(repo: Artifact | str | Path, version: int) -> dict:
-    """Serve `version` of a Triton repository again (one it holds). Torch-free. Returns the new manifest."""
-    from edgerec.artifact import Artifact
-    from edgerec.serving.versions import rollback
+def rollback(repo: Artifact | str | Path, version: int) -> ServedState:
+    """Serve `version` of a Triton repository again (one it holds). Torch-free. Returns what it now serves."""
+    from edgerec.serving.versions import ServedState, rollback
 
-    return rollback(repo.folder if isinstance(repo, Artifact) else Path(repo), version)
+    return ServedState.of(rollback(_folder(repo), version))
 
 
 def load(path: str | Path) -> Any:  # -> Checkpoint | Artifact
@@ -336,11 +342,10 @@ def plan_profile(
 def _profile_inputs(
     profile: Profile | str | Path, data: Dataset | str | Path | None, model: Checkpoint | str | Path | None
 ) -> tuple[Profile, Dataset, Path | None]:
-    from edgerec.model.checkpoint import Checkpoint
     from edgerec.profiles.schema import Profile, load_profile
 
     prof = profile if isinstance(profile, Profile) else load_profile(profile)  # a bad name fails before the data
-    if isinstance(model, Checkpoint):
+    if model is not None and not isinstance(model, str | Path):  # a Checkpoint
         if model.path is None:
             raise EdgerecError("a profile's steps are cached by the model's files: save the checkpoint first")
         model = model.path

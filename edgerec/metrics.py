@@ -12,11 +12,13 @@ item id.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from edgerec.data.interactions import Interactions
 from edgerec.data.split import Dataset, positive_keys
+from edgerec.io import SavesJson
 
 ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 PROTOCOL = "sampled-99-negatives-leave-one-out"
@@ -164,3 +166,16 @@ def precision_recall_f1(top: np.ndarray, relevant: list[set[int]]) -> dict[str, 
         return {f"precision@{k}": float("nan"), f"recall@{k}": float("nan"), f"f1@{k}": float("nan"), "users": 0}
     return {f"precision@{k}": float(np.mean(p)), f"recall@{k}": float(np.mean(r)), f"f1@{k}": float(np.mean(f)),
             "users": len(p)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Evaluation(SavesJson):
+    """A model's test metrics beside ItemPop's on the same data (what `edgerec evaluate` reports)."""
+
+    model: str  # what was measured, e.g. "neumf (int8 emb, int8 MLP)": a calibrated model as it will run
+    data: str
+    metrics: dict[str, float | int | str]
+    itempop: dict[str, float | int | str]
+
+    def to_json(self) -> dict[str, object]:
+        return {**self.metrics, "model": self.model, "data": self.data, "itempop": self.itempop}

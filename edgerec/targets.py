@@ -15,7 +15,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
-from edgerec.config import config
 from edgerec.errors import EdgerecError, shown
 
 if TYPE_CHECKING:
@@ -26,17 +25,12 @@ if TYPE_CHECKING:
 # name -> (exporter module, runtime module)
 INDEX: dict[str, tuple[str, str]] = {
     "onnx": ("edgerec.exporters.onnx", "edgerec.runtime.onnx"),
-    "onnx-server": ("edgerec.exporters.onnx_server", "edgerec.runtime.onnx_server"),
     "tensorrt": ("edgerec.exporters.tensorrt", "edgerec.runtime.tensorrt"),
+    "onnx-server": ("edgerec.exporters.onnx_server", "edgerec.runtime.onnx_server"),
     "triton": ("edgerec.exporters.triton", "edgerec.runtime.triton"),
     "tflite": ("edgerec.exporters.tflite", "edgerec.runtime.tflite"),
     "tflite-bundle": ("edgerec.exporters.tflite_bundle", "edgerec.runtime.tflite_bundle"),
 }
-
-
-@config
-class NoOptions:
-    """The options of a target that has none."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +47,7 @@ class Target:
     # "pairs" = calibration (user, item) pairs for the backend's own calibrator, "none" = weight-only int8
     calibration: Literal["spec", "pairs", "none"]
     onnx_file: str | None  # the ONNX file in the artifact that `polygraphy check lint` must pass, if any
-    options: type = NoOptions  # the target's own options config (ExportConfig.options is one)
+    options: type | None = None  # the target's own options config (ExportConfig.options is one); None: none
     # runtime -> the runtime that verifies its artifacts at export, where the two cannot share an environment
     verified_in: dict[str, str] = field(default_factory=dict)
     model_path: str | None = None  # the model file's path in the folder, if not model<suffix>; {version} = model's
@@ -80,7 +74,7 @@ class Target:
             raise EdgerecError(f"target {self.name} runs on {', '.join(self.runtimes)}; got runtime {shown(runtime)}")
 
     def option_names(self) -> tuple[str, ...]:
-        return tuple(self.options.__dataclass_fields__)
+        return () if self.options is None else tuple(self.options.__dataclass_fields__)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ def test_the_readme_python_example_runs_verbatim(tmp_path, monkeypatch, capsys) 
     assert (tmp_path / "artifacts/phone/model.tflite").is_file()
     small = edgerec.load(tmp_path / "runs/small")
     assert [s["step"] for s in small.report["steps"]] == ["prune", "distill", "quantize"]
-    assert edgerec.evaluate(small, SMALL)["hr@10"] == pytest.approx(small.metrics["hr@10"], abs=1e-9)
+    assert edgerec.evaluate(small, SMALL).metrics["hr@10"] == pytest.approx(small.metrics["hr@10"], abs=1e-9)
 
 
 @pytest.mark.parametrize(

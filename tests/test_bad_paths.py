@@ -36,13 +36,15 @@ PATH_ARGS = {
     ("export", "cache"): "cache",
     ("export", "out"): "out",
     ("bench", "artifact"): "artifact",
-    ("bench", "profiles"): "profile-folder",
     ("bench", "data"): "data",
     ("bench", "json"): "out-file",
-    ("bench", "model"): "checkpoint",
-    ("bench", "out"): "out",
-    ("bench", "results"): "out",
-    ("bench", "cache"): "cache",
+    ("compare", "profiles"): "profile-folder",
+    ("compare", "data"): "data",
+    ("compare", "model"): "checkpoint",
+    ("compare", "out"): "out",
+    ("compare", "results"): "out",
+    ("compare", "cache"): "cache",
+    ("bench-server", "json"): "out-file",
     ("recommend", "model"): "checkpoint",
     ("recommend", "data"): "data",
     ("recommend", "json"): "out-file",
@@ -64,7 +66,7 @@ PATH_ARGS = {
     ("apply-delta", "delta"): "artifact",
     ("apply-delta", "out"): "out",
     ("serve", "repo"): "artifact",
-    ("bench", "repo"): "artifact",
+    ("bench-server", "repo"): "artifact",
     ("update", "repo"): "artifact",
     ("rollout", "repo"): "artifact",
     ("rollout", "model"): "checkpoint",
@@ -176,6 +178,8 @@ def invocation(command: str, dest: str, bad: Path, w: dict[str, Path], out: Path
         "compress": {"model": ck, "data": SMALL, "out": str(out), "quantize": None},
         "export": {"model": ck, "data": SMALL, "target": "onnx", "out": str(out)},
         "bench": {"artifact": art},
+        "compare": {"profiles": str(w["root"] / "profiles"), "model": ck, "data": SMALL, "out": str(out)},
+        "bench-server": {"server": "127.0.0.1:9", "users": "3"},
         "recommend": {"model": ck, "user": "3", "data": SMALL},
         "verify": {"artifact": str(w["bundle"]), "arch": "arm64", "data": SMALL},
         "update": {"model": ck, "data": SMALL, "new": str(w["root"] / "new.csv"), "out": str(out), "epochs": "1"},
@@ -187,10 +191,8 @@ def invocation(command: str, dest: str, bad: Path, w: dict[str, Path], out: Path
     }[command]
     if command == "export" and dest == "profile":
         base = {"profile": "", "model": ck, "data": SMALL, "out": str(out)}
-    if command == "bench" and dest == "repo":  # a load test; the bad repository is refused before any request
+    if command == "bench-server" and dest == "repo":  # a load test; the bad repository is refused before any request
         base = {"server": "127.0.0.1:9", "repo": ""}
-    if command == "bench" and dest in ("profiles", "model", "out", "results", "cache"):
-        base = {"profiles": str(w["root"] / "profiles"), "model": ck, "data": SMALL, "out": str(out)}
     if command == "update" and dest in ("profile", "artifact", "cache"):
         base["profile"] = "onnx-cpu-int8"
     if command == "import" and dest == "map":
@@ -201,6 +203,8 @@ def invocation(command: str, dest: str, bad: Path, w: dict[str, Path], out: Path
         "parent": "--from",
         "child": "--to",
         "sources": None,
+        "server": None,
+        "profiles": None if command == "compare" else "--profiles",
         "repo": None if command in ("serve", "rollout", "rollback") else "--repo",
         "artifact": None if command in ("bench", "verify") else "--artifact",
     }

@@ -200,7 +200,7 @@ def test_altered_or_missing_artifact_files_are_refused(tmp_path, exported) -> No
     [
         (
             ["--target", "coreml"],
-            "target must be one of onnx, onnx-server, tensorrt, triton, tflite, tflite-bundle; got 'coreml'",
+            "target must be one of onnx, tensorrt, onnx-server, triton, tflite, tflite-bundle; got 'coreml'",
         ),
         (["--target", "tflite", "--precision", "int4"], "precision fp32, fp16, int8-dynamic, int8; got 'int4'"),
         (["--target", "onnx", "--runtime", "tflite-runtime"], "onnx runs on onnxruntime; got runtime 'tflite-runtime'"),

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgerec.cli.main import main
-from edgerec.errors import EdgerecError, one_line
+from edgerec.errors import ConfigError, EdgerecError, one_line
 from edgerec.manifest import read_manifest
 from edgerec.profiles.schema import load_profile, shipped_dir
 
@@ -32,8 +32,9 @@ json_values = st.recursive(
 
 
 def clean(e: EdgerecError) -> None:
-    """An input error: EdgerecError itself (not a config or gate error) with a short message that says something."""
-    assert type(e) is EdgerecError, repr(e)
+    """An input error: EdgerecError itself or a ConfigError (a section's config refused a value), not a gate's
+    refusal nor anything else, with a short message that says something."""
+    assert type(e) in (EdgerecError, ConfigError), repr(e)
     assert 10 < len(str(e).strip()) < 600, repr(e)
 
 

@@ -283,7 +283,9 @@ def test_data_is_matched_by_original_id_whatever_the_order(tmp_path: Path) -> No
     ck = load(out)
     for k in ("hr@10", "ndcg@10", "full_hr@10", "full_ndcg@10"):
         assert ck.metrics[k] == pytest.approx(trained.metrics[k], abs=1e-12), k
-    assert edgerec.evaluate(ck, DATA)["full_ndcg@10"] == pytest.approx(trained.metrics["full_ndcg@10"], abs=1e-6)
+    assert edgerec.evaluate(ck, DATA).metrics["full_ndcg@10"] == pytest.approx(
+        trained.metrics["full_ndcg@10"], abs=1e-6
+    )
     art = edgerec.export(ck, edgerec.ExportConfig(target="onnx", precision="fp32"), data=DATA, out=tmp_path / "art")
     report = edgerec.bench(art, edgerec.BenchConfig(min_time_s=0.01, warmup=1, warmup_s=0.0, min_calls=1), data=DATA)
     assert report.record["metrics"]["hr@10"] == pytest.approx(trained.metrics["hr@10"], abs=1e-9)

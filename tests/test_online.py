@@ -79,12 +79,12 @@ def test_feedback_update_rollout_under_load_and_rollback(repo, tmp_path, ckpt, s
         users = np.random.default_rng(0).integers(0, 300, 400)
         with BackgroundLoad(server.grpc_url, "grpc", users, 8) as load:  # across the roll-out and the rollback
             time.sleep(0.5)
-            m = edgerec.rollout(repo, child)
-            assert m["triton"]["version"] == 2 and sorted(m["model_versions"]) == ["1", "2"]
+            state = edgerec.rollout(repo, child)
+            assert state.version == 2 and state.held == (1, 2) and state.manifest["triton"]["version"] == 2
             _wait_for(c, ["2"])
             time.sleep(1.0)
-            m = edgerec.rollback(repo, 1)
-            assert m["triton"]["version"] == 1 and m["rollouts"][-1]["action"] == "rollback"
+            state = edgerec.rollback(repo, 1)
+            assert state.version == 1 and state.rollouts[-1]["action"] == "rollback"
             _wait_for(c, ["1"])
             time.sleep(1.0)
         assert load.answered >= 400

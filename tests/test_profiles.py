@@ -54,8 +54,8 @@ runtime: {version: ">=2.1", delegate: xnnpack}
         (GOOD + "colour: red\n", "Profile: field `colour`: Unexpected keyword argument", "got 'red'"),
         (GOOD.replace("precision: int8", "precision: int4"), "ExportConfig: target tflite supports precision",
          "got 'int4'"),
-        (GOOD.replace("target: tflite", "target: coreml"), "ExportConfig: target must be one of onnx, onnx-server",
-         "got 'coreml'"),
+        (GOOD.replace("target: tflite", "target: coreml"), "ExportConfig: target must be one of onnx, tensorrt, "
+         "onnx-server", "got 'coreml'"),
         (GOOD.replace("threads: 1", "threads: 0"),
          "ExportConfig: field `threads`: Input should be greater than or equal to 1", "got 0"),
         (GOOD.replace("delegate: xnnpack", "delegate: gpu"), "field `runtime.delegate` must be one of xnnpack, none",

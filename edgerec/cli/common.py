@@ -154,7 +154,7 @@ def profile_table(title: str, runs: list) -> None:  # runs: [edgerec.profiles.pi
 
 def print_profile_run(run: Any, out: str | Path) -> int:  # run: edgerec.profiles.pipeline.ProfileRun
     """The profile run's row (what `export --profile` and `update --profile` print); exit 2 unless it passed."""
-    profile_table(f"profile {run.profile}", [run])
+    profile_table(f"profile {run.profile} on {run.data}", [run])
     print(f"wrote {out}/ ({', '.join(sorted(p.name for p in Path(out).iterdir()))})")
     if run.passed:
         return 0

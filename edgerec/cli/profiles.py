@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for name in shipped_names():
         p = load_profile(name)
-        rows.append([p.name, p.target, p.precision, p.runtime.package, p.device])
+        rows.append([p.name, p.target, p.precision, p.package, p.device])
     columns = ("profile", "target", "precision", "runtime", "device")
     table(f"{len(rows)} profiles shipped with edgerec", columns, rows, left=columns)
     print(f"in {shipped_dir()}; use one with `edgerec export --profile NAME`, or pass a .yaml path")

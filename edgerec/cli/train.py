@@ -100,19 +100,12 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from edgerec import api
-    from edgerec.compression.quantize import spec_of
-    from edgerec.io import write_json
-    from edgerec.metrics import evaluate, item_pop_scorer
 
     ck, ds = model_and_data(args)
-    metrics = api.evaluate(ck, ds)
-    spec = spec_of(ck)
-    name = ck.model.arch.kind
-    if spec is not None:  # measured as it will run, not as its fp32 weights
-        name = f"{name} ({spec.config.embeddings} emb, {spec.config.mlp} MLP)"
-    metrics_table(f"{args.model} on {ds.name} (test)", {name: metrics, "ItemPop": evaluate(item_pop_scorer(ds), ds)})
+    ev = api.evaluate(ck, ds)
+    metrics_table(f"{args.model} on {ds.name} (test)", {ev.model: ev.metrics, "ItemPop": ev.itempop})
     if args.json:
-        write_json(args.json, metrics)
+        ev.save(args.json)
     else:
-        print(json.dumps(metrics))
+        print(json.dumps(ev.metrics))
     return 0

@@ -19,10 +19,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     b.set_defaults(run=run_rollback)
 
 
-def _print(m: dict) -> None:
-    held = sorted(int(v) for v in m["model_versions"])
-    hr = m["metrics"]["hr@10"]
-    print(f"{m['triton']['version']} is served (HR@10 {hr:.4f} at export); versions held: {held}")
+def _print(state) -> None:  # state: edgerec.serving.versions.ServedState
+    hr = state.metrics["hr@10"]
+    print(f"{state.version} is served (HR@10 {hr:.4f} at export); versions held: {list(state.held)}")
 
 
 def run_rollout(args: argparse.Namespace) -> int:

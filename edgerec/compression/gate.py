@@ -10,7 +10,7 @@ from torch import nn
 
 from edgerec.compression.size import PrecisionPlan, macs_per_item, model_bytes
 from edgerec.data.split import Dataset
-from edgerec.gates import DropTolerance
+from edgerec.gates import DropTolerance, GateResult
 from edgerec.metrics import ScoreFn, agreement_users, catalog_top_k, evaluate, jaccard
 from edgerec.model.ncf import NCF
 from edgerec.model.training import torch_scorer
@@ -39,9 +39,13 @@ class StepReport:
     def to_json(self) -> dict:
         return {**asdict(self), "deltas": self.deltas, "size_ratio": self.bytes / self.teacher_bytes}
 
+    def measure_gate(self, tol: DropTolerance) -> GateResult:
+        """This step against its teacher under the tolerance."""
+        return tol.gate(self.step, self.metrics, self.teacher, self.agreement)
+
     def gate(self, tol: DropTolerance) -> None:
         """Raise GateFailed (carrying this report) when a metric fell beyond the tolerance."""
-        tol.gate(self.step, self.metrics, self.teacher, self.agreement).enforce(self)
+        self.measure_gate(tol).enforce(self)
 
 
 def compare(

@@ -21,7 +21,7 @@ from edgerec.compression.gate import Baseline, StepReport
 from edgerec.compression.prune import prune
 from edgerec.compression.quantize import QuantizedNCF, QuantSpec, calibrate
 from edgerec.data.split import Dataset
-from edgerec.errors import GateFailed
+from edgerec.gates import GateResult
 from edgerec.model.ncf import NCF
 
 log = logging.getLogger(__name__)
@@ -84,24 +84,26 @@ def search(
             model = QuantizedNCF(base, qspec) if qspec else base
             rep = baseline.measure(f"ratio {ratio} emb {emb} mlp {mlp}", model, base, plan)
             candidates.append(Candidate(ratio, emb, mlp, rep, base, qspec))
-    ok = [c for c in candidates if _within(c.report, cfg)]
+    ok = [c for c in candidates if c.report.measure_gate(cfg.tolerance).passed]
     if not ok:
         best = max(candidates, key=lambda c: c.report.deltas["hr@10"])
-        raise GateFailed(
+        failure = (
             f"no candidate keeps HR@10 within {cfg.tolerance.hr} of the teacher; the best, "
-            f"{best.report.step}, changes it by {best.report.deltas['hr@10']:+.4f}",
-            [c.report for c in candidates],
+            f"{best.report.step}, changes it by {best.report.deltas['hr@10']:+.4f}"
         )
+        GateResult("search", (failure,)).enforce(SearchReport(tuple(c.report for c in candidates)))
     chosen = min(ok, key=lambda c: (c.objective(cfg.objective), -c.report.metrics["hr@10"]))
     return candidates, chosen
 
 
-def _within(report: StepReport, cfg: SearchConfig) -> bool:
-    try:
-        report.gate(cfg.tolerance)
-    except GateFailed:
-        return False
-    return True
+@dataclass(frozen=True)
+class SearchReport:
+    """Every candidate the search measured (what a refused search's GateFailed carries)."""
+
+    candidates: tuple[StepReport, ...]
+
+    def to_json(self) -> list[dict]:
+        return [c.to_json() for c in self.candidates]
 
 
 def pareto(rows: list[dict], x: str = "bytes", y: str = "hr@10") -> list[dict]:

@@ -63,8 +63,8 @@ def target_options(name: str, given: Any, where: str = "") -> Any:
     target does not have is named with the ones it has."""
     t = target(name)
     if given is None:
-        return t.options()
-    if isinstance(given, t.options):
+        return None if t.options is None else t.options()
+    if t.options is not None and isinstance(given, t.options):
         return given
     if not isinstance(given, dict):
         raise ConfigError(
@@ -74,6 +74,8 @@ def target_options(name: str, given: Any, where: str = "") -> Any:
     if unknown:
         has = f"its options: {', '.join(t.option_names())}" if t.option_names() else "it has no options"
         raise ConfigError(f"{where}target {name} has no option `{unknown[0]}` ({has})")
+    if t.options is None:  # an empty mapping for a target that has no options
+        return None
     try:
         return t.options(**given)
     except ConfigError as e:

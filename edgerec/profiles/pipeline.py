@@ -182,6 +182,7 @@ class ProfileRun(SavesJson):
     precision: str
     outcome: str
     failures: tuple[str, ...] = ()
+    data: str | None = None  # the data it was verified on
     artifact: str | None = None
     bytes: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -262,6 +263,7 @@ def run(
     manifest = read_manifest(out)
     done = dict(
         profile=profile.name,
+        data=ds.name,
         target=profile.target,
         precision=profile.precision,
         artifact=str(out),

@@ -137,8 +137,12 @@ def profile_from(data: dict[str, Any], where: str) -> Profile:
     values = dict(data)
     try:
         for key, cls in SECTIONS.items():
-            if isinstance(values.get(key), dict):
-                values[key] = cls(**values[key])
+            section = values.get(key)
+            if isinstance(section, dict):
+                names = [k for k in section if not isinstance(k, str)]
+                if names:
+                    raise EdgerecError(f"{where}: field `{key}`: field names must be text; got {shown(names[0])}")
+                values[key] = cls(**section)
         return Profile(**values)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None

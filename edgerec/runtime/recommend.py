@@ -47,8 +47,6 @@ def recommend(
     (original item ids of a user the model never saw, folded in)."""
     if (user is None) == (history is None):
         raise EdgerecError("give either a user the model knows or a history of items, not both")
-    if k < 1:
-        raise EdgerecError(f"k must be at least 1; got {k}")
     m = NumpyModel.load(model)
     if history is not None:
         seen = m.index([x for x in history if x], "item")

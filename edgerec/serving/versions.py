@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgerec.errors import EdgerecError
-from edgerec.io import write_bytes, write_lock
+from edgerec.io import SavesJson, write_bytes, write_lock
 from edgerec.manifest import MANIFEST, write_manifest
 from edgerec.serving import triton_config
 from edgerec.serving.server import check_repository
@@ -24,6 +25,36 @@ from edgerec.serving.server import check_repository
 # the manifest fields that belong to one version (the rest describe the repository)
 VERSION_FIELDS = ("model_file", "score_file", "onnx_file", "n_users", "n_items", "metrics", "verification", "source",
                   "version", "lineage", "data", "calibration", "created")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ServedState(SavesJson):
+    """What a repository serves after a roll-out or a rollback: the served version, the versions it holds, the
+    served version's metrics at export, the roll-out history; `manifest` is the repository's manifest.json."""
+
+    version: int
+    held: tuple[int, ...]
+    metrics: dict[str, Any]
+    rollouts: tuple[dict[str, Any], ...]
+    manifest: dict[str, Any]
+
+    @classmethod
+    def of(cls, manifest: dict[str, Any]) -> ServedState:
+        return cls(
+            version=int(manifest["triton"]["version"]),
+            held=tuple(sorted(int(v) for v in manifest.get("model_versions", {str(manifest["triton"]["version"]): 0}))),
+            metrics=dict(manifest.get("metrics", {})),
+            rollouts=tuple(manifest.get("rollouts", ())),
+            manifest=manifest,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "held": list(self.held),
+            "metrics": self.metrics,
+            "rollouts": list(self.rollouts),
+        }
 
 
 def versions(repo: Path) -> list[int]:
