@@ -5,11 +5,21 @@ from __future__ import annotations
 import argparse
 
 from edgerec.cli.common import data_args, float_list, int_list, model_and_data, progress, table
+from edgerec.compression.config import (
+    FINE_TUNE_EPOCHS,
+    CompressConfig,
+    DistillConfig,
+    PruneConfig,
+    QuantConfig,
+    SearchConfig,
+)
+from edgerec.gates import DropTolerance
+from edgerec.model.config import fine_tune_config
+
+PRUNE, DISTILL, QUANT, SEARCH = PruneConfig(), DistillConfig(), QuantConfig(), SearchConfig()
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-    from edgerec.compression.config import DEFAULT_OBSERVER
-
     c = sub.add_parser("compress", help="prune, distill and quantize a checkpoint, gated by ranking quality")
     c.add_argument("--model", required=True, help="teacher checkpoint folder")
     data_args(c, required=False, default_note=" (default: the data an updated --model stores, else synthetic)")
@@ -19,13 +29,15 @@ def add(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--prune-mlp", type=float, default=None, metavar="R", help="MLP hidden channels")
     g.add_argument("--prune-gmf", type=float, default=None, metavar="R", help="GMF embedding dimensions")
     g.add_argument("--prune-embedding", type=float, default=None, metavar="R", help="MLP embedding dimensions")
-    g.add_argument("--importance", default="l2", help="l1 | l2 | taylor | random (default l2)")
+    g.add_argument(
+        "--importance", default=PRUNE.importance, help=f"l1 | l2 | taylor | random (default {PRUNE.importance})"
+    )
     g.add_argument(
         "--prune-steps",
         type=int,
-        default=1,
+        default=PRUNE.steps,
         metavar="N",
-        help="reach the ratios in N equal steps, with --distill recovery after each (default 1)",
+        help=f"reach the ratios in N equal steps, with --distill recovery after each (default {PRUNE.steps})",
     )
     g = c.add_argument_group("distillation")
     g.add_argument("--distill", action="store_true", help="distil from the teacher (after pruning: recovery)")
@@ -36,18 +48,29 @@ def add(sub: argparse._SubParsersAction) -> None:
         metavar="F,L1,L2,..",
         help="a fresh student: predictive factors then MLP layers, e.g. 4,32,16,8",
     )
-    g.add_argument("--distill-weight", type=float, default=1.0)
-    g.add_argument("--temperature", type=float, default=1.0)
-    g.add_argument("--rank-k", type=int, default=0, help="ranking distillation over the teacher's top-K (0 = off)")
-    g.add_argument("--epochs", type=int, default=10, help="distillation epochs (default 10, early stopping)")
+    g.add_argument("--distill-weight", type=float, default=DISTILL.weight)
+    g.add_argument("--temperature", type=float, default=DISTILL.temperature)
+    g.add_argument(
+        "--rank-k", type=int, default=DISTILL.rank_k, help="ranking distillation over the teacher's top-K (0 = off)"
+    )
+    g.add_argument(
+        "--epochs",
+        type=int,
+        default=FINE_TUNE_EPOCHS,
+        help=f"distillation epochs (default {FINE_TUNE_EPOCHS}, early stopping)",
+    )
     g = c.add_argument_group("quantization")
     g.add_argument("--quantize", action="store_true", help="post-training quantization with calibration")
-    g.add_argument("--embeddings", default="int8", help="fp32 | fp16 | int8 | int4 (row-wise; default int8)")
-    g.add_argument("--mlp", default="int8", help="fp32 | fp16 | int8 (default int8)")
     g.add_argument(
-        "--observer", default=DEFAULT_OBSERVER, help=f"minmax | percentile | entropy (default {DEFAULT_OBSERVER})"
+        "--embeddings",
+        default=QUANT.embeddings,
+        help=f"fp32 | fp16 | int8 | int4 (row-wise; default {QUANT.embeddings})",
     )
-    g.add_argument("--calibration-size", type=int, default=20_000)
+    g.add_argument("--mlp", default=QUANT.mlp, help=f"fp32 | fp16 | int8 (default {QUANT.mlp})")
+    g.add_argument(
+        "--observer", default=QUANT.observer, help=f"minmax | percentile | entropy (default {QUANT.observer})"
+    )
+    g.add_argument("--calibration-size", type=int, default=QUANT.calibration_size)
     g = c.add_argument_group("gates and search")
     g.add_argument("--tolerance-hr", type=float, default=None, help="fail if HR@10 drops by more than this")
     g.add_argument("--tolerance-ndcg", type=float, default=None, help="fail if NDCG@10 drops by more than this")
@@ -55,26 +78,23 @@ def add(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--search",
         action="store_true",
-        help="search pruning ratio x precision; keep the smallest candidate within --tolerance-hr (default 0.01)",
+        help=f"search pruning ratio x precision; keep the smallest candidate within --tolerance-hr "
+        f"(default {SEARCH.tolerance.hr})",
     )
-    g.add_argument("--objective", default="bytes", help="bytes | macs (search objective)")
-    g.add_argument("--ratios", type=float_list, default=(0.0, 0.25, 0.5, 0.75), help="search ratios")
+    g.add_argument("--objective", default=SEARCH.objective, help="bytes | macs (search objective)")
+    g.add_argument("--ratios", type=float_list, default=SEARCH.ratios, help="search ratios")
     c.set_defaults(run=run)
 
 
-def config(args: argparse.Namespace):  # -> CompressConfig
+def config(args: argparse.Namespace) -> CompressConfig:
     """The CompressConfig the flags describe."""
-    from edgerec.compression.config import CompressConfig, DistillConfig, PruneConfig, QuantConfig, SearchConfig
-    from edgerec.gates import DropTolerance
-    from edgerec.model.config import fine_tune_config
-
     distill = DistillConfig(weight=args.distill_weight, temperature=args.temperature, rank_k=args.rank_k)
     train = fine_tune_config(args.epochs)
     quant = QuantConfig(
         embeddings=args.embeddings, mlp=args.mlp, observer=args.observer, calibration_size=args.calibration_size
     )
     if args.search:
-        hr = 0.01 if args.tolerance_hr is None else args.tolerance_hr
+        hr = SEARCH.tolerance.hr if args.tolerance_hr is None else args.tolerance_hr
         tolerance = DropTolerance(hr=hr, ndcg=args.tolerance_ndcg, agreement=args.min_agreement)
         search = SearchConfig(
             tolerance=tolerance,

@@ -28,6 +28,7 @@ MLP_PRECISIONS: tuple[MlpPrecision, ...] = ("fp32", "fp16", "int8")
 # The one int8 calibration observer default (compression and export): percentile kept HR@10 best in the compression
 # benchmark (ML-1M NeuMF-8: -0.0025 vs minmax -0.0041, benchmarks/results/compression.md)
 DEFAULT_OBSERVER: Observer = "percentile"
+FINE_TUNE_EPOCHS = 10  # distillation / recovery fine-tuning epochs (early stopping), search and steps alike
 DEFAULT_CALIBRATION_SIZE = 20_000  # int8 calibration (user, item) pairs, compression and export alike
 
 
@@ -104,7 +105,7 @@ class SearchConfig:
     mlp: tuple[MlpPrecision, ...] = MLP_PRECISIONS
     importance: Importance = "l2"
     distill: DistillConfig = DistillConfig()
-    train: TrainConfig = field(default_factory=lambda: fine_tune_config(10))
+    train: TrainConfig = field(default_factory=lambda: fine_tune_config(FINE_TUNE_EPOCHS))
     quant: QuantConfig = QuantConfig()  # observer and calibration size; the precisions come from the grid
 
     def __post_init__(self) -> None:
@@ -121,7 +122,7 @@ class CompressConfig:
     distill: DistillConfig | None = None  # with prune: recovery fine-tuning of the pruned model
     student: tuple[int, ...] | None = None  # a fresh student instead of pruning: predictive factors, then MLP layers
     quantize: QuantConfig | None = None
-    train: TrainConfig = field(default_factory=lambda: fine_tune_config(10))
+    train: TrainConfig = field(default_factory=lambda: fine_tune_config(FINE_TUNE_EPOCHS))
     # checked after every step whose model is kept (None: measured, not gated); a pruning cut that distillation
     # recovers next is measured only, and the recovered model is gated
     tolerance: DropTolerance | None = None
