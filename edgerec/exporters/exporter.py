@@ -24,7 +24,7 @@ from edgerec.model.checkpoint import Checkpoint
 from edgerec.model.training import torch_scorer
 from edgerec.runtime import load_scorer
 from edgerec.sysinfo import versions
-from edgerec.targets import ExportContext, exporter_module, target
+from edgerec.targets import ExportContext, Exported, Target, exporter_module, target
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,79 @@ def _spec(ck: Checkpoint, ds: Dataset, cfg: ExportConfig) -> tuple[QuantSpec, st
     return calibrate(ck.model, ds, qcfg), f"calibrated at export ({cfg.observer}, {cfg.calibration_size} pairs)"
 
 
+def _context(
+    ck: Checkpoint, ds: Dataset, cfg: ExportConfig, t: Target, folder: Path
+) -> tuple[ExportContext, str | None]:
+    """What the target's exporter gets, and how int8 scales were obtained (None: no calibration)."""
+    spec, calibration = None, None
+    if cfg.precision == "int8" and t.calibration == "spec":
+        spec, calibration = _spec(ck, ds, cfg)
+    calib = calibration_set(ds, cfg.calibration_size, seed=cfg.seed) if t.calibration == "pairs" else None
+    if calib is not None and cfg.precision == "int8":
+        calibration = f"the quantizer's min/max over {cfg.calibration_size} stratified pairs of the largest bucket"
+    ctx = ExportContext(
+        precision=cfg.precision,
+        folder=folder,
+        model_path=folder / t.model_file(ck.version),
+        runtime=cfg.resolved_runtime,
+        buckets=() if t.dynamic_batch else tuple(resolve_buckets(cfg.buckets, ds.n_items)),
+        version=ck.version,
+        id_maps={"users": ids_to_list(ck.user_ids), "items": ids_to_list(ck.item_ids)},
+        options=cfg.options,
+        spec=spec,
+        calib=calib,
+    )
+    return ctx, calibration
+
+
+def _lint(folder: Path, onnx_file: str | None) -> dict | None:
+    """polygraphy check lint of the artifact's ONNX file, if it has one; a failure is a one-line error."""
+    report = lint(folder / onnx_file) if onnx_file else None
+    if report is not None and report.get("passed") is False:
+        first = (report["failing"] + report["errors"] + ["see the report"])[0]
+        raise EdgerecError(f"polygraphy check lint failed on the exported ONNX: {first}")
+    return report
+
+
+def _manifest(
+    ck: Checkpoint,
+    ds: Dataset,
+    cfg: ExportConfig,
+    ctx: ExportContext,
+    done: Exported,
+    calibration: str | None,
+    lint_report: dict | None,
+) -> Manifest:
+    """The artifact's manifest before verification."""
+    arch = ck.model.arch
+    return Manifest(
+        target=cfg.target,
+        precision=cfg.precision,
+        runtime=ctx.runtime,
+        model_file=done.model_file or ctx.model_path.relative_to(ctx.folder).as_posix(),
+        n_users=ds.n_users,
+        n_items=ds.n_items,
+        version=ck.version,
+        seed=cfg.seed,
+        source=Source(
+            checkpoint=str(ck.path) if ck.path else None,
+            weights_sha256=ck.weights_sha256,
+            arch=arch.to_json(),
+            metrics={k: ck.metrics.get(k) for k in ("hr@10", "ndcg@10")},
+        ),
+        data={**ds.summary(), "fingerprint": ds.fingerprint()},
+        tolerance=asdict(cfg.bound),
+        versions=versions(),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        target_fields={k: v for k, v in done.fields.items() if k != "model_file"},
+        lineage=ck.config.get("lineage"),
+        export_only=done.export_only,
+        extra=cfg.extra,
+        calibration=calibration,
+        lint=lint_report,
+    )
+
+
 def export(ck: Checkpoint, ds: Dataset, cfg: ExportConfig = ExportConfig(), out: str | Path | None = None) -> Artifact:
     """Export, verify in the target runtime, gate on the parity bound (GateFailed), return the Artifact.
 
@@ -52,85 +125,27 @@ def export(ck: Checkpoint, ds: Dataset, cfg: ExportConfig = ExportConfig(), out:
     finish here (TensorRT without TensorRT or a GPU) gives an export-only artifact holding what it could verify:
     its `status` is "export-only" and `export_only` says why.
     """
-    t = target(cfg.target)
-    module = exporter_module(cfg.target)
-    runtime = cfg.resolved_runtime
+    t, module = target(cfg.target), exporter_module(cfg.target)
     ds = ck.align(ds)
     model = ck.model.eval()
-    spec, calibration = None, None
-    if cfg.precision == "int8" and t.calibration == "spec":
-        spec, calibration = _spec(ck, ds, cfg)
-    calib = calibration_set(ds, cfg.calibration_size, seed=cfg.seed) if t.calibration == "pairs" else None
-    if calib is not None and cfg.precision == "int8":
-        calibration = f"the quantizer's min/max over {cfg.calibration_size} stratified pairs of the largest bucket"
     owned = None
     if out is None:
         owned = Path(tempfile.mkdtemp(prefix="edgerec-artifact-"))
         out = owned / "artifact"
     start = time.perf_counter()
     with atomic_dir(out) as tmp:
-        model_file = t.model_file(ck.version)
-        (tmp / model_file).parent.mkdir(parents=True, exist_ok=True)
-        ids = {"users": ids_to_list(ck.user_ids), "items": ids_to_list(ck.item_ids)}
-        ctx = ExportContext(
-            precision=cfg.precision,
-            folder=tmp,
-            model_path=tmp / model_file,
-            runtime=runtime,
-            buckets=() if t.dynamic_batch else tuple(resolve_buckets(cfg.buckets, ds.n_items)),
-            version=ck.version,
-            id_maps=ids,
-            options=cfg.options,
-            spec=spec,
-            calib=calib,
-        )
+        ctx, calibration = _context(ck, ds, cfg, t, tmp)
+        ctx.model_path.parent.mkdir(parents=True, exist_ok=True)
         done = module.export(model, ctx)
-        model_file = done.model_file or model_file
-        check_runtime = done.verify_runtime or t.verify_runtime(runtime)
-        write_json(tmp / "id_maps.json", ids)
-        onnx_file = done.fields.get("onnx_file", t.onnx_file)
-        lint_report = lint(tmp / onnx_file) if onnx_file else None
-        if lint_report is not None and lint_report.get("passed") is False:
-            first = (lint_report["failing"] + lint_report["errors"] + ["see the report"])[0]
-            raise EdgerecError(f"polygraphy check lint failed on the exported ONNX: {first}")
-        fields = {k: v for k, v in done.fields.items() if k != "model_file"}
-        manifest = Manifest(
-            target=t.name,
-            precision=cfg.precision,
-            runtime=runtime,
-            model_file=model_file,
-            n_users=ds.n_users,
-            n_items=ds.n_items,
-            version=ck.version,
-            seed=cfg.seed,
-            source=Source(
-                checkpoint=str(ck.path) if ck.path else None,
-                weights_sha256=ck.weights_sha256,
-                arch=model.arch.to_json(),
-                metrics={k: ck.metrics.get(k) for k in ("hr@10", "ndcg@10")},
-            ),
-            data={**ds.summary(), "fingerprint": ds.fingerprint()},
-            tolerance=asdict(cfg.bound),
-            versions=versions(),
-            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            calibration=calibration,
-            target_fields=fields,
-            lint=lint_report,
-            lineage=ck.config.get("lineage"),
-            export_only=done.export_only,
-            extra=cfg.extra,
-        )
+        write_json(tmp / "id_maps.json", ctx.id_maps)
+        lint_report = _lint(tmp, done.fields.get("onnx_file", t.onnx_file))
+        manifest = _manifest(ck, ds, cfg, ctx, done, calibration, lint_report)
         write_manifest(tmp, manifest.to_json())  # lets the runtime open the folder for verification
-        log.info(
-            "exported %s %s in %.1f s; verifying in %s",
-            t.name,
-            cfg.precision,
-            time.perf_counter() - start,
-            check_runtime,
-        )
+        check_runtime = done.verify_runtime or t.verify_runtime(ctx.runtime)
+        log.info("exported %s %s in %.1f s; verifying in %s", t.name, cfg.precision, time.perf_counter() - start,
+                 check_runtime)  # fmt: skip
         scorer = load_scorer(tmp, threads=cfg.threads, runtime=check_runtime)
-        what = f"{t.name} {cfg.precision}"
-        report = verify(scorer, torch_scorer(model), ds, cfg.bound, what, check_runtime)
+        report = verify(scorer, torch_scorer(model), ds, cfg.bound, f"{t.name} {cfg.precision}", check_runtime)
         report.gate.enforce(report)
         manifest = replace(manifest, metrics=report.metrics, verification=report.to_json())
         readme = getattr(module, "readme", None)
