@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from edgerec.errors import EdgerecError, GateFailed
 
 if TYPE_CHECKING:
+    from torch.distributed import ProcessGroup
+
     from edgerec.artifact import Artifact
     from edgerec.benchmarking.latency import BenchConfig, BenchReport
     from edgerec.compression.config import CompressConfig
@@ -64,14 +66,20 @@ def train(
     cfg: TrainConfig | None = None,
     progress: Progress | None = None,
     init: Checkpoint | str | Path | None = None,
+    group: ProcessGroup | None = None,
 ) -> Checkpoint:
     """Train the model `cfg` describes on `data`; the Checkpoint's metrics are its test HR@10 / NDCG@10 (sampled
     protocol and full ranking), its report also has ItemPop's and the training log.
 
     With `init` (a checkpoint: an imported one, or a GMF + MLP pair imported as NeuMF) training continues from its
-    weights and id maps, and cfg's architecture fields are not used; the data is matched to its id maps."""
+    weights and id maps, and cfg's architecture fields are not used; the data is matched to its id maps.
+
+    `group`: a torch.distributed process group this process trains in as one of its ranks (the caller joined it,
+    e.g. `edgerec.model.distributed.torchrun_group()`); None trains alone, or with cfg.nproc > 1 in worker
+    processes of its own."""
     from edgerec.model.checkpoint import Checkpoint
     from edgerec.model.config import TrainConfig
+    from edgerec.model.distributed import fit_nproc
     from edgerec.model.training import train as train_model
 
     ds = dataset(data)
@@ -79,10 +87,7 @@ def train(
     if init is not None:
         ck = _checkpoint(init)
         ds, start = ck.align(ds), ck.model
-    from edgerec.model.distributed import fit_nproc, join_torchrun
-
-    join_torchrun()  # launched by torchrun: this process trains as its rank
-    model, report = train_model(ds, cfg or TrainConfig(), progress, init=start, parallel=fit_nproc)
+    model, report = train_model(ds, cfg or TrainConfig(), progress, init=start, parallel=fit_nproc, group=group)
     return Checkpoint.create(model, ds, report)
 
 

@@ -36,7 +36,7 @@ from edgerec.io import sha256_file
 from edgerec.metrics import evaluate
 from edgerec.model.checkpoint import CONFIG, Checkpoint
 from edgerec.model.ncf import NCF
-from edgerec.model.training import fit, torch_scorer
+from edgerec.model.training import FitOptions, fit, torch_scorer
 from edgerec.updates.config import UpdateConfig
 
 log = logging.getLogger(__name__)
@@ -318,7 +318,8 @@ def run_update(
     mix = _replay(pdata, new_train, cfg.replay, rng)
     mix_ds = Dataset("update mix", mix, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 1), np.int64))
     row_mask = _freeze_all_but_rows(model, merged.new_train) if cfg.scope == "rows" else None
-    res = fit(model, mix_ds, cfg.train_config(), progress, stage="update", known=known, row_mask=row_mask, val=val)
+    options = FitOptions("update", progress, known=known, row_mask=row_mask, val=val)
+    res = fit(model, mix_ds, cfg.train_config(), options)
     for param in res.model.parameters():
         param.requires_grad_(True)
     train_seconds = time.perf_counter() - t0
