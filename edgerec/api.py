@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgerec.errors import EdgerecError, GateFailed
+from edgerec.errors import EdgerecError
 
 if TYPE_CHECKING:
     from torch.distributed import ProcessGroup
@@ -200,11 +200,13 @@ def update(
     progress: Progress | None = None,
 ) -> Checkpoint:
     """Fine-tune `ckpt` on new interactions (unseen users and items grow its tables), gated against it; the result
-    is the next version, with its lineage and its own data. A refused update raises GateFailed with the report."""
+    is the next version, with its lineage and its own data. A refused update raises GateFailed with its
+    UpdateReport (`.report`) and GateResult (`.gate`)."""
     from edgerec.data import Interactions, load_interactions
     from edgerec.updates.config import UpdateConfig
     from edgerec.updates.feedback import is_event_log, read_feedback
     from edgerec.updates.incremental import child_checkpoint, run_update
+    from edgerec.updates.report import FeedbackRead
 
     ck = _checkpoint(ckpt)
     cfg = cfg or UpdateConfig()
@@ -212,16 +214,12 @@ def update(
     if isinstance(new, Interactions):
         rows = new
     elif is_event_log(Path(new)):  # the serving event log: the positives not consumed yet
-        rows, feedback = read_feedback(Path(new), cfg.positives, ck.config.get("lineage"))
+        rows, read = read_feedback(Path(new), cfg.positives, ck.config.get("lineage"))
+        feedback = FeedbackRead.from_json(read)
     else:
         rows = load_interactions(Path(new), strict=True)
-    result = run_update(ck, rows, None if data is None else dataset(data), cfg, progress)
-    if feedback is not None:
-        result.report["lineage"]["feedback"] = feedback
-        result.report["update"]["feedback"] = feedback
-    gate = result.report["update"]["gate"]
-    if not gate["passed"]:
-        raise GateFailed("update rejected by the regression gate: " + "; ".join(gate["failures"]), result.report)
+    result = run_update(ck, rows, None if data is None else dataset(data), cfg, progress, feedback)
+    result.gate.enforce(result.report, "update rejected by the regression gate: ")
     return child_checkpoint(result)
 
 
