@@ -14,7 +14,7 @@ from edgerec.metrics import evaluate, hr_ndcg, item_pop_scorer, sampled_ranks
 from edgerec.model.checkpoint import Checkpoint, load
 from edgerec.model.config import TrainConfig
 from edgerec.model.ncf import NCF, NCFArch, neumf_from_pretrained
-from edgerec.model.training import FitOptions, fit, torch_scorer, validation_split
+from edgerec.model.training import Callback, FitOptions, fit, torch_scorer, validation_split
 
 
 def test_paper_shorthand_gives_the_design_parameter_count() -> None:
@@ -217,9 +217,18 @@ def test_weight_averaging_returns_the_mean_of_the_epoch_end_weights() -> None:
         if done == total:  # the epoch's last step: the model holds this epoch's weights
             snapshots[info["epoch"]] = {k: v.clone() for k, v in model.state_dict().items()}
 
+    class Averaged(Callback):
+        def __init__(self) -> None:
+            self.epochs: list[tuple[int, bool]] = []
+
+        def on_epoch_end(self, epoch: int, trained: NCF, candidate: NCF) -> None:
+            self.epochs.append((epoch, candidate is not trained))
+
+    averaged = Averaged()
     cfg = TrainConfig(epochs=5, batch_size=256, lr=5e-3, patience=5, average_from=3)
-    res = fit(model, ds, cfg, FitOptions(progress=after_epoch))
+    res = fit(model, ds, cfg, FitOptions(progress=after_epoch, callbacks=(averaged,)))
     assert [h.epoch for h in res.history] == [1, 2, 3, 4, 5]
+    assert averaged.epochs == [(1, False), (2, False), (3, True), (4, True), (5, True)]  # the candidate: the mean
     best = res.best_epoch
     assert best > 3  # validation still improves on this data, so the kept model is a mean of several epochs
     for k, v in res.model.state_dict().items():

@@ -20,7 +20,7 @@ from edgerec.model import checkpoint
 from edgerec.model.config import TrainConfig
 from edgerec.updates.config import UpdateConfig
 from edgerec.updates.grow import grow
-from edgerec.updates.incremental import run_update
+from edgerec.updates.incremental import child_checkpoint, run_update
 
 from .conftest import SMALL
 
@@ -192,6 +192,10 @@ def test_duplicates_and_known_rows_are_counted(world, tmp_path) -> None:
     res = run_update(parent, load_interactions(dup), load_dataset(world["early"]), UpdateConfig())
     s = res.report.change
     assert s.duplicate_rows == 5 and s.already_known == 3 and s.interactions_added == len(rows) - 1
+    # the JSON form is what the child's config.json holds, the lineage beside it
+    written = child_checkpoint(res).config
+    assert written["report"] == res.report.to_json() and written["lineage"] == res.report.lineage.to_json()
+    assert written["report"]["update"]["duplicate_rows"] == 5 and written["version"] == parent.version + 1
 
 
 def test_grow_keeps_every_old_row_and_weight(ckpt) -> None:

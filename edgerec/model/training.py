@@ -137,7 +137,7 @@ def fit(
     torch.manual_seed(cfg.seed)
     cfg = resolved(cfg, len(ds.train))
     rank, world = rank_and_world(group)
-    # one process: the seed alone (bit-reproducible as before); ranks: each its own stream of negatives
+    # one process: the seed alone; ranks: each its own stream of negatives
     rng = np.random.default_rng(cfg.seed if world == 1 else [cfg.seed, rank])
     steps = _Steps(model, cfg, options, group, world)
     val = validation_split(ds, cfg.seed) if options.val is None else options.val
