@@ -160,7 +160,7 @@ def stream(runs: Path, seed: int) -> list[str]:
         ds = leave_one_out(Interactions.from_raw(u, i, t), seed=seed, name=f"stream rounds 0-{r}")
         retrained = checkpoint.load(edgerec.train(ds, PAPER).save(runs / "stream" / f"retrain{r}"))
         retrain_s = time.perf_counter() - t0
-        gate = "passed" if res.passed else "rejected: " + "; ".join(res.report["update"]["gate"]["failures"])
+        gate = "passed" if res.passed else "rejected: " + "; ".join(res.gate.failures)
         f = ["-" if np.isnan(x) else f"{x:.4f}" for x in hr]  # no newer users yet in round 1
         lines.append(
             f"| {r} | {len(rounds[r][0]):,} | {int(old.sum())} / {int((~old).sum())} | {f[0]} | {f[1]} / {f[2]} | "
@@ -222,7 +222,7 @@ def main() -> int:
     res = run_update(checkpoint.load(parent_dir), new, pds, UpdateConfig())
     update_s = time.perf_counter() - t0
     if not res.passed:
-        print("the good update was rejected:", res.report["update"]["gate"]["failures"])
+        print("the good update was rejected:", list(res.gate.failures))
     child_checkpoint(res).save(runs / "updated")
     # the bad update: every late interaction's item id replaced by a random one of the catalog (a broken id mapping
     # upstream; shuffling the items across rows instead keeps their popularity, which is still signal)
@@ -239,7 +239,7 @@ def main() -> int:
     test_rows = np.flatnonzero(scorable)
     is_new = np.isin(full.test_users[test_rows], late_users)
     r_retrain, r_update = full_protocol_ranks(retrain, full, test_rows), full_protocol_ranks(updated, full, test_rows)
-    u = res.report["update"]
+    u = res.report.to_json()["update"]
     retrain_s = retrain.config["report"]["wall_seconds"]
     rows = {
         "late users (full retrain)": hr_ndcg(r_retrain[is_new]),
@@ -250,7 +250,7 @@ def main() -> int:
     ratio_new = rows["late users (update)"][0] / rows["late users (full retrain)"][0]
     pp = u["parent_protocol"]
     old_drop = pp["parent"]["hr@10"] - pp["child"]["hr@10"]
-    bu = bad_res.report["update"]
+    bu = bad_res.report.to_json()["update"]
     lines = [
         "# Incremental update vs full retrain (ML-1M, NeuMF-8)",
         "",
@@ -307,7 +307,12 @@ def main() -> int:
     Path(args.results, "incremental.md").write_text(text)
     (runs / "incremental.json").write_text(
         json.dumps(
-            {"provenance": provenance(), "good": res.report, "bad": bad_res.report, "update_seconds": update_s},
+            {
+                "provenance": provenance(),
+                "good": res.report.to_json(),
+                "bad": bad_res.report.to_json(),
+                "update_seconds": update_s,
+            },
             indent=1,
             default=str,
         )

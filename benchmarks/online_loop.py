@@ -197,7 +197,7 @@ def poisoned(url: str, ck, log: Path, ts: int, seed: int) -> dict:
     try:
         p = edgerec.update(ck, log)
     except GateFailed as e:
-        return {**out, "gate": "refused", "why": "; ".join(e.report["update"]["gate"]["failures"])}
+        return {**out, "gate": "refused", "why": "; ".join(e.gate.failures if e.gate else [str(e)])}
     after = target_rank(p.model)
     return {**out, "gate": "passed", "rank_after": after[0], "top10_after": after[1]}
 
@@ -234,7 +234,7 @@ def main() -> int:
                 child = edgerec.update(current, log, data=ds0 if current is base else None)
             except GateFailed as e:
                 rows.append(
-                    {"round": r, **sim, "gate": "refused: " + "; ".join(e.report["update"]["gate"]["failures"])}
+                    {"round": r, **sim, "gate": "refused: " + "; ".join(e.gate.failures if e.gate else [str(e)])}
                 )
                 continue
             update_s = time.perf_counter() - t1

@@ -3,7 +3,7 @@ tables), side by side in one process, one thread, batch 16,384 (the automatic ba
 
     python benchmarks/optimizer_step.py [--steps 30]
 
-Writes benchmarks/results/optimizer_step.md. The step is the trainer's own (edgerec.model.training: row gradients,
+Writes benchmarks/results/optimizer_step.md. The step is the trainer's own (edgerec.model.row_grads: row gradients,
 the L2 term, the optimizers); the data are random ids, so only the time means anything.
 """
 
@@ -18,7 +18,7 @@ import torch
 
 from edgerec.model.config import TrainConfig
 from edgerec.model.ncf import NCF, NCFArch
-from edgerec.model.training import _optimizers, _RowGrads, add_l2_grad
+from edgerec.model.row_grads import RowGrads, add_l2_grad, optimizers
 from edgerec.sysinfo import machine, provenance
 
 SIZES = {"ML-1M": (6_040, 3_706), "ML-20M shape": (138_493, 26_744), "catalog-1m": (1_000_000, 1_000_000)}
@@ -27,8 +27,8 @@ SIZES = {"ML-1M": (6_040, 3_706), "ML-20M shape": (138_493, 26_744), "catalog-1m
 def step_ms(users: int, items: int, optimizer: str, steps: int, batch: int = 16_384) -> list[float]:
     torch.manual_seed(0)
     model = NCF(NCFArch.paper("neumf", users, items, 8, ()))
-    opts = _optimizers(model, TrainConfig(optimizer=optimizer, batch_size=batch, lr=1e-2))
-    rg = _RowGrads(model, sparse=optimizer == "lazy-adam")
+    opts = optimizers(model, TrainConfig(optimizer=optimizer, batch_size=batch, lr=1e-2))
+    rg = RowGrads(model, sparse=optimizer == "lazy-adam")
     bce = torch.nn.BCEWithLogitsLoss()
     times = []
     for _ in range(steps + 3):

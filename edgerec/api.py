@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgerec.devices import CPUS as EMULATED_CPUS
-from edgerec.errors import EdgerecError, GateFailed
+from edgerec.errors import EdgerecError
 
 if TYPE_CHECKING:
+    from torch.distributed import ProcessGroup
+
     from edgerec.artifact import Artifact
     from edgerec.benchmarking.config import BenchConfig
     from edgerec.benchmarking.latency import BenchReport
@@ -77,14 +79,20 @@ def train(
     cfg: TrainConfig | None = None,
     progress: Progress | None = None,
     init: Checkpoint | str | Path | None = None,
+    group: ProcessGroup | None = None,
 ) -> Checkpoint:
     """Train the model `cfg` describes on `data`; the Checkpoint's metrics are its test HR@10 / NDCG@10 (sampled
     protocol and full ranking), its report also has ItemPop's and the training log.
 
     With `init` (a checkpoint: an imported one, or a GMF + MLP pair imported as NeuMF) training continues from its
-    weights and id maps, and cfg's architecture fields are not used; the data is matched to its id maps."""
+    weights and id maps, and cfg's architecture fields are not used; the data is matched to its id maps.
+
+    `group`: a torch.distributed process group this process trains in as one of its ranks (the caller joined it,
+    e.g. `edgerec.model.distributed.torchrun_group()`); None trains alone, or with cfg.nproc > 1 in worker
+    processes of its own."""
     from edgerec.model.checkpoint import Checkpoint
     from edgerec.model.config import TrainConfig
+    from edgerec.model.distributed import fit_nproc
     from edgerec.model.training import train as train_model
 
     ds = dataset(data)
@@ -92,10 +100,7 @@ def train(
     if init is not None:
         ck = _checkpoint(init)
         ds, start = ck.align(ds), ck.model
-    from edgerec.model.distributed import fit_nproc, join_torchrun
-
-    join_torchrun()  # launched by torchrun: this process trains as its rank
-    model, report = train_model(ds, cfg or TrainConfig(), progress, init=start, parallel=fit_nproc)
+    model, report = train_model(ds, cfg or TrainConfig(), progress, init=start, parallel=fit_nproc, group=group)
     return Checkpoint.create(model, ds, report)
 
 
@@ -231,11 +236,13 @@ def update(
     progress: Progress | None = None,
 ) -> Checkpoint:
     """Fine-tune `ckpt` on new interactions (unseen users and items grow its tables), gated against it; the result
-    is the next version, with its lineage and its own data. A refused update raises GateFailed with the report."""
+    is the next version, with its lineage and its own data. A refused update raises GateFailed with its
+    UpdateReport (`.report`) and GateResult (`.gate`)."""
     from edgerec.data import Interactions, load_interactions
     from edgerec.updates.config import UpdateConfig
     from edgerec.updates.feedback import is_event_log, read_feedback
     from edgerec.updates.incremental import child_checkpoint, run_update
+    from edgerec.updates.report import FeedbackRead
 
     ck = _checkpoint(ckpt)
     cfg = cfg or UpdateConfig()
@@ -243,16 +250,12 @@ def update(
     if isinstance(new, Interactions):
         rows = new
     elif is_event_log(Path(new)):  # the serving event log: the positives not consumed yet
-        rows, feedback = read_feedback(Path(new), cfg.positives, ck.config.get("lineage"))
+        rows, read = read_feedback(Path(new), cfg.positives, ck.config.get("lineage"))
+        feedback = FeedbackRead.from_json(read)
     else:
         rows = load_interactions(Path(new), strict=True)
-    result = run_update(ck, rows, None if data is None else dataset(data), cfg, progress)
-    if feedback is not None:
-        result.report["lineage"]["feedback"] = feedback
-        result.report["update"]["feedback"] = feedback
-    gate = result.report["update"]["gate"]
-    if not gate["passed"]:
-        raise GateFailed("update rejected by the regression gate: " + "; ".join(gate["failures"]), result.report)
+    result = run_update(ck, rows, None if data is None else dataset(data), cfg, progress, feedback)
+    result.gate.enforce(result.report, "update rejected by the regression gate: ")
     return child_checkpoint(result)
 
 

@@ -32,6 +32,17 @@ def test_two_processes_train_like_one(tmp_path) -> None:
     assert not list(Path(tempfile.gettempdir()).glob("edgerec-ddp-*"))
 
 
+def test_training_never_joins_a_process_group_by_itself(monkeypatch) -> None:
+    """torchrun's variables in the environment do not make a library call join its group: only a group passed
+    in (as `edgerec train` does under torchrun) trains as a rank."""
+    import torch.distributed as dist
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    ck = edgerec.train(SMALL, edgerec.TrainConfig(epochs=1))
+    assert not dist.is_initialized() and ck.report["train_config"]["nproc"] == 1
+
+
 def test_more_processes_than_cores_is_one_line(tmp_path, capsys) -> None:
     from edgerec.cli.main import main
 

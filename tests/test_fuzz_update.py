@@ -15,7 +15,7 @@ from edgerec.data import load_interactions
 from edgerec.errors import EdgerecError
 from edgerec.manifest import write_manifest
 from edgerec.updates.delta import apply_delta, make_delta
-from edgerec.updates.incremental import merge
+from edgerec.updates.merge import merge
 
 from .conftest import fuzz
 
@@ -41,12 +41,12 @@ def test_new_interactions_against_the_parents_maps(tmp_path_factory, ds, header,
     except EdgerecError as e:
         clean(e)
         return
-    s, train = merged.summary, merged.data.train
+    s, train = merged.change, merged.data.train
     assert np.array_equal(train.user_ids[: ds.n_users], ds.train.user_ids)  # old indices never move
     assert np.array_equal(train.item_ids[: ds.n_items], ds.train.item_ids)
-    assert (train.n_users, train.n_items) == (ds.n_users + s["users_added"], ds.n_items + s["items_added"])
-    assert s["interactions_added"] + s["already_known"] + s["duplicate_rows"] == s["rows_read"] + s["duplicate_rows"]
-    assert len(train) == len(ds.train) + s["interactions_added"]
+    assert (train.n_users, train.n_items) == (ds.n_users + s.users_added, ds.n_items + s.items_added)
+    assert s.interactions_added + s.already_known + s.duplicate_rows == s.rows_read + s.duplicate_rows
+    assert len(train) == len(ds.train) + s.interactions_added
 
 
 def _bundle(folder: Path, payload: bytes, version: int) -> Path:

@@ -14,7 +14,7 @@ from edgerec.metrics import evaluate, hr_ndcg, item_pop_scorer, sampled_ranks
 from edgerec.model.checkpoint import Checkpoint, load
 from edgerec.model.config import TrainConfig
 from edgerec.model.ncf import NCF, NCFArch, neumf_from_pretrained
-from edgerec.model.training import fit, torch_scorer, validation_split
+from edgerec.model.training import Callback, FitOptions, fit, torch_scorer, validation_split
 
 
 def test_paper_shorthand_gives_the_design_parameter_count() -> None:
@@ -119,7 +119,7 @@ def test_l2_shrinks_the_embeddings_and_fine_tuning_recipes_leave_it_off() -> Non
 
 
 def test_l2_gradient_added_by_fit_equals_the_gradient_of_the_penalty() -> None:
-    from edgerec.model.training import _RowGrads, add_l2_grad
+    from edgerec.model.row_grads import RowGrads, add_l2_grad
 
     torch.manual_seed(0)
     model = NCF(NCFArch.paper("neumf", 30, 40, 4, (16, 8, 4)))
@@ -127,7 +127,7 @@ def test_l2_gradient_added_by_fit_equals_the_gradient_of_the_penalty() -> None:
     l2 = 0.01
     grads = []
     for in_loss in (True, False):
-        rows = _RowGrads(model).gather(u, i)  # the rows fit trains: leaf tensors of the batch's table rows
+        rows = RowGrads(model).gather(u, i)  # the rows fit trains: leaf tensors of the batch's table rows
         loss = torch.nn.functional.binary_cross_entropy_with_logits(model.combine(rows), y)
         if in_loss:
             loss = loss + l2 * sum(r.pow(2).sum(dim=-1).mean() for r in rows.values())
@@ -148,11 +148,11 @@ def test_pretraining_trains_gmf_and_mlp_first() -> None:
 
 
 def test_row_gradients_equal_autograds_dense_embedding_gradients() -> None:
-    from edgerec.model.training import _RowGrads
+    from edgerec.model.row_grads import RowGrads
 
     torch.manual_seed(0)
     model = NCF(NCFArch.paper("neumf", 30, 40, 4, (16, 8, 4)))
-    rg = _RowGrads(model)
+    rg = RowGrads(model)
     for step in range(3):  # later steps exercise the clearing of the previous step's rows
         u, i = torch.randint(0, 30, (64,)), torch.randint(0, 40, (64,))
         y = (torch.rand(64) < 0.3).float()
@@ -171,14 +171,14 @@ def test_lazy_adam_moves_only_the_rows_a_batch_touched_and_trains_as_well() -> N
     """lazy-adam (issue 22): the tables get sparse row gradients equal to autograd's, SparseAdam moves only those
     rows (dense Adam keeps moving every row on its momentum), and on the synthetic data it trains like Adam."""
     from edgerec.errors import ConfigError
-    from edgerec.model.training import _optimizers, _RowGrads
+    from edgerec.model.row_grads import RowGrads, optimizers
 
     torch.manual_seed(0)
     model = NCF(NCFArch.paper("neumf", 30, 40, 4, (16, 8, 4)))
     cfg = TrainConfig(optimizer="lazy-adam", batch_size=64, lr=0.01)
-    opts = _optimizers(model, cfg)
+    opts = optimizers(model, cfg)
     assert [type(o).__name__ for o in opts] == ["SparseAdam", "Adam"]
-    rg = _RowGrads(model, sparse=True)
+    rg = RowGrads(model, sparse=True)
     for step in range(3):
         u, i = torch.randint(0, 15, (64,)), torch.randint(0, 20, (64,))  # rows 15.. / 20.. never touched
         y = (torch.rand(64) < 0.3).float()
@@ -217,9 +217,18 @@ def test_weight_averaging_returns_the_mean_of_the_epoch_end_weights() -> None:
         if done == total:  # the epoch's last step: the model holds this epoch's weights
             snapshots[info["epoch"]] = {k: v.clone() for k, v in model.state_dict().items()}
 
+    class Averaged(Callback):
+        def __init__(self) -> None:
+            self.epochs: list[tuple[int, bool]] = []
+
+        def on_epoch_end(self, epoch: int, trained: NCF, candidate: NCF) -> None:
+            self.epochs.append((epoch, candidate is not trained))
+
+    averaged = Averaged()
     cfg = TrainConfig(epochs=5, batch_size=256, lr=5e-3, patience=5, average_from=3)
-    res = fit(model, ds, cfg, after_epoch)
+    res = fit(model, ds, cfg, FitOptions(progress=after_epoch, callbacks=(averaged,)))
     assert [h.epoch for h in res.history] == [1, 2, 3, 4, 5]
+    assert averaged.epochs == [(1, False), (2, False), (3, True), (4, True), (5, True)]  # the candidate: the mean
     best = res.best_epoch
     assert best > 3  # validation still improves on this data, so the kept model is a mean of several epochs
     for k, v in res.model.state_dict().items():
@@ -232,19 +241,19 @@ def test_weight_averaging_returns_the_mean_of_the_epoch_end_weights() -> None:
 
 
 def test_validation_items_are_never_sampled_as_negatives(monkeypatch: pytest.MonkeyPatch) -> None:
-    import edgerec.model.training as training
+    import edgerec.model.batches as batches
 
     ds = load_dataset("synthetic:users=100,items=120,seed=4")
     val = validation_split(ds, 0)
     seen: list[np.ndarray] = []
-    real = training.sample_negatives
+    real = batches.sample_negatives
 
     def spy(users: np.ndarray, n_items: int, neg: int, known: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         negs = real(users, n_items, neg, known, rng)
         seen.append(users[:, None].astype(np.int64) * n_items + negs)
         return negs
 
-    monkeypatch.setattr(training, "sample_negatives", spy)
+    monkeypatch.setattr(batches, "sample_negatives", spy)
     fit(NCF(NCFArch.paper("gmf", ds.n_users, ds.n_items, 4)), ds, TrainConfig(epochs=2, batch_size=512))
     val_keys = val.test_users * ds.n_items + val.test_items
     assert len(val_keys) > 50 and seen

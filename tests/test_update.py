@@ -19,7 +19,8 @@ from edgerec.io import file_hashes, sha256_file
 from edgerec.model import checkpoint
 from edgerec.model.config import TrainConfig
 from edgerec.updates.config import UpdateConfig
-from edgerec.updates.incremental import grow, run_update
+from edgerec.updates.grow import grow
+from edgerec.updates.incremental import child_checkpoint, run_update
 
 from .conftest import SMALL
 
@@ -126,8 +127,9 @@ def test_a_corrupt_update_is_stopped_and_the_parent_is_untouched(world, tmp_path
     cfg = UpdateConfig(tolerance=DropTolerance(hr=0.05))
     with pytest.raises(GateFailed, match="rejected by the regression gate") as e:
         edgerec.update(parent, world["bad"], cfg, world["early"])
-    gate = e.value.report["update"]["gate"]
-    assert not gate["passed"] and gate["failures"] and "holdout" in e.value.report["update"]
+    report = e.value.report
+    assert e.value.gate is report.gate and not report.gate.passed and report.gate.failures
+    assert report.holdout.child and report.to_json()["update"]["gate"]["failures"] == list(report.gate.failures)
     assert file_hashes(parent) == before
 
 
@@ -188,8 +190,12 @@ def test_duplicates_and_known_rows_are_counted(world, tmp_path) -> None:
     dup.write_text("\n".join([rows[0], *rows[1:], *rows[1:6], *early[1:4]]) + "\n")
     parent = checkpoint.load(world["parent"])
     res = run_update(parent, load_interactions(dup), load_dataset(world["early"]), UpdateConfig())
-    s = res.report["update"]
-    assert s["duplicate_rows"] == 5 and s["already_known"] == 3 and s["interactions_added"] == len(rows) - 1
+    s = res.report.change
+    assert s.duplicate_rows == 5 and s.already_known == 3 and s.interactions_added == len(rows) - 1
+    # the JSON form is what the child's config.json holds, the lineage beside it
+    written = child_checkpoint(res).config
+    assert written["report"] == res.report.to_json() and written["lineage"] == res.report.lineage.to_json()
+    assert written["report"]["update"]["duplicate_rows"] == 5 and written["version"] == parent.version + 1
 
 
 def test_grow_keeps_every_old_row_and_weight(ckpt) -> None:

@@ -81,10 +81,10 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = from_flags(TrainConfig, args)
     torch.set_num_threads(args.threads or free_cores())
     ds = load_data(args)
-    from edgerec.model.distributed import under_torchrun
+    from edgerec.model.distributed import torchrun_group, under_torchrun
 
-    with progress(args.terminal) as update:
-        ck = api.train(ds, cfg, update, init=args.init)
+    with torchrun_group() as group, progress(args.terminal) as update:  # under torchrun: train as its rank
+        ck = api.train(ds, cfg, update, init=args.init, group=group)
     if under_torchrun() and os.environ["RANK"] != "0":  # torchrun started every rank: rank 0 writes
         print(f"rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']} done; rank 0 writes {args.out}")
         return 0

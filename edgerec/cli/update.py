@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         with progress(args.terminal) as update:
             child = api.update(ck, new, cfg, data, update)
     except GateFailed as e:
-        _table(e.report)
+        _table(e.report.to_json())
         raise EdgerecError(f"{e}; nothing written, {parent} unchanged") from None
     _table(child.report)
     for note in child.report["update"]["gate"]["notes"]:

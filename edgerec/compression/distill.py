@@ -20,7 +20,7 @@ from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
 from edgerec.metrics import catalog_top_k
 from edgerec.model.ncf import NCF
-from edgerec.model.training import TrainConfig, TrainResult, fit, torch_scorer
+from edgerec.model.training import FitOptions, TrainConfig, TrainResult, fit, torch_scorer
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -64,4 +64,4 @@ def distill(
             loss = loss + cfg.rank_weight * F.binary_cross_entropy_with_logits(model(u, j), torch.ones(len(u)))
         return loss
 
-    return fit(student, ds, train_cfg, progress, extra_loss=extra, stage="distill")
+    return fit(student, ds, train_cfg, FitOptions("distill", progress, extra_loss=extra))

@@ -27,7 +27,7 @@ from edgerec.data.split import Dataset
 from edgerec.model.checkpoint import Checkpoint
 from edgerec.model.config import TrainConfig
 from edgerec.model.ncf import NCF, NCFArch
-from edgerec.model.training import fit
+from edgerec.model.training import FitOptions, fit
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int, dict], None]
@@ -125,4 +125,4 @@ def _checkpoint(
 
 def train_plain(student: NCF, ds: Dataset, cfg: TrainConfig) -> NCF:
     """The same student trained on the labels only: the baseline distillation must beat."""
-    return fit(student, ds, cfg, stage="plain").model
+    return fit(student, ds, cfg, FitOptions("plain")).model

@@ -8,7 +8,8 @@ hands the selected weights back; the parent evaluates and writes the checkpoint,
 stops the others and the run fails with one line; nothing is written.
 
 On several machines, launch `edgerec train` itself with torchrun: it reads RANK / WORLD_SIZE / MASTER_ADDR /
-MASTER_PORT (torchrun's rendezvous) and trains as that rank; rank 0 writes --out.
+MASTER_PORT (torchrun's rendezvous), joins that group (`torchrun_group`) and passes it to edgerec.train, which
+trains as that rank; rank 0 writes --out. Training never joins a group by itself: a fit without one trains alone.
 
     torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
         -m edgerec.entry train --data DATA --out runs/ddp
@@ -22,13 +23,18 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
 from edgerec.model.config import TrainConfig
+
+if TYPE_CHECKING:
+    from torch.distributed import ProcessGroup
 
 RESULT, STATE = "result.json", "model.safetensors"
 
@@ -49,19 +55,33 @@ def _backend() -> str:
     return "nccl" if torch.cuda.is_available() else "gloo"
 
 
-def init_group(rank: int, world: int, init_method: str) -> None:
+def init_group(rank: int, world: int, init_method: str) -> ProcessGroup:
+    """Join the default process group as `rank` of `world`; the group, for the caller to hand to training."""
     import torch.distributed as dist
 
     dist.init_process_group(_backend(), init_method=init_method, rank=rank, world_size=world,
                             timeout=timedelta(seconds=120))  # fmt: skip
+    group = dist.group.WORLD
+    if group is None:
+        raise RuntimeError("torch.distributed has no default group right after init_process_group")
+    return group
 
 
-def join_torchrun() -> None:
-    """Under torchrun, join its process group (env:// rendezvous) once; otherwise nothing."""
+@contextmanager
+def torchrun_group() -> Iterator[ProcessGroup | None]:
+    """Under torchrun, this process's rank in torchrun's process group (env:// rendezvous), left when the block
+    ends; otherwise None (train alone). The CLI joins here, not edgerec.train: a library call never changes the
+    process's distributed state behind its caller's back."""
+    if not under_torchrun():
+        yield None
+        return
     import torch.distributed as dist
 
-    if under_torchrun() and not dist.is_initialized():
-        init_group(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), "env://")
+    group = init_group(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), "env://")
+    try:
+        yield group
+    finally:
+        dist.destroy_process_group()
 
 
 def _worker(rank: int, world: int, init_method: str, ds: Dataset, cfg: TrainConfig, out: str) -> None:
@@ -72,10 +92,10 @@ def _worker(rank: int, world: int, init_method: str, ds: Dataset, cfg: TrainConf
     from edgerec.model.training import build_model, fit
 
     torch.set_num_threads(1)  # one core per rank
-    init_group(rank, world, init_method)
+    group = init_group(rank, world, init_method)
     try:
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-        res = fit(build_model(ds, cfg), ds, cfg)
+        res = fit(build_model(ds, cfg), ds, cfg, group=group)
         if rank == 0:
             save_file({k: v.contiguous() for k, v in res.model.state_dict().items()}, str(Path(out) / STATE))
             (Path(out) / RESULT).write_text(json.dumps(res.summary() | {"samples_per_s": res.samples_per_s}))
