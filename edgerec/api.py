@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from edgerec.serving.versions import ServedState
     from edgerec.targets import Target
     from edgerec.updates.config import UpdateConfig
+    from edgerec.updates.report import UpdateChain
 
 Progress = Callable[[str, int, int, dict], None]
 
@@ -102,6 +103,34 @@ def train(
         ds, start = ck.align(ds), ck.model
     model, report = train_model(ds, cfg or TrainConfig(), progress, init=start, parallel=fit_nproc, group=group)
     return Checkpoint.create(model, ds, report)
+
+
+def train_and_save(
+    data: Dataset | str | Path,
+    out: str | Path,
+    cfg: TrainConfig | None = None,
+    progress: Progress | None = None,
+    init: Checkpoint | str | Path | None = None,
+    threads: int | None = None,
+    command: dict[str, Any] | None = None,
+) -> Checkpoint | None:
+    """What `edgerec train` runs: PyTorch on `threads` threads (default: the cores the load average leaves free);
+    under torchrun this process trains as its rank of torchrun's group and rank 0 alone saves; the checkpoint is
+    saved to `out` with `command` in its report. Returns it, or None on a rank that does not save."""
+    import torch
+
+    from edgerec.model.distributed import torchrun_group
+    from edgerec.sysinfo import free_cores
+
+    torch.set_num_threads(threads or free_cores())
+    with torchrun_group() as group:
+        ck = train(data, cfg, progress, init, group)
+        if group is not None and group.rank() != 0:
+            return None
+    if command is not None:
+        ck.config["report"]["command"] = command
+    ck.save(out)
+    return ck
 
 
 def import_model(
@@ -234,11 +263,12 @@ def update(
     cfg: UpdateConfig | None = None,
     data: Dataset | str | Path | None = None,
     progress: Progress | None = None,
+    columns: Columns | None = None,
 ) -> Checkpoint:
     """Fine-tune `ckpt` on new interactions (unseen users and items grow its tables), gated against it; the result
     is the next version, with its lineage and its own data. A refused update raises GateFailed with its
     UpdateReport (`.report`) and GateResult (`.gate`)."""
-    from edgerec.data import Interactions, load_interactions
+    from edgerec.data import Columns, Interactions, load_interactions
     from edgerec.updates.config import UpdateConfig
     from edgerec.updates.feedback import is_event_log, read_feedback
     from edgerec.updates.incremental import child_checkpoint, run_update
@@ -253,10 +283,46 @@ def update(
         rows, read = read_feedback(Path(new), cfg.positives, ck.config.get("lineage"))
         feedback = FeedbackRead.from_json(read)
     else:
-        rows = load_interactions(Path(new), strict=True)
+        rows = load_interactions(Path(new), columns or Columns(), strict=True)
     result = run_update(ck, rows, None if data is None else dataset(data), cfg, progress, feedback)
     result.gate.enforce(result.report, "update rejected by the regression gate: ")
     return child_checkpoint(result)
+
+
+def update_chain(
+    ckpt: Checkpoint | str | Path,
+    new: Interactions | str | Path,
+    out: str | Path,
+    cfg: UpdateConfig | None = None,
+    data: Dataset | str | Path | None = None,
+    columns: Columns | None = None,
+    repo: Artifact | str | Path | None = None,
+    profile: Profile | str | Path | None = None,
+    artifact: str | Path | None = None,
+    cache: str | Path | None = None,
+    progress: Progress | None = None,
+) -> UpdateChain:
+    """What `edgerec update` runs: the update (see `update`) saved to `out`; then with `repo` its roll-out as that
+    served repository's next version, and with `profile` the profile's steps on it (its artifact in `artifact`,
+    default OUT-PROFILE). The repository and the profile are checked before any work; a refused update raises
+    GateFailed and writes nothing."""
+    from edgerec.profiles.schema import load_profile
+    from edgerec.serving.server import check_repository
+    from edgerec.updates.report import UpdateChain
+
+    parent = Path(ckpt) if isinstance(ckpt, str | Path) else ckpt.path
+    if parent is not None and Path(out).resolve() == Path(parent).resolve():
+        raise EdgerecError("an update never overwrites its parent: choose another output folder")
+    prof = load_profile(profile) if isinstance(profile, str | Path) else profile
+    if repo is not None:
+        check_repository(_folder(repo))  # a repository that cannot take the update fails before the work
+    child = update(ckpt, new, cfg, data, progress, columns)
+    folder = child.save(out)
+    served = None if repo is None else rollout(repo, child)
+    run = None
+    if prof is not None:
+        run = run_profile(prof, artifact or f"{folder}-{prof.name}", child.data, folder, cache)
+    return UpdateChain(child, Path(folder), served, run)
 
 
 def rollout(

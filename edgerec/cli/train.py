@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 from edgerec.cli.common import data_args, from_flags, int_list, load_data, metrics_table, model_and_data, progress
+from edgerec.model.config import TrainConfig
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-    from edgerec.model.config import TrainConfig
-
     d = TrainConfig()
     t = sub.add_parser("train", help="train GMF / MLP / NeuMF and evaluate it on the held-out test items")
     data_args(t)
@@ -72,29 +70,21 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import torch
-
     from edgerec import api
-    from edgerec.model.config import TrainConfig
-    from edgerec.sysinfo import free_cores
 
     cfg = from_flags(TrainConfig, args)
-    torch.set_num_threads(args.threads or free_cores())
     ds = load_data(args)
-    from edgerec.model.distributed import torchrun_group, under_torchrun
-
-    with torchrun_group() as group, progress(args.terminal) as update:  # under torchrun: train as its rank
-        ck = api.train(ds, cfg, update, init=args.init, group=group)
-    if under_torchrun() and os.environ["RANK"] != "0":  # torchrun started every rank: rank 0 writes
-        print(f"rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']} done; rank 0 writes {args.out}")
+    command = {"data": args.data, "split_seed": args.split_seed, "init": args.init}
+    with progress(args.terminal) as update:
+        ck = api.train_and_save(ds, args.out, cfg, update, args.init, args.threads, command)
+    if ck is None:  # torchrun started every rank: rank 0 saves
+        print(f"this rank is done; rank 0 writes {args.out}")
         return 0
-    ck.config["report"]["command"] = {"data": args.data, "split_seed": args.split_seed, "init": args.init}
-    out = ck.save(args.out)
     r = ck.report
     kind = ck.model.arch.kind
     title = f"{kind} on {ds.name} (test, {r['train_seconds']:.0f}s training)"
     metrics_table(title, {kind: r["metrics"], "ItemPop": r["itempop"]})
-    print(f"wrote {out}/ (model.safetensors, config.json, id_maps.json, metrics.json)")
+    print(f"wrote {args.out}/ (model.safetensors, config.json, id_maps.json, metrics.json)")
     return 0
 
 

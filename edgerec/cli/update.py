@@ -4,15 +4,15 @@ optional re-export for a profile."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from edgerec.cli.common import columns, table
+from edgerec import api
+from edgerec.cli.common import columns, from_flags, load_data, print_profile_run, progress, table
 from edgerec.errors import EdgerecError, GateFailed
+from edgerec.gates import DropTolerance
+from edgerec.updates.config import UpdateConfig
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-    from edgerec.updates.config import UpdateConfig
-
     d = UpdateConfig()
     p = sub.add_parser("update", help="fine-tune a checkpoint on new interactions (new users / items), gated")
     p.add_argument("--model", required=True, help="the parent checkpoint folder (only read, never changed)")
@@ -93,17 +93,6 @@ def _table(report: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgerec import api
-    from edgerec.cli.common import from_flags, load_data, progress
-    from edgerec.cli.export import run_profile
-    from edgerec.data import Columns, load_interactions
-    from edgerec.gates import DropTolerance
-    from edgerec.model.checkpoint import load
-    from edgerec.updates.config import UpdateConfig
-
-    out, parent = Path(args.out), Path(args.model)
-    if out.resolve() == parent.resolve():
-        raise EdgerecError("an update never overwrites its parent: choose another --out")
     cfg = from_flags(
         UpdateConfig,
         args,
@@ -111,47 +100,30 @@ def run(args: argparse.Namespace) -> int:
         holdout_tolerance=DropTolerance(hr=args.holdout_tolerance_hr),
         positives=tuple(p.strip() for p in args.positive.split(",") if p.strip()),
     )
-    profile = None
-    if args.profile:
-        from edgerec.profiles.schema import load_profile
-
-        profile = load_profile(args.profile)
-    from edgerec.updates.feedback import is_event_log
-
-    if args.repo:
-        from edgerec.serving.server import check_repository
-
-        check_repository(Path(args.repo))  # a repository that cannot take the update fails before the work
-    new = (
-        Path(args.new)
-        if is_event_log(Path(args.new))
-        else load_interactions(Path(args.new), args.columns or Columns(), strict=True)
-    )
-    ck = load(parent)
     data = load_data(args) if args.data else None
     try:
         with progress(args.terminal) as update:
-            child = api.update(ck, new, cfg, data, update)
+            done = api.update_chain(
+                args.model, args.new, args.out, cfg, data, args.columns, args.repo, args.profile, args.artifact,
+                args.cache, update,
+            )  # fmt: skip
     except GateFailed as e:
         _table(e.report.to_json())
-        raise EdgerecError(f"{e}; nothing written, {parent} unchanged") from None
+        raise EdgerecError(f"{e}; nothing written, {args.model} unchanged") from None
+    child = done.child
     _table(child.report)
     for note in child.report["update"]["gate"]["notes"]:
         print(f"note: {note}")
-    child.save(out)
     lineage = child.report["lineage"]
-    print(f"wrote {out}/ (version {lineage['version']}, parent version {lineage['parent_version']}); "
+    print(f"wrote {done.out}/ (version {lineage['version']}, parent version {lineage['parent_version']}); "
           f"calibration: {lineage['calibration']}")  # fmt: skip
     fb = child.report["update"].get("feedback")
     if fb:
         print(f"event log {fb['log']}: read seq {fb['from_seq']}..{fb['through_seq']} ({fb['events']} events, "
               f"{fb['interactions']} positives; {fb['torn_skipped']} torn line(s) skipped)")  # fmt: skip
-    if args.repo:
-        m = api.rollout(args.repo, child)
-        held = sorted(int(v) for v in m["model_versions"])
-        print(f"rolled out: {args.repo} now serves version {m['triton']['version']} (versions {held}; "
+    if done.served is not None:
+        print(f"rolled out: {args.repo} now serves version {done.served.version} (versions {list(done.served.held)}; "
               f"roll back with `edgerec rollback {args.repo} --to V`)")  # fmt: skip
-    if profile is not None:
-        artifact = args.artifact or f"{out}-{profile.name}"
-        return run_profile(profile, child.data, artifact, str(out), args.cache, dry_run=False)
+    if done.profile_run is not None:
+        return print_profile_run(done.profile_run, done.profile_run.artifact)
     return 0

@@ -9,6 +9,7 @@ writes the keys those readers expect, in a stable order. Torch-free.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgerec.gates import GateResult
@@ -207,3 +208,15 @@ class UpdateReport:
         if self.feedback is not None:
             update["feedback"] = self.feedback.to_json()
         return {"metrics": self.metrics, "update": update, "lineage": self.lineage.to_json()}
+
+
+@dataclass(frozen=True)
+class UpdateChain:
+    """What `edgerec update` did: the next version (saved in `out`), and where asked, its roll-out into a served
+    repository (`served`, an edgerec.serving.versions.ServedState) and a target profile's run on it (`profile_run`,
+    an edgerec.profiles.pipeline.ProfileRun)."""
+
+    child: Any  # edgerec.model.checkpoint.Checkpoint
+    out: Path
+    served: Any = None
+    profile_run: Any = None
