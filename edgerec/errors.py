@@ -6,10 +6,7 @@ and exits 2. Internal invariants raise ordinary exceptions, so a bug keeps its t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from edgerec.gates import GateResult
+from typing import Any, Protocol
 
 INTERRUPTED = "edgerec: interrupted; no partial output was left in place"
 
@@ -33,12 +30,21 @@ class Report(Protocol):
     def to_json(self) -> Any: ...
 
 
+class Verdict(Protocol):
+    """What a gate decided (edgerec.gates.GateResult is the one implementation)."""
+
+    @property
+    def passed(self) -> bool: ...
+
+    failures: tuple[str, ...]
+
+
 class GateFailed(EdgerecError):
     """A quality gate (compression step, export verification, update) refused a result: `gate` is its GateResult,
     `report` the typed report it read (a StepReport or SearchReport for compression, a Verification for export,
     an UpdateReport for an update)."""
 
-    def __init__(self, message: str, report: Report, gate: GateResult | None = None) -> None:
+    def __init__(self, message: str, report: Report, gate: Verdict | None = None) -> None:
         super().__init__(message)
         self.report = report
         self.gate = gate
