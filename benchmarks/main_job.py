@@ -71,7 +71,19 @@ def main() -> None:
     a, b = runs["before"], runs["this commit"]
     same = {f: a["sha256"][f] == b["sha256"][f] for f in FILES}
     latency = {"p50 ms", "p99 ms", "items/s"}
-    header = ["profile", "target", "precision", "bytes", "HR@10", "NDCG@10", "dHR@10", "p50 ms", "p99 ms", "items/s"]
+    header = [
+        "profile",
+        "target",
+        "precision",
+        "bytes",
+        "HR@10",
+        "NDCG@10",
+        "dHR@10",
+        "p50 ms",
+        "p99 ms",
+        "items/s",
+        "status",
+    ]
     cells = [i for i, h in enumerate(header) if h not in latency]
     row_same = [a["row"][i] for i in cells] == [b["row"][i] for i in cells]
     record = {"before": args.before, "runs": runs, "identical_files": same, "row_identical_but_latency": row_same,
