@@ -45,7 +45,7 @@ class RowGrads:
     batch 256 was a quarter of the step time. Here the batch's rows are gathered as leaf tensors; after backward
     their gradients are added into one persistent dense buffer per table, in which only the rows touched by the
     previous step are cleared. The tables then hold exactly the gradient autograd would have produced, so dense
-    Adam behaves as before.
+    Adam takes the same steps as with autograd's gradients.
     """
 
     def __init__(self, model: NCF, row_mask: dict[str, torch.Tensor] | None = None, sparse: bool = False) -> None:
