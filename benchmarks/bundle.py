@@ -85,7 +85,7 @@ class RawRecommend:
         out = np.empty(len(users), dtype=np.float32)
         for u in np.unique(users):
             sel = users == u
-            out[sel] = self.call(int(u))["output_2"][items[sel]]
+            out[sel] = self.call(int(u))["scores"][items[sel]]
         return out
 
 

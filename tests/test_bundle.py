@@ -22,13 +22,20 @@ from edgerec.runtime.fold import folded_macs
 def bundles(tmp_path_factory, ckpt, ds):
     root = tmp_path_factory.mktemp("bundle")
     out = {}
-    # fp32 and int8 with the score signature over 20 candidates, int8 also without it (recommend only)
-    for name, precision, candidates in (("fp32", "fp32", 20), ("int8", "int8", 20), ("int8-plain", "int8", 0)):
+    # fp32 and int8 with the score signature over 20 candidates, int8 also without it (recommend only); "-app": with
+    # the on-device functions too (fold_in, explain)
+    for name, precision, candidates, app in (
+        ("fp32", "fp32", 20, False),
+        ("int8", "int8", 20, False),
+        ("int8-plain", "int8", 0, False),
+        ("fp32-app", "fp32", 20, True),
+        ("int8-app", "int8", 20, True),
+    ):
         cfg = ExportConfig(
             target="tflite-bundle",
             precision=precision,
             tolerance=ParityBound(hr=0.05),
-            options={"candidates": candidates},
+            options={"candidates": candidates, "explain": app},
         )
         out[name] = edgerec.export(ckpt, cfg, ds, out=root / name)
     return out
@@ -238,3 +245,88 @@ def test_tampered_or_foreign_bundles_are_refused(tmp_path, bundles, ckpt, ds) ->
         load_bundle(onnx)
     with pytest.raises(EdgerecError, match="k must lie in"):
         load_bundle(bundles["fp32"].folder).top_k(0, k=ds.n_items + 1)
+
+
+def _reference(bundle_folder, ckpt):
+    from edgerec.runtime.config import FoldInConfig
+    from edgerec.runtime.explain import Explainer
+    from edgerec.runtime.foldin import ItemSide
+
+    manifest = edgerec.load(bundle_folder).manifest
+    fi = dict(manifest["fold_in"])
+    negatives = np.asarray(fi.pop("negative_items"))
+    weights = {k: v.detach().numpy().astype(np.float64) for k, v in edgerec.load(ckpt).model.state_dict().items()}
+    side = ItemSide.of(weights)
+    return side, Explainer(side), negatives, FoldInConfig(**fi), manifest
+
+
+def histories(n_items: int, count: int, longest: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.choice(n_items, int(rng.integers(2, longest + 1)), replace=False) for _ in range(count)]
+
+
+def test_fold_in_recommend_explain_in_the_fp32_bundle_equal_the_numpy_reference(bundles, ckpt) -> None:
+    from edgerec.runtime.foldin import fold_in_fixed
+
+    folder = bundles["fp32-app"].folder
+    side, explainer, negatives, cfg, manifest = _reference(folder, ckpt)
+    assert set(manifest["signatures"]) == {"recommend", "score", "retrieve", "fold_in", "explain"}
+    assert list(manifest["signatures"]["recommend"]["outputs"]) == ["top_items", "top_scores", "scores"]
+    assert cfg.steps == 40 and len(negatives) == min(256, side.n_items) and manifest["max_history"] == 128
+    b = load_bundle(folder)
+    for history in histories(side.n_items, 12, 60):
+        ug, um = b.fold_in(history)
+        rp, rq = fold_in_fixed(side, history, negatives, cfg)
+        assert np.abs(ug - rp).max() < 1e-5 and np.abs(um - rq).max() < 1e-5
+        top, scores, _ = b.recommend(ug, um)
+        assert (top == b.recommend(rp, rq)[0]).all()
+        reasons, weights = b.explain(ug, um, history, top)
+        h = np.unique(history)
+        sim = explainer.similarity(h, top)  # [K, L]
+        order = np.argsort(-sim, axis=1, kind="stable")[:, : manifest["reasons"]]
+        assert (reasons == h[order]).all()
+        assert np.abs(weights - np.take_along_axis(sim, order, axis=1)).max() < 1e-5
+        # a repeated item counts once, as in the numpy reference (which takes the unique history)
+        again = b.fold_in(np.concatenate([history, history[:2]]))
+        assert np.abs(again[0] - ug).max() < 1e-5
+
+
+def test_the_int8_bundles_fold_in_ranks_like_the_fp32_one(bundles) -> None:
+    """int8 item constants move the folded-in vectors a little; the top-10 they give stays close to fp32's."""
+    fp32, int8 = load_bundle(bundles["fp32-app"].folder), load_bundle(bundles["int8-app"].folder)
+    overlap = []
+    for history in histories(fp32.n_items, 20, 60, seed=1):
+        a = fp32.recommend(*fp32.fold_in(history))[0]
+        b = int8.recommend(*int8.fold_in(history))[0]
+        overlap.append(len(set(a) & set(b)) / len(a))
+    assert np.mean(overlap) >= 0.8, overlap
+
+
+@pytest.mark.parametrize(
+    ("history", "message"),
+    [
+        ([], "the history is empty"),
+        (list(range(129)), "the history has 129 items; this bundle takes at most 128"),
+        ([3, 999], "history must lie in 0..179"),
+        ([1.5, 2], "history"),
+    ],
+)
+def test_bad_histories_are_one_line_errors(bundles, history, message) -> None:
+    b = load_bundle(bundles["int8-app"].folder)
+    with pytest.raises(EdgerecError, match=message) as e:
+        b.fold_in(np.asarray(history))
+    assert "\n" not in str(e.value)
+
+
+def test_a_bundle_without_the_on_device_functions_says_which_flag_adds_them(bundles) -> None:
+    b = load_bundle(bundles["int8-plain"].folder)
+    with pytest.raises(EdgerecError, match="no fold_in / explain signatures \\(export it with --explain\\)"):
+        b.fold_in([1, 2])
+    assert "fold_in" not in (bundles["int8-plain"].folder / "README.md").read_text()
+    assert 'getSignatureRunner("fold_in")' in (bundles["int8-app"].folder / "README.md").read_text()
+
+
+def test_what_the_on_device_functions_add_to_the_bundle(bundles) -> None:
+    """Recorded, not a budget: the unrolled fold-in is most of the added bytes (graph structure, not weights)."""
+    added = bundles["int8-app"].bytes - bundles["int8"].bytes
+    assert 0 < added < 1_000_000, added

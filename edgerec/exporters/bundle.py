@@ -18,13 +18,17 @@ are a few kilobytes of a ~150 KB model.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from edgerec.errors import EdgerecError
-from edgerec.exporters.folded import PAD_SCORE, CandidateScorer, FoldedNCF, Retriever, user_vectors
+from edgerec.exporters.folded import PAD_SCORE, CandidateScorer, Explain, FoldedNCF, FoldIn, Retriever, user_vectors
 from edgerec.exporters.small_constants import small_constants
 from edgerec.exporters.tflite_model import add_fp16_weights, quiet
 from edgerec.model.ncf import NCF
@@ -36,8 +40,15 @@ DEFAULT_K = 10
 MAX_CANDIDATES = 1_000_000
 
 
-def convert(model: NCF, k: int, candidates: int) -> bytes:
-    """The fp32 flatbuffer: recommend, and score over `candidates` items when candidates > 0."""
+def fold_in_negatives(n_items: int, count: int, seed: int) -> np.ndarray:
+    """The fixed negative items of the on-device fold-in: `count` distinct items drawn uniformly (seeded), sorted."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_items, min(count, n_items), replace=False)).astype(np.int32)
+
+
+def convert(model: NCF, k: int, candidates: int, app: Any = None) -> bytes:
+    """The fp32 flatbuffer: recommend; score and retrieve over `candidates` items when candidates > 0; fold_in and
+    explain with `app` (the bundle's options, when they ask for the on-device functions)."""
     import tempfile
 
     import litert_torch
@@ -53,6 +64,20 @@ def convert(model: NCF, k: int, candidates: int) -> bytes:
             converter = converter.signature(
                 "score", CandidateScorer(folded).eval(), sample_kwargs={**kwargs, "items": items}
             ).signature("retrieve", Retriever(folded, candidates).eval(), sample_kwargs={"user_gmf": ug[:1]})
+        if app is not None and app.explain:
+            n = model.arch.n_items
+            history = {
+                "history": torch.arange(app.max_history, dtype=torch.int32) % n,
+                "history_mask": torch.ones(app.max_history),
+            }
+            negatives = fold_in_negatives(n, app.fold_in_negatives, app.fold_in.seed)
+            converter = converter.signature(
+                "fold_in", FoldIn(folded, negatives, app.fold_in).eval(), sample_kwargs=history
+            ).signature(
+                "explain",
+                Explain(folded, min(app.reasons, app.max_history)).eval(),
+                sample_kwargs={**kwargs, **history, "items": torch.arange(k, dtype=torch.int32) % n},
+            )
         converter.convert().export(str(path))
         return path.read_bytes()
 
@@ -69,9 +94,38 @@ def _int8_weights(granularity: str):
     )
 
 
+@contextlib.contextmanager
+def bytes_names_on_duplicates() -> Iterator[None]:
+    """litert-quantizer 0.11.0 names the copy it makes of a constant shared by ops of different quantization (the
+    folded GMF rows: a FULLY_CONNECTED weight in `recommend`, a lookup table in `fold_in` and `explain`) with a str,
+    and its DEQUANTIZE insertion then fails concatenating bytes to that name (TypeError). While this is active the
+    copy's name is kept as bytes; nothing else changes (the export extra pins litert-quantizer < 0.12)."""
+    from litert_quantizer.transformations import duplicate_tensor as module
+
+    original = module.duplicate_tensor
+
+    def duplicate(transformation_input: Any) -> Any:
+        info = original(transformation_input)
+        for tensor in transformation_input.subgraph.tensors:
+            if isinstance(tensor.name, str):
+                tensor.name = tensor.name.encode()
+        return info
+
+    module.duplicate_tensor = duplicate
+    try:
+        yield
+    finally:
+        module.duplicate_tensor = original
+
+
 def quantize(flat: bytes, precision: str) -> tuple[bytes, dict]:
     if precision == "fp32":
         return flat, {"scheme": "none"}
+    with bytes_names_on_duplicates():
+        return _quantize(flat, precision)
+
+
+def _quantize(flat: bytes, precision: str) -> tuple[bytes, dict]:
     from litert_quantizer import qtyping, quantizer
 
     qt = quantizer.Quantizer(flat)
@@ -118,67 +172,30 @@ def strip(flat: bytes) -> bytes:
     return bytes(tfl.flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def export(
-    model: NCF,
-    precision: str,
-    out: Path,
-    *,
-    k: int = DEFAULT_K,
-    candidates: int = 0,
-    explain: bool = False,
-) -> dict:
+def export(model: NCF, precision: str, out: Path, opts: Any, k: int = DEFAULT_K) -> dict:  # opts: BundleOptions
     """Write out (model.tflite) and the server-side user vectors next to it; return the manifest fields."""
+    candidates = opts.candidates
     top = min(MAX_CANDIDATES, model.arch.n_items)
     if candidates and not k <= candidates <= top:
         raise EdgerecError(
             f"--candidates must be 0 (no score signature) or lie in {k}..{top:,} (at least K = {k}, at most the "
             f"catalog's {model.arch.n_items:,} items and {MAX_CANDIDATES:,}); got {candidates:,}"
         )
-    flat, info = quantize(convert(model, k, candidates), precision)
+    flat, info = quantize(convert(model, k, candidates, opts), precision)
     out.write_bytes(strip(flat))
     ug, um = user_vectors(model)
     vectors = torch.cat([ug, um], dim=1).numpy().astype(np.float32)
     np.save(out.parent / USER_VECTORS, vectors, allow_pickle=False)
     g, d, n = ug.shape[1], um.shape[1], model.arch.n_items
     files = [out.name, "manifest.json", "id_maps.json"]
-    if explain:
+    if opts.explain:
         from safetensors.numpy import save_file
 
-        weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+        weights = {name: v.detach().numpy() for name, v in model.state_dict().items()}
         save_file(item_side_tensors(weights), str(out.parent / ITEM_SIDE))
         files.append(ITEM_SIDE)
-    user_inputs = {"user_gmf": ["float32", [1, g]], "user_mlp": ["float32", [1, d]]}
-    signatures = {
-        "recommend": {
-            "inputs": user_inputs,
-            "outputs": {
-                "output_0": ["int32", [k], "top-K item indices (id_maps.json 'items' gives the original ids)"],
-                "output_1": ["float32", [k], "their scores (logits), best first"],
-                "output_2": ["float32", [n], "every item's score"],
-            },
-        }
-    }
-    if candidates:
-        signatures["score"] = {
-            "inputs": {
-                **user_inputs,
-                "items": ["int32", [candidates], "item indices to score; -1 pads a shorter list"],
-            },
-            "outputs": {
-                "output_0": ["float32", [candidates], f"each item's score (logit); padding scores {PAD_SCORE:g}"],
-                "output_1": ["int32", [k], "the list's top-K item indices (padding only if it has < K items)"],
-                "output_2": ["float32", [k], "their scores, best first"],
-            },
-        }
-        signatures["retrieve"] = {
-            "inputs": {"user_gmf": user_inputs["user_gmf"]},
-            "outputs": {
-                "output_0": ["int32", [candidates], "the items whose GMF half scores highest: pass them to score"],
-                "output_1": ["float32", [candidates], "those GMF scores, best first"],
-            },
-        }
-    return {
-        "signatures": signatures,
+    fields = {
+        "signatures": signatures(g, d, n, k, opts),
         "k": k,
         "candidates": candidates,
         # what bench measures: recommend over the catalog, and score over a full candidate list
@@ -186,8 +203,67 @@ def export(
         "user_vector_dims": {"gmf": g, "mlp": d},
         "user_vectors": USER_VECTORS,
         "bundle_files": files,
-        "explainers": ["similarity", "exact"] if explain else [],
-        **({"item_side": ITEM_SIDE} if explain else {}),
+        "explainers": ["similarity", "exact"] if opts.explain else [],
+        **({"item_side": ITEM_SIDE} if opts.explain else {}),
         "quantization": info,
         "macs_per_item": folded_macs(model.arch),
     }
+    if opts.explain:
+        fields["max_history"] = opts.max_history
+        fields["reasons"] = min(opts.reasons, opts.max_history)
+        negatives = fold_in_negatives(n, opts.fold_in_negatives, opts.fold_in.seed)
+        fields["fold_in"] = {**asdict(opts.fold_in), "negative_items": negatives.tolist()}
+    return fields
+
+
+def signatures(g: int, d: int, n: int, k: int, opts: Any) -> dict[str, dict]:
+    """Every signature's inputs and outputs, by name: [dtype, shape, meaning] (the app's contract)."""
+    user = {"user_gmf": ["float32", [1, g], "the user's GMF vector"], "user_mlp": ["float32", [1, d], "MLP vector"]}
+    out: dict[str, dict] = {
+        "recommend": {
+            "inputs": user,
+            "outputs": {
+                "top_items": ["int32", [k], "top-K item indices (id_maps.json 'items' gives the original ids)"],
+                "top_scores": ["float32", [k], "their scores (logits), best first"],
+                "scores": ["float32", [n], "every item's score"],
+            },
+        }
+    }
+    c = opts.candidates
+    if c:
+        out["score"] = {
+            "inputs": {**user, "items": ["int32", [c], "item indices to score; -1 pads a shorter list"]},
+            "outputs": {
+                "scores": ["float32", [c], f"each item's score (logit); padding scores {PAD_SCORE:g}"],
+                "top_items": ["int32", [k], "the list's top-K item indices (padding only if it has < K items)"],
+                "top_scores": ["float32", [k], "their scores, best first"],
+            },
+        }
+        out["retrieve"] = {
+            "inputs": {"user_gmf": user["user_gmf"]},
+            "outputs": {
+                "items": ["int32", [c], "the items whose GMF half scores highest: pass them to score"],
+                "scores": ["float32", [c], "those GMF scores, best first"],
+            },
+        }
+    if opts.explain:
+        h, r = opts.max_history, min(opts.reasons, opts.max_history)
+        history = {
+            "history": ["int32", [h], "the user's item indices, padded with any index"],
+            "history_mask": ["float32", [h], "1 for a history entry, 0 for padding"],
+        }
+        out["fold_in"] = {
+            "inputs": history,
+            "outputs": {
+                "user_gmf": ["float32", [1, g], "the new user's GMF vector (feed it to recommend)"],
+                "user_mlp": ["float32", [1, d], "the new user's MLP vector"],
+            },
+        }
+        out["explain"] = {
+            "inputs": {**user, **history, "items": ["int32", [k], "the recommended item indices"]},
+            "outputs": {
+                "reasons": ["int32", [k, r], "per recommended item, the history items behind it, strongest first"],
+                "reason_weights": ["float32", [k, r], "their cosine similarity in the model's item spaces"],
+            },
+        }
+    return out

@@ -5,8 +5,8 @@ from __future__ import annotations
 TEMPLATE = """# edgerec phone bundle
 
 `model.tflite` scores the whole catalog ({n_items} items) for one user and returns the top {k} in the graph:
-signature `recommend(user_gmf: float32[1, {g}], user_mlp: float32[1, {d}]) -> (output_0: int32[{k}] item indices,
-output_1: float32[{k}] their scores, best first, output_2: float32[{n_items}] every item's score)`. Scores are logits
+signature `recommend(user_gmf: float32[1, {g}], user_mlp: float32[1, {d}]) -> (top_items: int32[{k}] item indices,
+top_scores: float32[{k}] their scores, best first, scores: float32[{n_items}] every item's score)`. Scores are logits
 (apply a sigmoid for a probability). Precision: {precision}. Verified in {runtime}: HR@10 {hr:.4f}, NDCG@10
 {ndcg:.4f} (see manifest.json, which also lists every file's sha256).
 
@@ -22,7 +22,7 @@ val interpreter = Interpreter(loadModelFile(context, "model.tflite"), Interprete
 val runner = interpreter.getSignatureRunner("recommend")
 val inputs = mapOf("user_gmf" to arrayOf(userGmf), "user_mlp" to arrayOf(userMlp))   // FloatArray({g}), FloatArray({d})
 val topItems = IntArray({k}); val topScores = FloatArray({k}); val all = FloatArray({n_items})
-runner.run(inputs, mapOf("output_0" to topItems, "output_1" to topScores, "output_2" to all))
+runner.run(inputs, mapOf("top_items" to topItems, "top_scores" to topScores, "scores" to all))
 val recommended = topItems.map {{ itemIds[it] }}
 ```
 
@@ -35,7 +35,7 @@ let runner = try interpreter.signatureRunner(with: "recommend")
 try runner.allocateTensors()
 try runner.invoke(with: ["user_gmf": Data(bytes: userGmf, count: {g} * 4),
                          "user_mlp": Data(bytes: userMlp, count: {d} * 4)])
-let top = try runner.output(named: "output_0").data.withUnsafeBytes {{ Array($0.bindMemory(to: Int32.self)) }}
+let top = try runner.output(named: "top_items").data.withUnsafeBytes {{ Array($0.bindMemory(to: Int32.self)) }}
 let recommended = top.map {{ itemIds[Int($0)] }}
 ```
 """
@@ -43,8 +43,8 @@ let recommended = top.map {{ itemIds[Int($0)] }}
 SCORE = """
 ## Scoring a candidate list (signature `score`)
 
-`score(user_gmf, user_mlp, items: int32[{c}]) -> (output_0: float32[{c}] each item's score, output_1: int32[{k}] the
-list's top {k} item indices, output_2: float32[{k}] their scores)`: re-rank candidates (e.g. from a server or an
+`score(user_gmf, user_mlp, items: int32[{c}]) -> (scores: float32[{c}] each item's score, top_items: int32[{k}] the
+list's top {k} item indices, top_scores: float32[{k}] their scores)`: re-rank candidates (e.g. from a server or an
 availability filter) or score a few items; the MLP runs for these items only. Pass item row indices (map your ids
 through `id_maps.json` first; an index outside 0..{last} fails the call) and pad a shorter list with -1: padding
 scores -3e38 and appears in the top {k} only when the list has fewer than {k} items. Split a longer list into
@@ -55,8 +55,45 @@ val items = IntArray({c}) {{ -1 }}; candidates.forEachIndexed {{ i, id -> items[
 val scores = FloatArray({c}); val best = IntArray({k}); val bestScores = FloatArray({k})
 interpreter.getSignatureRunner("score").run(
     mapOf("user_gmf" to arrayOf(userGmf), "user_mlp" to arrayOf(userMlp), "items" to items),
-    mapOf("output_0" to scores, "output_1" to best, "output_2" to bestScores))
+    mapOf("scores" to scores, "top_items" to best, "top_scores" to bestScores))
 ```
+"""
+
+APP = """
+## A new user, on the device (signatures `fold_in` and `explain`)
+
+`fold_in(history: int32[{h}], history_mask: float32[{h}]) -> (user_gmf: float32[1, {g}], user_mlp: float32[1, {d}])`
+computes the vectors of a user the server never saw from the item row indices they picked (pad the list with 0 and
+mask 0; at most {h} items): the history never leaves the phone, and the outputs feed `recommend` as they are.
+`explain(user_gmf, user_mlp, history, history_mask, items: int32[{k}]) -> (reasons: int32[{k}, {r}], reason_weights:
+float32[{k}, {r}])` gives, for each of the {k} recommended items, the {r} history items most like it ("because you
+liked ...") and their similarity.
+
+```kotlin
+val history = IntArray({h}); val mask = FloatArray({h})
+picked.forEachIndexed {{ i, id -> history[i] = rowOf[id]!!; mask[i] = 1f }}
+val gmf = Array(1) {{ FloatArray({g}) }}; val mlp = Array(1) {{ FloatArray({d}) }}
+interpreter.getSignatureRunner("fold_in").run(
+    mapOf("history" to history, "history_mask" to mask), mapOf("user_gmf" to gmf, "user_mlp" to mlp))
+val topItems = IntArray({k}); val topScores = FloatArray({k}); val all = FloatArray({n_items})
+interpreter.getSignatureRunner("recommend").run(mapOf("user_gmf" to gmf, "user_mlp" to mlp),
+    mapOf("top_items" to topItems, "top_scores" to topScores, "scores" to all))
+val reasons = Array({k}) {{ IntArray({r}) }}; val weights = Array({k}) {{ FloatArray({r}) }}
+interpreter.getSignatureRunner("explain").run(
+    mapOf("user_gmf" to gmf, "user_mlp" to mlp, "history" to history, "history_mask" to mask, "items" to topItems),
+    mapOf("reasons" to reasons, "reason_weights" to weights))
+```
+
+```swift
+let foldIn = try interpreter.signatureRunner(with: "fold_in"); try foldIn.allocateTensors()
+try foldIn.invoke(with: ["history": Data(bytes: history, count: {h} * 4),
+                         "history_mask": Data(bytes: mask, count: {h} * 4)])
+let gmf = try foldIn.output(named: "user_gmf").data, mlp = try foldIn.output(named: "user_mlp").data
+```
+
+The Kotlin and Swift snippets are written against the signatures' names; they were not compiled on the machines this
+bundle was made on (no Android or iOS toolchain there). The same chain runs in Python (edgerec's runtime), in a C
+program through the LiteRT C API and in a web page through LiteRT.js.
 """
 
 
@@ -75,4 +112,13 @@ def render(manifest: dict) -> str:
     )
     if manifest.get("candidates"):
         text += SCORE.format(c=manifest["candidates"], k=manifest["k"], last=manifest["n_items"] - 1)
+    if "fold_in" in manifest.get("signatures", {}):
+        text += APP.format(
+            h=manifest["max_history"],
+            r=manifest["reasons"],
+            k=manifest["k"],
+            g=dims["gmf"],
+            d=dims["mlp"],
+            n_items=manifest["n_items"],
+        )
     return text

@@ -9,18 +9,36 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field
 
 from edgerec.config import config
+from edgerec.errors import ConfigError
+from edgerec.runtime.config import FoldInConfig
 from edgerec.targets import ExportContext, Exported, Target
 
 if TYPE_CHECKING:
     from edgerec.model.ncf import NCF
 
 
+MAX_FOLD_IN_STEPS = 200  # each step is ~70 graph operators of the bundle
+
+
 @config
 class BundleOptions:
     # length of the `score` signature's candidate list, and of `retrieve`'s (0 = recommend only)
     candidates: Annotated[int, Field(ge=0, le=1_000_000)] = 0
-    # also ship the folded item side (fp16) for explanations and fold-in on the device
+    # the on-device functions beside recommend: the `fold_in` and `explain` signatures (and the folded item side,
+    # fp16, for the numpy explainers)
     explain: bool = False
+    max_history: Annotated[int, Field(ge=2, le=4096)] = 128  # the longest history fold_in and explain take
+    reasons: Annotated[int, Field(ge=1, le=20)] = 3  # history items per recommended item in `explain`
+    # the on-device fold-in: full-batch Adam steps unrolled into the graph, over this many fixed negative items
+    fold_in: FoldInConfig = FoldInConfig(steps=40, lr=0.05)
+    fold_in_negatives: Annotated[int, Field(ge=1, le=100_000)] = 256
+
+    def __post_init__(self) -> None:
+        if self.fold_in.steps > MAX_FOLD_IN_STEPS:
+            raise ConfigError(
+                f"BundleOptions: fold_in.steps are unrolled into the graph: at most {MAX_FOLD_IN_STEPS}; "
+                f"got {self.fold_in.steps}"
+            )
 
 
 TARGET = Target(
@@ -39,10 +57,7 @@ TARGET = Target(
 def export(model: NCF, ctx: ExportContext) -> Exported:
     from edgerec.exporters import bundle
 
-    opts: BundleOptions = ctx.options
-    return Exported(
-        bundle.export(model, ctx.precision, ctx.model_path, candidates=opts.candidates, explain=opts.explain)
-    )
+    return Exported(bundle.export(model, ctx.precision, ctx.model_path, ctx.options))
 
 
 def readme(manifest: dict[str, Any]) -> str:

@@ -34,9 +34,13 @@ class ItemSide(FoldedNeuMF):
             raise EdgerecError(f"{folder}: no model.safetensors")
         return cls.of({k: v.astype(np.float64) for k, v in load_file(str(path)).items()})
 
-    def grads(self, p: np.ndarray, q: np.ndarray, items: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, ...]:
+    def grads(
+        self, p: np.ndarray, q: np.ndarray, items: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None
+    ) -> tuple[np.ndarray, ...]:
         logit, acts = self.logits(p, q, items)
         dl = (1 / (1 + np.exp(-logit)) - labels) / len(items)  # d mean-BCE / d logit, [m]
+        if weights is not None:  # a weighted mean
+            dl = dl * weights
         gp = self.G[items].T @ dl
         dh = dl[:, None] * self.wm[None, :]  # [m, h_last]
         for (w, _), z in zip(reversed(self.layers), reversed(acts[1:]), strict=True):
@@ -65,6 +69,42 @@ def fold_in(
     for t in range(1, cfg.steps + 1):
         neg = candidates[rng.integers(0, len(candidates), len(pos) * cfg.negatives)]
         gp, gq = side.grads(p, q, np.concatenate([pos, neg]), labels)
+        for k, (x, g) in enumerate(((p, gp + cfg.l2 * p), (q, gq + cfg.l2 * q))):
+            m[k] = 0.9 * m[k] + 0.1 * g
+            v[k] = 0.999 * v[k] + 0.001 * g * g
+            x -= cfg.lr * (m[k] / (1 - 0.9**t)) / (np.sqrt(v[k] / (1 - 0.999**t)) + 1e-8)
+    return p.astype(np.float32), q.astype(np.float32)
+
+
+def initial_vectors(g: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded start of a fold-in: (p [g], q [d]), small normal values."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(0, 0.01, g), rng.normal(0, 0.01, d)
+
+
+def fold_in_fixed(
+    side: ItemSide, history: np.ndarray | list[int], negatives: np.ndarray, cfg: FoldInConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The phone bundle's fold-in (its `fold_in` signature computes the same): full-batch Adam on weighted BCE over
+    the unique history items and a fixed negative set (the items of `negatives` outside the history, weighted to
+    cfg.negatives per positive). Deterministic, so every client that runs it gets the same vectors."""
+    pos = np.unique(np.asarray(history, dtype=np.int64))
+    if pos.size == 0:
+        raise EdgerecError("fold-in needs at least one interacted item")
+    if pos.min() < 0 or pos.max() >= side.n_items:
+        raise EdgerecError(f"items must lie in 0..{side.n_items - 1}; got {pos[(pos < 0) | (pos >= side.n_items)][0]}")
+    neg = np.asarray(negatives, dtype=np.int64)
+    neg = neg[~np.isin(neg, pos)]
+    items = np.concatenate([pos, neg])
+    labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
+    weights = np.concatenate([np.ones(len(pos)), np.full(len(neg), cfg.negatives * len(pos) / max(len(neg), 1))])
+    weights /= len(pos) * (1 + cfg.negatives)
+    p, q = initial_vectors(side.g, side.d, cfg.seed)
+    m = [np.zeros_like(p), np.zeros_like(q)]
+    v = [np.zeros_like(p), np.zeros_like(q)]
+    for t in range(1, cfg.steps + 1):
+        # grads() takes the mean over the items: weights * len(items) makes it the weighted sum
+        gp, gq = side.grads(p, q, items, labels, weights * len(items))
         for k, (x, g) in enumerate(((p, gp + cfg.l2 * p), (q, gq + cfg.l2 * q))):
             m[k] = 0.9 * m[k] + 0.1 * g
             v[k] = 0.999 * v[k] + 0.001 * g * g

@@ -44,6 +44,16 @@ class BundleScorer(Scorer):
             raise EdgerecError(
                 f"{folder}/manifest.json: candidates {self.candidates} does not match the model's {length}"
             )
+        # each signature's output names, in the manifest's order (bundles of every version name them there)
+        try:
+            self.outputs = {sig: list(spec["outputs"]) for sig, spec in manifest["signatures"].items()}
+        except (KeyError, TypeError, AttributeError):
+            raise EdgerecError(f"{folder}/manifest.json: missing or malformed signatures") from None
+        self.max_history = int(manifest.get("max_history") or 0)
+        self.fold_in_runner = self.explain_runner = None
+        if {"fold_in", "explain"} <= set(self.outputs):
+            self.fold_in_runner = self.interp.get_signature_runner("fold_in")
+            self.explain_runner = self.interp.get_signature_runner("explain")
         self.vectors = None
         name = manifest.get("user_vectors")
         if name and (folder / name).is_file():  # server side only; a phone has just its own user's vectors
@@ -68,8 +78,7 @@ class BundleScorer(Scorer):
     def recommend(self, user_gmf: Any, user_mlp: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(top-K item indices, their scores, every item's score) for one user's two vectors."""
         ug, um = self._vectors(user_gmf, user_mlp)
-        out = self.runner(user_gmf=ug, user_mlp=um)
-        return out["output_0"], out["output_1"], out["output_2"]
+        return self._named("recommend", self.runner(user_gmf=ug, user_mlp=um))
 
     def score_items(self, user_gmf: Any, user_mlp: Any, items: Any) -> np.ndarray:
         """One user's scores (logits) of the given item indices, in their order; any number of items (split into
@@ -77,18 +86,18 @@ class BundleScorer(Scorer):
         ug, um = self._vectors(user_gmf, user_mlp)
         idx = self._items(items)
         if self.score_runner is None:
-            return self.runner(user_gmf=ug, user_mlp=um)["output_2"][idx]
+            return self._named("recommend", self.runner(user_gmf=ug, user_mlp=um))[2][idx]
         chunks = [idx[s : s + self.candidates] for s in range(0, len(idx), self.candidates)]
-        return np.concatenate([self._score(ug, um, chunk)["output_0"][: len(chunk)] for chunk in chunks])
+        return np.concatenate([self._score(ug, um, chunk)[0][: len(chunk)] for chunk in chunks])
 
     def recommend_from(self, user_gmf: Any, user_mlp: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
         """The best min(K, len(items)) of the given items: (item indices, their scores), best first. A list of at
         most C items is one call of the `score` signature, top-K in the graph (what the app calls)."""
         idx = self._items(items)
         if self.score_runner is not None and len(idx) <= self.candidates:
-            out = self._score(*self._vectors(user_gmf, user_mlp), idx)
+            _, best, best_scores = self._score(*self._vectors(user_gmf, user_mlp), idx)
             n = min(self.k, len(idx))
-            return out["output_1"][:n].astype(np.int64), out["output_2"][:n]
+            return best[:n].astype(np.int64), best_scores[:n]
         scores = self.score_items(user_gmf, user_mlp, idx).astype(np.float64)
         best = top_k(scores[None, :], min(self.k, len(idx)))[0]
         return idx[best].astype(np.int64), scores[best].astype(np.float32)
@@ -97,19 +106,60 @@ class BundleScorer(Scorer):
         """The first stage: the C items whose GMF half scores highest for this user (their indices, the scores)."""
         if self.retrieve_runner is None:
             raise EdgerecError(f"{self.folder}: the bundle has no retrieve signature (export it with --candidates C)")
-        out = self.retrieve_runner(user_gmf=self._vector("user_gmf", user_gmf, self.g))
-        return out["output_0"].astype(np.int64), out["output_1"]
+        items, scores = self._named(
+            "retrieve", self.retrieve_runner(user_gmf=self._vector("user_gmf", user_gmf, self.g))
+        )
+        return items.astype(np.int64), scores
 
     def two_stage(self, user_gmf: Any, user_mlp: Any) -> tuple[np.ndarray, np.ndarray]:
         """Top-K by the two-stage path: retrieve C candidates by the GMF half, re-rank them with the whole NeuMF
         (the score signature): two calls instead of the whole catalog through the MLP."""
         return self.recommend_from(user_gmf, user_mlp, self.retrieve(user_gmf)[0])
 
-    def _score(self, ug: np.ndarray, um: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
-        """One call of the score signature on at most C checked item indices, padded with -1."""
+    def _score(self, ug: np.ndarray, um: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, ...]:
+        """One call of the score signature on at most C checked item indices, padded with -1: (scores, top-K
+        items of the list, their scores)."""
         part = np.full(self.candidates, -1, dtype=np.int32)
         part[: len(idx)] = idx
-        return self.score_runner(user_gmf=ug, user_mlp=um, items=part)
+        return self._named("score", self.score_runner(user_gmf=ug, user_mlp=um, items=part))
+
+    def _named(self, signature: str, out: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        return tuple(out[name] for name in self.outputs[signature])
+
+    def _history(self, history: Any) -> tuple[np.ndarray, np.ndarray]:
+        """A history of item indices as the signatures take it: (history [H] int32 padded, mask [H] float32)."""
+        if self.fold_in_runner is None:
+            raise EdgerecError(
+                f"{self.folder}: the bundle has no fold_in / explain signatures (export it with --explain)"
+            )
+        if np.size(history) == 0:
+            raise EdgerecError("the history is empty: pass at least one item index")
+        h = check_ids("history", history, self.n_items)
+        if h.size > self.max_history:
+            raise EdgerecError(f"the history has {h.size} items; this bundle takes at most {self.max_history}")
+        padded = np.zeros(self.max_history, dtype=np.int32)
+        mask = np.zeros(self.max_history, dtype=np.float32)
+        padded[: h.size], mask[: h.size] = h, 1.0
+        return padded, mask
+
+    def fold_in(self, history: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors (user_gmf [g], user_mlp [d]) of a user the model never saw, from their items, computed by the
+        bundle's `fold_in` signature (what an app calls: the history stays on the device)."""
+        padded, mask = self._history(history)
+        ug, um = self._named("fold_in", self.fold_in_runner(history=padded, history_mask=mask))
+        return ug.reshape(-1), um.reshape(-1)
+
+    def explain(self, user_gmf: Any, user_mlp: Any, history: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
+        """For each of the K recommended `items`, the history items behind it and their weights ([K, R] each),
+        by the bundle's `explain` signature."""
+        ug, um = self._vectors(user_gmf, user_mlp)
+        padded, mask = self._history(history)
+        rec = check_ids("items", items, self.n_items)
+        if rec.size != self.k:
+            raise EdgerecError(f"explain takes the {self.k} recommended items; got {rec.size}")
+        out = self.explain_runner(user_gmf=ug, user_mlp=um, history=padded, history_mask=mask, items=rec)
+        reasons, weights = self._named("explain", out)
+        return reasons.astype(np.int64), weights
 
     def _items(self, items: Any) -> np.ndarray:
         if np.size(items) == 0:
