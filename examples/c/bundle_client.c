@@ -16,7 +16,7 @@
  *   str:           u32 length, then that many bytes (no terminating NUL)
  *
  * Usage:
- *   bundle_client MODEL --list                         signatures with their inputs and outputs (name dtype dims)
+ *   bundle_client MODEL --list                         signatures, their inputs and outputs (name dtype d0,d1,...)
  *   bundle_client MODEL REQUESTS OUT                   run every request in order, write every wanted output to OUT
  *   bundle_client MODEL REQUESTS [OUT] --bench N       and then time N calls of each signature after a warm-up
  *   options: --threads N (CPU threads, default 1), --verbose (LiteRT's own log messages, warnings and up)
@@ -533,7 +533,7 @@ static void load_signatures(void) {
 }
 
 static void print_tensor(const char *kind, const Tensor *t) {
-    printf("  %s %s %s ", kind, t->name, t->dtype);
+    printf("  %s %s %s %s", kind, t->name, t->dtype, t->type.layout.rank ? "" : "scalar");
     for (unsigned d = 0; d < t->type.layout.rank; d++) printf(d ? ",%d" : "%d", (int)t->type.layout.dimensions[d]);
     printf("\n");
 }
