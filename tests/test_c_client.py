@@ -328,7 +328,7 @@ def _bad_requests(manifest: dict[str, Any], ug: np.ndarray, um: np.ndarray) -> d
         ),
         "missing input": (encode([("recommend", {"user_gmf": ok["user_gmf"]}, outs)]), "user_mlp is missing"),
         "unknown output": (encode([("recommend", ok, ["no_such_output"])]), "has no output no_such_output"),
-        "truncated file": (encode([("recommend", ok, outs)])[:-3], "truncated|bad"),
+        "truncated file": (encode([("recommend", ok, outs)])[:-3], "truncated|bad length"),
         "reference to a later request": (
             encode([("recommend", {**ok, "user_gmf": Tensor(request=1, name=outs[0], dtype="float32")}, outs)]),
             "not an earlier wanted output",

@@ -571,7 +571,7 @@ static uint64_t rd_u64(Cursor *c, const char *what) {
 /* A length-prefixed string, copied into buf (NUL-terminated). */
 static const char *rd_str(Cursor *c, char *buf, const char *what) {
     uint32_t n = rd_u32(c, what);
-    if (n >= MAX_NAME || (size_t)(c->end - c->p) < n) die("request file: bad %s (length %u)", what, n);
+    if (n >= MAX_NAME || (size_t)(c->end - c->p) < n) die("request file: %s has a bad length (%u)", what, n);
     memcpy(buf, c->p, n);
     buf[n] = '\0';
     if (strlen(buf) != n) die("request file: %s contains a NUL byte", what);
