@@ -162,7 +162,10 @@ def client(tmp_path_factory) -> Path:
 def bundle(tmp_path_factory, ckpt, ds) -> tuple[Path, dict[str, Any]]:
     """The int8 phone bundle of SMALL with the score and retrieve signatures over 20 candidates."""
     cfg = ExportConfig(
-        target="tflite-bundle", precision="int8", tolerance=ParityBound(hr=0.05), options={"candidates": 20}
+        target="tflite-bundle",
+        precision="int8",
+        tolerance=ParityBound(hr=0.05),
+        options={"candidates": 20, "explain": True},
     )
     art = edgerec.export(ckpt, cfg, ds, out=tmp_path_factory.mktemp("cbundle") / "b")
     return art.folder, art.manifest
