@@ -25,7 +25,7 @@ FORMAT_VERSION = 1
 class Source:
     """The checkpoint an artifact was exported from."""
 
-    checkpoint: str | None  # its folder, when it was loaded from one
+    checkpoint: str | None  # its folder's name, when it was loaded from one (never a path of the exporting machine)
     weights_sha256: str
     arch: dict[str, Any]
     metrics: dict[str, Any]  # its HR@10 / NDCG@10 as trained

@@ -326,6 +326,15 @@ def test_a_bundle_without_the_on_device_functions_says_which_flag_adds_them(bund
     assert 'getSignatureRunner("fold_in")' in (bundles["int8-app"].folder / "README.md").read_text()
 
 
+def test_an_artifact_carries_no_path_of_the_machine_that_made_it(bundles, ckpt) -> None:
+    import json
+
+    text = (bundles["int8-app"].folder / "manifest.json").read_text()
+    manifest = json.loads(text)
+    assert manifest["source"]["checkpoint"] == ckpt.name and manifest["source"]["weights_sha256"]
+    assert str(ckpt.parent) not in text and str(bundles["int8-app"].folder) not in text
+
+
 def test_what_the_on_device_functions_add_to_the_bundle(bundles) -> None:
     """Recorded, not a budget: the unrolled fold-in is most of the added bytes (graph structure, not weights)."""
     added = bundles["int8-app"].bytes - bundles["int8"].bytes

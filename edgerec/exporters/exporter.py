@@ -99,7 +99,7 @@ def _manifest(
         version=ck.version,
         seed=cfg.seed,
         source=Source(
-            checkpoint=str(ck.path) if ck.path else None,
+            checkpoint=ck.path.name if ck.path else None,
             weights_sha256=ck.weights_sha256,
             arch=arch.to_json(),
             metrics={k: ck.metrics.get(k) for k in ("hr@10", "ndcg@10")},
