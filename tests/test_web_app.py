@@ -220,6 +220,15 @@ def python_reference(bundle: Path, site: Path, picks: list[int]) -> dict:
     }
 
 
+def same_reasons(shown: list, reasons: list) -> None:
+    """The page shows the reasons of positive weight, strongest first; one within 1e-4 of 0 may go either way."""
+    keep = [(i, w) for i, w in reasons if w > 0]
+    near = {i for i, w in reasons if abs(w) < 1e-4}
+    assert [i for i, _ in shown if i not in near] == [i for i, _ in keep if i not in near], (shown, reasons)
+    by_item = dict(reasons)
+    np.testing.assert_allclose([w for _, w in shown], [by_item[i] for i, _ in shown], atol=1e-4, rtol=0)
+
+
 def test_the_page_recommends_what_python_litert_does(browser, url, site, bundle) -> None:
     page = Page(browser, url)
     p = page.page
@@ -242,8 +251,8 @@ def test_the_page_recommends_what_python_litert_does(browser, url, site, bundle)
     assert [r["item"] for r in shown] == [str(ids[i]) for i in want["top"]]
     np.testing.assert_allclose([r["score"] for r in shown], want["scores"], atol=1e-4, rtol=0)
     for r, reasons in zip(shown, want["reasons"], strict=True):
-        assert [i for i, _ in r["reasons"]] == [i for i, _ in reasons]
-        np.testing.assert_allclose([w for _, w in r["reasons"]], [w for _, w in reasons], atol=1e-4, rtol=0)
+        same_reasons(r["reasons"], reasons)
+    assert any(r["reasons"] for r in shown)
     assert shown[0]["title"] in (f"Title {ids[want['top'][0]]}, the film ({1990 + int(ids[want['top'][0]]) % 20})",
                                  f"item {ids[want['top'][0]]}")  # fmt: skip
     assert f"demo user {want['user']}," in p.inner_text("#who")
@@ -456,8 +465,8 @@ def test_fold_in_and_explain_signatures_run_by_name(browser, interface_url) -> N
     assert [r["index"] for r in shown] == top.tolist()
     np.testing.assert_allclose([r["score"] for r in shown], scores[top], atol=1e-4, rtol=0)
     for r, items, weights in zip(shown, why["reasons"], why["reason_weights"], strict=True):
-        assert [i for i, _ in r["reasons"]] == [int(x) for x in items if x >= 0]
-        np.testing.assert_allclose([w for _, w in r["reasons"]], weights[items >= 0], atol=1e-4, rtol=0)
+        same_reasons(r["reasons"], [(int(i), float(w)) for i, w in zip(items, weights, strict=True) if i >= 0])
+    assert any(r["reasons"] for r in shown)
     calls = [c for c, _ in p.eval_on_selector_all("#timings tbody tr", "els => els.map(e => [e.dataset.call, 0])")]
     assert calls == ["fold_in", "recommend", "explain"]
     p.fill("#ids", ",".join(str(i) for i in range(H + 1)))  # more than fold_in takes

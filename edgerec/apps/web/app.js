@@ -304,13 +304,15 @@ async function explainSignature(vectors, picks, top, r, timings) {
       const v = res.out[r.reasons][row * R + j];
       const w = res.out[r.weights][row * R + j];
       const item = byPosition ? (v >= 0 && v < picks.length ? hist.history[v] : -1) : v;
-      if (item >= 0 && item < S.ids.length && Number.isFinite(w)) out.push({item, weight: w});
+      if (item >= 0 && item < S.ids.length && Number.isFinite(w) && w > 0) out.push({item, weight: w});
     }
     return out;
   });
 }
 
 // edgerec's similarity explainer: each picked item's cosine to the recommended item, the strongest `top` first.
+// Here and for the explain signature, only positive weights are shown: "because you liked X" for an item that
+// points away from the recommendation would be false.
 function similarityReasons(picks, top) {
   const {dims, top: count} = S.site.reasons;
   const history = [...picks].sort((a, b) => a - b);
@@ -321,7 +323,7 @@ function similarityReasons(picks, top) {
       return dot;
     });
     const order = history.map((_, n) => n).sort((a, b) => w[b] - w[a] || a - b);
-    return order.slice(0, count).map((n) => ({item: history[n], weight: w[n]}));
+    return order.slice(0, count).filter((n) => w[n] > 0).map((n) => ({item: history[n], weight: w[n]}));
   });
 }
 
@@ -421,7 +423,8 @@ function render(top, scores, reasons, method, who, timings) {
         because.append(s, w);
       });
     } else {
-      because.textContent = method === 'none' ? '(this bundle has no explanations)' : '';
+      because.textContent = method === 'none' ? '(this bundle has no explanations)' :
+        'none of your picks is close to this one';
     }
     li.append(because);
     list.append(li);
