@@ -214,7 +214,8 @@ def write(args, manifest, chromium_version, isolated, load_ms, py_load, js_round
         f"{med(py_rounds, 'p99'):.3f} | {med(py_rounds, 'mean'):.3f} |",
         "",
         f"Load: the page {js_load:.0f} ms from its first fetch to a compiled model (files and sha256 check "
-        f"{load_ms['files']:.0f} ms, LiteRT.js WASM {load_ms['litert']:.0f} ms, model compiled and run once {load_ms['model']:.0f} ms); "
+        f"{load_ms['files']:.0f} ms, LiteRT.js WASM {load_ms['litert']:.0f} ms, model compiled and run once "
+        f"{load_ms['model']:.0f} ms); "
         f"Python's load_bundle (hashes checked, interpreter built) {py_load:.0f} ms.",
         "",
         "Per round (p50 / p99 ms): "

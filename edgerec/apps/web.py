@@ -341,7 +341,7 @@ def litertjs_runtime(version: str = LITERTJS_VERSION) -> Path:
             except subprocess.TimeoutExpired:
                 raise EdgerecError(f"npm install @litertjs/core@{version}: no answer in 600 s") from None
             if proc.returncode != 0:
-                why = (proc.stderr.strip().splitlines() or ["exit status " + str(proc.returncode)])[-1]
+                why = _npm_reason(proc.stderr) or f"exit status {proc.returncode}"
                 raise EdgerecError(
                     f"npm install @litertjs/core@{version} failed ({why}); check that the npm registry is reachable "
                     "(npm config get registry)"
@@ -349,6 +349,14 @@ def litertjs_runtime(version: str = LITERTJS_VERSION) -> Path:
             if not _runtime_complete(tmp / "node_modules" / "@litertjs", version):
                 raise EdgerecError(f"npm installed @litertjs/core@{version} without the files the page needs")
     return runtime
+
+
+def _npm_reason(stderr: str) -> str:
+    """npm's own words for a failure: its first error line that is not a code, a stack frame or the log's path."""
+    lines = [ln.removeprefix("npm error").removeprefix("npm ERR!") for ln in stderr.splitlines()]
+    skip = ("code ", "syscall ", "errno ", "A complete log", " ")
+    told = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith(skip) and not ln.startswith("  ")]
+    return told[0] if told else (lines[0].strip() if lines else "")
 
 
 def _runtime_complete(runtime: Path, version: str) -> bool:
