@@ -25,6 +25,7 @@ from edgerec.errors import EdgerecError
 if TYPE_CHECKING:
     from torch.distributed import ProcessGroup
 
+    from edgerec.apps.web import WebSite
     from edgerec.artifact import Artifact
     from edgerec.benchmarking.config import BenchConfig
     from edgerec.benchmarking.latency import BenchReport
@@ -470,6 +471,16 @@ def apply_delta(bundle: Artifact | str | Path, delta: str | Path, out: str | Pat
     from edgerec.updates.delta import apply_delta as run
 
     return run(_folder(bundle), delta, out)
+
+
+def app_web(bundle: Artifact | str | Path, out: str | Path, items: str | Path | None = None) -> WebSite:
+    """A static site that runs the phone bundle in the browser through LiteRT.js (fold_in -> recommend -> explain
+    on the device, by signature name), written atomically to `out`; `items`: a CSV / TSV of item ids and titles.
+    The bundle's manifest and file hashes are checked first. LiteRT.js comes from npm (installed once into edgerec's
+    cache). Serve it with `python -m http.server --bind 127.0.0.1 8080 --directory OUT`. Torch-free."""
+    from edgerec.apps.web import build_site
+
+    return build_site(_folder(bundle), out, items)
 
 
 def verify_on(

@@ -204,6 +204,7 @@ INPUT_FOLDERS = {
         ("bundle", "--bundle", "a phone bundle folder"),
         ("delta", "--delta", "a delta folder (delta.json)"),
     ),
+    "app": (("bundle", "BUNDLE", "a phone bundle folder"),),
 }
 
 

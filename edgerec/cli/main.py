@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from edgerec.cli import (
+    app,
     bench,
     compress,
     delta,
@@ -29,7 +30,7 @@ from edgerec.cli.output import command_output
 from edgerec.errors import INTERRUPTED, EdgerecError, one_line
 
 # each adds its subparsers (train: + evaluate)
-COMMANDS = (train, importing, compress, export, bench, serve, recommend, verify, update, versions, delta, profiles)
+COMMANDS = (train, importing, compress, export, bench, serve, recommend, verify, update, versions, delta, profiles, app)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,476 @@
+"""The web client (`edgerec app web`): the site built from a small int8 bundle, served on 127.0.0.1 and driven in
+headless Chromium (Playwright over the DevTools protocol, the browser started here and stopped by its pid), gives
+the same top-10 and reasons as Python's LiteRT on the same bundle; bad input shows a message; the console shows no
+error and no request leaves the site's origin.
+
+Needs Chromium (/usr/bin/chromium), npm (LiteRT.js is installed from npm when the site is built) and Playwright for
+Python; without them the tests skip, except under CI (CI=true), where .ci/run installs them and a missing one fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgerec.cli.main import main
+
+from .conftest import SMALL
+
+CI = os.environ.get("CI") == "true"
+CHROMIUM = os.environ.get("EDGEREC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+PICKS = (3, 17, 40)  # dense indices the test clicks
+# only the site's own origin resolves: any other host name fails in the browser before a packet is sent
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+)
+
+
+def require(ok: bool, what: str) -> None:
+    """Skip without `what` on a developer's machine; under CI, where .ci/run installs it, fail."""
+    if ok:
+        return
+    if CI:
+        pytest.fail(f"{what} is missing under CI (CI=true): .ci/run installs it")
+    pytest.skip(f"{what} not found: the web client's browser test needs it (CI installs it; see .ci/run)")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, ckpt) -> Path:
+    """An int8 phone bundle exported with explain (the item side the page's reasons come from)."""
+    import edgerec
+
+    out = tmp_path_factory.mktemp("web") / "bundle"
+    cfg = edgerec.ExportConfig(target="tflite-bundle", precision="int8", options={"explain": True})
+    edgerec.export(edgerec.load(ckpt), cfg, data=SMALL, out=out)
+    return out
+
+
+def titles_file(folder: Path, item_ids: list[str]) -> Path:
+    """A CSV of titles for the bundle's items (not all: an item without one shows its id)."""
+    rows = [f'{x},"Title {x}, the film",{1990 + int(x) % 20}' for x in item_ids if int(x) % 7]
+    path = folder / "items.csv"
+    path.write_text("movie_id,title,year\n" + "\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def site(bundle, tmp_path_factory) -> Path:
+    require(shutil.which("npm") is not None, "npm")
+    out = tmp_path_factory.mktemp("web") / "site"
+    ids = [str(x) for x in json.loads((bundle / "id_maps.json").read_text())["items"]]
+    rc = main(["-q", "app", "web", str(bundle), "--out", str(out), "--items", str(titles_file(out.parent, ids))])
+    assert rc == 0
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a process this test started, by its pid: SIGTERM, then SIGKILL if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def url(site) -> Iterator[str]:
+    """The site served as the CLI says to serve it: python -m http.server bound to 127.0.0.1."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port), "--directory", str(site)]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}/"
+        for _ in range(100):
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(base, timeout=2).close()
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"the site's server did not answer on {base}")
+        yield base
+    finally:
+        stop(server)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Chromium started here (own user-data-dir, DevTools on a loopback port), Playwright attached to it."""
+    require(Path(CHROMIUM).is_file(), f"Chromium ({CHROMIUM})")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "Playwright for Python (pip install playwright; its own browser download is not needed)")
+    profile = Path(tempfile.mkdtemp(prefix="edgerec-chromium-"))
+    cmd = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        port_file = profile / "DevToolsActivePort"
+        for _ in range(300):
+            if port_file.is_file() and port_file.read_text().strip():
+                break
+            assert proc.poll() is None, f"Chromium exited with status {proc.returncode}"
+            time.sleep(0.1)
+        else:
+            pytest.fail("Chromium did not open its DevTools port in 30 s")
+        port = int(port_file.read_text().split()[0])
+        with sync_playwright() as pw:
+            b = pw.chromium.connect_over_cdp(f"http://127.0.0.1:{port}")
+            try:
+                yield b
+            finally:
+                b.close()
+    finally:
+        stop(proc)
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+class Page:
+    """A fresh page of the site with everything it logs and requests recorded."""
+
+    def __init__(self, browser, url: str) -> None:
+        self.url = url
+        self.page = browser.contexts[0].new_page()
+        self.console: list[tuple[str, str]] = []
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("console", lambda m: self.console.append((m.type, m.text)))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.goto(url)
+        self.page.wait_for_selector('#status[data-state="ready"], #status[data-state="error"]', timeout=60_000)
+        assert self.page.get_attribute("#status", "data-state") == "ready", self.page.inner_text("#status")
+        self.runs = 0
+
+    def recommend(self) -> None:
+        self.runs += 1
+        self.page.click("#recommend")
+        self.page.wait_for_selector(f'body[data-runs="{self.runs}"]', timeout=30_000)
+
+    def check_clean(self) -> None:
+        """No uncaught exception, no console error, no request to anything but the site."""
+        assert self.errors == [], f"uncaught exceptions in the page: {self.errors}"
+        bad = [text for kind, text in self.console if kind == "error"]
+        assert bad == [], f"console errors: {bad}"
+        assert self.requests and all(r.startswith(self.url) for r in self.requests), self.requests
+
+    def close(self) -> None:
+        self.page.close()
+
+
+def python_reference(bundle: Path, site: Path, picks: list[int]) -> dict:
+    """What the page should show, computed with Python's LiteRT on the same bundle: the demo user who scores the
+    picks highest, its top-K without the picks (ties to the lower index), and edgerec's similarity reasons."""
+    from edgerec.runtime import load_bundle
+    from edgerec.runtime.config import ExplainConfig
+    from edgerec.runtime.explain import Explainer, NumpyModel
+
+    scorer = load_bundle(bundle)
+    demo = json.loads((site / "site.json").read_text())["demo_users"]
+    vectors = np.load(bundle / "user_vectors.npy")
+    g = scorer.g
+    means = []
+    for u in demo:
+        row = vectors[u["index"]]
+        np.testing.assert_array_equal(np.float32(u["user_gmf"] + u["user_mlp"]), row)  # the site's copy is exact
+        means.append(float(np.sum(scorer.recommend(row[:g], row[g:])[2][picks].astype(np.float64))) / len(picks))
+    best = demo[int(np.argmax(means))]
+    row = vectors[best["index"]]
+    top_items, top_scores, scores = scorer.recommend(row[:g], row[g:])
+    masked = scores.astype(np.float64)
+    masked[picks] = -np.inf
+    top = np.argsort(-masked, kind="stable")[: scorer.k]
+    side = NumpyModel.from_bundle(bundle).side
+    reasons = Explainer(side).explain(picks, top, ExplainConfig(method="similarity", top=3))
+    return {
+        "user": best["id"],
+        "graph_top": top_items.tolist(),
+        "graph_scores": top_scores,
+        "top": top.tolist(),
+        "scores": scores[top],
+        "reasons": [[(r.item, r.weight) for r in row] for row in reasons],
+    }
+
+
+def same_reasons(shown: list, reasons: list) -> None:
+    """The page shows the reasons of positive weight, strongest first; one within 1e-4 of 0 may go either way."""
+    keep = [(i, w) for i, w in reasons if w > 0]
+    near = {i for i, w in reasons if abs(w) < 1e-4}
+    assert [i for i, _ in shown if i not in near] == [i for i, _ in keep if i not in near], (shown, reasons)
+    by_item = dict(reasons)
+    np.testing.assert_allclose([w for _, w in shown], [by_item[i] for i, _ in shown], atol=1e-4, rtol=0)
+
+
+def test_the_page_recommends_what_python_litert_does(browser, url, site, bundle) -> None:
+    page = Page(browser, url)
+    p = page.page
+    ids = json.loads((site / "id_maps.json").read_text())["items"]
+    for i in PICKS:  # find each by its title in the search box, then click it
+        p.fill("#search", f"Title {ids[i]},")
+        p.click(f"#catalog button[data-index='{i}']")
+    p.fill("#search", "")
+    assert [int(x) for x in p.eval_on_selector_all("#picked li", "els => els.map(e => e.dataset.index)")] == [*PICKS]
+    page.recommend()
+    assert p.is_hidden("#message"), p.inner_text("#message")
+    shown = p.eval_on_selector_all(
+        "#results li.rec",
+        """els => els.map(e => ({index: +e.dataset.index, item: e.dataset.item, score: +e.dataset.score,
+             title: e.querySelector('.title').textContent,
+             reasons: [...e.querySelectorAll('.reason')].map(r => [+r.dataset.index, +r.dataset.weight])}))""",
+    )
+    want = python_reference(bundle, site, list(PICKS))
+    assert [r["index"] for r in shown] == want["top"]
+    assert [r["item"] for r in shown] == [str(ids[i]) for i in want["top"]]
+    np.testing.assert_allclose([r["score"] for r in shown], want["scores"], atol=1e-4, rtol=0)
+    for r, reasons in zip(shown, want["reasons"], strict=True):
+        same_reasons(r["reasons"], reasons)
+    assert any(r["reasons"] for r in shown)
+    assert shown[0]["title"] in (f"Title {ids[want['top'][0]]}, the film ({1990 + int(ids[want['top'][0]]) % 20})",
+                                 f"item {ids[want['top'][0]]}")  # fmt: skip
+    assert f"demo user {want['user']}," in p.inner_text("#who")
+    last = p.evaluate("() => window.edgerec.last")  # the in-graph top-K of the same call
+    assert last["graph_top_items"] == want["graph_top"]
+    np.testing.assert_allclose(last["graph_top_scores"], want["graph_scores"], atol=1e-4, rtol=0)
+    calls = p.eval_on_selector_all("#timings tbody tr", "els => els.map(e => [e.dataset.call, +e.dataset.ms])")
+    assert "recommend" in dict(calls) and all(0 <= ms < 10_000 for _, ms in calls)
+    page.check_clean()
+    page.close()
+
+
+def test_bad_input_shows_a_message(browser, url) -> None:
+    page = Page(browser, url)
+    p = page.page
+    page.recommend()  # nothing picked
+    assert p.is_visible("#message")
+    assert "Pick at least one item" in p.inner_text("#message")
+    assert p.eval_on_selector_all("#results li", "els => els.length") == 0
+    p.fill("#ids", "3, no-such-item")  # a known id and an unknown one
+    page.recommend()
+    assert "Unknown item id: no-such-item" in p.inner_text("#message")
+    assert p.eval_on_selector_all("#results li", "els => els.length") == 0
+    p.fill("#ids", "3")  # fixed: the message goes, the results come
+    page.recommend()
+    assert p.is_hidden("#message")
+    assert p.eval_on_selector_all("#results li", "els => els.length") == 10
+    page.check_clean()
+    page.close()
+
+
+def test_cli_errors_are_one_line(bundle, ckpt, tmp_path, capsys) -> None:
+    cases = [
+        (["app", "web", str(ckpt), "--out", str(tmp_path / "a")], "not a phone bundle"),
+        (["app", "web", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b")], "BUNDLE"),
+        (["app", "web", str(bundle), "--out", str(tmp_path / "c"), "--items", str(tmp_path / "none.csv")], "none.csv"),
+        (["app", "web", str(bundle), "--out", str(tmp_path / "d"), "--port", "0", "--serve"], "--port"),
+    ]
+    (tmp_path / "mismatch.csv").write_text("item,title\nx1,Nothing here\n")
+    cases.append((["app", "web", str(bundle), "--out", str(tmp_path / "e"), "--items", str(tmp_path / "mismatch.csv")],
+                  "no item id"))  # fmt: skip
+    for args, words in cases:
+        assert main(["-q", *args]) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("edgerec: error: ") and words in err[0], (args, err)
+        assert not any((tmp_path / x).exists() for x in "abcde")
+
+
+def test_the_site_is_what_the_bundle_holds(site, bundle) -> None:
+    from edgerec.io import sha256_file
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    trimmed = json.loads((site / "manifest.json").read_text())
+    assert sha256_file(site / "model.tflite") == manifest["files"]["model.tflite"]["sha256"] == trimmed["model_sha256"]
+    assert trimmed["signatures"] == manifest["signatures"] and trimmed["n_items"] == manifest["n_items"]
+    assert "files" not in trimmed and "user_vectors" not in trimmed
+    assert json.loads((site / "id_maps.json").read_text()) == {"items": [str(x) for x in manifest_items(bundle)]}
+    titles = json.loads((site / "site.json").read_text())["titles"]
+    assert titles[1] == "Title 1, the film (1991)" and titles[7] is None  # the CSV left out multiples of 7
+    assert not (site / "user_vectors.npy").exists()
+
+
+def manifest_items(bundle: Path) -> list:
+    return json.loads((bundle / "id_maps.json").read_text())["items"]
+
+
+# -- the final interface: fold_in, recommend and explain with named outputs ----------------------------------------
+
+H, R = 20, 3  # the stand-in's history length and reasons per item
+
+
+def interface_bundle(ckpt: Path, bundle: Path, out: Path) -> Path:
+    """A stand-in for the bundle with the final interface, until the exporter writes it: `bundle` with a model of
+    three signatures, outputs named as the page expects them and manifest.json describing them. recommend is the
+    folded NeuMF in fp32; fold_in is NOT edgerec's fitted fold-in but the mean of the picked items' embeddings (a
+    plumbing test: the same vectors reach the page and Python); explain is the similarity explainer's cosine."""
+    import litert_torch
+    import torch
+    from torch import nn
+
+    from edgerec.exporters.folded import FoldedNCF
+    from edgerec.manifest import write_manifest
+    from edgerec.model.checkpoint import load
+
+    model = load(ckpt).model.eval()
+    folded = FoldedNCF(model, 10).eval()
+    g, d, n = model.arch.gmf_dim, model.arch.mlp_user_dim, model.arch.n_items
+    assert model.arch.mlp_item_dim == d
+    emb = torch.cat([folded.gmf.weight, folded.item_mlp], dim=1)
+    unit = (emb / emb.norm(dim=1, keepdim=True)).detach()
+
+    class Recommend(nn.Module):
+        def forward(self, user_gmf, user_mlp):
+            top_items, top_scores, scores = folded(user_gmf, user_mlp)
+            return {"top_items": top_items, "top_scores": top_scores, "scores": scores}
+
+    class FoldIn(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gmf = nn.Parameter(model.gmf_item.weight.detach().clone(), requires_grad=False)
+            self.mlp = nn.Parameter(model.mlp_item.weight.detach().clone(), requires_grad=False)
+
+        def forward(self, history, history_mask):
+            w = (history_mask / history_mask.sum().clamp(min=1.0))[None, :]  # [1, H]
+            idx = history.long()
+            return {"user_gmf": w @ self.gmf[idx], "user_mlp": w @ self.mlp[idx]}
+
+    class Explain(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.unit = nn.Parameter(unit, requires_grad=False)
+
+        def forward(self, user_gmf, user_mlp, history, history_mask, items):
+            sim = self.unit[items.long()] @ self.unit[history.long()].T  # [K, H]
+            sim = torch.where(history_mask[None, :] > 0, sim, torch.full_like(sim, -1e9))
+            top = torch.topk(sim, R, dim=1)
+            ids = history.long()[top.indices]
+            ids = torch.where(top.values > -1e8, ids, torch.full_like(ids, -1))
+            return {"reasons": ids.to(torch.int32), "reason_weights": top.values}
+
+    ug, um = torch.zeros(1, g), torch.zeros(1, d)
+    hist, mask, items = torch.arange(H, dtype=torch.int32), torch.ones(H), torch.arange(10, dtype=torch.int32)
+    out.mkdir(parents=True)
+    for f in bundle.iterdir():
+        if f.name not in ("manifest.json", "model.tflite"):
+            shutil.copy(f, out / f.name)
+    conv = litert_torch.signature("recommend", Recommend().eval(), sample_kwargs={"user_gmf": ug, "user_mlp": um})
+    conv = conv.signature("fold_in", FoldIn().eval(), sample_kwargs={"history": hist, "history_mask": mask})
+    conv = conv.signature(
+        "explain",
+        Explain().eval(),
+        sample_kwargs={"user_gmf": ug, "user_mlp": um, "history": hist, "history_mask": mask, "items": items},
+    )
+    conv.convert().export(str(out / "model.tflite"))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    f32, i32 = "float32", "int32"
+    manifest["signatures"] = {
+        "recommend": {
+            "inputs": {"user_gmf": [f32, [1, g]], "user_mlp": [f32, [1, d]]},
+            "outputs": {"top_items": [i32, [10], "top-K items"], "top_scores": [f32, [10], "their scores"],
+                        "scores": [f32, [n], "every item's score"]},
+        },
+        "fold_in": {
+            "inputs": {"history": [i32, [H]], "history_mask": [f32, [H]]},
+            "outputs": {"user_gmf": [f32, [1, g]], "user_mlp": [f32, [1, d]]},
+        },
+        "explain": {
+            "inputs": {"user_gmf": [f32, [1, g]], "user_mlp": [f32, [1, d]], "history": [i32, [H]],
+                       "history_mask": [f32, [H]], "items": [i32, [10]]},
+            "outputs": {"reasons": [i32, [10, R], "history items (dense indices), -1 = none"],
+                        "reason_weights": [f32, [10, R]]},
+        },
+    }  # fmt: skip
+    manifest["max_history"] = H
+    manifest.pop("files")
+    manifest.pop("format"), manifest.pop("format_version")
+    write_manifest(out, manifest)
+    return out
+
+
+@pytest.fixture(scope="module")
+def interface_url(ckpt, bundle, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    require(shutil.which("npm") is not None, "npm")
+    root = tmp_path_factory.mktemp("web-interface")
+    folder = interface_bundle(ckpt, bundle, root / "bundle")
+    assert main(["-q", "app", "web", str(folder), "--out", str(root / "site")]) == 0
+    port = free_port()
+    cmd = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port), "--directory", str(root / "site")]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}/"
+        for _ in range(100):
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(base, timeout=2).close()
+                break
+            time.sleep(0.1)
+        yield base, folder
+    finally:
+        stop(server)
+
+
+def test_fold_in_and_explain_signatures_run_by_name(browser, interface_url) -> None:
+    """The page's path for bundles with the final interface: fold_in on the picks, recommend, explain, each by name,
+    against the same three signatures in Python's LiteRT. The model is a stand-in (see interface_bundle)."""
+    from edgerec.runtime.tflite import interpreter_class
+
+    url, folder = interface_url
+    assert not json.loads((folder.parent / "site" / "site.json").read_text())["demo_users"]  # none needed
+    page = Page(browser, url)
+    p = page.page
+    for i in PICKS:
+        p.click(f"#catalog button[data-index='{i}']")
+    page.recommend()
+    assert p.is_hidden("#message"), p.inner_text("#message")
+    assert "folded in on this device from your 3 items" in p.inner_text("#who")
+    shown = p.eval_on_selector_all(
+        "#results li.rec",
+        """els => els.map(e => ({index: +e.dataset.index, score: +e.dataset.score,
+             reasons: [...e.querySelectorAll('.reason')].map(r => [+r.dataset.index, +r.dataset.weight])}))""",
+    )
+    interp = interpreter_class("ai-edge-litert")(model_path=str(folder / "model.tflite"), num_threads=1)
+    history, mask = np.zeros(H, np.int32), np.zeros(H, np.float32)
+    history[: len(PICKS)], mask[: len(PICKS)] = PICKS, 1
+    user = interp.get_signature_runner("fold_in")(history=history, history_mask=mask)
+    scores = interp.get_signature_runner("recommend")(**user)["scores"]
+    masked = scores.astype(np.float64)
+    masked[list(PICKS)] = -np.inf
+    top = np.argsort(-masked, kind="stable")[:10]
+    why = interp.get_signature_runner("explain")(**user, history=history, history_mask=mask, items=top.astype(np.int32))
+    assert [r["index"] for r in shown] == top.tolist()
+    np.testing.assert_allclose([r["score"] for r in shown], scores[top], atol=1e-4, rtol=0)
+    for r, items, weights in zip(shown, why["reasons"], why["reason_weights"], strict=True):
+        same_reasons(r["reasons"], [(int(i), float(w)) for i, w in zip(items, weights, strict=True) if i >= 0])
+    assert any(r["reasons"] for r in shown)
+    calls = [c for c, _ in p.eval_on_selector_all("#timings tbody tr", "els => els.map(e => [e.dataset.call, 0])")]
+    assert calls == ["fold_in", "recommend", "explain"]
+    p.fill("#ids", ",".join(str(i) for i in range(H + 1)))  # more than fold_in takes
+    page.recommend()
+    assert f"at most {H} items" in p.inner_text("#message")
+    page.check_clean()
+    page.close()
