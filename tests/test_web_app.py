@@ -187,13 +187,30 @@ class Page:
 
 
 def python_reference(bundle: Path, site: Path, picks: list[int]) -> dict:
-    """What the page should show, computed with Python's LiteRT on the same bundle: the demo user who scores the
-    picks highest, its top-K without the picks (ties to the lower index), and edgerec's similarity reasons."""
+    """What the page should show, computed with Python's LiteRT on the same bundle: with fold_in (the bundle's
+    on-device functions), the picks folded in, the top-K without the picks (ties to the lower index), and the
+    `explain` signature's reasons; without, the demo user who scores the picks highest and edgerec's similarity
+    reasons."""
     from edgerec.runtime import load_bundle
     from edgerec.runtime.config import ExplainConfig
     from edgerec.runtime.explain import Explainer, NumpyModel
 
     scorer = load_bundle(bundle)
+    if scorer.fold_in_runner is not None:
+        ug, um = scorer.fold_in(picks)
+        top_items, top_scores, scores = scorer.recommend(ug, um)
+        masked = scores.astype(np.float64)
+        masked[picks] = -np.inf
+        top = np.argsort(-masked, kind="stable")[: scorer.k]
+        reasons, weights = scorer.explain(ug, um, picks, top)
+        return {
+            "user": None,
+            "graph_top": top_items.tolist(),
+            "graph_scores": top_scores,
+            "top": top.tolist(),
+            "scores": scores[top],
+            "reasons": [list(zip(r.tolist(), w.tolist(), strict=True)) for r, w in zip(reasons, weights, strict=True)],
+        }
     demo = json.loads((site / "site.json").read_text())["demo_users"]
     vectors = np.load(bundle / "user_vectors.npy")
     g = scorer.g
@@ -255,7 +272,12 @@ def test_the_page_recommends_what_python_litert_does(browser, url, site, bundle)
     assert any(r["reasons"] for r in shown)
     assert shown[0]["title"] in (f"Title {ids[want['top'][0]]}, the film ({1990 + int(ids[want['top'][0]]) % 20})",
                                  f"item {ids[want['top'][0]]}")  # fmt: skip
-    assert f"demo user {want['user']}," in p.inner_text("#who")
+    if want["user"] is None:  # folded in on the device by the bundle's own fold_in
+        assert "folded in on this device" in p.inner_text("#who")
+        assert {"fold_in", "recommend", "explain"} <= {name for name, _ in p.eval_on_selector_all(
+            "#timings tbody tr", "els => els.map(e => [e.dataset.call, +e.dataset.ms])")}  # fmt: skip
+    else:
+        assert f"demo user {want['user']}," in p.inner_text("#who")
     last = p.evaluate("() => window.edgerec.last")  # the in-graph top-K of the same call
     assert last["graph_top_items"] == want["graph_top"]
     np.testing.assert_allclose(last["graph_top_scores"], want["graph_scores"], atol=1e-4, rtol=0)
@@ -317,160 +339,3 @@ def test_the_site_is_what_the_bundle_holds(site, bundle) -> None:
 
 def manifest_items(bundle: Path) -> list:
     return json.loads((bundle / "id_maps.json").read_text())["items"]
-
-
-# -- the final interface: fold_in, recommend and explain with named outputs ----------------------------------------
-
-H, R = 20, 3  # the stand-in's history length and reasons per item
-
-
-def interface_bundle(ckpt: Path, bundle: Path, out: Path) -> Path:
-    """A stand-in for the bundle with the final interface, until the exporter writes it: `bundle` with a model of
-    three signatures, outputs named as the page expects them and manifest.json describing them. recommend is the
-    folded NeuMF in fp32; fold_in is NOT edgerec's fitted fold-in but the mean of the picked items' embeddings (a
-    plumbing test: the same vectors reach the page and Python); explain is the similarity explainer's cosine."""
-    import litert_torch
-    import torch
-    from torch import nn
-
-    from edgerec.exporters.folded import FoldedNCF
-    from edgerec.manifest import write_manifest
-    from edgerec.model.checkpoint import load
-
-    model = load(ckpt).model.eval()
-    folded = FoldedNCF(model, 10).eval()
-    g, d, n = model.arch.gmf_dim, model.arch.mlp_user_dim, model.arch.n_items
-    assert model.arch.mlp_item_dim == d
-    emb = torch.cat([folded.gmf.weight, folded.item_mlp], dim=1)
-    unit = (emb / emb.norm(dim=1, keepdim=True)).detach()
-
-    class Recommend(nn.Module):
-        def forward(self, user_gmf, user_mlp):
-            top_items, top_scores, scores = folded(user_gmf, user_mlp)
-            return {"top_items": top_items, "top_scores": top_scores, "scores": scores}
-
-    class FoldIn(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.gmf = nn.Parameter(model.gmf_item.weight.detach().clone(), requires_grad=False)
-            self.mlp = nn.Parameter(model.mlp_item.weight.detach().clone(), requires_grad=False)
-
-        def forward(self, history, history_mask):
-            w = (history_mask / history_mask.sum().clamp(min=1.0))[None, :]  # [1, H]
-            idx = history.long()
-            return {"user_gmf": w @ self.gmf[idx], "user_mlp": w @ self.mlp[idx]}
-
-    class Explain(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.unit = nn.Parameter(unit, requires_grad=False)
-
-        def forward(self, user_gmf, user_mlp, history, history_mask, items):
-            sim = self.unit[items.long()] @ self.unit[history.long()].T  # [K, H]
-            sim = torch.where(history_mask[None, :] > 0, sim, torch.full_like(sim, -1e9))
-            top = torch.topk(sim, R, dim=1)
-            ids = history.long()[top.indices]
-            ids = torch.where(top.values > -1e8, ids, torch.full_like(ids, -1))
-            return {"reasons": ids.to(torch.int32), "reason_weights": top.values}
-
-    ug, um = torch.zeros(1, g), torch.zeros(1, d)
-    hist, mask, items = torch.arange(H, dtype=torch.int32), torch.ones(H), torch.arange(10, dtype=torch.int32)
-    out.mkdir(parents=True)
-    for f in bundle.iterdir():
-        if f.name not in ("manifest.json", "model.tflite"):
-            shutil.copy(f, out / f.name)
-    conv = litert_torch.signature("recommend", Recommend().eval(), sample_kwargs={"user_gmf": ug, "user_mlp": um})
-    conv = conv.signature("fold_in", FoldIn().eval(), sample_kwargs={"history": hist, "history_mask": mask})
-    conv = conv.signature(
-        "explain",
-        Explain().eval(),
-        sample_kwargs={"user_gmf": ug, "user_mlp": um, "history": hist, "history_mask": mask, "items": items},
-    )
-    conv.convert().export(str(out / "model.tflite"))
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    f32, i32 = "float32", "int32"
-    manifest["signatures"] = {
-        "recommend": {
-            "inputs": {"user_gmf": [f32, [1, g]], "user_mlp": [f32, [1, d]]},
-            "outputs": {"top_items": [i32, [10], "top-K items"], "top_scores": [f32, [10], "their scores"],
-                        "scores": [f32, [n], "every item's score"]},
-        },
-        "fold_in": {
-            "inputs": {"history": [i32, [H]], "history_mask": [f32, [H]]},
-            "outputs": {"user_gmf": [f32, [1, g]], "user_mlp": [f32, [1, d]]},
-        },
-        "explain": {
-            "inputs": {"user_gmf": [f32, [1, g]], "user_mlp": [f32, [1, d]], "history": [i32, [H]],
-                       "history_mask": [f32, [H]], "items": [i32, [10]]},
-            "outputs": {"reasons": [i32, [10, R], "history items (dense indices), -1 = none"],
-                        "reason_weights": [f32, [10, R]]},
-        },
-    }  # fmt: skip
-    manifest["max_history"] = H
-    manifest.pop("files")
-    manifest.pop("format"), manifest.pop("format_version")
-    write_manifest(out, manifest)
-    return out
-
-
-@pytest.fixture(scope="module")
-def interface_url(ckpt, bundle, tmp_path_factory) -> Iterator[tuple[str, Path]]:
-    require(shutil.which("npm") is not None, "npm")
-    root = tmp_path_factory.mktemp("web-interface")
-    folder = interface_bundle(ckpt, bundle, root / "bundle")
-    assert main(["-q", "app", "web", str(folder), "--out", str(root / "site")]) == 0
-    port = free_port()
-    cmd = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port), "--directory", str(root / "site")]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}/"
-        for _ in range(100):
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(base, timeout=2).close()
-                break
-            time.sleep(0.1)
-        yield base, folder
-    finally:
-        stop(server)
-
-
-def test_fold_in_and_explain_signatures_run_by_name(browser, interface_url) -> None:
-    """The page's path for bundles with the final interface: fold_in on the picks, recommend, explain, each by name,
-    against the same three signatures in Python's LiteRT. The model is a stand-in (see interface_bundle)."""
-    from edgerec.runtime.tflite import interpreter_class
-
-    url, folder = interface_url
-    assert not json.loads((folder.parent / "site" / "site.json").read_text())["demo_users"]  # none needed
-    page = Page(browser, url)
-    p = page.page
-    for i in PICKS:
-        p.click(f"#catalog button[data-index='{i}']")
-    page.recommend()
-    assert p.is_hidden("#message"), p.inner_text("#message")
-    assert "folded in on this device from your 3 items" in p.inner_text("#who")
-    shown = p.eval_on_selector_all(
-        "#results li.rec",
-        """els => els.map(e => ({index: +e.dataset.index, score: +e.dataset.score,
-             reasons: [...e.querySelectorAll('.reason')].map(r => [+r.dataset.index, +r.dataset.weight])}))""",
-    )
-    interp = interpreter_class("ai-edge-litert")(model_path=str(folder / "model.tflite"), num_threads=1)
-    history, mask = np.zeros(H, np.int32), np.zeros(H, np.float32)
-    history[: len(PICKS)], mask[: len(PICKS)] = PICKS, 1
-    user = interp.get_signature_runner("fold_in")(history=history, history_mask=mask)
-    scores = interp.get_signature_runner("recommend")(**user)["scores"]
-    masked = scores.astype(np.float64)
-    masked[list(PICKS)] = -np.inf
-    top = np.argsort(-masked, kind="stable")[:10]
-    why = interp.get_signature_runner("explain")(**user, history=history, history_mask=mask, items=top.astype(np.int32))
-    assert [r["index"] for r in shown] == top.tolist()
-    np.testing.assert_allclose([r["score"] for r in shown], scores[top], atol=1e-4, rtol=0)
-    for r, items, weights in zip(shown, why["reasons"], why["reason_weights"], strict=True):
-        same_reasons(r["reasons"], [(int(i), float(w)) for i, w in zip(items, weights, strict=True) if i >= 0])
-    assert any(r["reasons"] for r in shown)
-    calls = [c for c, _ in p.eval_on_selector_all("#timings tbody tr", "els => els.map(e => [e.dataset.call, 0])")]
-    assert calls == ["fold_in", "recommend", "explain"]
-    p.fill("#ids", ",".join(str(i) for i in range(H + 1)))  # more than fold_in takes
-    page.recommend()
-    assert f"at most {H} items" in p.inner_text("#message")
-    page.check_clean()
-    page.close()
