@@ -31,6 +31,7 @@ import numpy as np
 
 import edgerec
 from edgerec import api
+from edgerec.apps.web import CHROMIUM_FLAGS
 from edgerec.benchmarking.config import BenchConfig
 from edgerec.benchmarking.latency import one_core, timed
 from edgerec.runtime import load_bundle
@@ -40,18 +41,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 DATA = "synthetic:users=2000,items=800,seed=1"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-    "--window-size=1280,1000",
-)
+FLAGS = (*CHROMIUM_FLAGS, "--window-size=1280,1000")
 
 
 class Isolated(http.server.SimpleHTTPRequestHandler):

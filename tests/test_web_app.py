@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgerec.apps.web import CHROMIUM_FLAGS
 from edgerec.cli.main import main
 
 from .conftest import SMALL
@@ -32,18 +33,6 @@ from .conftest import SMALL
 CI = os.environ.get("CI") == "true"
 CHROMIUM = os.environ.get("EDGEREC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 PICKS = (3, 17, 40)  # dense indices the test clicks
-# only the site's own origin resolves: any other host name fails in the browser before a packet is sent
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-)
 
 
 def require(ok: bool, what: str) -> None:

@@ -46,6 +46,19 @@ WASM_FILES = tuple(f"litert_wasm{v}_internal.{ext}" for v in ("", "_compat") for
 DEMO_USERS = 16  # user vectors written into site.json for bundles without fold_in
 REASONS = 3  # reasons per recommendation from the page's similarity explainer
 ID_COLUMNS = ("item", "item_id", "itemid", "movie_id", "movieid", "id")
+# headless Chromium on a machine with no network but itself (root: no sandbox): no background connections, and only
+# 127.0.0.1 resolves, so a page that reached for anything else would fail before a packet left
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+)
 TITLE_COLUMNS = ("title", "name", "movie_title")
 MAX_ITEMS_FILE = 256 * 2**20
 TRIMMED = ("target", "precision", "model_file", "n_items", "k", "user_vector_dims", "max_history", "signatures")
