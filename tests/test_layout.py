@@ -22,6 +22,7 @@ TORCH_FREE_EVEN_DEFERRED = (
     "edgerec.importers.pickled",  # reads untrusted pickles: not even torch's code runs on them
     "edgerec.data.align",
     "edgerec.serving",  # the server, its client and load generator run where no torch is installed
+    "edgerec.apps",  # the web client's site builder reads a bundle, never a model
 )
 TORCH_FREE_AT_IMPORT = (
     "edgerec",
