@@ -263,7 +263,12 @@ def signatures(g: int, d: int, n: int, k: int, opts: Any) -> dict[str, dict]:
             "inputs": {**user, **history, "items": ["int32", [k], "the recommended item indices"]},
             "outputs": {
                 "reasons": ["int32", [k, r], "per recommended item, the history items behind it, strongest first"],
-                "reason_weights": ["float32", [k, r], "their cosine similarity in the model's item spaces"],
+                "reason_weights": [
+                    "float32",
+                    [k, r],
+                    f"their cosine similarity in the model's item spaces; {PAD_SCORE:g} where the history has fewer "
+                    "than R items",
+                ],
             },
         }
     return out
