@@ -272,7 +272,7 @@ def test_fold_in_recommend_explain_in_the_fp32_bundle_equal_the_numpy_reference(
     side, explainer, negatives, cfg, manifest = _reference(folder, ckpt)
     assert set(manifest["signatures"]) == {"recommend", "score", "retrieve", "fold_in", "explain"}
     assert list(manifest["signatures"]["recommend"]["outputs"]) == ["top_items", "top_scores", "scores"]
-    assert cfg.steps == 40 and len(negatives) == min(256, side.n_items) and manifest["max_history"] == 128
+    assert cfg.steps == 40 and len(negatives) == min(1024, side.n_items) and manifest["max_history"] == 128
     b = load_bundle(folder)
     for history in histories(side.n_items, 12, 60):
         ug, um = b.fold_in(history)

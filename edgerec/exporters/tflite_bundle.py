@@ -31,7 +31,7 @@ class BundleOptions:
     reasons: Annotated[int, Field(ge=1, le=20)] = 3  # history items per recommended item in `explain`
     # the on-device fold-in: full-batch Adam steps unrolled into the graph, over this many fixed negative items
     fold_in: FoldInConfig = FoldInConfig(steps=40, lr=0.05)
-    fold_in_negatives: Annotated[int, Field(ge=1, le=100_000)] = 256
+    fold_in_negatives: Annotated[int, Field(ge=1, le=100_000)] = 1024
 
     def __post_init__(self) -> None:
         if self.fold_in.steps > MAX_FOLD_IN_STEPS:
