@@ -21,7 +21,6 @@ import http.server
 import json
 import shutil
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -31,7 +30,7 @@ import numpy as np
 
 import edgerec
 from edgerec import api
-from edgerec.apps.web import CHROMIUM_FLAGS
+from edgerec.apps.web import headless_chromium
 from edgerec.benchmarking.config import BenchConfig
 from edgerec.benchmarking.latency import one_core, timed
 from edgerec.runtime import load_bundle
@@ -41,7 +40,6 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 DATA = "synthetic:users=2000,items=800,seed=1"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = (*CHROMIUM_FLAGS, "--window-size=1280,1000")
 
 
 class Isolated(http.server.SimpleHTTPRequestHandler):
@@ -68,34 +66,9 @@ def served(site: Path):
         server.server_close()
 
 
-@contextlib.contextmanager
 def chromium():
-    """Headless Chromium started here, Playwright attached over the DevTools protocol; stopped by its pid."""
-    from playwright.sync_api import sync_playwright
-
-    profile = Path(tempfile.mkdtemp(prefix="edgerec-chromium-"))
-    cmd = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        for _ in range(300):
-            if port_file.is_file() and port_file.read_text().strip():
-                break
-            time.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        with sync_playwright() as pw:
-            browser = pw.chromium.connect_over_cdp(f"http://127.0.0.1:{port}")
-            try:
-                yield browser
-            finally:
-                browser.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(profile, ignore_errors=True)
+    """Headless Chromium started here with Playwright attached (edgerec.apps.web.headless_chromium)."""
+    return headless_chromium(CHROMIUM, ("--window-size=1280,1000",))
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:

@@ -16,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgerec.apps.web import CHROMIUM_FLAGS
+from edgerec.apps.web import headless_chromium
 from edgerec.cli.main import main
 
 from .conftest import SMALL
@@ -115,31 +114,11 @@ def browser() -> Iterator[object]:
     """Headless Chromium started here (own user-data-dir, DevTools on a loopback port), Playwright attached to it."""
     require(Path(CHROMIUM).is_file(), f"Chromium ({CHROMIUM})")
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         require(False, "Playwright for Python (pip install playwright; its own browser download is not needed)")
-    profile = Path(tempfile.mkdtemp(prefix="edgerec-chromium-"))
-    cmd = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        for _ in range(300):
-            if port_file.is_file() and port_file.read_text().strip():
-                break
-            assert proc.poll() is None, f"Chromium exited with status {proc.returncode}"
-            time.sleep(0.1)
-        else:
-            pytest.fail("Chromium did not open its DevTools port in 30 s")
-        port = int(port_file.read_text().split()[0])
-        with sync_playwright() as pw:
-            b = pw.chromium.connect_over_cdp(f"http://127.0.0.1:{port}")
-            try:
-                yield b
-            finally:
-                b.close()
-    finally:
-        stop(proc)
-        shutil.rmtree(profile, ignore_errors=True)
+    with headless_chromium(CHROMIUM) as b:
+        yield b
 
 
 class Page:

@@ -22,12 +22,16 @@ numpy only, never torch.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import shutil
 import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -411,3 +415,42 @@ load WebAssembly and JSON only over http(s). Nothing is fetched from anywhere bu
 Catalog: {manifest["n_items"]} items; signatures: {", ".join(manifest["signatures"])}.
 LiteRT.js (npm @litertjs/core and @litertjs/wasm-utils, Apache-2.0) is in vendor/litertjs/.
 """
+
+
+@contextlib.contextmanager
+def headless_chromium(executable: str, extra_flags: tuple[str, ...] = ()) -> Iterator[Any]:
+    """Headless Chromium started here (CHROMIUM_FLAGS, its own user-data-dir, DevTools on a loopback port) with
+    Playwright for Python attached over the DevTools protocol; yields the Playwright Browser. The browser is stopped
+    by its pid (SIGTERM, then SIGKILL) and its profile removed, however the block ends. Needs `playwright` (its own
+    browser download is not used)."""
+    from playwright.sync_api import sync_playwright
+
+    profile = Path(tempfile.mkdtemp(prefix="edgerec-chromium-"))
+    cmd = [executable, *CHROMIUM_FLAGS, *extra_flags, f"--user-data-dir={profile}", "--remote-debugging-port=0"]
+    proc = subprocess.Popen([*cmd, "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        port_file = profile / "DevToolsActivePort"
+        for _ in range(300):
+            if port_file.is_file() and port_file.read_text().strip():
+                break
+            if proc.poll() is not None:
+                raise EdgerecError(f"{executable} exited with status {proc.returncode} before opening DevTools")
+            time.sleep(0.1)
+        else:
+            raise EdgerecError(f"{executable} did not open its DevTools port in 30 s")
+        port = int(port_file.read_text().split()[0])
+        with sync_playwright() as pw:
+            browser = pw.chromium.connect_over_cdp(f"http://127.0.0.1:{port}")
+            try:
+                yield browser
+            finally:
+                browser.close()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        shutil.rmtree(profile, ignore_errors=True)
