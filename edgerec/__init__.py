@@ -21,7 +21,7 @@ _VERBS = (
     *("train", "evaluate", "compress", "export", "bench", "update", "load", "dataset", "import_model"),
     *("serve", "setup_server", "bench_server", "rollout", "rollback", "update_chain", "train_and_save"),
     *("run_profile", "plan_profile", "compare_profiles", "recommend", "delta", "apply_delta", "verify_on"),
-    *("load_checkpoint", "target_names", "target", "app_web"),
+    *("load_checkpoint", "target_names", "target", "app_web", "serve_site"),
 )
 _DATA = ("Columns", "Dataset", "Interactions", "SyntheticConfig", "generate", "leave_one_out", "load_dataset")
 _COMPRESSION = ("CompressConfig", "PruneConfig", "DistillConfig", "QuantConfig", "SearchConfig")

@@ -15,6 +15,7 @@ imported inside the verbs, so `import edgerec` stays light.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -201,8 +202,10 @@ def export(
 def bench(
     artifact: Artifact | str | Path, cfg: BenchConfig | None = None, data: Dataset | str | Path | None = None
 ) -> BenchReport:
-    """Latency (p50 / p90 / p99 per batch and for one user against the catalog), throughput, load time and peak RSS
-    of an artifact in its own runtime, and with `data` its HR@10 / NDCG@10 there. Torch-free."""
+    """Latency (p50 / p90 / p99 per batch and for one user against the catalog; a phone bundle's fold_in and
+    explain), throughput, load time and peak RSS of an artifact in its own runtime, and with `data` its HR@10 /
+    NDCG@10 there. With `cfg.client == "web"` a phone bundle is run by the web client instead (LiteRT.js in headless
+    Chromium): its signatures, the page's load time and the bytes it downloads. Torch-free."""
     from edgerec.artifact import Artifact
     from edgerec.benchmarking.config import BenchConfig
     from edgerec.benchmarking.latency import BenchReport, bench_artifact
@@ -473,14 +476,29 @@ def apply_delta(bundle: Artifact | str | Path, delta: str | Path, out: str | Pat
     return run(_folder(bundle), delta, out)
 
 
-def app_web(bundle: Artifact | str | Path, out: str | Path, items: str | Path | None = None) -> WebSite:
+def app_web(
+    bundle: Artifact | str | Path, out: str | Path, items: str | Path | None = None, demo_users: bool = False
+) -> WebSite:
     """A static site that runs the phone bundle in the browser through LiteRT.js (fold_in -> recommend -> explain
     on the device, by signature name), written atomically to `out`; `items`: a CSV / TSV of item ids and titles.
-    The bundle's manifest and file hashes are checked first. LiteRT.js comes from npm (installed once into edgerec's
-    cache). Serve it with `python -m http.server --bind 127.0.0.1 8080 --directory OUT`. Torch-free."""
+    The bundle's manifest and file hashes are checked first; a bundle without fold_in (exported without --explain)
+    is refused unless `demo_users` (the page then uses known users' vectors). LiteRT.js comes from npm (installed
+    once into edgerec's cache). Serve it with `python -m http.server --bind 127.0.0.1 8080 --directory OUT`.
+    Torch-free."""
     from edgerec.apps.web import build_site
 
-    return build_site(_folder(bundle), out, items)
+    return build_site(_folder(bundle), out, items, demo_users)
+
+
+def serve_site(site: WebSite | str | Path, port: int = 8080) -> contextlib.AbstractContextManager[str]:
+    """A context manager serving a site of `app_web` from 127.0.0.1:`port` in a thread of this process (with the
+    headers that make the page cross-origin isolated); yields its URL. Torch-free."""
+    from edgerec.apps.browser import serve_site as serve
+    from edgerec.apps.web import WebSite
+
+    if not 1 <= port <= 65535:
+        raise EdgerecError(f"port must lie in 1..65535; got {port}")
+    return serve(site.folder if isinstance(site, WebSite) else Path(site), port)
 
 
 def verify_on(

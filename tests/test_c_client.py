@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -21,13 +20,13 @@ import numpy as np
 import pytest
 
 import edgerec
+from edgerec.apps.native import Tensor, decode, encode
 from edgerec.exporters.config import ExportConfig
 from edgerec.gates import ParityBound
 from edgerec.runtime import load_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "examples" / "c"
-REF = 2**64 - 1  # an input's size field when the tensor is an output of an earlier request
 # each signature's output roles, in the manifest's order (for bundles whose outputs are named output_N)
 ROLES = {
     "recommend": ["top_items", "top_scores", "scores"],
@@ -38,69 +37,6 @@ ROLES = {
 }
 SCORE_TOL, CHAIN_TOL = 1e-5, 1e-4
 TIMEOUT = 120  # seconds for one run of the client (a few milliseconds in practice)
-
-
-class Tensor:
-    """An input given by value, or by reference to output `name` of request `request` (chained in the client)."""
-
-    def __init__(self, value: np.ndarray | None = None, request: int = -1, name: str = "", dtype: str = "") -> None:
-        self.value, self.request, self.name = value, request, name
-        self.dtype = dtype or (str(value.dtype) if value is not None else "")
-
-
-def _str(s: str) -> bytes:
-    b = s.encode()
-    return struct.pack("<I", len(b)) + b
-
-
-def encode(requests: list[tuple[str, dict[str, Tensor], list[str]]]) -> bytes:
-    """The ERQ1 request file: (signature, {input name: Tensor}, [wanted output names]) per request."""
-    out = [b"ERQ1", struct.pack("<I", len(requests))]
-    for sig, inputs, outputs in requests:
-        out += [_str(sig), struct.pack("<I", len(inputs))]
-        for name, t in inputs.items():
-            out += [_str(name), _str(t.dtype)]
-            if t.value is None:
-                out += [struct.pack("<QI", REF, t.request), _str(t.name)]
-            else:
-                raw = np.ascontiguousarray(t.value).tobytes()
-                out += [struct.pack("<Q", len(raw)), raw]
-        out += [struct.pack("<I", len(outputs)), *(_str(n) for n in outputs)]
-    return b"".join(out)
-
-
-def decode(data: bytes) -> list[dict[str, np.ndarray]]:
-    """The ERS1 output file: per request {output name: array of its dtype and shape}."""
-    assert data[:4] == b"ERS1"
-    pos = 4
-
-    def take(fmt: str) -> tuple:
-        nonlocal pos
-        vals = struct.unpack_from(fmt, data, pos)
-        pos += struct.calcsize(fmt)
-        return vals
-
-    def text() -> str:
-        nonlocal pos
-        (n,) = take("<I")
-        pos += n
-        return data[pos - n : pos].decode()
-
-    (n_requests,) = take("<I")
-    results = []
-    for _ in range(n_requests):
-        (n_out,) = take("<I")
-        got = {}
-        for _ in range(n_out):
-            name, dtype = text(), text()
-            (rank,) = take("<I")
-            shape = take(f"<{rank}i")
-            (nbytes,) = take("<Q")
-            got[name] = np.frombuffer(data[pos : pos + nbytes], dtype=dtype).reshape(shape)
-            pos += nbytes
-        results.append(got)
-    assert pos == len(data)
-    return results
 
 
 def run_client(client: Path, *args: str | Path) -> subprocess.CompletedProcess:

@@ -36,6 +36,7 @@ def test_shipped_profiles_validate() -> None:
     legacy = load_profile("tflite-legacy-int8")
     assert legacy.package == "tflite-runtime" and legacy.runtime.version == "==2.14.*"
     assert load_profile("tensorrt-t4-int8").budget.batch == 65536
+    assert load_profile("web-int8").bench.client == "web"
 
 
 GOOD = """name: p

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgerec.apps.web import headless_chromium
+from edgerec.apps.browser import headless_chromium
 from edgerec.cli.main import main
 
 from .conftest import SMALL
@@ -193,8 +193,10 @@ def python_reference(bundle: Path, site: Path, picks: list[int]) -> dict:
     masked = scores.astype(np.float64)
     masked[picks] = -np.inf
     top = np.argsort(-masked, kind="stable")[: scorer.k]
-    side = NumpyModel.from_bundle(bundle).side
-    reasons = Explainer(side).explain(picks, top, ExplainConfig(method="similarity", top=3))
+    reasons = [[] for _ in top]
+    if json.loads((site / "site.json").read_text())["reasons"]["method"] == "similarity":
+        side = NumpyModel.from_bundle(bundle).side
+        reasons = Explainer(side).explain(picks, top, ExplainConfig(method="similarity", top=3))
     return {
         "user": best["id"],
         "graph_top": top_items.tolist(),
@@ -280,6 +282,8 @@ def test_cli_errors_are_one_line(bundle, ckpt, tmp_path, capsys) -> None:
         (["app", "web", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b")], "BUNDLE"),
         (["app", "web", str(bundle), "--out", str(tmp_path / "c"), "--items", str(tmp_path / "none.csv")], "none.csv"),
         (["app", "web", str(bundle), "--out", str(tmp_path / "d"), "--port", "0", "--serve"], "--port"),
+        (["bench", str(bundle), "--client", "web", "--threads", "2"], "threads must be 1"),
+        (["bench", str(bundle), "--client", "web", "--data", SMALL], "python client"),
     ]
     (tmp_path / "mismatch.csv").write_text("item,title\nx1,Nothing here\n")
     cases.append((["app", "web", str(bundle), "--out", str(tmp_path / "e"), "--items", str(tmp_path / "mismatch.csv")],
@@ -307,3 +311,111 @@ def test_the_site_is_what_the_bundle_holds(site, bundle) -> None:
 
 def manifest_items(bundle: Path) -> list:
     return json.loads((bundle / "id_maps.json").read_text())["items"]
+
+
+def test_the_chain_hook_equals_python_litert(browser, url, bundle) -> None:
+    """window.edgerec.chain (what benchmarks/app_clients.py compares on ML-1M): fold_in -> recommend -> explain for
+    seeded histories, explain's items the in-graph top-K, equal to Python's LiteRT signature runners."""
+    from edgerec.runtime import load_bundle
+
+    scorer = load_bundle(bundle)
+    runners = {s: scorer.interp.get_signature_runner(s) for s in ("fold_in", "recommend", "explain")}
+    rng = np.random.default_rng(5)
+    h = scorer.max_history
+    lengths = (1, 2, 7, 30, h)
+    histories = [np.sort(rng.choice(scorer.n_items, size=n, replace=False)).astype(np.int32) for n in lengths]
+    page = Page(browser, url)
+    got = page.page.evaluate("(hs) => window.edgerec.chain(hs)", [x.tolist() for x in histories])
+    for items, out in zip(histories, got, strict=True):
+        history, mask = np.zeros(h, np.int32), np.zeros(h, np.float32)
+        history[: len(items)], mask[: len(items)] = items, 1
+        f = runners["fold_in"](history=history, history_mask=mask)
+        r = runners["recommend"](**f)
+        e = runners["explain"](**f, history=history, history_mask=mask, items=r["top_items"])
+        for name in ("user_gmf", "user_mlp"):
+            np.testing.assert_allclose(np.ravel(out[name]), np.ravel(f[name]), atol=1e-4, rtol=0)
+        assert out["top_items"] == r["top_items"].ravel().tolist()
+        np.testing.assert_allclose(out["top_scores"], r["top_scores"].ravel(), atol=1e-4, rtol=0)
+        assert out["reasons"] == e["reasons"].ravel().tolist()
+        np.testing.assert_allclose(out["reason_weights"], e["reason_weights"].ravel(), atol=1e-4, rtol=0)
+    page.check_clean()
+    page.close()
+
+
+def test_an_over_long_history_shows_a_message(browser, url, site) -> None:
+    page = Page(browser, url)
+    p = page.page
+    manifest = json.loads((site / "manifest.json").read_text())
+    ids = json.loads((site / "id_maps.json").read_text())["items"]
+    h = int(manifest["max_history"])
+    p.fill("#ids", " ".join(str(x) for x in ids[: h + 1]))
+    page.recommend()
+    assert f"Pick at most {h} items" in p.inner_text("#message")
+    assert p.eval_on_selector_all("#results li", "els => els.length") == 0
+    page.check_clean()
+    page.close()
+
+
+def test_bench_client_web_times_every_signature_in_the_page(bundle, tmp_path) -> None:
+    """`edgerec bench BUNDLE --client web` (the console script's process: it starts its own Chromium): the page's
+    fold_in, recommend and explain timed in headless Chromium, the bytes a first visit downloads (the model and
+    LiteRT.js's WASM among them), checked by a web budget."""
+    require(Path(CHROMIUM).is_file(), f"Chromium ({CHROMIUM})")
+    require(shutil.which("npm") is not None, "npm")
+    from edgerec.profiles.schema import Budget
+
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "edgerec.entry", "-q", "bench", str(bundle), "--client", "web", "--min-time", "0.1",
+           "--json", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, env={**os.environ, "EDGEREC_CHROMIUM": CHROMIUM}, capture_output=True, text=True,
+                          timeout=300, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    printed = proc.stdout
+    assert "LiteRT.js" in printed and "fold_in" in printed and "bytes downloaded by the page" in printed
+    record = json.loads(out.read_text())
+    assert record["client"] == "web" and set(record["latency_ms"]) == {"fold_in", "catalog_top10", "explain"}
+    for lat in record["latency_ms"].values():
+        assert 0 < lat["p50"] <= lat["p99"] < 10_000 and lat["calls"] >= 50
+    model = json.loads((bundle / "manifest.json").read_text())["files"]["model.tflite"]["bytes"]
+    assert record["model_bytes"] == model and record["bytes"] > model + 5_000_000  # the WASM runtime is fetched
+    assert record["bytes"] < record["site_bytes"]  # the second WASM build is not
+    assert Budget(bytes=record["bytes"]).failures(record) == []
+    assert Budget(bytes=model).failures(record) == [f"bytes {record['bytes']:,} > budget {model:,}"]
+
+
+@pytest.fixture(scope="module")
+def plain_bundle(tmp_path_factory, ckpt) -> Path:
+    """An int8 phone bundle without --explain: recommend only, no fold_in."""
+    import edgerec
+
+    out = tmp_path_factory.mktemp("web") / "plain"
+    cfg = edgerec.ExportConfig(target="tflite-bundle", precision="int8")
+    edgerec.export(edgerec.load(ckpt), cfg, data=SMALL, out=out)
+    return out
+
+
+def test_a_bundle_without_fold_in_needs_demo_users(plain_bundle, browser, tmp_path, capsys) -> None:
+    """Refused with one line naming --explain; with --demo-users the page recommends for the demo user who scores
+    the picks highest, as Python's LiteRT does."""
+    require(shutil.which("npm") is not None, "npm")
+    assert main(["-q", "app", "web", str(plain_bundle), "--out", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--explain" in err[0] and "--demo-users" in err[0], err
+    assert not (tmp_path / "refused").exists()
+    site = tmp_path / "demo"
+    assert main(["-q", "app", "web", str(plain_bundle), "--out", str(site), "--demo-users"]) == 0
+    from edgerec.apps.browser import serve_site
+
+    with serve_site(site) as base:
+        page = Page(browser, base)
+        p = page.page
+        for i in PICKS:
+            p.click(f"#catalog button[data-index='{i}']")
+        page.recommend()
+        want = python_reference(plain_bundle, site, list(PICKS))
+        assert want["user"] is not None and f"demo user {want['user']}," in p.inner_text("#who")
+        shown = p.eval_on_selector_all("#results li.rec", "els => els.map(e => +e.dataset.index)")
+        assert shown == want["top"]
+        assert "this bundle has no explanations" in p.inner_text("#results")
+        page.check_clean()
+        page.close()

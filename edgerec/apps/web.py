@@ -12,9 +12,10 @@ build_site() checks the bundle (its manifest and file hashes), then writes, atom
     vendor/litertjs/                LiteRT.js (npm @litertjs/core and @litertjs/wasm-utils) and its WASM files
 
 The page calls the model's signatures by name, reading their inputs and outputs from manifest.json: fold_in (the
-picked items -> the user's two vectors, on the device) when the bundle has it, else the demo user (from the
-server-side user_vectors.npy, a handful written into site.json) whose scores of the picked items are highest;
-then recommend, and explain when the bundle has it. Nothing is fetched from anywhere but the site's own origin.
+picked items -> the user's two vectors, on the device), then recommend, then explain. A bundle without fold_in
+(exported without --explain) makes a site only when asked for demo users: the page then takes the demo user (from
+the server-side user_vectors.npy, a handful written into site.json) whose scores of the picked items are highest.
+Nothing is fetched from anywhere but the site's own origin.
 
 LiteRT.js is installed with npm into edgerec's cache the first time (cache_root()/litertjs-<version>).
 numpy only, never torch.
@@ -22,16 +23,12 @@ numpy only, never torch.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import os
 import shutil
 import subprocess
-import tempfile
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -50,19 +47,6 @@ WASM_FILES = tuple(f"litert_wasm{v}_internal.{ext}" for v in ("", "_compat") for
 DEMO_USERS = 16  # user vectors written into site.json for bundles without fold_in
 REASONS = 3  # reasons per recommendation from the page's similarity explainer
 ID_COLUMNS = ("item", "item_id", "itemid", "movie_id", "movieid", "id")
-# headless Chromium on a machine with no network but itself (root: no sandbox): no background connections, and only
-# 127.0.0.1 resolves, so a page that reached for anything else would fail before a packet left
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-)
 TITLE_COLUMNS = ("title", "name", "movie_title")
 MAX_ITEMS_FILE = 256 * 2**20
 TRIMMED = ("target", "precision", "model_file", "n_items", "k", "user_vector_dims", "max_history", "signatures")
@@ -97,12 +81,22 @@ class WebSite(SavesJson):
         return f"python -m http.server --bind 127.0.0.1 8080 --directory {self.folder}"
 
 
-def build_site(bundle: str | Path, out: str | Path, items_file: str | Path | None = None) -> WebSite:
+def build_site(
+    bundle: str | Path, out: str | Path, items_file: str | Path | None = None, demo_users: bool = False
+) -> WebSite:
     """Write the static site for the phone bundle at `bundle` to `out` (atomically); `items_file`: a CSV / TSV of
-    item ids and titles (or MovieLens' movies.dat) the page shows instead of bare ids."""
+    item ids and titles (or MovieLens' movies.dat) the page shows instead of bare ids. A bundle without fold_in is
+    refused unless `demo_users`: then the page recommends for the known user (from the server-side
+    user_vectors.npy) who scores the picks highest."""
     bundle = Path(bundle)
     manifest = _check_bundle(bundle)
     sigs = manifest["signatures"]
+    if "fold_in" not in sigs and not demo_users:
+        raise EdgerecError(
+            f"{bundle}: the bundle has no fold_in / explain signatures, so the page could not fold in the visitor's "
+            "picks; export it with `edgerec export --target tflite-bundle --explain`, or build a demo page of known "
+            "users with --demo-users"
+        )
     item_ids = [str(x) for x in _item_ids(bundle, manifest)]
     titles = None if items_file is None else read_titles(Path(items_file), item_ids)
     demo = [] if "fold_in" in sigs else _demo_users(bundle, manifest)
@@ -415,42 +409,3 @@ load WebAssembly and JSON only over http(s). Nothing is fetched from anywhere bu
 Catalog: {manifest["n_items"]} items; signatures: {", ".join(manifest["signatures"])}.
 LiteRT.js (npm @litertjs/core and @litertjs/wasm-utils, Apache-2.0) is in vendor/litertjs/.
 """
-
-
-@contextlib.contextmanager
-def headless_chromium(executable: str, extra_flags: tuple[str, ...] = ()) -> Iterator[Any]:
-    """Headless Chromium started here (CHROMIUM_FLAGS, its own user-data-dir, DevTools on a loopback port) with
-    Playwright for Python attached over the DevTools protocol; yields the Playwright Browser. The browser is stopped
-    by its pid (SIGTERM, then SIGKILL) and its profile removed, however the block ends. Needs `playwright` (its own
-    browser download is not used)."""
-    from playwright.sync_api import sync_playwright
-
-    profile = Path(tempfile.mkdtemp(prefix="edgerec-chromium-"))
-    cmd = [executable, *CHROMIUM_FLAGS, *extra_flags, f"--user-data-dir={profile}", "--remote-debugging-port=0"]
-    proc = subprocess.Popen([*cmd, "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        for _ in range(300):
-            if port_file.is_file() and port_file.read_text().strip():
-                break
-            if proc.poll() is not None:
-                raise EdgerecError(f"{executable} exited with status {proc.returncode} before opening DevTools")
-            time.sleep(0.1)
-        else:
-            raise EdgerecError(f"{executable} did not open its DevTools port in 30 s")
-        port = int(port_file.read_text().split()[0])
-        with sync_playwright() as pw:
-            browser = pw.chromium.connect_over_cdp(f"http://127.0.0.1:{port}")
-            try:
-                yield browser
-            finally:
-                browser.close()
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        shutil.rmtree(profile, ignore_errors=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -14,6 +14,9 @@ Count = Annotated[int, Field(ge=0)]
 
 @config
 class BenchConfig:
+    # python: the artifact's own runtime package in this process; web: a phone bundle in the web client (LiteRT.js
+    # in headless Chromium, edgerec.apps.browser)
+    client: Literal["python", "web"] = "python"
     threads: Annotated[int, Field(ge=1, le=256)] = 1
     warmup: Count = 20  # calls before measuring ...
     warmup_s: Annotated[float, Field(ge=0.0)] = 0.2  # ... and at least this long (caches, CPU frequency, lazy init)

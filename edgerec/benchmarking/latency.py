@@ -28,6 +28,7 @@ from edgerec.io import write_json
 from edgerec.sysinfo import machine
 
 Count = Annotated[int, Field(ge=0)]
+BENCH_HISTORY = 20  # a phone bundle's fold_in and explain are timed on a history of this many items (0..19)
 
 
 @dataclass
@@ -66,13 +67,18 @@ def timed(fn: Callable[[], Any], cfg: BenchConfig) -> dict[str, float]:
         t0 = time.perf_counter_ns()
         fn()
         samples.append(time.perf_counter_ns() - t0)
-    ms = np.asarray(samples, dtype=np.float64) / 1e6
+    return summary(np.asarray(samples, dtype=np.float64) / 1e6)
+
+
+def summary(ms: Any) -> dict[str, float]:
+    """p50 / p90 / p99 / mean of call times in milliseconds, and how many calls (every bench record's form)."""
+    a = np.asarray(ms, dtype=np.float64)
     return {
-        "p50": float(np.percentile(ms, 50)),
-        "p90": float(np.percentile(ms, 90)),
-        "p99": float(np.percentile(ms, 99)),
-        "mean": float(ms.mean()),
-        "calls": len(samples),
+        "p50": float(np.percentile(a, 50)),
+        "p90": float(np.percentile(a, 90)),
+        "p99": float(np.percentile(a, 99)),
+        "mean": float(a.mean()),
+        "calls": int(a.size),
     }
 
 
@@ -116,6 +122,12 @@ def bench_scorer(scorer: Any, buckets: list[int], cfg: BenchConfig) -> dict[str,
         latency["retrieve"] = timed(lambda: scorer.retrieve(ug), cfg)
         latency["two_stage_top10"] = timed(lambda: scorer.two_stage(ug, um), cfg)
         out["two_stage"] = two_stage_recall(scorer)
+    if getattr(scorer, "fold_in_runner", None) is not None:  # a phone bundle with its on-device functions
+        history = np.arange(min(BENCH_HISTORY, scorer.max_history))
+        latency["fold_in"] = timed(lambda: scorer.fold_in(history), cfg)
+        ug, um = scorer.fold_in(history)
+        top = scorer.recommend(ug, um)[0]
+        latency["explain"] = timed(lambda: scorer.explain(ug, um, history, top), cfg)
     return out
 
 
@@ -138,11 +150,19 @@ def two_stage_recall(scorer: Any, users: int = TWO_STAGE_USERS, seed: int = 0) -
 
 def bench_artifact(folder: str | Path, cfg: BenchConfig = BenchConfig(), ds: Dataset | None = None) -> dict:
     """The bench record of an artifact: bytes, load time, latency per bucket, throughput, peak RSS and, with data,
-    HR@10 / NDCG@10 measured through the artifact's runtime."""
+    HR@10 / NDCG@10 measured through the artifact's runtime. cfg.client "web": a phone bundle run by the web client
+    (bench_web): latency, load time and downloaded bytes."""
     from edgerec.metrics import evaluate
     from edgerec.runtime import load_scorer
 
     folder = Path(folder)
+    if cfg.client == "web":
+        if ds is not None:
+            raise EdgerecError(
+                "the web client is benchmarked for latency, load time and bytes; measure HR@10 through the same "
+                "model.tflite with the python client (the default)"
+            )
+        return bench_web(folder, cfg)
     t0 = time.perf_counter_ns()
     scorer = load_scorer(folder, threads=cfg.threads)  # includes verifying every file's sha256
     load_ms = (time.perf_counter_ns() - t0) / 1e6
@@ -175,3 +195,47 @@ def bench_artifact(folder: str | Path, cfg: BenchConfig = BenchConfig(), ds: Dat
         res = evaluate(scorer, ds)
         record["metrics"] = {k: res[k] for k in ("hr@10", "ndcg@10", "full_hr@10", "full_ndcg@10")}
     return record
+
+
+def bench_web(folder: Path, cfg: BenchConfig) -> dict[str, Any]:
+    """The bench record of a phone bundle run by the web client (`edgerec app web`'s site, LiteRT.js in headless
+    Chromium on this machine, edgerec.apps.browser): each signature the page calls timed in the page under cfg's
+    loop, "catalog_top10" being recommend (one user against the catalog, top-K in the graph); the page's load time
+    and the bytes a first visit downloads ("bytes": what a web profile's budget counts)."""
+    from edgerec.apps.browser import PageTimings
+    from edgerec.apps.web import LITERTJS_VERSION
+    from edgerec.manifest import read_manifest
+
+    if cfg.threads != 1:
+        raise EdgerecError(
+            f"the web client runs LiteRT.js's single-threaded WebAssembly build; threads must be 1 (got {cfg.threads})"
+        )
+    m = read_manifest(folder, verify=False)
+    options = {
+        "warmup": cfg.warmup,
+        "warmupMs": cfg.warmup_s * 1e3,
+        "minCalls": cfg.min_calls,
+        "minMs": cfg.min_time_s * 1e3,
+        "maxCalls": cfg.max_calls,
+        "history": list(range(min(BENCH_HISTORY, int(m.get("max_history") or BENCH_HISTORY)))),
+    }
+    page = PageTimings.run(folder, options)
+    latency = {("catalog_top10" if name == "recommend" else name): summary(ms) for name, ms in page.ms.items()}
+    return {
+        "artifact": str(folder),
+        "target": m.get("target"),
+        "precision": m.get("precision"),
+        "runtime": f"LiteRT.js {LITERTJS_VERSION} (WebAssembly) in headless Chromium {page.chromium}",
+        "client": "web",
+        "profile": None,
+        "machine": machine(),
+        "config": asdict(cfg),
+        "bytes": page.downloaded_bytes,
+        "model_bytes": int(m["files"][m["model_file"]]["bytes"]),
+        "site_bytes": page.site_bytes,
+        "load_ms": float(sum(page.load_ms.values())),
+        "load_parts_ms": page.load_ms,
+        "cross_origin_isolated": page.cross_origin_isolated,
+        "latency_ms": latency,
+        "items_per_s": {"catalog_top10": int(m["n_items"]) / (latency["catalog_top10"]["mean"] / 1e3)},
+    }

@@ -287,6 +287,7 @@ def run(
 
         record = bench_artifact(Path(out), bench_cfg, None)
         failures = tuple(profile.budget.failures(record))
+        done["bytes"] = record["bytes"]  # what the budget counts: the model file, or what a web page downloads
         result = ProfileRun(outcome="failed" if failures else "passed", failures=failures, bench=record, **done)
     result.save(Path(out) / profile.output.bench_file)
     return result

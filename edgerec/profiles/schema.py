@@ -44,7 +44,9 @@ class DeviceRuntime:
 
 @config
 class Budget:
-    bytes: Annotated[int, Field(ge=1)] | None = Field(None, description="largest model file in bytes (null = none)")
+    bytes: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="largest model file in bytes; with bench.client web, what the page downloads (null = none)"
+    )
     p50_ms: Annotated[float, Field(gt=0)] | None = Field(None, description="largest median latency at `batch`, ms")
     p99_ms: Annotated[float, Field(gt=0)] | None = Field(None, description="largest 99th-percentile latency, ms")
     batch: Annotated[int, Field(ge=0)] = Field(

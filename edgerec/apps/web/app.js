@@ -27,7 +27,7 @@ const S = {
 };
 
 // what tests and benchmarks read: ready once the model is loaded; the last run's raw results
-const hook = {ready: false, error: null, last: null, loadMs: null, bench: null};
+const hook = {ready: false, error: null, last: null, loadMs: null, bench: null, chain: null};
 window.edgerec = hook;
 
 class InputError extends Error {}
@@ -447,16 +447,64 @@ function render(top, scores, reasons, method, who, timings) {
 
 // -- start ----------------------------------------------------------------------------------------------------------
 
-// `n` timed calls of recommend with the first demo user's (or a zero user's) vectors, after `warmup` untimed ones:
-// each call's milliseconds as call() measures them (the benchmark's numbers)
-async function bench(n, warmup = 50) {
+// The chain fold_in -> recommend -> explain for each history (dense item indices), every later input an earlier
+// output (explain's items: recommend's in-graph top_items), as the other clients run it: what they are compared on.
+async function chain(histories) {
+  const r = roles();
+  const results = [];
+  for (const items of histories) {
+    const hist = padded(items, maxHistory());
+    const f = await call('fold_in', hist);
+    const vectors = {user_gmf: f.out[r.gmf], user_mlp: f.out[r.mlp]};
+    const rec = await call('recommend', vectors);
+    const e = await call('explain', {...vectors, ...hist, items: rec.out[r.topItems]});
+    results.push({
+      user_gmf: Array.from(f.out[r.gmf]),
+      user_mlp: Array.from(f.out[r.mlp]),
+      top_items: Array.from(rec.out[r.topItems]),
+      top_scores: Array.from(rec.out[r.topScores]),
+      reasons: Array.from(e.out[r.reasons]),
+      reason_weights: Array.from(e.out[r.weights]),
+    });
+  }
+  return results;
+}
+
+// Each signature the page uses timed as edgerec's harness times a call (BenchConfig's loop: `warmup` calls and at
+// least `warmupMs`, then at least `minCalls` calls and `minMs`, at most `maxCalls`), one signature after the other:
+// {signature: each call's milliseconds as call() measures them}. The user is folded in from `history` (dense
+// indices) where the bundle has fold_in, else the first demo user (or a zero user).
+async function bench({warmup = 50, warmupMs = 200, minCalls = 50, minMs = 1000, maxCalls = 100000,
+                      history = [0, 1, 2]} = {}) {
   const dims = S.manifest.user_vector_dims;
+  const sigs = S.manifest.signatures;
+  const r = roles();
+  const hist = padded(history, maxHistory() || history.length);
   const u = S.site.demo_users[0];
-  const feeds = u ? {user_gmf: u.user_gmf, user_mlp: u.user_mlp} :
+  let vectors = u ? {user_gmf: u.user_gmf, user_mlp: u.user_mlp} :
     {user_gmf: new Float32Array(dims.gmf), user_mlp: new Float32Array(dims.mlp)};
-  for (let i = 0; i < warmup; i++) await call('recommend', feeds);
-  const ms = [];
-  for (let i = 0; i < n; i++) ms.push((await call('recommend', feeds)).ms);
+  const feeds = {};
+  if ('fold_in' in sigs) {
+    feeds.fold_in = hist;
+    const f = await call('fold_in', hist);
+    vectors = {user_gmf: f.out[r.gmf], user_mlp: f.out[r.mlp]};
+  }
+  feeds.recommend = vectors;
+  if ('explain' in sigs) {
+    const top = (await call('recommend', vectors)).out[r.topItems];
+    feeds.explain = {...vectors, ...hist, items: top};
+  }
+  const ms = {};
+  for (const [name, feed] of Object.entries(feeds)) {
+    const warmUntil = performance.now() + warmupMs;
+    for (let i = 0; i < warmup || performance.now() < warmUntil; i++) await call(name, feed);
+    const times = [];
+    const until = performance.now() + minMs;
+    while (times.length < maxCalls && (times.length < minCalls || performance.now() < until)) {
+      times.push((await call(name, feed)).ms);
+    }
+    ms[name] = times;
+  }
   return ms;
 }
 
@@ -499,6 +547,7 @@ async function start() {
   const t3 = performance.now();
   hook.loadMs = {files: t1 - t0, litert: t2 - t1, model: t3 - t2};
   hook.bench = bench;
+  if ('fold_in' in S.manifest.signatures && 'explain' in S.manifest.signatures) hook.chain = chain;
   const m = S.manifest;
   setStatus(`Ready: ${m.n_items} items, model loaded in ${(t3 - t0).toFixed(0)} ms (LiteRT.js runtime ` +
             `${(t2 - t1).toFixed(0)} ms, model compiled and run once ${(t3 - t2).toFixed(0)} ms).`, 'ready');
