@@ -51,12 +51,12 @@ def histories(bundle: Path, manifest: dict, data: str, users: int, seed: int) ->
     ds = align(edgerec.dataset(data), *load_id_maps(bundle / "id_maps.json"), str(bundle))[0]
     rng = np.random.default_rng(seed)
     h = int(manifest["max_history"])
-    order = np.argsort(ds.train_users, kind="stable")
-    starts = np.searchsorted(ds.train_users[order], np.arange(ds.n_users + 1))
+    order = np.argsort(ds.train.users, kind="stable")
+    starts = np.searchsorted(ds.train.users[order], np.arange(ds.n_users + 1))
     chosen = np.sort(rng.choice(ds.n_users, size=users, replace=False))
     out = []
     for u in chosen:
-        items = np.unique(ds.train_items[order[starts[u] : starts[u + 1]]])
+        items = np.unique(ds.train.items[order[starts[u] : starts[u + 1]]])
         if len(items) > h:
             items = np.sort(rng.choice(items, size=h, replace=False))
         out.append(items.astype(np.int32))
