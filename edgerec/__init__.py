@@ -21,7 +21,7 @@ _VERBS = (
     *("train", "evaluate", "compress", "export", "bench", "update", "load", "dataset", "import_model"),
     *("serve", "setup_server", "bench_server", "rollout", "rollback", "update_chain", "train_and_save"),
     *("run_profile", "plan_profile", "compare_profiles", "recommend", "delta", "apply_delta", "verify_on"),
-    *("load_checkpoint", "target_names", "target", "app_web", "serve_site"),
+    *("load_checkpoint", "target_names", "target", "app_web", "serve_site", "experiment_report"),
 )
 _DATA = ("Columns", "Dataset", "Interactions", "SyntheticConfig", "generate", "leave_one_out", "load_dataset")
 _COMPRESSION = ("CompressConfig", "PruneConfig", "DistillConfig", "QuantConfig", "SearchConfig")
@@ -47,6 +47,8 @@ _LAZY = {
     **dict.fromkeys(("FoldInConfig", "ExplainConfig"), "edgerec.runtime.config"),
     "TritonServer": "edgerec.serving.server",
     "Client": "edgerec.serving.client",
+    "ExperimentConfig": "edgerec.experiments.config",
+    "ExperimentReport": "edgerec.experiments.report",
 }
 
 __getattr__ = lazy_getattr("edgerec", _LAZY)

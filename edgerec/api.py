@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from edgerec.data import Dataset, Interactions
     from edgerec.data.config import Columns
     from edgerec.devices.verify import EmulationReport
+    from edgerec.experiments.config import ExperimentConfig
+    from edgerec.experiments.report import ExperimentReport
     from edgerec.exporters.config import ExportConfig
     from edgerec.importers.config import ImportConfig
     from edgerec.metrics import Evaluation
@@ -499,6 +501,19 @@ def serve_site(site: WebSite | str | Path, port: int = 8080) -> contextlib.Abstr
     if not 1 <= port <= 65535:
         raise EdgerecError(f"port must lie in 1..65535; got {port}")
     return serve(site.folder if isinstance(site, WebSite) else Path(site), port)
+
+
+def experiment_report(
+    log: str | Path, versions: tuple[str, str], cfg: ExperimentConfig | None = None
+) -> ExperimentReport:
+    """An A/B test's report from a feedback event log: arm A serves `versions[0]` (live), arm B `versions[1]`.
+    Per arm users, impressions, clicks, purchases, CTR and conversion with intervals; the difference; the
+    sample-ratio check; the mSPRT decision (valid however often it is read); the sample size. numpy only."""
+    from edgerec.experiments.config import ExperimentConfig
+    from edgerec.experiments.report import experiment_report as report
+    from edgerec.experiments.report import load_events
+
+    return report(load_events(log), (str(versions[0]), str(versions[1])), cfg or ExperimentConfig())
 
 
 def verify_on(

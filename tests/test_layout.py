@@ -64,6 +64,7 @@ CLI_MAY_IMPORT = (
     "edgerec.serving.config",
     "edgerec.benchmarking.config",
     "edgerec.runtime.config",
+    "edgerec.experiments.config",
     "edgerec.profiles.schema",
 )
 

@@ -15,6 +15,7 @@ from edgerec.cli import (
     bench,
     compress,
     delta,
+    experiment,
     export,
     importing,
     profiles,
@@ -30,7 +31,8 @@ from edgerec.cli.output import command_output
 from edgerec.errors import INTERRUPTED, EdgerecError, one_line
 
 # each adds its subparsers (train: + evaluate)
-COMMANDS = (train, importing, compress, export, bench, serve, recommend, verify, update, versions, delta, profiles, app)
+COMMANDS = (train, importing, compress, export, bench, serve, recommend, verify, update, versions, delta, profiles, app,
+            experiment)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

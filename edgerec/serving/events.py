@@ -4,6 +4,7 @@ library only): the feedback model of a Triton repository imports this very file,
 
     LOG_DIR/events-000001.jsonl   {"format": "edgerec.events", "version": 1, "log_id": ..., "segment": 1, ...}
                                   {"seq": 1, "user": "42", "item": "1193", "event": "click", "ts": 1733..., ...}
+                                  (an event may name the model "version" that produced what it is about)
     LOG_DIR/events-000002.jsonl   the next segment: a new one per writer start, and when a segment is too big or old
 
 Every record is one line, written with a single write(), flushed and fsync'ed before the request is answered; a
@@ -46,11 +47,14 @@ def check_event(
     types: tuple[str, ...],
     last_ts: int,
     max_lag_s: int,
+    version: str | None = None,
 ) -> dict[str, Any]:
-    """The record of a valid event, or EventError saying what is wrong with it."""
+    """The record of a valid event, or EventError saying what is wrong with it. `version`: the model version that
+    produced what the event is about (an impression's list; the list a clicked item was shown in), for experiments."""
     if event not in types:
         raise EventError(f"unknown event type {event[:40]!r}: one of {', '.join(types)}")
-    for name, value in (("user", user), *([("item", item)] if item is not None else [])):
+    named = [("user", user), ("item", item), ("version", version)]
+    for name, value in [(n, v) for n, v in named if v is not None and (n != "version" or v)]:
         if not _good_id(value):
             raise EventError(f"malformed {name} id {value[:40]!r}: 1..{MAX_ID} printable characters, no spaces")
     if event == "impression":
@@ -71,6 +75,8 @@ def check_event(
         record["item"] = item
     if event == "impression":
         record["shown"] = shown
+    if version:
+        record["version"] = version
     return record
 
 
@@ -202,10 +208,18 @@ class EventLog:
         os.write(self._fd, data)  # O_APPEND: one write per line, never interleaved
         os.fsync(self._fd)
 
-    def append(self, user: str, item: str | None, event: str, ts: int, shown: list[str] | None = None) -> int:
+    def append(
+        self,
+        user: str,
+        item: str | None,
+        event: str,
+        ts: int,
+        shown: list[str] | None = None,
+        version: str | None = None,
+    ) -> int:
         """Check and log one event; its seq once it is on disk."""
         with self._lock:
-            record = check_event(user, item, event, ts, shown or [], self.types, self.last_ts, self.max_lag_s)
+            record = check_event(user, item, event, ts, shown or [], self.types, self.last_ts, self.max_lag_s, version)
             if os.fstat(self._fd).st_size >= self.max_bytes or time.time() - self.opened >= self.max_age_s:
                 self._open_segment()
             self.seq += 1

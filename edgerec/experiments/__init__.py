@@ -1,0 +1,1 @@
+"""Experiments on live traffic: arm assignment, the experiment record, and the report of an event log."""
