@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgerec.apps.browser import headless_chromium
+from edgerec.apps.browser import headless_chromium, stop_process
 from edgerec.cli.main import main
 
 from .conftest import SMALL
@@ -78,17 +78,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """Stop a process this test started, by its pid: SIGTERM, then SIGKILL if it lingers."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 @pytest.fixture(scope="module")
 def url(site) -> Iterator[str]:
     """The site served as the CLI says to serve it: python -m http.server bound to 127.0.0.1."""
@@ -106,7 +95,7 @@ def url(site) -> Iterator[str]:
             pytest.fail(f"the site's server did not answer on {base}")
         yield base
     finally:
-        stop(server)
+        stop_process(server)
 
 
 @pytest.fixture(scope="module")

@@ -100,14 +100,19 @@ def headless_chromium(executable: str, extra_flags: tuple[str, ...] = ()) -> Ite
             finally:
                 browser.close()
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        stop_process(proc)
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Stop a process started here, by its pid: SIGTERM, then SIGKILL if it lingers past 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 class _Isolated(http.server.SimpleHTTPRequestHandler):

@@ -123,7 +123,7 @@ def bench_scorer(scorer: Any, buckets: list[int], cfg: BenchConfig) -> dict[str,
         latency["two_stage_top10"] = timed(lambda: scorer.two_stage(ug, um), cfg)
         out["two_stage"] = two_stage_recall(scorer)
     if getattr(scorer, "fold_in_runner", None) is not None:  # a phone bundle with its on-device functions
-        history = np.arange(min(BENCH_HISTORY, scorer.max_history))
+        history = np.arange(min(BENCH_HISTORY, scorer.max_history, scorer.n_items - 1))
         latency["fold_in"] = timed(lambda: scorer.fold_in(history), cfg)
         ug, um = scorer.fold_in(history)
         top = scorer.recommend(ug, um)[0]
@@ -217,7 +217,7 @@ def bench_web(folder: Path, cfg: BenchConfig) -> dict[str, Any]:
         "minCalls": cfg.min_calls,
         "minMs": cfg.min_time_s * 1e3,
         "maxCalls": cfg.max_calls,
-        "history": list(range(min(BENCH_HISTORY, int(m.get("max_history") or BENCH_HISTORY)))),
+        "history": list(range(min(BENCH_HISTORY, int(m.get("max_history") or BENCH_HISTORY), int(m["n_items"]) - 1))),
     }
     page = PageTimings.run(folder, options)
     latency = {("catalog_top10" if name == "recommend" else name): summary(ms) for name, ms in page.ms.items()}
