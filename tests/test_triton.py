@@ -2,8 +2,9 @@
 
 The repository's configs are parsed back with Triton's own protobuf for every shipped triton profile; the served
 answers (HTTP and gRPC) are non-empty and equal to the local scorer's; bad requests get error responses while the
-server keeps serving; a changed file, a used port, a missing Triton and a backend this Triton lacks are one-line
-refusals; stopping leaves no process and no temporary folder behind. The server tests need the server environment
+server keeps serving (HTTP 400 / gRPC INVALID_ARGUMENT for a bad request, 500 / INTERNAL for a fault of the server);
+a changed file, a used port, a missing Triton and a backend this Triton lacks are one-line refusals; stopping leaves
+no process and no temporary folder behind. The server tests need the server environment
 (`edgerec serve --setup`): the session fixture creates it when it is missing (about 30 s from pip's cache, 3 min
 from the index).
 """
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -155,6 +157,33 @@ def _processes(pattern: str) -> str:
     return subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout.strip()
 
 
+CLIENT_ERROR = {"http": "400", "grpc": "StatusCode.INVALID_ARGUMENT"}
+SERVER_ERROR = {"http": "500", "grpc": "StatusCode.INTERNAL"}
+
+
+def infer_status(url: str, protocol: str, model: str, arrays: dict[str, np.ndarray]) -> str:
+    """One raw tritonclient request: "OK", or the error's status (the HTTP code, or the gRPC StatusCode)."""
+    import tritonclient.grpc as tg
+    import tritonclient.http as th
+    from tritonclient.utils import InferenceServerException
+
+    tc: Any = th if protocol == "http" else tg
+    dtypes = {np.dtype(np.int64): "INT64", np.dtype(np.float32): "FP32", np.dtype(object): "BYTES"}
+    inputs = []
+    for name, a in arrays.items():
+        x = tc.InferInput(name, list(a.shape), dtypes[a.dtype])
+        x.set_data_from_numpy(a)
+        inputs.append(x)
+    client = tc.InferenceServerClient(url)
+    try:
+        client.infer(model, inputs)
+        return "OK"
+    except InferenceServerException as e:
+        return str(e.status())
+    finally:
+        client.close()
+
+
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_served_answers_equal_the_local_scorer(server, repo, protocol) -> None:
     url = server.http_url if protocol == "http" else server.grpc_url
@@ -186,7 +215,7 @@ def test_bad_requests_get_errors_and_the_server_keeps_serving(server) -> None:
     with Client(server.http_url) as c:
         n_users, n_items = local.n_users, local.n_items
         for call, match in (
-            (lambda: c.recommend([n_users]), f"unknown user {n_users}"),
+            (lambda: c.recommend([n_users]), f"refused the request: unknown user {n_users}"),
             (lambda: c.recommend([-1]), "unknown user -1"),
             (lambda: c.score([1], [[0, n_items]]), f"unknown item {n_items}"),
             (lambda: c.score([1], [list(range(c.max_candidates + 1))]), "candidate lists must hold"),
@@ -204,6 +233,52 @@ def test_bad_requests_get_errors_and_the_server_keeps_serving(server) -> None:
         items, _ = c.recommend([1])
         assert items.shape == (1, 10)  # still serving
     assert server.alive()
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_bad_requests_are_client_errors_over_both_protocols(server, protocol) -> None:
+    """edgerec's own checks (and Triton's) answer a wrong request with 400 / INVALID_ARGUMENT, never a server error."""
+    url = server.http_url if protocol == "http" else server.grpc_url
+    local = edgerec.load(server.repo).scorer()
+    sizes = json.loads((server.repo / "recommend" / "1" / "model.json").read_text())
+    n_users, n_items, longest = local.n_users, local.n_items, sizes["max_candidates"]
+    i64 = np.int64
+    click = {"user": [b"1"], "event": [b"click"], "item": [b"2"]}
+    feedback = {k: np.array(v, object) for k, v in click.items()} | {"timestamp": np.array([int(time.time())], i64)}
+    bad = {
+        "unknown user": ("recommend", {"users": np.array([[n_users]], i64)}),
+        "negative user": ("recommend", {"users": np.array([[-1]], i64)}),
+        "unknown item": ("score", {"users": np.array([[1]], i64), "items": np.array([[0, n_items]], i64)}),
+        "too many candidates": ("score", {"users": np.array([[1]], i64), "items": np.zeros((1, longest + 1), i64)}),
+        "no candidates": ("score", {"users": np.array([[1]], i64), "items": np.zeros((1, 0), i64)}),
+        "a float user": ("recommend", {"users": np.array([[1.0]], np.float32)}),  # Triton's own check
+        "two users in one row": ("recommend", {"users": np.array([[1, 2]], i64)}),  # Triton's own check
+        "no candidate list": ("score", {"users": np.array([[1]], i64)}),  # Triton's own check
+        "feedback logging off": ("feedback", feedback),
+    }
+    got = {name: infer_status(url, protocol, model, arrays) for name, (model, arrays) in bad.items()}
+    assert got == dict.fromkeys(bad, CLIENT_ERROR[protocol])
+    assert infer_status(url, protocol, "recommend", {"users": np.array([[1]], i64)}) == "OK"
+
+
+def test_a_fault_of_the_server_is_a_server_error(repo, serve_env) -> None:
+    """A model's process dies (as under the OOM killer): its requests get 500 / INTERNAL, the others are answered."""
+    http, grpc = free_ports(2)
+    with TritonServer(repo, http_port=http, grpc_port=grpc, env=serve_env) as server:
+        stubs = subprocess.run(["pgrep", "-g", str(server.proc.pid), "-f", "recommend/1/model.py"],
+                               capture_output=True, text=True).stdout.split()  # fmt: skip
+        assert len(stubs) == 1, stubs
+        os.kill(int(stubs[0]), signal.SIGKILL)
+        one = {"users": np.array([[1]], np.int64)}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and infer_status(server.http_url, "http", "recommend", one) == "OK":
+            time.sleep(0.1)  # the backend notices a dead stub at its next request or health check
+        assert infer_status(server.http_url, "http", "recommend", one) == SERVER_ERROR["http"]
+        assert infer_status(server.grpc_url, "grpc", "recommend", one) == SERVER_ERROR["grpc"]
+        with Client(server.grpc_url, "grpc") as c, pytest.raises(EdgerecError, match=r"failed \(StatusCode.INTERNAL\)"):
+            c.recommend([1])
+        scores = {"users": one["users"], "items": np.array([[0, 1]], np.int64)}
+        assert infer_status(server.http_url, "http", "score", scores) == "OK"  # the other models keep serving
 
 
 def test_load_at_concurrency_8_has_no_errors_and_batches(server) -> None:
