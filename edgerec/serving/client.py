@@ -9,6 +9,7 @@ served model's config; the catalog's sizes belong to each version (model.json) a
 
 from __future__ import annotations
 
+from http.client import HTTPException
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,7 @@ class Client:
             status = e.status()
             what = "refused the request" if status in REFUSED else f"failed ({status})" if status else "failed"
             raise EdgerecError(f"server {self.url} {what}: {message}") from None
-        except (OSError, ConnectionError) as e:
+        except (OSError, HTTPException) as e:  # HTTPException: a connection the server closed (it went away)
             raise EdgerecError(f"server {self.url}: cannot reach it ({e})") from None
 
     def _infer(self, model: str, arrays: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
