@@ -1,6 +1,7 @@
-"""The online loop on a real Triton server: feedback logged through the served repository, an update from that
-log rolled out as the next version while a closed-loop load runs (no failed request), a rollback, a refused update
-that leaves the repository alone, and a kill -9 of the server in the middle of logging."""
+"""The online loop on a real Triton server: feedback logged through the served repository (a bad event is the
+client's error over both protocols), an update from that log rolled out as the next version while a closed-loop load
+runs (no failed request), a rollback, a refused update that leaves the repository alone, and a kill -9 of the server
+in the middle of logging."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from edgerec.serving.load import BackgroundLoad
 from edgerec.serving.server import TritonServer, free_ports
 
 from .conftest import SMALL
-from .test_triton import serve_env  # noqa: F401 (the session fixture)
+from .test_triton import CLIENT_ERROR, infer_status, serve_env  # noqa: F401 (serve_env: the session fixture)
 
 NOW = int(time.time())
 
@@ -47,6 +48,12 @@ def _wait_for(c: Client, versions: list[str], timeout: float = 30) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"the server still serves {c.served_versions()}, not {versions}")
+
+
+def _event(user: str, event: str, ts: int, item: str | None = None) -> dict[str, np.ndarray]:
+    """A feedback request's arrays, as raw tritonclient sends them."""
+    text = {"user": user, "event": event, **({"item": item} if item is not None else {})}
+    return {k: np.array([v.encode()], object) for k, v in text.items()} | {"timestamp": np.array([ts], np.int64)}
 
 
 def _log_round(c: Client, ids: dict, users: range) -> int:
@@ -72,6 +79,16 @@ def test_feedback_update_rollout_under_load_and_rollback(repo, tmp_path, ckpt, s
         ):
             with pytest.raises(EdgerecError, match=match):
                 c.feedback(**bad)
+        for protocol in ("http", "grpc"):
+            url = server.http_url if protocol == "http" else server.grpc_url
+            for bad in (
+                _event("1", "like", NOW, "2"),
+                _event("1", "click", NOW + 10**6, "2"),
+                _event("a b", "click", NOW, "2"),
+                _event("1", "click", NOW),  # a click names its item
+                _event("1", "impression", NOW),  # an impression lists the items shown
+            ):
+                assert infer_status(url, protocol, "feedback", bad) == CLIENT_ERROR[protocol], bad
         assert c.recommend([0])[0].shape == (1, 10)  # still serving after bad feedback
         child = edgerec.update(ckpt, log, edgerec.UpdateConfig(epochs=1), data=SMALL)
         assert child.report["lineage"]["feedback"]["through_seq"] == logged

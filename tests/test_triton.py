@@ -2,23 +2,29 @@
 
 The repository's configs are parsed back with Triton's own protobuf for every shipped triton profile; the served
 answers (HTTP and gRPC) are non-empty and equal to the local scorer's; bad requests get error responses while the
-server keeps serving; a changed file, a used port, a missing Triton and a backend this Triton lacks are one-line
-refusals; stopping leaves no process and no temporary folder behind. The server tests need the server environment
+server keeps serving (HTTP 400 / gRPC INVALID_ARGUMENT for a bad request, 500 / INTERNAL for a fault of the server);
+a changed file, a used port, a missing Triton and a backend this Triton lacks are one-line refusals; stopping leaves
+no process and no temporary folder behind, and a restart after a kill -9 of `edgerec serve` takes its ports back
+from the orphaned tritonserver at once. The server tests need the server environment
 (`edgerec serve --setup`): the session fixture creates it when it is missing (about 30 s from pip's cache, 3 min
 from the index).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,7 +34,7 @@ import edgerec
 from edgerec.errors import EdgerecError
 from edgerec.profiles.pipeline import export_config
 from edgerec.profiles.schema import load_profile, shipped_names
-from edgerec.serving import triton_config
+from edgerec.serving import runs, triton_config
 from edgerec.serving.client import Client
 from edgerec.serving.config import LoadConfig
 from edgerec.serving.load import bench_server
@@ -155,6 +161,49 @@ def _processes(pattern: str) -> str:
     return subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout.strip()
 
 
+def _gone(pid: int) -> bool:
+    """No such process, or a zombie (dead, not yet reaped by whoever inherited it)."""
+    try:
+        return "zombie" in Path(f"/proc/{pid}/status").read_text(errors="replace")
+    except OSError:
+        return True
+
+
+def _processes_in_group(pgid: int) -> str:
+    return subprocess.run(["pgrep", "-a", "-g", str(pgid)], capture_output=True, text=True).stdout.strip()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
+
+
+CLIENT_ERROR = {"http": "400", "grpc": "StatusCode.INVALID_ARGUMENT"}
+SERVER_ERROR = {"http": "500", "grpc": "StatusCode.INTERNAL"}
+
+
+def infer_status(url: str, protocol: str, model: str, arrays: dict[str, np.ndarray]) -> str:
+    """One raw tritonclient request: "OK", or the error's status (the HTTP code, or the gRPC StatusCode)."""
+    import tritonclient.grpc as tg
+    import tritonclient.http as th
+    from tritonclient.utils import InferenceServerException
+
+    tc: Any = th if protocol == "http" else tg
+    dtypes = {np.dtype(np.int64): "INT64", np.dtype(np.float32): "FP32", np.dtype(object): "BYTES"}
+    inputs = []
+    for name, a in arrays.items():
+        x = tc.InferInput(name, list(a.shape), dtypes[a.dtype])
+        x.set_data_from_numpy(a)
+        inputs.append(x)
+    client = tc.InferenceServerClient(url)
+    try:
+        client.infer(model, inputs)
+        return "OK"
+    except InferenceServerException as e:
+        return str(e.status())
+    finally:
+        client.close()
+
+
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_served_answers_equal_the_local_scorer(server, repo, protocol) -> None:
     url = server.http_url if protocol == "http" else server.grpc_url
@@ -186,7 +235,7 @@ def test_bad_requests_get_errors_and_the_server_keeps_serving(server) -> None:
     with Client(server.http_url) as c:
         n_users, n_items = local.n_users, local.n_items
         for call, match in (
-            (lambda: c.recommend([n_users]), f"unknown user {n_users}"),
+            (lambda: c.recommend([n_users]), f"refused the request: unknown user {n_users}"),
             (lambda: c.recommend([-1]), "unknown user -1"),
             (lambda: c.score([1], [[0, n_items]]), f"unknown item {n_items}"),
             (lambda: c.score([1], [list(range(c.max_candidates + 1))]), "candidate lists must hold"),
@@ -206,6 +255,52 @@ def test_bad_requests_get_errors_and_the_server_keeps_serving(server) -> None:
     assert server.alive()
 
 
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_bad_requests_are_client_errors_over_both_protocols(server, protocol) -> None:
+    """edgerec's own checks (and Triton's) answer a wrong request with 400 / INVALID_ARGUMENT, never a server error."""
+    url = server.http_url if protocol == "http" else server.grpc_url
+    local = edgerec.load(server.repo).scorer()
+    sizes = json.loads((server.repo / "recommend" / "1" / "model.json").read_text())
+    n_users, n_items, longest = local.n_users, local.n_items, sizes["max_candidates"]
+    i64 = np.int64
+    click = {"user": [b"1"], "event": [b"click"], "item": [b"2"]}
+    feedback = {k: np.array(v, object) for k, v in click.items()} | {"timestamp": np.array([int(time.time())], i64)}
+    bad = {
+        "unknown user": ("recommend", {"users": np.array([[n_users]], i64)}),
+        "negative user": ("recommend", {"users": np.array([[-1]], i64)}),
+        "unknown item": ("score", {"users": np.array([[1]], i64), "items": np.array([[0, n_items]], i64)}),
+        "too many candidates": ("score", {"users": np.array([[1]], i64), "items": np.zeros((1, longest + 1), i64)}),
+        "no candidates": ("score", {"users": np.array([[1]], i64), "items": np.zeros((1, 0), i64)}),
+        "a float user": ("recommend", {"users": np.array([[1.0]], np.float32)}),  # Triton's own check
+        "two users in one row": ("recommend", {"users": np.array([[1, 2]], i64)}),  # Triton's own check
+        "no candidate list": ("score", {"users": np.array([[1]], i64)}),  # Triton's own check
+        "feedback logging off": ("feedback", feedback),
+    }
+    got = {name: infer_status(url, protocol, model, arrays) for name, (model, arrays) in bad.items()}
+    assert got == dict.fromkeys(bad, CLIENT_ERROR[protocol])
+    assert infer_status(url, protocol, "recommend", {"users": np.array([[1]], i64)}) == "OK"
+
+
+def test_a_fault_of_the_server_is_a_server_error(repo, serve_env) -> None:
+    """A model's process dies (as under the OOM killer): its requests get 500 / INTERNAL, the others are answered."""
+    http, grpc = free_ports(2)
+    with TritonServer(repo, http_port=http, grpc_port=grpc, env=serve_env) as server:
+        stubs = subprocess.run(["pgrep", "-g", str(server.proc.pid), "-f", "recommend/1/model.py"],
+                               capture_output=True, text=True).stdout.split()  # fmt: skip
+        assert len(stubs) == 1, stubs
+        os.kill(int(stubs[0]), signal.SIGKILL)
+        one = {"users": np.array([[1]], np.int64)}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and infer_status(server.http_url, "http", "recommend", one) == "OK":
+            time.sleep(0.1)  # the backend notices a dead stub at its next request or health check
+        assert infer_status(server.http_url, "http", "recommend", one) == SERVER_ERROR["http"]
+        assert infer_status(server.grpc_url, "grpc", "recommend", one) == SERVER_ERROR["grpc"]
+        with Client(server.grpc_url, "grpc") as c, pytest.raises(EdgerecError, match=r"failed \(StatusCode.INTERNAL\)"):
+            c.recommend([1])
+        scores = {"users": one["users"], "items": np.array([[0, 1]], np.int64)}
+        assert infer_status(server.http_url, "http", "score", scores) == "OK"  # the other models keep serving
+
+
 def test_load_at_concurrency_8_has_no_errors_and_batches(server) -> None:
     n_users = edgerec.load(server.repo).manifest["n_users"]
     results = bench_server(server.http_url, LoadConfig(concurrency=(8,), requests=400), n_users, server.grpc_url)
@@ -217,8 +312,40 @@ def test_load_at_concurrency_8_has_no_errors_and_batches(server) -> None:
 
 
 def test_a_used_port_is_refused(server, repo, serve_env) -> None:
-    with pytest.raises(EdgerecError, match=f"{server.http_port} is in use"):
+    """A port held by a live server (its owner alive: never stopped) or by any other process is one line."""
+    held_by = rf"{server.http_port} is in use by tritonserver pid {server.proc.pid} serving .* \(started by pid"
+    with pytest.raises(EdgerecError, match=held_by):
         TritonServer(repo, http_port=server.http_port, grpc_port=free_ports(1)[0], env=serve_env).start()
+    assert server.alive()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        with pytest.raises(EdgerecError, match=f"^127.0.0.1:{port} is in use: choose another --grpc-port$"):
+            TritonServer(repo, http_port=free_ports(1)[0], grpc_port=port, env=serve_env).start()
+
+
+def test_a_record_never_signals_a_process_that_is_not_its_server(repo, tmp_path, monkeypatch) -> None:
+    """A stale record whose pid now belongs to something else (here a sleep on the same ports' record) is dropped;
+    the process is left alone."""
+    monkeypatch.setenv("EDGEREC_CACHE", str(tmp_path / "cache"))
+    owner = subprocess.Popen(["true"])
+    owner.wait()
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        http, grpc = free_ports(2)
+        started = runs.start_time(other.pid)
+        assert started is not None
+        rec = runs.Record(other.pid, started, owner.pid, 1, "127.0.0.1", http, grpc, str(repo), None,
+                          str(tmp_path / "edgerec-serve-x"), "edgerec1x00")  # fmt: skip
+        runs.save(rec)
+        assert runs.records() == [rec]
+        said: list[str] = []
+        assert runs.take_over("127.0.0.1", (http, grpc), None, said.append) is False
+        assert other.poll() is None and not said and runs.records() == []
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_a_backend_this_triton_lacks_is_refused(ckpt, serve_env, tmp_path) -> None:
@@ -228,21 +355,26 @@ def test_a_backend_this_triton_lacks_is_refused(ckpt, serve_env, tmp_path) -> No
         TritonServer(art.folder, env=serve_env).start()
 
 
+def _edgerec_serve(repo: Path, http: int, grpc: int, env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
+    """`edgerec serve` started, and its output up to the line that says it serves (or up to its exit)."""
+    ports = ["--http-port", str(http), "--grpc-port", str(grpc)]
+    cmd = [sys.executable, "-m", "edgerec.entry", "serve", str(repo), *ports]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines: list[str] = []
+    while not any("Ctrl-C" in ln for ln in lines):
+        line = proc.stdout.readline()  # the server's --timeout (90 s) bounds this
+        if not line:
+            break
+        lines.append(line)
+    return proc, lines
+
+
 def test_edgerec_serve_starts_answers_and_stops_on_sigterm(repo, serve_env) -> None:
     http, grpc = free_ports(2)
     env = {**os.environ, "EDGEREC_SERVE_ENV": str(serve_env.root)}
-    ports = ["--http-port", str(http), "--grpc-port", str(grpc)]
-    cmd = [sys.executable, "-m", "edgerec.entry", "serve", str(repo), *ports]
     before = set(Path(tempfile.gettempdir()).glob("edgerec-serve-*"))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc, lines = _edgerec_serve(repo, http, grpc, env)
     try:
-        lines = []
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not any("Ctrl-C" in ln for ln in lines):
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
         assert any(f"http://127.0.0.1:{http}/v2/models/recommend/infer" in ln for ln in lines), lines
         with Client(f"127.0.0.1:{grpc}", "grpc") as c:
             assert c.recommend([0])[0].shape == (1, 10)
@@ -286,3 +418,82 @@ def test_a_killed_owner_takes_its_server_along(repo, serve_env) -> None:
             break
         time.sleep(0.2)
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_a_restart_after_kill_9_of_edgerec_serve_takes_its_ports_back(repo, serve_env, tmp_path) -> None:
+    """`edgerec serve` is SIGKILLed under load (HTTP clients with open connections, which Triton's graceful exit
+    waits for): started again at once on the same ports, it stops the orphaned tritonserver, says so, and serves."""
+    http, grpc = free_ports(2)
+    env = {**os.environ, "EDGEREC_SERVE_ENV": str(serve_env.root), "EDGEREC_CACHE": str(tmp_path / "cache")}
+    local = edgerec.load(repo).scorer()
+    started: list[subprocess.Popen] = []
+    servers: list[int] = []  # the tritonserver of each `edgerec serve`
+    answered = [0, 0]  # before, after the kill
+    phase = [0]
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                with Client(f"127.0.0.1:{http}", timeout_s=5) as c:
+                    while not stop.is_set():
+                        c.recommend([3])
+                        answered[phase[0]] += 1
+            except EdgerecError:
+                time.sleep(0.05)  # the server is gone or not yet up: connect again
+
+    threads = [threading.Thread(target=load, daemon=True) for _ in range(4)]
+    try:
+        first, lines = _edgerec_serve(repo, http, grpc, env)
+        started.append(first)
+        assert any("Ctrl-C" in ln for ln in lines), lines
+        servers += _children(first.pid)
+        assert len(servers) == 1
+        for th in threads:
+            th.start()
+        while answered[0] < 200:
+            time.sleep(0.05)
+        first.kill()
+        first.wait()
+        phase[0] = 1
+        t0 = time.perf_counter()
+        second, lines = _edgerec_serve(repo, http, grpc, env)
+        started.append(second)
+        restart_s = time.perf_counter() - t0
+        out = "".join(lines)
+        assert second.poll() is None and "Ctrl-C" in out, (out, "" if second.poll() is None else second.stderr.read())
+        assert f"waiting for the previous tritonserver pid {servers[0]} serving {repo.resolve()}" in out
+        assert _gone(servers[0])
+        servers += _children(second.pid)
+        print(f"restarted in {restart_s:.1f} s after the kill")
+        with Client(f"127.0.0.1:{grpc}", "grpc") as c:
+            users = np.arange(local.n_users)
+            items, scores = c.recommend(users[:64])
+            assert items.shape == (64, 10) and np.isfinite(scores).all()
+            want_items, want_scores = local.recommend(users[:64])
+            np.testing.assert_array_equal(items, want_items)
+            np.testing.assert_allclose(scores, want_scores, atol=1e-6)
+        before = answered[1]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and answered[1] < before + 100:
+            time.sleep(0.05)
+        assert answered[1] >= before + 100  # the load's clients are answered by the new server
+        stop.set()
+        for th in threads:
+            th.join(30)
+        second.send_signal(signal.SIGTERM)
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 0 and "stopped in" in out, (out, err)
+    finally:
+        stop.set()
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for pid in servers:
+            if not _gone(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+    assert all(_gone(pid) for pid in servers), servers  # no orphan tritonserver
+    assert not [_processes_in_group(pid) for pid in servers if _processes_in_group(pid)]  # nor any of its stubs
+    assert not list((tmp_path / "cache" / "run").glob("*.json"))  # every record forgotten

@@ -1,13 +1,15 @@
 """A client of an edgerec Triton repository being served, over HTTP or gRPC (tritonclient).
 
 Dense user / item indices go in for recommend and score (id_maps.json of the served version maps original ids);
-feedback takes original ids. Every server-side error comes back as a one-line EdgerecError. K and the longest
-candidate list are read from the served model's config; the catalog's sizes belong to each version (model.json)
-and are not asked of the server.
+feedback takes original ids. Every server-side error comes back as a one-line EdgerecError: the server answers a
+bad request (unknown id, too many candidates, a bad event, feedback off) with HTTP 400 / gRPC INVALID_ARGUMENT and
+its own faults with 500 / INTERNAL; the message says which. K and the longest candidate list are read from the
+served model's config; the catalog's sizes belong to each version (model.json) and are not asked of the server.
 """
 
 from __future__ import annotations
 
+from http.client import HTTPException
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,7 @@ import numpy as np
 from edgerec.errors import EdgerecError
 
 PROTOCOLS = ("http", "grpc")
+REFUSED = ("400", "StatusCode.INVALID_ARGUMENT")  # the status of a bad request, over HTTP and gRPC
 
 
 class Client:
@@ -51,8 +54,11 @@ class Client:
         try:
             return fn()
         except InferenceServerException as e:
-            raise EdgerecError(f"server {self.url}: {e.message()}") from None
-        except (OSError, ConnectionError) as e:
+            message = (str(e.message() or "").strip().splitlines() or ["no message"])[0]
+            status = e.status()
+            what = "refused the request" if status in REFUSED else f"failed ({status})" if status else "failed"
+            raise EdgerecError(f"server {self.url} {what}: {message}") from None
+        except (OSError, HTTPException) as e:  # HTTPException: a connection the server closed (it went away)
             raise EdgerecError(f"server {self.url}: cannot reach it ({e})") from None
 
     def _infer(self, model: str, arrays: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:

@@ -4,7 +4,9 @@ edgerec/serving/events.py beside it as edgerec_events.py (the same writer `edger
 A request: user (original id, string), event (impression | click | purchase, or the repository's own list),
 timestamp (unix seconds), item (string; clicks and purchases) and shown (the item ids an impression showed). The
 answer: `seq`, the record's number in the log, sent only after the record is on disk (fsync). The log folder is
-$EDGEREC_FEEDBACK_LOG, set by `edgerec serve --log-dir`; without it every request gets an error saying so.
+$EDGEREC_FEEDBACK_LOG, set by `edgerec serve --log-dir`; without it every request gets an error saying so. A bad
+event, and a request to a server without a log, is the client's error (Triton's INVALID_ARG: HTTP 400, gRPC
+INVALID_ARGUMENT); an event the disk did not take is the server's (INTERNAL: HTTP 500).
 """
 
 from __future__ import annotations
@@ -74,9 +76,10 @@ class TritonPythonModel:
             try:
                 responses.append(self._one(request))
             except (self.events.EventError, OverflowError, ValueError) as e:
-                responses.append(pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(str(e))))
+                error = pb_utils.TritonError(str(e), pb_utils.TritonError.INVALID_ARG)
+                responses.append(pb_utils.InferenceResponse(output_tensors=[], error=error))
             except OSError as e:  # the disk: the event is not logged, and the client is told so
-                error = pb_utils.TritonError(f"feedback not logged: {e.strerror or e}")
+                error = pb_utils.TritonError(f"feedback not logged: {e.strerror or e}", pb_utils.TritonError.INTERNAL)
                 responses.append(pb_utils.InferenceResponse(output_tensors=[], error=error))
         return responses
 

@@ -2,10 +2,11 @@
 
 Before anything starts: every file is checked against the repository's manifest (a changed file refuses to serve),
 each config.pbtxt is parsed back against its model file, the backend must be one this Triton has, and the ports
-must be free. The server binds 127.0.0.1 by default, runs in its own process group with a unique shared-memory
-prefix, logs to a temporary folder, and guards the model-repository API (load / unload) with a random access token
-(the `triton-access-token` header). `stop()` (or leaving the `with` block) sends SIGINT, waits, then kills the
-group: no orphan processes and no temporary folder are left.
+must be free: a server left behind by a killed owner on these ports is stopped first (`runs.py`). The server binds
+127.0.0.1 by default, runs in its own process group with a unique shared-memory prefix, logs to a temporary folder,
+and guards the model-repository API (load / unload) with a random access token (the `triton-access-token` header).
+`stop()` (or leaving the `with` block) sends SIGINT, waits, then kills the group: no orphan processes, no temporary
+folder and no shared-memory region are left.
 """
 
 from __future__ import annotations
@@ -21,15 +22,17 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from edgerec.errors import EdgerecError
 from edgerec.manifest import read_manifest
-from edgerec.serving import triton_config
+from edgerec.serving import runs, triton_config
 from edgerec.serving.env import ServeEnv, find
 
 TOKEN_HEADER = "triton-access-token"
+PORTS_WAIT_S = 10.0  # for the ports of a stopped server to be released
 
 
 def port_free(host: str, port: int) -> bool:
@@ -75,14 +78,18 @@ class TritonServer:
         env_path: Path | None = None,  # where to find the server environment, when env is not given
         poll_seconds: int = 0,  # > 0: Triton re-reads the repository this often (new versions are served)
         log_dir: str | Path | None = None,  # the feedback model's event log (None: feedback is refused)
+        say: Callable[[str], None] = print,  # progress lines (waiting for a previous server)
     ) -> None:
         self.repo = Path(repo).resolve()
         self.host, self.http_port, self.grpc_port = host, http_port, grpc_port
         self.env, self.env_path = env, env_path
         self.poll_seconds = poll_seconds
         self.log_dir = Path(log_dir).resolve() if log_dir else None
+        self.say = say
         self.token = secrets.token_hex(16)
+        self.shm_prefix = f"edgerec{os.getpid()}x{secrets.token_hex(4)}"
         self.proc: subprocess.Popen | None = None
+        self.record: runs.Record | None = None
         self.workdir: Path | None = None
         self.manifest: dict[str, Any] = {}
         self.startup_s = 0.0
@@ -123,7 +130,7 @@ class TritonServer:
             "--exit-timeout-secs=10",
             f"--http-restricted-api={restricted}",
             f"--grpc-restricted-protocol={restricted}",
-            f"--backend-config=python,shm-region-prefix-name=edgerec{os.getpid()}x{secrets.token_hex(4)}",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
         ]
 
     def start(self, timeout: float = 90.0) -> TritonServer:
@@ -138,9 +145,16 @@ class TritonServer:
                 f"{', '.join(sorted(backends))}: serve it with a full Triton (NVIDIA's container) or export it with "
                 "the python backend (profile triton-cpu-onnx)"
             )
+        ports = (self.http_port, self.grpc_port)
+        if runs.take_over(self.host, ports, str(self.log_dir) if self.log_dir else None, self.say):
+            deadline = time.monotonic() + PORTS_WAIT_S
+            while time.monotonic() < deadline and not all(port_free(self.host, p) for p in ports):
+                time.sleep(0.1)
         for name, port in (("HTTP", self.http_port), ("gRPC", self.grpc_port)):
             if not port_free(self.host, port):
-                raise EdgerecError(f"{self.host}:{port} is in use: choose another --{name.lower()}-port")
+                raise EdgerecError(
+                    f"{self.host}:{port} is in use{runs.holder(self.host, port)}: choose another --{name.lower()}-port"
+                )
         self.workdir = Path(tempfile.mkdtemp(prefix="edgerec-serve-"))
         start = time.perf_counter()
         environ = env.environ()
@@ -162,6 +176,7 @@ class TritonServer:
             raise EdgerecError(f"cannot start {env.tritonserver}: {e.strerror}") from None
         finally:
             log.close()
+        self._record()
         try:
             self._wait_ready(timeout)
         except BaseException:
@@ -169,6 +184,17 @@ class TritonServer:
             raise
         self.startup_s = time.perf_counter() - start
         return self
+
+    def _record(self) -> None:
+        assert self.proc is not None
+        started, owner_started = runs.start_time(self.proc.pid), runs.start_time(os.getpid())
+        if started is None or owner_started is None:  # no /proc, or the server already exited
+            return
+        self.record = runs.Record(
+            self.proc.pid, started, os.getpid(), owner_started, self.host, self.http_port, self.grpc_port,
+            str(self.repo), str(self.log_dir) if self.log_dir else None, str(self.workdir), self.shm_prefix,
+        )  # fmt: skip
+        runs.save(self.record)
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -213,6 +239,10 @@ class TritonServer:
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):  # the backend's stubs share the group
                 os.killpg(self.proc.pid, signal.SIGKILL)
+            runs.remove_shm(self.shm_prefix)
+        if self.record is not None:
+            runs.forget(self.record)
+            self.record = None
         self._cleanup()
         return time.perf_counter() - start
 

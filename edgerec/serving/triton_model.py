@@ -5,7 +5,8 @@ backend (`pip install nvidia-pytriton`); a full Triton serves the same ONNX with
 Self-contained on purpose: it needs numpy, onnxruntime and Triton's triton_python_backend_utils, not edgerec.
 
 Every request is checked before anything runs (ids in range, shapes, candidate list length): a bad request gets an
-error response and the others in the same batch are answered. The valid requests of a batch are run in one call.
+error response with Triton's INVALID_ARG code (HTTP 400, gRPC INVALID_ARGUMENT) and the others in the same batch are
+answered; a failure of onnxruntime itself is INTERNAL (HTTP 500). The valid requests of a batch are run in one call.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class TritonPythonModel:
             try:
                 arrays = self._read(request)
             except ValueError as e:
-                responses[n] = pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(str(e)))
+                error = pb_utils.TritonError(str(e), pb_utils.TritonError.INVALID_ARG)
+                responses[n] = pb_utils.InferenceResponse(output_tensors=[], error=error)
                 continue
             shape = tuple(a.shape[1:] for a in arrays.values())  # requests of one shape run together
             groups.setdefault(shape, []).append((n, arrays))
@@ -75,7 +77,7 @@ class TritonPythonModel:
             try:
                 results = self.session.run(self.outputs, feed)
             except Exception as e:  # onnxruntime's own exception types; the server keeps serving
-                error = pb_utils.TritonError(f"onnxruntime: {str(e).splitlines()[0]}")
+                error = pb_utils.TritonError(f"onnxruntime: {str(e).splitlines()[0]}", pb_utils.TritonError.INTERNAL)
                 for n, _ in members:
                     responses[n] = pb_utils.InferenceResponse(output_tensors=[], error=error)
                 continue
