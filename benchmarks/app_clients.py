@@ -103,11 +103,16 @@ def c_results(outs: list[dict[str, np.ndarray]], names: dict) -> list[dict[str, 
     res = []
     for i in range(0, len(outs), 3):
         f, r, e = outs[i : i + 3]
-        res.append({
-            "user_gmf": f[names["user_gmf"]], "user_mlp": f[names["user_mlp"]],
-            "top_items": r[names["top_items"]], "top_scores": r[names["top_scores"]],
-            "reasons": e[names["reasons"]], "reason_weights": e[names["reason_weights"]],
-        })  # fmt: skip
+        res.append(
+            {
+                "user_gmf": f[names["user_gmf"]],
+                "user_mlp": f[names["user_mlp"]],
+                "top_items": r[names["top_items"]],
+                "top_scores": r[names["top_scores"]],
+                "reasons": e[names["reasons"]],
+                "reason_weights": e[names["reason_weights"]],
+            }
+        )
     return res
 
 
@@ -118,13 +123,20 @@ def compare(ref: list[dict], got: list[dict]) -> dict[str, Any]:
     for a, b in zip(ref, got, strict=True):
         same_items += bool(np.array_equal(np.ravel(a["top_items"]), np.ravel(b["top_items"])))
         same_reasons += bool(np.array_equal(np.ravel(a["reasons"]), np.ravel(b["reasons"])))
-        for key, names in (("scores", ("top_scores",)), ("weights", ("reason_weights",)),
-                           ("vectors", ("user_gmf", "user_mlp"))):  # fmt: skip
+        for key, names in (
+            ("scores", ("top_scores",)),
+            ("weights", ("reason_weights",)),
+            ("vectors", ("user_gmf", "user_mlp")),
+        ):
             for n in names:
                 d = np.max(np.abs(np.ravel(a[n]).astype(np.float64) - np.ravel(b[n]).astype(np.float64)))
                 worst[key] = max(worst[key], float(d))
-    return {"histories": len(ref), "identical_top_items": same_items, "identical_reasons": same_reasons,
-            "max_abs": worst}  # fmt: skip
+    return {
+        "histories": len(ref),
+        "identical_top_items": same_items,
+        "identical_reasons": same_reasons,
+        "max_abs": worst,
+    }
 
 
 def main() -> None:
@@ -182,14 +194,24 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     ref = [python_chain(runners, names, x) for x in hists]
 
     # the C client, built here
-    build = subprocess.run(["sh", str(ROOT / "examples" / "c" / "build.sh"), str(tmp / "c")],
-                           env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=300)  # fmt: skip
+    build = subprocess.run(
+        ["sh", str(ROOT / "examples" / "c" / "build.sh"), str(tmp / "c")],
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if build.returncode != 0:
         raise SystemExit(f"examples/c/build.sh failed: {build.stderr[-2000:]}")
     client = tmp / "c" / "bundle_client"
     (tmp / "chain.bin").write_bytes(encode(chain_requests(hists, sigs, names)))
-    proc = subprocess.run([str(client), str(bundle / "model.tflite"), str(tmp / "chain.bin"), str(tmp / "out.bin")],
-                          env={}, capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [str(client), str(bundle / "model.tflite"), str(tmp / "chain.bin"), str(tmp / "out.bin")],
+        env={},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"bundle_client failed: {proc.stderr}")
     c_got = c_results(decode((tmp / "out.bin").read_bytes()), names)
@@ -198,9 +220,14 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     # the web client
     site = edgerec.app_web(bundle, tmp / "site", items_file)
     cfg = BenchConfig(warmup=50, min_time_s=args.min_time, min_calls=50)
-    js_options = {"warmup": cfg.warmup, "warmupMs": cfg.warmup_s * 1e3, "minCalls": cfg.min_calls,
-                  "minMs": cfg.min_time_s * 1e3, "maxCalls": cfg.max_calls,
-                  "history": [int(i) for i in hist_items[0]]}  # fmt: skip
+    js_options = {
+        "warmup": cfg.warmup,
+        "warmupMs": cfg.warmup_s * 1e3,
+        "minCalls": cfg.min_calls,
+        "minMs": cfg.min_time_s * 1e3,
+        "maxCalls": cfg.max_calls,
+        "history": [int(i) for i in hist_items[0]],
+    }
     rounds: dict[str, list[dict[str, dict[str, float]]]] = {"python": [], "c": [], "web": []}
     with serve_site(site.folder) as url, headless_chromium(chromium_executable(), ("--window-size=1280,1100",)) as b:
         page = SitePage(b, url, site.folder)
@@ -222,8 +249,13 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             with one_core(True):
                 rounds["python"].append({s: timed(fn, cfg) for s, fn in py_calls.items()})
             calls = max(200, int(cfg.min_calls))
-            bench = subprocess.run([str(client), str(bundle / "model.tflite"), str(tmp / "first.bin"), "--bench",
-                                    str(calls)], env={}, capture_output=True, text=True, timeout=600)  # fmt: skip
+            bench = subprocess.run(
+                [str(client), str(bundle / "model.tflite"), str(tmp / "first.bin"), "--bench", str(calls)],
+                env={},
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             if bench.returncode != 0:
                 raise SystemExit(f"bundle_client --bench failed: {bench.stderr}")
             rounds["c"].append(bench_lines(bench.stdout))
@@ -242,15 +274,25 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     result = {
         "provenance": provenance(),
         "machine": machine(),
-        "bundle": {"precision": manifest["precision"], "n_items": manifest["n_items"],
-                   "model_bytes": manifest["files"]["model.tflite"]["bytes"], "max_history": h,
-                   "data": manifest["data"]["name"], "export_s": export_s},  # fmt: skip
+        "bundle": {
+            "precision": manifest["precision"],
+            "n_items": manifest["n_items"],
+            "model_bytes": manifest["files"]["model.tflite"]["bytes"],
+            "max_history": h,
+            "data": manifest["data"]["name"],
+            "export_s": export_s,
+        },
         "users": users,
-        "history_lengths": [int(len(x)) for x in hist_items],
+        "history_lengths": [len(x) for x in hist_items],
         "agreement": {"c": compare(ref, c_got), "web": compare(ref, web_res)},
         "latency_rounds": rounds,
-        "web": {"chromium": chromium_version, "load_ms": load, "downloaded_bytes": downloaded,
-                "site_bytes": site.bytes, "cross_origin_isolated": isolated},  # fmt: skip
+        "web": {
+            "chromium": chromium_version,
+            "load_ms": load,
+            "downloaded_bytes": downloaded,
+            "site_bytes": site.bytes,
+            "cross_origin_isolated": isolated,
+        },
         "python_load_ms": py_load_ms,
         "versions": manifest.get("versions", {}),
     }
