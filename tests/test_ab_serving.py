@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
 
 import edgerec
 from edgerec.cli.main import main
@@ -81,6 +82,28 @@ def test_bad_input_is_one_line_and_writes_nothing(repo, candidate, tmp_path, cap
     assert (repo / "manifest.json").read_bytes() == before and not (repo / "experiment").exists()
     with pytest.raises(ConfigError, match="mode"):
         edgerec.ExperimentConfig(mode="canary")
+
+
+def test_router_and_feedback_configs_parse_back(repo, tmp_path) -> None:
+    mc = triton_config.pb()
+    old = triton_config.build(triton_config.FEEDBACK, edgerec.TritonConfig(), {})
+    del old.input[-1]  # a repository written before events carried a version
+    folder = tmp_path / "feedback"
+    folder.mkdir()
+    (folder / "config.pbtxt").write_text(text_format.MessageToString(old))
+    triton_config.check_feedback(folder / "config.pbtxt")
+    params = {"control": 1, "candidate": 2, "salt": "s", "traffic": 0.5, "mode": "ab"}
+    router = tmp_path / triton_config.ROUTER
+    router.mkdir()
+    triton_config.write(triton_config.ROUTER, edgerec.TritonConfig(), params, router)
+    c = triton_config.check_router(router / "config.pbtxt")
+    assert [o.name for o in c.output] == ["top_items", "top_scores", "version", "item_ids"]
+    assert mc.DataType.Name(c.output[3].data_type) == "TYPE_STRING"
+    text = (router / "config.pbtxt").read_text()
+    (router / "config.pbtxt").write_text(text.replace('key: "salt"', 'key: "pepper"'))
+    with pytest.raises(EdgerecError, match="no salt parameter"):
+        triton_config.check_router(router / "config.pbtxt")
+    assert (repo / "recommend" / "1" / "__pycache__").is_file()  # no bytecode cache can be written there
 
 
 def test_ab_experiment_on_a_real_server(repo, ckpt, candidate, tmp_path, serve_env, capsys) -> None:  # noqa: F811
