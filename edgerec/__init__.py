@@ -22,6 +22,8 @@ _VERBS = (
     *("serve", "setup_server", "bench_server", "rollout", "rollback", "update_chain", "train_and_save"),
     *("run_profile", "plan_profile", "compare_profiles", "recommend", "delta", "apply_delta", "verify_on"),
     *("load_checkpoint", "target_names", "target", "app_web", "serve_site", "experiment_report"),
+    *("experiment_start", "experiment_shadow", "experiment_stop", "experiment_promote", "experiment_status"),
+    "shadow_report",
 )
 _DATA = ("Columns", "Dataset", "Interactions", "SyntheticConfig", "generate", "leave_one_out", "load_dataset")
 _COMPRESSION = ("CompressConfig", "PruneConfig", "DistillConfig", "QuantConfig", "SearchConfig")
@@ -49,6 +51,8 @@ _LAZY = {
     "Client": "edgerec.serving.client",
     "ExperimentConfig": "edgerec.experiments.config",
     "ExperimentReport": "edgerec.experiments.report",
+    "ExperimentState": "edgerec.experiments.repository",
+    "ShadowReport": "edgerec.experiments.shadow",
 }
 
 __getattr__ = lazy_getattr("edgerec", _LAZY)

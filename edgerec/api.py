@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from edgerec.devices.verify import EmulationReport
     from edgerec.experiments.config import ExperimentConfig
     from edgerec.experiments.report import ExperimentReport
+    from edgerec.experiments.repository import ExperimentState
+    from edgerec.experiments.shadow import ShadowReport
     from edgerec.exporters.config import ExportConfig
     from edgerec.importers.config import ImportConfig
     from edgerec.metrics import Evaluation
@@ -226,11 +228,13 @@ def serve(
     poll: int = 2,
     env: str | Path | None = None,
     timeout: float = 90.0,
+    shadow_log: str | Path | None = None,
 ) -> TritonServer:
     """A Triton Inference Server started on a repository (`--target triton`) and ready: every file checked against
     its manifest first. `log_dir`: the feedback model's event log (None: feedback is refused); `poll`: seconds
-    between re-reads of the repository, so a rolled-out version or a rollback is served (0 = load once). Use it
-    as a context manager, or call `.stop()`. Needs the server environment (`setup_server`)."""
+    between re-reads of the repository, so a rolled-out version or a rollback is served (0 = load once);
+    `shadow_log`: the JSON-lines file a shadow experiment's router appends to. Use it as a context manager, or call
+    `.stop()`. Needs the server environment (`setup_server`)."""
     from edgerec.serving.server import TritonServer
 
     for name, port in (("http_port", http_port), ("grpc_port", grpc_port)):
@@ -240,7 +244,7 @@ def serve(
         raise EdgerecError(f"poll must be >= 0 seconds; got {poll}")
     server = TritonServer(
         _folder(repo), host, http_port, grpc_port, env_path=None if env is None else Path(env), poll_seconds=poll,
-        log_dir=None if log_dir is None else str(log_dir),
+        log_dir=None if log_dir is None else str(log_dir), shadow_log=None if shadow_log is None else str(shadow_log),
     )  # fmt: skip
     try:
         return server.start(timeout)
@@ -514,6 +518,94 @@ def experiment_report(
     from edgerec.experiments.report import load_events
 
     return report(load_events(log), (str(versions[0]), str(versions[1])), cfg or ExperimentConfig())
+
+
+def experiment_start(
+    repo: Artifact | str | Path,
+    ckpt: Checkpoint | str | Path,
+    cfg: ExperimentConfig | None = None,
+    data: Dataset | str | Path | None = None,
+) -> ExperimentState:
+    """Start an experiment in a Triton repository: `ckpt` exported with its settings, verified (the roll-out's
+    parity gate) and added as the candidate version beside the served one, both loaded, with the `experiment`
+    router model. cfg.mode "ab": each user answered by the arm of a seeded hash of their original id (cfg.traffic
+    of them by the candidate), every answer naming its version; "shadow": everyone answered by the served version,
+    the candidate measured on the same requests. A running `edgerec serve` picks it up. Refused while one runs."""
+    from edgerec.experiments.config import ExperimentConfig
+    from edgerec.experiments.repository import check_can_start, status
+    from edgerec.updates.rollout import start_experiment
+
+    folder = _folder(repo)
+    check_can_start(folder)  # before the checkpoint and the data are read
+    ck = _checkpoint(ckpt)
+    start_experiment(folder, ck, _data_for(ck, data), cfg or ExperimentConfig())
+    return status(folder)
+
+
+def experiment_shadow(
+    repo: Artifact | str | Path,
+    ckpt: Checkpoint | str | Path,
+    cfg: ExperimentConfig | None = None,
+    data: Dataset | str | Path | None = None,
+) -> ExperimentState:
+    """`experiment_start` in shadow mode: live answers from the served version only; the candidate scores the same
+    requests in the background, its top-K, overlap, latency and errors logged (`edgerec serve --shadow-log`)."""
+    from dataclasses import replace
+
+    from edgerec.experiments.config import ExperimentConfig
+
+    return experiment_start(repo, ckpt, replace(cfg or ExperimentConfig(), mode="shadow"), data)
+
+
+def experiment_stop(repo: Artifact | str | Path) -> ExperimentState:
+    """End the running experiment: the served version alone again, the router removed, the record kept in the
+    manifest's "experiments". Torch-free."""
+    from edgerec.experiments.repository import status, stop
+
+    stop(_folder(repo))
+    return status(_folder(repo))
+
+
+def experiment_promote(
+    repo: Artifact | str | Path, log: str | Path | None = None, cfg: ExperimentConfig | None = None
+) -> ExperimentState:
+    """End the running experiment by serving the candidate alone (a roll-out: the manifest describes it). With
+    `log` (the feedback event log) the A/B report is the gate: it must decide for the candidate (arm B) with the
+    sample ratio intact, else GateFailed with the report and nothing changes. Torch-free."""
+    from edgerec.experiments.repository import config_of, promote, status
+    from edgerec.gates import GateResult
+
+    folder = _folder(repo)
+    running = status(folder).running
+    if not running:
+        raise EdgerecError(f"{folder}: no experiment is running (edgerec experiment start / shadow)")
+    gate = None
+    if log is not None:
+        if running["mode"] != "ab":
+            raise EdgerecError(f"{folder}: a shadow experiment has no A/B report to gate on: promote it without a log")
+        rep = experiment_report(log, (str(running["control"]), str(running["candidate"])), config_of(running, cfg))
+        failures = () if rep.decision == "B" else (f"the report does not decide for the candidate: {rep.message}",)
+        result = GateResult("experiment", failures)
+        result.enforce(rep, "promotion refused by the experiment's report: ")
+        gate = result.to_json() | {"p_value": rep.p_value, "relative": rep.relative, "decided_at": rep.decided_at}
+    promote(folder, gate)
+    return status(folder)
+
+
+def experiment_status(repo: Artifact | str | Path) -> ExperimentState:
+    """The repository's running experiment (or none), the version it serves, the versions held, the ended
+    experiments. Torch-free."""
+    from edgerec.experiments.repository import status
+
+    return status(_folder(repo))
+
+
+def shadow_report(log: str | Path) -> ShadowReport:
+    """A shadow experiment's report from the router's shadow log: users shadowed, the candidate's errors, top-K
+    overlap with the live answers, the candidate's latency percentiles, requests dropped. numpy only."""
+    from edgerec.experiments.shadow import shadow_report as read
+
+    return read(log)
 
 
 def verify_on(

@@ -99,12 +99,12 @@ class Manifest:
 
 
 def file_records(folder: Path) -> dict[str, dict[str, Any]]:
-    """{path: {"sha256", "bytes"}} for every file under folder except the manifest; paths relative, with "/"
-    (a Triton repository nests its models: recommend/config.pbtxt, recommend/1/model.onnx)."""
+    """{path: {"sha256", "bytes"}} for every file under folder except the manifest and Python's bytecode caches;
+    paths relative, with "/" (a Triton repository nests its models: recommend/config.pbtxt, recommend/1/model.onnx)."""
     return {
         p.relative_to(folder).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.relative_to(folder).as_posix() != MANIFEST
+        if p.is_file() and p.relative_to(folder).as_posix() != MANIFEST and "__pycache__" not in p.parts
     }
 
 

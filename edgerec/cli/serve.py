@@ -27,6 +27,9 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="re-read the repository every this many seconds, so a rolled-out version or a rollback is served "
         "(default 2; 0 = load once)",
     )
+    s.add_argument(
+        "--shadow-log", default=None, help="the JSON-lines file a shadow experiment logs to (default: not logged)"
+    )
     s.add_argument("--setup", action="store_true", help="create the server environment (nvidia-pytriton, numpy<2)")
     s.add_argument("--env", default=None, help="server environment folder (default ~/.cache/edgerec/serve-env)")
     s.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness (default 90)")
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     server = None
     try:
         server = api.serve(args.repo, args.host, args.http_port, args.grpc_port, args.log_dir, args.poll, args.env,
-                           args.timeout)  # fmt: skip
+                           args.timeout, args.shadow_log)  # fmt: skip
         m = server.manifest
         size = f"{m['n_users']:,} users x {m['n_items']:,} items"
         print(f"serving {args.repo}: models recommend and score, version {m['triton']['version']}, {m['precision']}, "
@@ -57,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"  gRPC  {server.grpc_url}")
         if server.log_dir:
             print(f"  feedback events -> {server.log_dir} (edgerec update --new {server.log_dir})")
+        if m.get("experiment"):
+            e = m["experiment"]
+            print(f"  experiment ({e['mode']}): version {e['candidate']} beside {e['control']}, model `experiment`")
+        if server.shadow_log:
+            print(f"  shadow log -> {server.shadow_log} (edgerec experiment shadow-report {server.shadow_log})")
         print("  Ctrl-C or SIGTERM stops it", flush=True)
         while server.alive():
             time.sleep(0.5)

@@ -194,22 +194,44 @@ def _generate_chunked(cfg: SyntheticConfig) -> Interactions:
     )
 
 
-def drifting_stream(
+@dataclass(frozen=True)
+class DriftingWorld:
+    """The hidden truth of `drifting_stream`: taste clusters that move by `drift` per round along their own direction.
+    `logits(r)` are the true preferences in round r (users x items present then): what the stream's interactions
+    are drawn from (Gumbel top-k), and what a simulation draws clicks from."""
+
+    cfg: SyntheticConfig
+    drift: float
+    new_users: int
+    new_items: int
+    centers: np.ndarray
+    directions: np.ndarray
+    cluster: np.ndarray
+    offsets: np.ndarray
+    item_vecs: np.ndarray
+    log_pop: np.ndarray
+
+    def size(self, r: int) -> tuple[int, int]:
+        return self.cfg.users + r * self.new_users, self.cfg.items + r * self.new_items
+
+    def logits(self, r: int) -> np.ndarray:
+        users_now, items_now = self.size(r)
+        c = self.cluster[:users_now]
+        tastes = self.centers[c] + r * self.drift * self.directions[c] + self.offsets[:users_now]
+        tastes /= np.linalg.norm(tastes, axis=1, keepdims=True)
+        return self.cfg.taste * tastes @ self.item_vecs[:items_now].T + self.log_pop[:items_now]
+
+
+def drifting_world(
     cfg: SyntheticConfig = SyntheticConfig(),
     rounds: int = 4,
     drift: float = 0.35,
     new_users: int = 100,
     new_items: int = 40,
-    per_round: int = 8,
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Rounds of (user ids, item ids, timestamps) from one world whose tastes drift: round 0 is `generate`-like;
-    every later round adds `new_users` users and `new_items` items, moves each cluster's taste by `drift` along its
-    own random direction, and draws about `per_round` new interactions per user (never an item twice).
-
-    Ids are consistent across rounds (new users and items take the next integers), so round r is what an
-    `edgerec update` receives after rounds 0..r-1.
-    """
-    rng = np.random.default_rng(cfg.seed)
+    rng: np.random.Generator | None = None,
+) -> DriftingWorld:
+    """The world of `drifting_stream(cfg, rounds, drift, new_users, new_items)` (the same seed, the same world)."""
+    rng = np.random.default_rng(cfg.seed) if rng is None else rng
     n_users, n_items = cfg.users + rounds * new_users, cfg.items + rounds * new_items
     require(25 * n_users * n_items, f"a synthetic stream of {n_users} users x {n_items} items", "use fewer")
     centers = rng.normal(size=(cfg.clusters, cfg.dim))
@@ -219,13 +241,33 @@ def drifting_stream(
     item_vecs = rng.normal(size=(n_items, cfg.dim))
     item_vecs /= np.linalg.norm(item_vecs, axis=1, keepdims=True)
     log_pop = -cfg.popularity * np.log(rng.permutation(n_items) + 1)
+    return DriftingWorld(cfg, drift, new_users, new_items, centers, directions, cluster, offsets, item_vecs, log_pop)
+
+
+def drifting_stream(
+    cfg: SyntheticConfig = SyntheticConfig(),
+    rounds: int = 4,
+    drift: float = 0.35,
+    new_users: int = 100,
+    new_items: int = 40,
+    per_round: int = 8,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Rounds of (user ids, item ids, timestamps) from one world whose tastes drift (`drifting_world`): round 0 is
+    `generate`-like; every later round adds `new_users` users and `new_items` items, moves each cluster's taste by
+    `drift` along its own random direction, and draws about `per_round` new interactions per user (never an item
+    twice).
+
+    Ids are consistent across rounds (new users and items take the next integers), so round r is what an
+    `edgerec update` receives after rounds 0..r-1.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    world = drifting_world(cfg, rounds, drift, new_users, new_items, rng)
+    n_users, n_items = world.size(rounds)
     seen = np.zeros((n_users, n_items), dtype=bool)
     out, clock = [], 1_000_000_000
     for r in range(rounds + 1):
-        users_now, items_now = cfg.users + r * new_users, cfg.items + r * new_items
-        tastes = centers[cluster[:users_now]] + r * drift * directions[cluster[:users_now]] + offsets[:users_now]
-        tastes /= np.linalg.norm(tastes, axis=1, keepdims=True)
-        logits = cfg.taste * tastes @ item_vecs[:items_now].T + log_pop[:items_now]
+        users_now, items_now = world.size(r)
+        logits = world.logits(r)
         logits[seen[:users_now, :items_now]] = -np.inf
         order = np.argsort(-(logits - np.log(-np.log(rng.random(logits.shape)))), axis=1)
         mean = cfg.mean_interactions if r == 0 else per_round

@@ -72,6 +72,7 @@ def write_feedback(repo: Path, cfg: TritonConfig) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(here / "feedback_model.py", folder / "model.py")
     shutil.copyfile(here / "events.py", folder / "edgerec_events.py")
+    triton_config.no_bytecode(folder)
     triton_config.write(triton_config.FEEDBACK, cfg, feedback_params(cfg), repo / triton_config.FEEDBACK)
     triton_config.check_feedback(repo / triton_config.FEEDBACK / triton_config.CONFIG)
 
@@ -106,6 +107,7 @@ def export(
             write_json(folder / "id_maps.json", id_maps)
         if triton.backend == "python":
             shutil.copyfile(Path(triton_config.__file__).with_name("triton_model.py"), folder / "model.py")
+            triton_config.no_bytecode(folder)
         triton_config.write(name, triton, params, repo / name)
         triton_config.check(repo / name / triton_config.CONFIG, folder / "model.onnx")
     write_feedback(repo, triton)

@@ -10,14 +10,26 @@ served model's config; the catalog's sizes belong to each version (model.json) a
 from __future__ import annotations
 
 from http.client import HTTPException
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from edgerec.errors import EdgerecError
+from edgerec.serving.triton_config import ROUTER
 
 PROTOCOLS = ("http", "grpc")
 REFUSED = ("400", "StatusCode.INVALID_ARGUMENT")  # the status of a bad request, over HTTP and gRPC
+NO_ROUTER = ("unknown model", "is not found", "not ready", "not available")  # Triton's words for a missing model
+
+
+class Answer(NamedTuple):
+    """A versioned answer: top_items / top_scores [B, k] in the answering version's indices, versions [B], and the
+    items' original ids [B, k] (None when no experiment router answered: map with that version's id_maps.json)."""
+
+    items: np.ndarray
+    scores: np.ndarray
+    versions: np.ndarray
+    item_ids: np.ndarray | None
 
 
 class Client:
@@ -81,6 +93,30 @@ class Client:
         items, scores = self._infer("recommend", {"users": u}, ["top_items", "top_scores"])
         return items[:, :k], scores[:, :k]
 
+    def recommend_experiment(self, users: Any, k: int | None = None) -> Answer:
+        """Top-k for dense user indices (of the served version) through the running experiment's router: each row
+        answered by the version of the user's arm, which `versions` names (pass it to `feedback`). Without an
+        experiment, `recommend`'s answer and the one version served."""
+        k = self.k if k is None else k
+        if not 1 <= k <= self.k:
+            raise EdgerecError(f"k must lie in 1..{self.k} (the repository's K); got {k}")
+        u = np.asarray(users, dtype=np.int64).reshape(-1, 1)
+        try:
+            got = self._infer(ROUTER, {"users": u}, ["top_items", "top_scores", "version", "item_ids"])
+        except EdgerecError as e:
+            if not any(s in str(e) for s in NO_ROUTER):
+                raise
+            items, scores = self.recommend(u, k)
+            served = self.served_versions()
+            if len(served) != 1:
+                raise EdgerecError(
+                    f"server {self.url}: serves versions {served} of recommend and no experiment"
+                ) from None
+            return Answer(items, scores, np.full(len(u), int(served[0]), dtype=np.int64), None)
+        items, scores, versions, ids = got
+        texts = np.array([[x.decode() if isinstance(x, bytes) else str(x) for x in row] for row in ids[:, :k]])
+        return Answer(items[:, :k], scores[:, :k], versions.reshape(-1).astype(np.int64), texts)
+
     def score(self, users: Any, items: Any) -> np.ndarray:
         """[B, N] scores of each user's candidate list."""
         u = np.asarray(users, dtype=np.int64).reshape(-1, 1)
@@ -88,9 +124,16 @@ class Client:
         return self._infer("score", {"users": u, "items": i}, ["scores"])[0]
 
     def feedback(
-        self, user: str, event: str, timestamp: int, item: str | None = None, shown: list[str] | None = None
+        self,
+        user: str,
+        event: str,
+        timestamp: int,
+        item: str | None = None,
+        shown: list[str] | None = None,
+        version: str | int | None = None,
     ) -> int:
-        """Log one event (original ids); its seq in the event log, once it is on disk."""
+        """Log one event (original ids); its seq in the event log, once it is on disk. `version`: the model version
+        whose answer the event is about (`recommend_experiment`'s), which an experiment's report reads."""
         arrays: dict[str, np.ndarray] = {
             "user": np.array([str(user).encode()], dtype=object),
             "event": np.array([event.encode()], dtype=object),
@@ -100,6 +143,8 @@ class Client:
             arrays["item"] = np.array([str(item).encode()], dtype=object)
         if shown:
             arrays["shown"] = np.array([str(s).encode() for s in shown], dtype=object)
+        if version is not None:
+            arrays["version"] = np.array([str(version).encode()], dtype=object)
         return int(self._infer("feedback", arrays, ["seq"])[0].reshape(-1)[0])
 
     def served_versions(self, model: str = "recommend") -> list[str]:

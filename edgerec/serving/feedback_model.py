@@ -2,7 +2,8 @@
 edgerec/serving/events.py beside it as edgerec_events.py (the same writer `edgerec update` reads with).
 
 A request: user (original id, string), event (impression | click | purchase, or the repository's own list),
-timestamp (unix seconds), item (string; clicks and purchases) and shown (the item ids an impression showed). The
+timestamp (unix seconds), item (string; clicks and purchases), shown (the item ids an impression showed) and version
+(optional: the model version whose answer the event is about, for experiments). The
 answer: `seq`, the record's number in the log, sent only after the record is on disk (fsync). The log folder is
 $EDGEREC_FEEDBACK_LOG, set by `edgerec serve --log-dir`; without it every request gets an error saying so. A bad
 event, and a request to a server without a log, is the client's error (Triton's INVALID_ARG: HTTP 400, gRPC
@@ -63,11 +64,14 @@ class TritonPythonModel:
         if self.log is None:
             raise self.events.EventError(self.off)
         users, events, items, shown = (_text(request, n) for n in ("user", "event", "item", "shown"))
+        version = _text(request, "version")
         ts = pb_utils.get_input_tensor_by_name(request, "timestamp")
         if len(users) != 1 or len(events) != 1 or ts is None or ts.as_numpy().size != 1 or len(items) > 1:
             raise self.events.EventError("one event per request: user [1], event [1], timestamp [1], item [0..1]")
+        if len(version) > 1:
+            raise self.events.EventError("one event per request: version [0..1]")
         seq = self.log.append(users[0], items[0] if items else None, events[0], int(ts.as_numpy().reshape(-1)[0]),
-                              shown)  # fmt: skip
+                              shown, version[0] if version else None)  # fmt: skip
         return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("seq", np.array([seq], dtype=np.int64))])
 
     def execute(self, requests: list[Any]) -> list[Any]:

@@ -64,6 +64,8 @@ def check_repository(repo: Path) -> dict[str, Any]:
         triton_config.check(repo / model / triton_config.CONFIG, repo / model / str(version) / "model.onnx")
     if (repo / triton_config.FEEDBACK).is_dir():
         triton_config.check_feedback(repo / triton_config.FEEDBACK / triton_config.CONFIG)
+    if (repo / triton_config.ROUTER).is_dir():
+        triton_config.check_router(repo / triton_config.ROUTER / triton_config.CONFIG)
     return manifest
 
 
@@ -79,6 +81,7 @@ class TritonServer:
         poll_seconds: int = 0,  # > 0: Triton re-reads the repository this often (new versions are served)
         log_dir: str | Path | None = None,  # the feedback model's event log (None: feedback is refused)
         say: Callable[[str], None] = print,  # progress lines (waiting for a previous server)
+        shadow_log: str | Path | None = None,  # a shadow experiment's JSON-lines log (None: not logged)
     ) -> None:
         self.repo = Path(repo).resolve()
         self.host, self.http_port, self.grpc_port = host, http_port, grpc_port
@@ -86,6 +89,7 @@ class TritonServer:
         self.poll_seconds = poll_seconds
         self.log_dir = Path(log_dir).resolve() if log_dir else None
         self.say = say
+        self.shadow_log = Path(shadow_log).resolve() if shadow_log else None
         self.token = secrets.token_hex(16)
         self.shm_prefix = f"edgerec{os.getpid()}x{secrets.token_hex(4)}"
         self.proc: subprocess.Popen | None = None
@@ -161,6 +165,9 @@ class TritonServer:
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             environ["EDGEREC_FEEDBACK_LOG"] = str(self.log_dir)
+        if self.shadow_log is not None:
+            self.shadow_log.parent.mkdir(parents=True, exist_ok=True)
+            environ["EDGEREC_SHADOW_LOG"] = str(self.shadow_log)
         log = open(self.log_path, "wb")  # noqa: SIM115 (handed to the server process)
         try:
             self.proc = subprocess.Popen(
@@ -198,7 +205,8 @@ class TritonServer:
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        urls = [f"http://{self.http_url}/v2/models/{m}/ready" for m in triton_config.MODELS]
+        models = [*triton_config.MODELS, *[m for m in (triton_config.ROUTER,) if (self.repo / m).is_dir()]]
+        urls = [f"http://{self.http_url}/v2/models/{m}/ready" for m in models]
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:

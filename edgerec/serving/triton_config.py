@@ -15,9 +15,18 @@ from edgerec.serving.config import TritonConfig
 
 MODELS = ("recommend", "score")  # the server models: an ONNX file per version
 FEEDBACK = "feedback"  # the python-backend event logger (one version, 1, whatever the model's version)
+ROUTER = "experiment"  # the python-backend experiment router, present while an experiment runs (version 1)
 CONFIG = "config.pbtxt"
 MODEL_FILE = {"python": "model.py", "onnxruntime": "model.onnx", "tensorrt_plan": "model.plan"}
 ONNX_TYPES = {"tensor(int64)": "TYPE_INT64", "tensor(float)": "TYPE_FP32"}
+
+
+def no_bytecode(folder: Path) -> None:
+    """An empty file named __pycache__ in a python-backend model's folder: Python cannot write its bytecode cache
+    there (the backend's stub runs isolated, so PYTHONDONTWRITEBYTECODE does not reach it). A cache written on the
+    first load changes the folder, and a polling Triton reloads the model: the feedback model's reload then fails
+    on its own event log's lock, at every poll."""
+    (folder / "__pycache__").write_bytes(b"")
 
 
 def pb() -> Any:
@@ -33,13 +42,57 @@ def pb() -> Any:
 
 def io_spec(model: str, cfg: TritonConfig) -> tuple[list[tuple[str, str, list[int]]], list[tuple[str, str, list[int]]]]:
     """(inputs, outputs) of a model as (name, Triton dtype, per-request dims)."""
-    if model == FEEDBACK:  # no batching: dims are the request's own; item and shown are optional
+    if model == FEEDBACK:  # no batching: dims are the request's own; item, shown and version are optional
         text = [("user", "TYPE_STRING", [1]), ("event", "TYPE_STRING", [1]), ("timestamp", "TYPE_INT64", [1])]
-        return [*text, ("item", "TYPE_STRING", [1]), ("shown", "TYPE_STRING", [-1])], [("seq", "TYPE_INT64", [1])]
+        optional = [("item", "TYPE_STRING", [1]), ("shown", "TYPE_STRING", [-1]), ("version", "TYPE_STRING", [1])]
+        return [*text, *optional], [("seq", "TYPE_INT64", [1])]
+    if model == ROUTER:  # recommend's answer, the version that produced it and the items' original ids
+        top = [("top_items", "TYPE_INT64", [cfg.k]), ("top_scores", "TYPE_FP32", [cfg.k])]
+        answer = [*top, ("version", "TYPE_INT64", [1]), ("item_ids", "TYPE_STRING", [cfg.k])]
+        return [("users", "TYPE_INT64", [1])], answer
     if model == "recommend":
         top = [("top_items", "TYPE_INT64", [cfg.k]), ("top_scores", "TYPE_FP32", [cfg.k])]
         return [("users", "TYPE_INT64", [1])], top
     return [("users", "TYPE_INT64", [1]), ("items", "TYPE_INT64", [-1])], [("scores", "TYPE_FP32", [-1])]
+
+
+FEEDBACK_OPTIONAL = ("item", "shown", "version")
+
+
+def build_router(cfg: TritonConfig, params: dict[str, Any]) -> Any:
+    """The experiment router: python backend, batched like recommend (one BLS call per arm and batch), one version;
+    `params` are the experiment's (control and candidate versions, salt, traffic, mode)."""
+    mc = pb()
+    c = mc.ModelConfig(name=ROUTER, backend="python", max_batch_size=cfg.max_batch_size)
+    c.default_model_filename = "model.py"
+    inputs, outputs = io_spec(ROUTER, cfg)
+    for name, dtype, dims in inputs:
+        c.input.add(name=name, data_type=mc.DataType.Value(dtype), dims=dims)
+    for name, dtype, dims in outputs:
+        c.output.add(name=name, data_type=mc.DataType.Value(dtype), dims=dims)
+    c.dynamic_batching.preferred_batch_size.extend(cfg.preferred_batch_sizes)
+    c.dynamic_batching.max_queue_delay_microseconds = cfg.max_queue_delay_us
+    c.instance_group.add(kind=mc.ModelInstanceGroup.Kind.Value("KIND_CPU"), count=1)
+    c.version_policy.specific.versions.append(1)
+    for key, value in {**params, "k": cfg.k}.items():
+        c.parameters[key].string_value = str(value)
+    return c
+
+
+def check_router(path: Path) -> Any:
+    """The router's config parsed back: its name, inputs and outputs as experiment_model.py reads them."""
+    c = parse(path)
+    k = int(c.parameters["k"].string_value) if "k" in c.parameters else 0
+    inputs, outputs = io_spec(ROUTER, TritonConfig(k=max(k, 1)))
+    declared = [(x.name, pb().DataType.Name(x.data_type), list(x.dims)) for x in (*c.input, *c.output)]
+    needed = ("control", "candidate", "salt", "traffic", "mode")
+    if c.name != ROUTER or c.backend != "python" or declared != [*inputs, *outputs] or k < 1:
+        names = [o[0] for o in outputs]
+        raise EdgerecError(f"{path}: not the experiment router's config (python backend, outputs {names})")
+    missing = [p for p in needed if p not in c.parameters]
+    if missing:
+        raise EdgerecError(f"{path}: the experiment router's config has no {missing[0]} parameter")
+    return c
 
 
 def build_feedback(params: dict[str, Any]) -> Any:
@@ -48,7 +101,8 @@ def build_feedback(params: dict[str, Any]) -> Any:
     c = mc.ModelConfig(name=FEEDBACK, backend="python", max_batch_size=0, default_model_filename="model.py")
     inputs, outputs = io_spec(FEEDBACK, TritonConfig())
     for name, dtype, dims in inputs:
-        c.input.add(name=name, data_type=mc.DataType.Value(dtype), dims=dims, optional=name in ("item", "shown"))
+        optional = name in FEEDBACK_OPTIONAL
+        c.input.add(name=name, data_type=mc.DataType.Value(dtype), dims=dims, optional=optional)
     for name, dtype, dims in outputs:
         c.output.add(name=name, data_type=mc.DataType.Value(dtype), dims=dims)
     c.instance_group.add(kind=mc.ModelInstanceGroup.Kind.Value("KIND_CPU"), count=1)
@@ -59,9 +113,12 @@ def build_feedback(params: dict[str, Any]) -> Any:
 
 
 def build(model: str, cfg: TritonConfig, params: dict[str, Any]) -> Any:
-    """The ModelConfig message of `model` ("recommend", "score" or "feedback"); params go to `parameters`."""
+    """The ModelConfig message of `model` ("recommend", "score", "feedback" or "experiment"); params go to
+    `parameters`."""
     if model == FEEDBACK:
         return build_feedback(params)
+    if model == ROUTER:
+        return build_router(cfg, params)
     mc = pb()
     c = mc.ModelConfig(name=model, max_batch_size=cfg.max_batch_size)
     if cfg.backend == "tensorrt_plan":
@@ -124,11 +181,13 @@ def onnx_io(path: Path) -> tuple[dict[str, tuple[str, list]], dict[str, tuple[st
 
 
 def check_feedback(path: Path) -> Any:
-    """The feedback model's config parsed back: its inputs and outputs as the feedback model.py reads them."""
+    """The feedback model's config parsed back: its inputs and outputs as the feedback model.py reads them (a
+    repository written before events carried a version has no `version` input)."""
     c = parse(path)
     inputs, outputs = io_spec(FEEDBACK, TritonConfig())
     declared = [(x.name, pb().DataType.Name(x.data_type), list(x.dims)) for x in (*c.input, *c.output)]
-    if c.name != FEEDBACK or c.backend != "python" or declared != [*inputs, *outputs] or c.max_batch_size != 0:
+    known = ([*inputs, *outputs], [*inputs[:-1], *outputs])
+    if c.name != FEEDBACK or c.backend != "python" or declared not in known or c.max_batch_size != 0:
         raise EdgerecError(f"{path}: not the feedback model's config (python backend, inputs {[i[0] for i in inputs]})")
     if not c.instance_group or c.instance_group[0].count != 1:
         raise EdgerecError(f"{path}: the feedback model must have exactly one instance (the event log's one writer)")

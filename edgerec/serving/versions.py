@@ -71,26 +71,41 @@ def record(manifest: dict[str, Any]) -> dict[str, Any]:
     return {k: manifest[k] for k in VERSION_FIELDS if k in manifest}
 
 
-def _history(manifest: dict[str, Any]) -> dict[str, Any]:
+def version_records(manifest: dict[str, Any]) -> dict[str, Any]:
     return dict(manifest.get("model_versions") or {str(manifest["triton"]["version"]): record(manifest)})
 
 
-def _set_policy(repo: Path, version: int | None, manifest: dict[str, Any]) -> None:
-    """version None: serve the newest (latest, as many as the repository's served_versions); else only `version`."""
+def set_policy(repo: Path, served: int | list[int] | None, manifest: dict[str, Any]) -> None:
+    """served None: serve the newest (latest, as many as the repository's served_versions); else only the version(s)
+    named (an experiment serves two)."""
     from google.protobuf import text_format
 
     for model in triton_config.MODELS:
         path = repo / model / triton_config.CONFIG
         c = triton_config.parse(path)
         c.ClearField("version_policy")
-        if version is None:
+        if served is None:
             c.version_policy.latest.num_versions = int(manifest["triton"].get("served_versions", 1))
         else:
-            c.version_policy.specific.versions.append(version)
+            c.version_policy.specific.versions.extend([served] if isinstance(served, int) else served)
         write_bytes(path, text_format.MessageToString(c).encode())
 
 
-def _finish(repo: Path, manifest: dict[str, Any], served: int, history: dict[str, Any], event: dict) -> dict:
+def serve_alone(repo: Path, version: int, manifest: dict[str, Any]) -> None:
+    """Serve `version` and nothing else: the newest policy when it is the newest held, else that one version."""
+    set_policy(repo, None if version == max(versions(repo)) else version, manifest)
+
+
+def refuse_during_experiment(repo: Path, manifest: dict[str, Any], what: str) -> None:
+    running = manifest.get("experiment")
+    if running:
+        raise EdgerecError(
+            f"{repo}: an experiment is running (version {running['candidate']} beside {running['control']}): "
+            f"`edgerec experiment stop` or `promote` it before a {what}"
+        )
+
+
+def finish(repo: Path, manifest: dict[str, Any], served: int, history: dict[str, Any], event: dict) -> dict:
     current = history[str(served)]
     manifest = {k: v for k, v in manifest.items() if k not in ("files", "format", "format_version")}
     manifest = {**manifest, **current}
@@ -107,26 +122,39 @@ def add_version(repo: str | Path, new: str | Path) -> dict[str, Any]:
     repo, new = Path(repo), Path(new)
     with write_lock(repo):
         manifest = check_repository(repo)
-        incoming = check_repository(new)
+        refuse_during_experiment(repo, manifest, "roll-out")
+        incoming = check_incoming(repo, manifest, new)
         v = int(incoming["triton"]["version"])
-        have = versions(repo)
-        if have and v <= max(have):
-            raise EdgerecError(f"{repo}: holds versions {have}; the new model is version {v} (update the model first)")
-        mine, theirs = _settings(manifest), _settings(incoming)
-        if mine != theirs:
-            key = next(k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k))
-            raise EdgerecError(
-                f"{new}: its {key} is {theirs.get(key)!r}, the repository's {mine.get(key)!r} (versions share them)"
-            )
-        for model in triton_config.MODELS:
-            hidden = repo / model / f".{v}.incoming"
-            shutil.rmtree(hidden, ignore_errors=True)
-            shutil.copytree(new / model / str(v), hidden)
-            hidden.rename(repo / model / str(v))
-        _set_policy(repo, None, manifest)
-        history = {**_history(manifest), str(v): record(incoming)}
+        copy_version(repo, new, v)
+        set_policy(repo, None, manifest)
+        history = {**version_records(manifest), str(v): record(incoming)}
         event = {"served": v, "from": manifest["triton"]["version"], "at": _now(), "action": "rollout"}
-        return _finish(repo, manifest, v, history, event)
+        return finish(repo, manifest, v, history, event)
+
+
+def check_incoming(repo: Path, manifest: dict[str, Any], new: Path) -> dict[str, Any]:
+    """The manifest of the verified repository `new` once it may join `repo`: the next version, the same settings."""
+    incoming = check_repository(new)
+    v = int(incoming["triton"]["version"])
+    have = versions(repo)
+    if have and v <= max(have):
+        raise EdgerecError(f"{repo}: holds versions {have}; the new model is version {v} (update the model first)")
+    mine, theirs = _settings(manifest), _settings(incoming)
+    if mine != theirs:
+        key = next(k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k))
+        raise EdgerecError(
+            f"{new}: its {key} is {theirs.get(key)!r}, the repository's {mine.get(key)!r} (versions share them)"
+        )
+    return incoming
+
+
+def copy_version(repo: Path, new: Path, v: int) -> None:
+    """The server models' folders of version `v` from `new` into `repo`, each renamed into place when complete."""
+    for model in triton_config.MODELS:
+        hidden = repo / model / f".{v}.incoming"
+        shutil.rmtree(hidden, ignore_errors=True)
+        shutil.copytree(new / model / str(v), hidden)
+        hidden.rename(repo / model / str(v))
 
 
 def rollback(repo: str | Path, version: int) -> dict[str, Any]:
@@ -134,15 +162,16 @@ def rollback(repo: str | Path, version: int) -> dict[str, Any]:
     repo = Path(repo)
     with write_lock(repo):
         manifest = check_repository(repo)
+        refuse_during_experiment(repo, manifest, "rollback")
         have = versions(repo)
         if version not in have:
             raise EdgerecError(f"{repo}: no version {version} to roll back to; it holds versions {have}")
-        history = _history(manifest)
+        history = version_records(manifest)
         if str(version) not in history:
             raise EdgerecError(f"{repo}/{MANIFEST}: has no record of version {version}")
-        _set_policy(repo, None if version == max(have) else version, manifest)
+        serve_alone(repo, version, manifest)
         event = {"served": version, "from": manifest["triton"]["version"], "at": _now(), "action": "rollback"}
-        return _finish(repo, manifest, version, history, event)
+        return finish(repo, manifest, version, history, event)
 
 
 def _settings(manifest: dict[str, Any]) -> dict[str, Any]:
