@@ -24,6 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 
 from edgerec.data import load_dataset
+from edgerec.runtime.config import ExplainConfig
 from edgerec.runtime.explain import Explainer, NumpyModel, batched_logits, fold_in_variants
 from edgerec.runtime.foldin import ItemSide
 from edgerec.sysinfo import machine, provenance
@@ -34,8 +35,8 @@ DATA = HERE.parents[1] / "shared" / "data" / "ml-1m-ncf"
 
 def scores(side: ItemSide, history: np.ndarray) -> np.ndarray:
     """Logits over the catalog for the user folded in from `history`."""
-    P, Q = fold_in_variants(side, history, np.ones((1, len(history)), dtype=bool))
-    return batched_logits(side, P, Q, np.arange(side.n_items)[None])[0][0]
+    P, Q, _ = fold_in_variants(side, history, np.ones((1, len(history)), dtype=bool))
+    return batched_logits(side, P, Q, np.arange(side.n_items))[0][0]
 
 
 def export_bundle(model: str, data: str, out: Path) -> dict:
@@ -81,12 +82,12 @@ def main() -> int:
         base_masked[hist] = -np.inf
         item = int(np.argmax(base_masked))
         t = time.perf_counter()
-        exact = ex.exact(hist, [item])[0]
+        top_exact = np.array([r.item for r in ex.explain(hist, [item], ExplainConfig(method="exact"))[0]])
         cost["exact"].append(time.perf_counter() - t)
         t = time.perf_counter()
         sim = ex.similarity(hist, [item])[0]
         cost["similarity"].append(time.perf_counter() - t)
-        top_exact, top_sim = hist[np.argsort(-exact)[:3]], hist[np.argsort(-sim)[:3]]
+        top_sim = hist[np.argsort(-sim)[:3]]
         overlap.append(len(set(top_exact) & set(top_sim)) / 3)
         deleted = {
             "exact top-3": top_exact,
