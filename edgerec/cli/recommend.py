@@ -9,6 +9,8 @@ from edgerec.cli.common import columns, load_data, table
 from edgerec.errors import EdgerecError
 from edgerec.runtime.config import ExplainConfig
 
+DEFAULT = ExplainConfig()
+
 
 def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -32,9 +34,17 @@ def add(sub: argparse._SubParsersAction) -> None:
         default=None,
         choices=["similarity", "exact"],
         help="reasons per recommendation: similarity (cheap: item-item in the model's item spaces) or exact "
-        "(the logit drop when the history item is left out and the user is fitted again)",
+        "(the logit drop when the history item is left out and the user is fitted again, for the candidates a "
+        "first-order estimate ranks highest)",
     )
-    p.add_argument("--top", type=int, default=3, help="reasons per recommendation (default 3)")
+    p.add_argument("--top", type=int, default=DEFAULT.top, help=f"reasons per recommendation (default {DEFAULT.top})")
+    p.add_argument(
+        "--exact-candidates",
+        type=int,
+        default=DEFAULT.exact_candidates,
+        help="exact: history items re-fitted per recommendation, those a first-order estimate ranks highest "
+        f"(default {DEFAULT.exact_candidates}); a longer history's other items rank after them, by the estimate",
+    )
     p.add_argument("--json", default=None, help="also write the recommendations to this JSON file")
     p.set_defaults(run=run)
 
@@ -43,7 +53,11 @@ def run(args: argparse.Namespace) -> int:
     history = None if args.history is None else [x.strip() for x in args.history.split(",") if x.strip()]
     if history is not None and not history:
         raise EdgerecError("--history: give at least one item id")
-    explain = ExplainConfig(method=args.explain, top=args.top) if args.explain else None
+    explain = (
+        ExplainConfig(method=args.explain, top=args.top, exact_candidates=args.exact_candidates)
+        if args.explain
+        else None
+    )
     data = load_data(args) if args.data is not None else None
     recs = api.recommend(args.model, args.user, history, args.k, explain, data)
     rows = []

@@ -7,15 +7,18 @@ Two explainers:
   spaces, the GMF item row scaled by the predict weights (G_i) next to the folded item half of the first MLP layer
   (A_i). One [L, g + h0] x [g + h0] product per recommendation.
 - `exact` (leave-one-out): the drop of the recommended item's logit when that history item is removed and the
-  user's vectors are fitted again without it (fold-in). All L leave-one-out fits and the full one run as one
-  batched fit sharing their negatives, so the variants differ only by the item left out; exact for the model and the
-  fold-in, up to the fit's convergence.
+  user's vectors are fitted again without it (fold-in). The leave-one-out fits and the full one run as one batched
+  fit sharing their negatives, so the variants differ only by the item left out; exact for the model and the
+  fold-in, up to the fit's convergence. Bounded: a long history re-fits only the items that a first-order estimate,
+  traced along the full fit, ranks highest for each recommended item (ExplainConfig.exact_candidates); the others
+  keep that estimate and rank after them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -56,7 +59,7 @@ class Reason:
 
 
 def batched_logits(side: ItemSide, P: np.ndarray, Q: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, list]:
-    """[B, m] logits of B users (P [B, g], Q [B, d]) for their items [B, m], and the MLP pre-activations."""
+    """[B, m] logits of B users (P [B, g], Q [B, d]) for the same items [m], and the MLP pre-activations."""
     z = side.A[items] + (Q @ side.Wu.T)[:, None, :]  # [B, m, h0]
     acts = [z]
     h = np.maximum(z, 0)
@@ -64,43 +67,84 @@ def batched_logits(side: ItemSide, P: np.ndarray, Q: np.ndarray, items: np.ndarr
         z = h @ w.T + b
         acts.append(z)
         h = np.maximum(z, 0)
-    return np.einsum("bmg,bg->bm", side.G[items], P) + h @ side.wm + side.b, acts
+    return P @ side.G[items].T + h @ side.wm + side.b, acts
+
+
+def backward(side: ItemSide, dl: np.ndarray, acts: list) -> np.ndarray:
+    """d/d(first MLP pre-activation) [..., m, h0] of a loss whose gradient by the logits is dl [..., m]."""
+    dh = dl[..., None] * side.wm
+    for (w, _), z in zip(reversed(side.layers), reversed(acts[1:]), strict=True):
+        dh = (dh * (z > 0)) @ w
+    return dh * (acts[0] > 0)
+
+
+def logit_gradients(side: ItemSide, p: np.ndarray, q: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """[m, g + d] gradient of each item's logit by the user's vectors (p, q)."""
+    _, acts = batched_logits(side, p[None], q[None], items)
+    return np.concatenate([side.G[items], backward(side, np.ones((1, len(items))), acts)[0] @ side.Wu], axis=1)
+
+
+class Fit(NamedTuple):
+    P: np.ndarray  # [B, g]
+    Q: np.ndarray  # [B, d]
+    estimate: np.ndarray  # [K, L] first-order logit drops of the K traced items (variant 0); K = 0 untraced
 
 
 def fold_in_variants(
-    side: ItemSide, history: np.ndarray, mask: np.ndarray, cfg: FoldInConfig = FoldInConfig()
-) -> tuple[np.ndarray, np.ndarray]:
+    side: ItemSide,
+    history: np.ndarray,
+    mask: np.ndarray,
+    cfg: FoldInConfig = FoldInConfig(),
+    max_negatives: int | None = None,
+    traced: np.ndarray | None = None,
+) -> Fit:
     """User vectors fitted for B variants of one history: variant b's positives are history[mask[b]] ([B, L] bool).
 
-    Every variant sees the same negatives at every step (drawn from outside the whole history), so two variants
-    differ only by the positives their masks remove. Returns P [B, g], Q [B, d].
+    cfg.steps full-batch Adam steps on the weighted mean BCE plus cfg.l2 / 2 |(p, q)|^2, from the seeded start.
+    Every variant sees the same negatives at every step, drawn from outside the whole history, so two variants
+    differ only by the positives their masks remove. A step draws L * cfg.negatives negatives, or `max_negatives`
+    when that is fewer, weighted so that together they weigh as much as L * cfg.negatives positives.
+
+    `traced` (items [K]): also estimates, for variant 0, how much each traced item's logit would drop if history
+    item k were left out, to first order along the fit: sum over the steps t of
+    lr * grad_theta logit_i(theta_t) . D_t . (-grad_theta w_k loss_k(theta_t)), where D_t is Adam's per-coordinate
+    step scale 1 / (sqrt(v_hat_t) + eps) (what removing item k's gradient from step t moves, ignoring its effect on
+    the later steps' gradients and on Adam's moments).
     """
     B, L = mask.shape
     rng = np.random.default_rng(cfg.seed)
     P, Q = np.tile(rng.normal(0, 0.01, side.g), (B, 1)), np.tile(rng.normal(0, 0.01, side.d), (B, 1))
     mP, vP, mQ, vQ = (np.zeros_like(x) for x in (P, P, Q, Q))
     outside = np.setdiff1d(np.arange(side.n_items), history)
-    n_neg = L * cfg.negatives
-    w = np.concatenate([mask.astype(np.float64), np.ones((B, n_neg))], axis=1)  # [B, m] weight of each term
-    w /= w.sum(axis=1, keepdims=True)
+    n_neg = L * cfg.negatives if max_negatives is None else min(L * cfg.negatives, max_negatives)
+    w = np.concatenate([mask.astype(np.float64), np.full((B, n_neg), L * cfg.negatives / n_neg)], axis=1)
+    w /= w.sum(axis=1, keepdims=True)  # [B, m] weight of each term
     labels = np.concatenate([np.ones(L), np.zeros(n_neg)])
+    estimate = np.zeros((0 if traced is None else len(traced), L))
     for t in range(1, cfg.steps + 1):
-        neg = outside[rng.integers(0, len(outside), n_neg)]
-        items = np.tile(np.concatenate([history, neg]), (B, 1))  # [B, m]
+        items = np.concatenate([history, outside[rng.integers(0, len(outside), n_neg)]])  # [m], every variant's
         logit, acts = batched_logits(side, P, Q, items)
         dl = (1 / (1 + np.exp(-logit)) - labels) * w  # d weighted BCE / d logit
-        gP = np.einsum("bmg,bm->bg", side.G[items], dl)
-        dh = dl[..., None] * side.wm
-        for (lw, _), z in zip(reversed(side.layers), reversed(acts[1:]), strict=True):
-            dh = (dh * (z > 0)) @ lw
-        gQ = (dh * (acts[0] > 0)).sum(axis=1) @ side.Wu
+        dz = backward(side, dl, acts)  # [B, m, h0]
+        if traced is not None:
+            J = logit_gradients(side, P[0], Q[0], traced)  # [K, g + d] at theta_t
+            per_item = np.concatenate([dl[0, :L, None] * side.G[history], dz[0, :L] @ side.Wu], axis=1)
+        gP, gQ = dl @ side.G[items], dz.sum(axis=1) @ side.Wu
         for x, g, m, v in ((P, gP + cfg.l2 * P, mP, vP), (Q, gQ + cfg.l2 * Q, mQ, vQ)):
             m *= 0.9
             m += 0.1 * g
             v *= 0.999
             v += 0.001 * g * g
             x -= cfg.lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
-    return P, Q
+        if traced is not None:
+            D = 1 / (np.sqrt(np.concatenate([vP[0], vQ[0]]) / (1 - 0.999**t)) + 1e-8)
+            estimate -= cfg.lr * (J * D) @ per_item.T
+    return Fit(P, Q, estimate)
+
+
+class Exact(NamedTuple):
+    weights: np.ndarray  # [K, L]: the logit drop of a re-fit without the item, or its first-order estimate
+    refit: np.ndarray  # [L] bool: which history items were re-fitted
 
 
 class Explainer:
@@ -131,26 +175,51 @@ class Explainer:
         return self.unit[i] @ self.unit[h].T
 
     def exact(
-        self, history: np.ndarray | list[int], items: np.ndarray | list[int], cfg: FoldInConfig = FoldInConfig()
-    ) -> np.ndarray:
-        """[K, L] drop of each recommended item's logit when each history item is left out of the fit."""
+        self, history: np.ndarray | list[int], items: np.ndarray | list[int], cfg: ExplainConfig = ExplainConfig()
+    ) -> Exact:
+        """Leave-one-out weights of the history items (sorted, unique; L of them) for K recommended items.
+
+        The user is fitted from the whole history (`fold_in_variants` with cfg.foldin, at most cfg.exact_negatives
+        negatives a step), and again without each re-fitted history item k, all fits in one batch over the same
+        negatives; weights[i, k] is the logit of item i in the first fit minus that in the fit without k. When
+        L <= cfg.exact_candidates every history item is re-fitted. Otherwise the first fit, run alone, also traces
+        the first-order estimate of these drops (`fold_in_variants`, `traced`), and the items re-fitted are, for
+        each recommended item, the cfg.exact_candidates with the highest estimate for it (ties to the earlier
+        history item), all K lists together; every other item's weight is its estimate, and `refit` says which.
+        Deterministic. Cost: at most min(L, K * cfg.exact_candidates) + 2 fits of cfg.foldin.steps steps over
+        L + min(L * cfg.foldin.negatives, cfg.exact_negatives) items, batched: linear in L for a given K.
+        """
         h, i = self._history(history), self._items(items)
-        L = len(h)
-        mask = np.ones((L + 1, L), dtype=bool)
-        mask[np.arange(1, L + 1), np.arange(L)] = False  # variant 0: the whole history; variant k: without h[k-1]
-        P, Q = fold_in_variants(self.side, h, mask, cfg)
-        logits = batched_logits(self.side, P, Q, np.tile(i, (L + 1, 1)))[0]  # [L + 1, K]
-        return (logits[0][None, :] - logits[1:]).T  # [K, L]
+        L, C = len(h), cfg.exact_candidates
+        if L <= C:
+            weights, refit = np.zeros((len(i), L)), np.ones(L, dtype=bool)
+        else:
+            whole = np.ones((1, L), dtype=bool)
+            weights = fold_in_variants(self.side, h, whole, cfg.foldin, cfg.exact_negatives, traced=i).estimate
+            refit = np.zeros(L, dtype=bool)
+            refit[np.argsort(-weights, axis=1, kind="stable")[:, :C]] = True
+        left_out = np.flatnonzero(refit)
+        mask = np.ones((len(left_out) + 1, L), dtype=bool)
+        mask[np.arange(1, len(left_out) + 1), left_out] = False  # variant 0: the whole history; then one out each
+        P, Q, _ = fold_in_variants(self.side, h, mask, cfg.foldin, cfg.exact_negatives)
+        logits = batched_logits(self.side, P, Q, i)[0]  # [1 + R, K]
+        weights[:, left_out] = (logits[0][None, :] - logits[1:]).T
+        return Exact(weights, refit)
 
     def explain(
         self, history: np.ndarray | list[int], items: np.ndarray | list[int], cfg: ExplainConfig = ExplainConfig()
     ) -> list[list[Reason]]:
-        """The top cfg.top reasons (history items, by weight) for each recommended item."""
+        """The top cfg.top reasons (history items, by weight) for each recommended item; for `exact`, re-fitted
+        items rank before estimated ones."""
         h = self._history(history)
-        weights = self.similarity(h, items) if cfg.method == "similarity" else self.exact(h, items, cfg.foldin)
+        if cfg.method == "similarity":
+            weights, estimated = self.similarity(h, items), np.zeros(len(h), dtype=bool)
+        else:
+            weights, refit = self.exact(h, items, cfg)
+            estimated = ~refit
         out = []
         for row in weights:
-            order = np.argsort(-row, kind="stable")[: cfg.top]
+            order = np.lexsort((-row, estimated))[: cfg.top]  # the re-fitted first, each group by weight (stable)
             out.append([Reason(int(h[k]), float(row[k])) for k in order])
         return out
 
