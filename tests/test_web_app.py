@@ -282,6 +282,11 @@ def test_cli_errors_are_one_line(bundle, ckpt, tmp_path, capsys) -> None:
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("edgerec: error: ") and words in err[0], (args, err)
         assert not any((tmp_path / x).exists() for x in "abcde")
+    with pytest.MonkeyPatch.context() as mp:  # the benchmark's browser missing: say what to install
+        mp.setenv("EDGEREC_CHROMIUM", str(tmp_path / "no-chromium"))
+        assert main(["-q", "bench", str(bundle), "--client", "web"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "EDGEREC_CHROMIUM" in err[0] and "not an executable" in err[0], err
 
 
 def test_the_site_is_what_the_bundle_holds(site, bundle) -> None:

@@ -50,7 +50,10 @@ def chromium_executable() -> str:
     given = os.environ.get("EDGEREC_CHROMIUM")
     if given:
         if not (Path(given).is_file() and os.access(given, os.X_OK)):
-            raise EdgerecError(f"EDGEREC_CHROMIUM={given}: not an executable file")
+            raise EdgerecError(
+                f"EDGEREC_CHROMIUM={given}: not an executable file; point it at Chromium (e.g. /usr/bin/chromium "
+                "after `apt-get install -y chromium`) or unset it"
+            )
         return given
     for name in CHROMIUM_NAMES:
         found = shutil.which(name)
