@@ -27,6 +27,7 @@ import numpy as np
 from edgerec.data.config import ColumnKind, FeatureConfig
 from edgerec.data.loaders import id_column, python_values, read_csv_columns, read_parquet_columns, read_text
 from edgerec.errors import EdgerecError, shown
+from edgerec.io import read_bytes, sha256_bytes
 from edgerec.limits import gib
 
 Side = Literal["user", "item"]
@@ -513,3 +514,59 @@ def load_side_features(
 ) -> SideFeatures:
     """read_features then side_features."""
     return side_features(read_features(path, side, cfg), ids, side, cfg)
+
+
+# -- a trained feature model's side of a checkpoint (torch-free, so that its numpy readers fold it too) -------------
+
+FEATURES_JSON, FEATURES_TENSORS = "features.json", "features.safetensors"  # files attached to a checkpoint
+BAG_SUFFIX = "_features.weight"  # a feature bag's weight beside its id table: gmf_item_features.weight
+
+
+def encoded_tensors(encoded: dict[str, Encoded]) -> dict[str, np.ndarray]:
+    """features.safetensors' tensors: each side's indices and weights."""
+    out = {}
+    for side, enc in encoded.items():
+        out[f"{side}.indices"], out[f"{side}.weights"] = enc.indices, enc.weights
+    return out
+
+
+def encoded_from_tensors(tensors: dict[str, np.ndarray], where: str) -> dict[str, Encoded]:
+    sides = sorted({k.split(".")[0] for k in tensors})
+    try:
+        out = {s: Encoded(tensors[f"{s}.indices"].astype(np.int64), tensors[f"{s}.weights"]) for s in sides}
+    except KeyError as e:
+        raise EdgerecError(f"{where}: no tensor {e}") from None
+    if any(s not in ("user", "item") or e.indices.shape != e.weights.shape for s, e in out.items()):
+        raise EdgerecError(f"{where}: expected user / item indices and weights of one shape per side")
+    return out
+
+
+def fold_weights(weights: dict[str, np.ndarray], encoded: dict[str, Encoded]) -> dict[str, np.ndarray]:
+    """A feature model's weights as a plain NeuMF's: each id table plus its side's pooled feature values (the very
+    rows the model reads for a known id), the embedding bags left out. The one place the feature folding happens."""
+    out = {k: v for k, v in weights.items() if not k.endswith(BAG_SUFFIX)}
+    for key, bag in weights.items():
+        if key.endswith(BAG_SUFFIX):
+            table = key.removesuffix(BAG_SUFFIX)
+            rows = weights[f"{table}.weight"]
+            pooled = pool(bag.astype(np.float64), encoded[table.rsplit("_", 1)[1]])
+            out[f"{table}.weight"] = (rows.astype(np.float64) + pooled).astype(rows.dtype)
+    return out
+
+
+def checkpoint_features(folder: Path, config: dict[str, Any]) -> dict[str, Encoded] | None:
+    """A checkpoint folder's encoded features (hash-checked against config.json), None when it has none."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    expected = config.get("extra_files", {}).get(FEATURES_TENSORS)
+    if expected is None:
+        return None
+    path = Path(folder) / FEATURES_TENSORS
+    raw = read_bytes(path, missing="missing (config.json lists it)")
+    if sha256_bytes(raw) != expected:
+        raise EdgerecError(f"{path}: sha256 does not match config.json: the file was changed or is corrupt")
+    try:
+        return encoded_from_tensors(load(raw), str(path))
+    except SafetensorError as e:
+        raise EdgerecError(f"{path}: unreadable safetensors file ({e})") from None
