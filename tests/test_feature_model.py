@@ -86,6 +86,24 @@ def test_id_dropout_trains_the_feature_path_only_in_training(trained) -> None:
     assert not torch.equal(a, c)
 
 
+def test_feature_rows_get_the_l2_of_the_rows_a_batch_reads(trained) -> None:
+    ck, ds, _, _ = trained
+    model, l2 = ck.model, 1e-3
+    u, i = torch.tensor([0, 3, 3, 9]), torch.tensor([1, 1, 5, ds.n_items - 1])
+    for bag in model.bags().values():
+        bag.weight.grad = torch.zeros_like(bag.weight)
+    model.add_l2_grad(u, i, l2)
+    for name, bag in model.bags().items():
+        side, ids = ("user", u) if name.endswith("_user") else ("item", i)
+        weight = bag.weight.detach().clone().requires_grad_()
+        idx = getattr(model, f"{side}_feature_indices")[ids]
+        w = getattr(model, f"{side}_feature_weights")[ids].abs()
+        penalty = l2 / len(ids) * (w[..., None] * weight[idx] ** 2).sum()
+        penalty.backward()
+        torch.testing.assert_close(bag.weight.grad, weight.grad)
+        bag.weight.grad = None
+
+
 def test_folding_scores_every_known_id_as_the_model(trained) -> None:
     ck, ds, _, _ = trained
     plain = fold(ck.model)

@@ -111,6 +111,20 @@ class FeatureNCF(NCF):
                     out[name] = own + bag(indices, per_sample_weights=weights)[inverse]
         return out
 
+    def add_l2_grad(self, users: torch.Tensor, items: torch.Tensor, l2: float) -> None:
+        """The feature side of training's L2 on the rows a batch reads (edgerec.model.row_grads.add_l2_grad): every
+        bag row gets 2 * l2 * row / B per sample that reads it, times its weight there (a column's weights sum to 1,
+        so each column of a sample counts as one row, as an id row does)."""
+        for side, ids in (("user", users), ("item", items)):
+            if side not in self.features.encoded:
+                continue
+            indices = getattr(self, f"{side}_feature_indices")[ids].ravel()
+            weights = getattr(self, f"{side}_feature_weights")[ids].ravel().abs()
+            for name, bag in self.bags().items():
+                if name.endswith(f"_{side}") and bag.weight.grad is not None:
+                    seen = torch.bincount(indices, weights=weights, minlength=bag.num_embeddings).to(bag.weight.dtype)
+                    bag.weight.grad.add_(bag.weight.detach() * seen[:, None], alpha=2 * l2 / len(ids))
+
 
 def build(ds: Dataset, arch: NCFArch, cfg: FeaturesConfig) -> FeatureNCF:
     """A new feature model on ds's id maps: each named table read, joined by original id, its encoder fitted."""

@@ -214,6 +214,8 @@ class _Steps:
         loss.backward()
         if self.cfg.l2:
             add_l2_grad(rows, self.cfg.l2)
+            if isinstance(self.model, FeatureNCF):
+                self.model.add_l2_grad(u, i, self.cfg.l2)
         self.row_grads.scatter()
         if self.group is not None and self.world > 1:
             average_gradients(self.model, self.group)
