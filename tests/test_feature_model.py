@@ -195,3 +195,21 @@ def test_config_rules() -> None:
         TrainConfig(pretrain=True, features=FeaturesConfig(item="x.csv"))
     with pytest.raises(ConfigError, match="id_dropout"):
         FeaturesConfig(item="x.csv", id_dropout=1.0)
+
+
+def test_a_profiles_train_step_is_keyed_by_the_tables_content(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from edgerec.profiles.pipeline import plan
+    from edgerec.profiles.schema import load_profile
+
+    ds = edgerec.dataset(TINY)
+    items = tmp_path / "items.csv"
+    items.write_text("item,genre\n1,a\n")
+    base = load_profile("onnx-cpu-int8")
+    profile = replace(base, train=replace(base.train, features=FeaturesConfig(item=str(items))))
+    keys = [plan(profile, ds, None)[0].key]
+    items.write_text("item,genre\n1,b\n")
+    keys.append(plan(profile, ds, None)[0].key)
+    keys.append(plan(base, ds, None)[0].key)
+    assert len(set(keys)) == 3
