@@ -182,7 +182,7 @@ def report(out: dict, args: argparse.Namespace) -> str:
         "# User and item features in NeuMF-8's input layer (ML-1M, NCF protocol)",
         "",
         f"{out['provenance']}  ",
-        f"Machine: {out['machine']}, one thread. `edgerec train` defaults (NeuMF-8, automatic batch and rate, weight "
+        f"Machine: {out['machine']}. `edgerec train` defaults (NeuMF-8, automatic batch and rate, weight "
         f"averaging, early stopping on validation carved from train); features: ml-1m.users.tsv (gender, age, "
         f"occupation, zip) and ml-1m.items.tsv (title, year, genres; movie_id ignored), kinds inferred, id dropout "
         f"{args.id_dropout}.",
