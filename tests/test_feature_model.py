@@ -140,6 +140,12 @@ def test_export_reads_the_folded_model(trained, tmp_path: Path) -> None:
     np.testing.assert_allclose(art.scorer().score(users, items), expected, rtol=1e-4, atol=1e-5)
 
 
+def test_compression_reads_the_folded_model(trained) -> None:
+    ck, ds, _, _ = trained
+    small = edgerec.compress(ck, ds, edgerec.CompressConfig(quantize=edgerec.QuantConfig()))
+    assert type(small.model) is NCF and FEATURES_JSON not in small.files and "quant.json" in small.files
+
+
 def test_new_items_are_scored_by_their_features(trained, tmp_path: Path) -> None:
     ck, ds, _, _ = trained
     model = ck.model
