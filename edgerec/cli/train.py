@@ -6,7 +6,7 @@ import argparse
 import json
 
 from edgerec.cli.common import data_args, from_flags, int_list, load_data, metrics_table, model_and_data, progress
-from edgerec.model.config import TrainConfig
+from edgerec.model.config import ID_DROPOUT, FeaturesConfig, TrainConfig
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -47,6 +47,25 @@ def add(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--seed", type=int, default=d.seed, help="training seed (default 0)")
     t.add_argument(
+        "--user-features",
+        default=None,
+        metavar="FILE",
+        help="user feature table (CSV, TSV, Parquet or MovieLens users.dat) keyed by original user id: each user "
+        "is its id embedding plus an embedding bag over its features",
+    )
+    t.add_argument(
+        "--item-features",
+        default=None,
+        metavar="FILE",
+        help="item feature table (CSV, TSV, Parquet or MovieLens movies.dat) keyed by original item id",
+    )
+    t.add_argument(
+        "--id-dropout",
+        type=float,
+        default=ID_DROPOUT,
+        help=f"with features: the share of samples trained without their id embeddings (default {ID_DROPOUT})",
+    )
+    t.add_argument(
         "--threads",
         type=int,
         default=0,
@@ -72,7 +91,10 @@ def add(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from edgerec import api
 
-    cfg = from_flags(TrainConfig, args)
+    features = None
+    if args.user_features or args.item_features:
+        features = FeaturesConfig(user=args.user_features, item=args.item_features, id_dropout=args.id_dropout)
+    cfg = from_flags(TrainConfig, args, features=features)
     ds = load_data(args)
     command = {"data": args.data, "split_seed": args.split_seed, "init": args.init}
     with progress(args.terminal) as update:
@@ -84,6 +106,9 @@ def run_train(args: argparse.Namespace) -> int:
     kind = ck.model.arch.kind
     title = f"{kind} on {ds.name} (test, {r['train_seconds']:.0f}s training)"
     metrics_table(title, {kind: r["metrics"], "ItemPop": r["itempop"]})
+    for side, fr in r.get("features", {}).items():
+        columns = ", ".join(f"{c['name']} ({c['kind']})" for c in fr["columns"])
+        print(f"{side} features: {fr['matched']} of {fr['ids']} {side}s matched; {columns}")
     print(f"wrote {args.out}/ (model.safetensors, config.json, id_maps.json, metrics.json)")
     return 0
 

@@ -28,7 +28,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 FORMATS = "an NCF split folder, ratings.dat, u.data, ml-1m.zip, ml-100k.zip, .csv, .parquet or synthetic[:k=v,...]"
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     raw = read_bytes(path)
     if raw[:2] == b"\x1f\x8b":
         try:
@@ -120,9 +120,9 @@ def load_ncf_split(folder: Path) -> Dataset:
     prefix = train_files[0].name.split(".train.rating")[0]
     test_path = folder / f"{prefix}.test.rating"
     neg_path = folder / f"{prefix}.test.negative"
-    train = parse_int_table(_read_text(train_files[0]), str(train_files[0]), "\t", (2, 3, 4))
-    test = parse_int_table(_read_text(test_path), str(test_path), "\t", (2, 3, 4))
-    negatives = _parse_negatives(_read_text(neg_path), str(neg_path))
+    train = parse_int_table(read_text(train_files[0]), str(train_files[0]), "\t", (2, 3, 4))
+    test = parse_int_table(read_text(test_path), str(test_path), "\t", (2, 3, 4))
+    negatives = _parse_negatives(read_text(neg_path), str(neg_path))
     if (train[:, :2] < 0).any():
         raise EdgerecError(f"{train_files[0]}: negative user or item ids; the NCF split uses ids 0..n-1")
     n_users = int(max(train[:, 0].max(), test[:, 0].max())) + 1
@@ -181,7 +181,7 @@ def _parse_negatives(text: str, source: str) -> tuple[np.ndarray, np.ndarray]:
 
 def load_table(path: Path, columns: Columns = Columns(), *, strict: bool = False) -> Interactions:
     """CSV (header row with column names) or Parquet; ids may be integers or strings."""
-    cols = _read_parquet(path) if path.suffix.lower() == ".parquet" else _read_csv(path)
+    cols = read_parquet_columns(path) if path.suffix.lower() == ".parquet" else read_csv_columns(path)
     source = str(path)
     if strict:
         named = {columns.user, columns.item, columns.timestamp, columns.rating}
@@ -201,14 +201,16 @@ def load_table(path: Path, columns: Columns = Columns(), *, strict: bool = False
     return Interactions.from_raw(users, items, ts, ratings, source=source)
 
 
-def _read_csv(path: Path) -> dict[str, Column]:
-    text = _read_text(path)
+def read_csv_columns(path: Path, delimiter: str = ",") -> dict[str, Column]:
+    """A delimited text file with a header row (CSV; TSV with delimiter "\t") as columns by header name."""
+    text = read_text(path)
     if not text.strip():
         raise EdgerecError(f"{path}: the file is empty")
-    fast = _read_plain_csv(text)
+    fast = _read_plain_csv(text, delimiter)
     if fast is not None:
         return fast
-    reader = csv.reader(io.StringIO(text, newline=""))  # newline="": the csv module handles \r\n and \r itself
+    # newline="": the csv module handles \r\n and \r itself
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = [h.strip() for h in next(reader)]
         cols: dict[str, list[str]] = {h: [] for h in header}
@@ -227,7 +229,7 @@ def _read_csv(path: Path) -> dict[str, Column]:
     return dict(cols)
 
 
-def _read_plain_csv(text: str) -> dict[str, Column] | None:
+def _read_plain_csv(text: str, delimiter: str = ",") -> dict[str, Column] | None:
     """The columns of a plain CSV file read by Arrow's CSV reader, or None to read it with the csv module.
 
     Plain: ASCII, no quotes (but around whole header names), no carriage returns, distinct non-empty header names,
@@ -240,7 +242,7 @@ def _read_plain_csv(text: str) -> dict[str, Column] | None:
     first, _, body = text.partition("\n")
     if not text.isascii() or '"' in body or "\r" in text:
         return None
-    fields = first.split(",")
+    fields = first.split(delimiter)
     if any('"' in f and not (len(f) > 2 and f[0] == f[-1] == '"' and f.count('"') == 2) for f in fields):
         return None  # a header name may be quoted whole ("userId", as pyarrow and R write headers), nothing else
     header = [f.strip('"').strip() if f.startswith('"') else f.strip() for f in fields]
@@ -255,7 +257,7 @@ def _read_plain_csv(text: str) -> dict[str, Column] | None:
         table = pa_csv.read_csv(
             pa.py_buffer(body.encode("ascii")),
             read_options=pa_csv.ReadOptions(column_names=header, use_threads=False),
-            parse_options=pa_csv.ParseOptions(quote_char=False, ignore_empty_lines=True),
+            parse_options=pa_csv.ParseOptions(delimiter=delimiter, quote_char=False, ignore_empty_lines=True),
             convert_options=pa_csv.ConvertOptions(
                 column_types=dict.fromkeys(header, pa.string()),
                 strings_can_be_null=False,
@@ -304,7 +306,7 @@ class TextColumn:
 Column = np.ndarray | TextColumn | list
 
 
-def _read_parquet(path: Path) -> dict[str, Column]:
+def read_parquet_columns(path: Path) -> dict[str, Column]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -411,7 +413,7 @@ def load_dataset(spec: str | Path, *, seed: int = 0, columns: Columns = Columns(
             return load_ncf_split(path)
         for member, sep in (("ratings.dat", "::"), ("u.data", "\t")):
             if (path / member).is_file():
-                inter = load_movielens_text(_read_text(path / member), str(path / member), sep)
+                inter = load_movielens_text(read_text(path / member), str(path / member), sep)
                 return leave_one_out(inter, seed=seed, name=path.name)
         raise EdgerecError(f"{path}: the folder holds no known data; expected {FORMATS}")
     if path.suffix.lower() == ".zip":
@@ -429,9 +431,9 @@ def load_interactions(path: Path, columns: Columns = Columns(), *, strict: bool 
         raise EdgerecError(f"{path}: no such file; expected ratings.dat, u.data, .csv or .parquet")
     name, suffix = path.name.lower(), path.suffix.lower()
     if name.endswith(".dat"):
-        return load_movielens_text(_read_text(path), str(path), "::")
+        return load_movielens_text(read_text(path), str(path), "::")
     if name == "u.data" or suffix == ".data":
-        return load_movielens_text(_read_text(path), str(path), "\t")
+        return load_movielens_text(read_text(path), str(path), "\t")
     if suffix in (".csv", ".parquet") or name.endswith(".csv.gz"):
         return load_table(path, columns, strict=strict)
     raise EdgerecError(f"{path}: unknown format; expected ratings.dat, u.data, .csv or .parquet")

@@ -126,6 +126,7 @@ def export(ck: Checkpoint, ds: Dataset, cfg: ExportConfig = ExportConfig(), out:
     its `status` is "export-only" and `export_only` says why.
     """
     t, module = target(cfg.target), exporter_module(cfg.target)
+    ck = ck.folded()  # a feature model exports as its folded NeuMF: the same scores for every known id
     ds = ck.align(ds)
     model = ck.model.eval()
     owned = None

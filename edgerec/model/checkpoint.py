@@ -4,6 +4,8 @@ DIR/model.safetensors   weights (state dict of edgerec.model.NCF)
 DIR/config.json         format, architecture, data fingerprint, report, versions, sha256 of every other file
 DIR/id_maps.json        original user and item ids, by dense index
 DIR/metrics.json        test metrics (keys "hr@10", "ndcg@10", "protocol", "full_hr@10", ...)
+DIR/features.json       a feature model's encoders, id dropout and table reports (edgerec.model.features)
+DIR/features.safetensors  its encoded user / item features by dense index
 DIR/<other files>       what a stage attached: quant.json + quant.safetensors (a calibration result),
                         data.safetensors (an updated checkpoint's own data), compress.json, search/...
 
@@ -13,6 +15,7 @@ back, checking every file against the hashes in config.json.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +28,21 @@ from safetensors.numpy import save as save_numpy_bytes
 from safetensors.torch import load_file, save
 
 from edgerec.data.align import align
+from edgerec.data.features import FEATURES_JSON, FEATURES_TENSORS, checkpoint_features, encoded_tensors
 from edgerec.data.interactions import Interactions, ids_to_list, load_id_maps
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
-from edgerec.io import atomic_dir, read_json, read_versioned_json, sha256_bytes, sha256_file, write_json
+from edgerec.io import (
+    atomic_dir,
+    parse_json,
+    read_bytes,
+    read_json,
+    read_versioned_json,
+    sha256_bytes,
+    sha256_file,
+    write_json,
+)
+from edgerec.model.features import FeatureNCF, ModelFeatures, fold
 from edgerec.model.ncf import NCF, NCFArch
 from edgerec.sysinfo import versions
 
@@ -38,6 +52,7 @@ WEIGHTS, CONFIG, ID_MAPS, METRICS = "model.safetensors", "config.json", "id_maps
 DATA_FILE = "data.safetensors"
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
 _OWN = (WEIGHTS, CONFIG, ID_MAPS, METRICS)
+_FEATURE_FILES = (FEATURES_JSON, FEATURES_TENSORS)
 
 
 def weights_bytes(model: NCF) -> bytes:
@@ -103,7 +118,10 @@ class Checkpoint:
             **(extra or {}),
             "report": report,
         }
-        return cls(model.eval(), user_ids, item_ids, config, report.get("metrics", {}), dict(files or {}))
+        attached = {**dict(files or {}), **feature_files(model)}
+        if isinstance(model, FeatureNCF):
+            config["features"] = {"sides": sorted(model.features.encoded), "id_dropout": model.features.id_dropout}
+        return cls(model.eval(), user_ids, item_ids, config, report.get("metrics", {}), attached)
 
     # -- what it holds ------------------------------------------------------------------------------------------
 
@@ -135,6 +153,21 @@ class Checkpoint:
         """The data the checkpoint stores (an updated checkpoint), on its own id maps; None when it stores none."""
         raw = self.read(DATA_FILE)
         return None if raw is None else stored_dataset(self, raw)
+
+    def folded(self) -> Checkpoint:
+        """What compression, export and updates read: a feature model as the plain NeuMF whose id rows hold id
+        embedding + feature encoding (edgerec.model.features.fold: every known id scores as before), without the
+        feature files; a checkpoint without features is returned as it is."""
+        if not isinstance(self.model, FeatureNCF):
+            return self
+        config = {k: v for k, v in self.config.items() if k not in ("weights_sha256", "features")}
+        config["features_folded"] = self.config.get("features", {})
+        config["arch"] = self.model.arch.to_json()
+        files = {n: f for n, f in self.files.items() if n not in _FEATURE_FILES}
+        extra = config.get("extra_files", {})
+        if isinstance(extra, dict):
+            config["extra_files"] = {n: h for n, h in extra.items() if n not in _FEATURE_FILES}
+        return Checkpoint(fold(self.model), self.user_ids, self.item_ids, config, self.metrics, files, self.path)
 
     def align(self, ds: Dataset) -> Dataset:
         """ds on the model's id maps, matched by original id (edgerec.data.align: unknown ids counted and left
@@ -190,7 +223,7 @@ def load(path: str | Path) -> Checkpoint:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as e:
         raise EdgerecError(f"{weights}: unreadable safetensors file ({e})") from None
-    model = NCF(arch)
+    model = NCF(arch) if FEATURES_TENSORS not in config.get("extra_files", {}) else _feature_model(path, arch, config)
     try:
         model.load_state_dict(state)
     except RuntimeError:
@@ -205,6 +238,22 @@ def load(path: str | Path) -> Checkpoint:
         raise EdgerecError(f"{path}/{CONFIG}: malformed 'extra_files' (relative file names inside the folder)")
     files: dict[str, bytes | Path] = {name: path / name for name in extra if name not in _OWN}
     return Checkpoint(model, user_ids, item_ids, config, metrics, files, path)
+
+
+def feature_files(model: NCF) -> dict[str, bytes | Path]:
+    """The files a feature model's checkpoint carries (none for a plain one)."""
+    if not isinstance(model, FeatureNCF):
+        return {}
+    tensors = save_numpy_bytes(encoded_tensors(dict(model.features.encoded)))
+    return {FEATURES_JSON: json.dumps(model.features.to_json(), indent=1).encode(), FEATURES_TENSORS: tensors}
+
+
+def _feature_model(path: Path, arch: NCFArch, config: dict[str, Any]) -> FeatureNCF:
+    encoded = checkpoint_features(path, config)
+    raw = read_bytes(path / FEATURES_JSON, "a JSON file", missing="missing (config.json lists features)")
+    if sha256_bytes(raw) != config.get("extra_files", {}).get(FEATURES_JSON):
+        raise EdgerecError(f"{path / FEATURES_JSON}: sha256 does not match {CONFIG}: the file was changed or corrupt")
+    return FeatureNCF(arch, ModelFeatures.from_json(parse_json(raw, path / FEATURES_JSON), encoded or {}, str(path)))
 
 
 def is_checkpoint(path: Path) -> bool:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import field, replace
 from typing import Annotated, Literal
 
 from pydantic import Field
 
 from edgerec.config import config
+from edgerec.data.config import FeatureConfig
 from edgerec.errors import ConfigError
 from edgerec.limits import MAX_BATCH
 
@@ -31,6 +32,29 @@ PositiveInt = Annotated[int, Field(ge=1)]
 # against 0.6927 / 0.4157 in ~11 min at 256 / 2e-3 on the same host (benchmarks/results/training_speed.md). Small
 # data keeps 256 / 2e-3. Batches above 16,384 were not measured, hence the cap.
 AUTO_STEPS, AUTO_MIN_BATCH, AUTO_MAX_BATCH, BASE_LR = 300, 256, 16_384, 2e-3
+
+
+# the share of training samples whose id embeddings are zeroed (per side), so that the feature path alone learns to
+# serve ids it has never seen (cold users and items). A trade-off measured on ML-1M NeuMF-8
+# (benchmarks/results/features.md): 0 keeps warm quality (above ids only) but leaves cold items below chance; 0.1
+# serves cold items at several times chance and costs warm HR@10 / NDCG@10 about 0.005 / 0.009; 0.25 costs more
+ID_DROPOUT = 0.1
+
+
+@config
+class FeaturesConfig:
+    """User and item feature tables: each side's representation in both towers becomes its id embedding plus an
+    embedding bag over its feature values (edgerec.model.features), trained with id dropout."""
+
+    user: str | None = None  # user feature table (CSV, TSV, Parquet, users.dat), keyed by original user id
+    item: str | None = None  # item feature table (CSV, TSV, Parquet, movies.dat), keyed by original item id
+    user_table: FeatureConfig = field(default_factory=FeatureConfig)
+    item_table: FeatureConfig = field(default_factory=FeatureConfig)
+    id_dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = ID_DROPOUT
+
+    def __post_init__(self) -> None:
+        if self.user is None and self.item is None:
+            raise ConfigError("FeaturesConfig: name a user or an item feature table (or both)")
 
 
 def auto_batch(samples_per_epoch: int) -> int:
@@ -66,6 +90,8 @@ class TrainConfig:
     optimizer: Literal["adam", "sgd", "lazy-adam"] = "adam"
     # processes on torch.distributed (edgerec.model.distributed): each its own shard, gradients averaged per step
     nproc: Annotated[int, Field(ge=1, le=1024)] = 1
+    # user and item features beside the ids (None: ids only)
+    features: FeaturesConfig | None = None
 
     def __post_init__(self) -> None:
         if self.pretrain and self.model != "neumf":
@@ -76,6 +102,8 @@ class TrainConfig:
             raise ConfigError("TrainConfig: lazy-adam trains in one process (its row gradients are not all-reduced)")
         if self.batch_size is not None and self.nproc > self.batch_size:
             raise ConfigError(f"TrainConfig: batch_size {self.batch_size} cannot be split over {self.nproc} processes")
+        if self.features is not None and (self.pretrain or self.nproc > 1):
+            raise ConfigError("TrainConfig: features train from scratch in one process (no pretrain, nproc 1)")
         if len(self.layers) == 1:
             raise ConfigError("TrainConfig: layers is the MLP input size then at least one hidden size, e.g. 64,32")
 

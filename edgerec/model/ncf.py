@@ -121,8 +121,15 @@ class NCF(nn.Module):
         h = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)  # [B, predictive_dim]
         return self.predict(h).squeeze(-1)
 
+    def represent(
+        self, rows: dict[str, torch.Tensor], users: torch.Tensor, items: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The id rows a batch read -> the representations the towers combine: the rows themselves here (a feature
+        model, edgerec.model.features, adds its feature encodings)."""
+        return rows
+
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return self.combine(self.lookup(users, items))  # [B] logits
+        return self.combine(self.represent(self.lookup(users, items), users, items))  # [B] logits
 
     def tables(self) -> dict[str, nn.Embedding]:
         return {n: m for n, m in self.named_children() if isinstance(m, nn.Embedding)}

@@ -26,6 +26,8 @@ from edgerec.metrics import evaluate, hr_ndcg, item_pop_scorer, sampled_ranks
 from edgerec.model.batches import Batch, epoch_batches
 from edgerec.model.collective import average_gradients, fewest, rank_and_world
 from edgerec.model.config import PRETRAINED_SGD_LR, TrainConfig, resolved
+from edgerec.model.features import FeatureNCF
+from edgerec.model.features import build as build_features
 from edgerec.model.ncf import NCF, NCFArch, neumf_from_pretrained
 from edgerec.model.row_grads import RowGrads, add_l2_grad, optimizers
 
@@ -203,7 +205,7 @@ class _Steps:
 
     def step(self, u: torch.Tensor, i: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         rows = self.row_grads.gather(u, i)
-        logits = self.model.combine(rows)
+        logits = self.model.combine(self.model.represent(rows, u, i))
         loss = self.bce(logits, y)
         if self.options.extra_loss is not None:
             loss = loss + self.options.extra_loss(self.model, u, i, y, logits)
@@ -212,6 +214,8 @@ class _Steps:
         loss.backward()
         if self.cfg.l2:
             add_l2_grad(rows, self.cfg.l2)
+            if isinstance(self.model, FeatureNCF):
+                self.model.add_l2_grad(u, i, self.cfg.l2)
         self.row_grads.scatter()
         if self.group is not None and self.world > 1:
             average_gradients(self.model, self.group)
@@ -315,7 +319,9 @@ def train(
 
 
 def build_model(ds: Dataset, cfg: TrainConfig) -> NCF:
-    return NCF(NCFArch.paper(cfg.model, ds.n_users, ds.n_items, cfg.factors, cfg.layers))
+    """The untrained model cfg describes on ds's id maps (with cfg.features: edgerec.model.features.FeatureNCF)."""
+    arch = NCFArch.paper(cfg.model, ds.n_users, ds.n_items, cfg.factors, cfg.layers)
+    return NCF(arch) if cfg.features is None else build_features(ds, arch, cfg.features)
 
 
 def _report(
@@ -332,4 +338,6 @@ def _report(
         "train_seconds": round(seconds, 2),
         "samples_per_s": samples_per_s,
     }
+    if isinstance(model, FeatureNCF):  # how each feature table met the data (edgerec.data.features.FeatureReport)
+        report["features"] = dict(model.features.reports)
     return model, report

@@ -76,10 +76,14 @@ def plan(profile: Profile, ds: Dataset, model: Path | None) -> list[Step]:
     steps = []
     if model is None:
         cfg = asdict(profile.train)
+        inputs: list[Any] = ["train", version, data, cfg]
+        if profile.train.features is not None:  # the tables' content, not only their paths
+            tables = (profile.train.features.user, profile.train.features.item)
+            inputs.append([sha256_file(Path(t)) if t and Path(t).is_file() else t for t in tables])
         steps.append(
             Step(
                 "train",
-                _key(["train", version, data, cfg]),
+                _key(inputs),
                 f"NeuMF-{cfg['factors']} on {ds.name}, {cfg['epochs']} epochs",
             )
         )

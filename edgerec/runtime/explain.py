@@ -239,6 +239,7 @@ class NumpyModel:
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
+        from edgerec.data.features import checkpoint_features, fold_weights
         from edgerec.data.interactions import load_id_maps
         from edgerec.io import read_json, sha256_file
 
@@ -246,12 +247,16 @@ class NumpyModel:
         weights, config = folder / "model.safetensors", folder / "config.json"
         if not (weights.is_file() and config.is_file()):
             raise EdgerecError(f"{folder}: not a checkpoint folder (expected config.json and model.safetensors)")
-        if sha256_file(weights) != read_json(config).get("weights_sha256"):
+        recorded = read_json(config)
+        if sha256_file(weights) != recorded.get("weights_sha256"):
             raise EdgerecError(f"{weights}: sha256 does not match config.json: the file was changed or is corrupt")
         try:
             w = {k: v.astype(np.float64) for k, v in load_file(str(weights)).items()}
         except (SafetensorError, OSError) as e:
             raise EdgerecError(f"{weights}: unreadable safetensors file ({e})") from None
+        encoded = checkpoint_features(folder, recorded)
+        if encoded is not None:  # a feature model: its id rows with the feature encodings folded in
+            w = fold_weights(w, encoded)
         if not {"gmf_user.weight", "mlp_user.weight", "mlp.0.weight"} <= set(w):
             raise EdgerecError(f"{folder}: explanations need a NeuMF (GMF and MLP towers)")
         return cls(ItemSide.of(w), w["gmf_user.weight"], w["mlp_user.weight"], *load_id_maps(folder / "id_maps.json"))

@@ -29,10 +29,16 @@ class ItemSide(FoldedNeuMF):
     def from_checkpoint(cls, folder: str | Path) -> ItemSide:
         from safetensors.numpy import load_file
 
+        from edgerec.data.features import checkpoint_features, fold_weights
+        from edgerec.io import read_json
+
         path = Path(folder) / "model.safetensors"
         if not path.is_file():
             raise EdgerecError(f"{folder}: no model.safetensors")
-        return cls.of({k: v.astype(np.float64) for k, v in load_file(str(path)).items()})
+        weights = {k: v.astype(np.float64) for k, v in load_file(str(path)).items()}
+        config = Path(folder) / "config.json"
+        encoded = checkpoint_features(Path(folder), read_json(config)) if config.is_file() else None
+        return cls.of(weights if encoded is None else fold_weights(weights, encoded))
 
     def grads(
         self, p: np.ndarray, q: np.ndarray, items: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None

@@ -128,6 +128,7 @@ def run_update(
     (the caller enforces it). `feedback`: what was read from an event log to make `new`, kept in the lineage so the
     next update from that log starts after it."""
     t0 = time.perf_counter()
+    parent = parent.folded()  # a feature model is updated as its folded NeuMF (new ids get id rows, no features)
     pdata = parent_data(parent, data)
     merged = merge(pdata, new, cfg.seed)
     change = merged.change

@@ -1,0 +1,187 @@
+"""NeuMF with user and item features: in both towers a side's representation is its id embedding plus an embedding
+bag over its encoded feature values (edgerec.data.features), of the same width.
+
+Training zeroes the id embedding of a random share of the samples (id dropout), so that the feature path alone
+learns to serve a user or item whose id it never saw; such a new id is scored with its id rows at zero. For the
+steps that read plain NeuMF weights (compression, export, updates) a feature model is folded: each id row becomes
+its id embedding plus its feature encoding (`fold`), which scores every known id exactly as the model does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgerec.data.features import (
+    BAG_SUFFIX,
+    PAD,
+    Encoded,
+    Encoder,
+    Side,
+    SideFeatures,
+    fold_weights,
+    load_side_features,
+)
+from edgerec.data.split import Dataset
+from edgerec.errors import EdgerecError
+from edgerec.model.config import FeaturesConfig
+from edgerec.model.ncf import NCF, NCFArch
+
+SIDES: tuple[Side, ...] = ("user", "item")
+
+
+@dataclass(frozen=True)
+class ModelFeatures:
+    """What a feature model holds besides its weights: per side the encoder and every id's encoding (by dense
+    index), and the id dropout it trains with."""
+
+    encoders: Mapping[str, Encoder]
+    encoded: Mapping[str, Encoded]
+    id_dropout: float
+    reports: Mapping[str, dict] = field(default_factory=dict)  # per side, how its table met the data
+
+    def to_json(self) -> dict:
+        return {
+            "id_dropout": self.id_dropout,
+            "encoders": {s: e.to_json() for s, e in self.encoders.items()},
+            "reports": dict(self.reports),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict, encoded: Mapping[str, Encoded], where: str) -> ModelFeatures:
+        try:
+            encoders = {s: Encoder.from_json(e, f"{where} ({s})") for s, e in d["encoders"].items()}
+            dropout = float(d["id_dropout"])
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise EdgerecError(f"{where}: malformed features record ({type(e).__name__}: {e})") from None
+        if set(encoders) != set(encoded) or not set(encoders) <= set(SIDES):
+            raise EdgerecError(f"{where}: encoders for {sorted(encoders)} but encoded features for {sorted(encoded)}")
+        return cls(encoders, dict(encoded), dropout, d.get("reports", {}))
+
+
+class FeatureNCF(NCF):
+    """NCF whose user / item rows are id embedding + feature embedding bag (see the module docstring)."""
+
+    def __init__(self, arch: NCFArch, features: ModelFeatures) -> None:
+        super().__init__(arch)
+        self.features = features
+        for side, enc in features.encoded.items():
+            n = arch.n_users if side == "user" else arch.n_items
+            if len(enc) != n or features.encoders[side].size <= int(enc.indices.max(initial=0)):
+                raise EdgerecError(f"the {side} features do not match the model's {n} {side}s and their encoder")
+            # buffers outside the state dict: the checkpoint keeps them in features.safetensors
+            self.register_buffer(f"{side}_feature_indices", torch.from_numpy(enc.indices), persistent=False)
+            self.register_buffer(f"{side}_feature_weights", torch.from_numpy(enc.weights), persistent=False)
+        for name, table in self.tables().items():
+            side = name.rsplit("_", 1)[1]
+            if side in features.encoded:
+                bag = nn.EmbeddingBag(features.encoders[side].size, table.embedding_dim, mode="sum", padding_idx=PAD)
+                nn.init.normal_(bag.weight, std=0.01)
+                with torch.no_grad():
+                    bag.weight[PAD].zero_()
+                self.add_module(name + BAG_SUFFIX.removesuffix(".weight"), bag)
+
+    def bags(self) -> dict[str, nn.EmbeddingBag]:
+        """The feature bags by the id table they add to: {"gmf_item": ..., "mlp_item": ...}."""
+        suffix = BAG_SUFFIX.removesuffix(".weight")
+        return {n.removesuffix(suffix): m for n, m in self.named_children() if isinstance(m, nn.EmbeddingBag)}
+
+    def represent(
+        self, rows: dict[str, torch.Tensor], users: torch.Tensor, items: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        out = dict(rows)
+        bags = self.bags()
+        for side, ids in (("user", users), ("item", items)):
+            if side not in self.features.encoded:
+                continue
+            keep = None
+            if self.training and self.features.id_dropout:
+                keep = (torch.rand(len(ids)) >= self.features.id_dropout).to(torch.float32)[:, None]
+            # each distinct id of the batch is pooled once (a batch of 16,384 holds ~3,000 of ML-1M's items)
+            distinct, inverse = torch.unique(ids, return_inverse=True)
+            indices = getattr(self, f"{side}_feature_indices")[distinct]
+            weights = getattr(self, f"{side}_feature_weights")[distinct]
+            for name, bag in bags.items():
+                if name.endswith(f"_{side}"):
+                    own = rows[name] if keep is None else rows[name] * keep
+                    out[name] = own + bag(indices, per_sample_weights=weights)[inverse]
+        return out
+
+    def add_l2_grad(self, users: torch.Tensor, items: torch.Tensor, l2: float) -> None:
+        """The feature side of training's L2 on the rows a batch reads (edgerec.model.row_grads.add_l2_grad): every
+        bag row gets 2 * l2 * row / B per sample that reads it, times its weight there (a column's weights sum to 1,
+        so each column of a sample counts as one row, as an id row does)."""
+        for side, ids in (("user", users), ("item", items)):
+            if side not in self.features.encoded:
+                continue
+            indices = getattr(self, f"{side}_feature_indices")[ids].ravel()
+            weights = getattr(self, f"{side}_feature_weights")[ids].ravel().abs()
+            for name, bag in self.bags().items():
+                if name.endswith(f"_{side}") and bag.weight.grad is not None:
+                    seen = torch.bincount(indices, weights=weights, minlength=bag.num_embeddings).to(bag.weight.dtype)
+                    bag.weight.grad.add_(bag.weight.detach() * seen[:, None], alpha=2 * l2 / len(ids))
+
+
+def build(ds: Dataset, arch: NCFArch, cfg: FeaturesConfig) -> FeatureNCF:
+    """A new feature model on ds's id maps: each named table read, joined by original id, its encoder fitted."""
+    sides: dict[str, SideFeatures] = {}
+    for side, path, table_cfg in (("user", cfg.user, cfg.user_table), ("item", cfg.item, cfg.item_table)):
+        if path is not None:
+            ids = ds.train.user_ids if side == "user" else ds.train.item_ids
+            sides[side] = load_side_features(path, ids, side, table_cfg)  # type: ignore[arg-type]
+    features = ModelFeatures(
+        {s: f.encoder for s, f in sides.items()},
+        {s: f.encoded for s, f in sides.items()},
+        cfg.id_dropout,
+        {s: f.report.to_json() for s, f in sides.items()},
+    )
+    return FeatureNCF(arch, features)
+
+
+def add_ids(model: FeatureNCF, side: Side, encoded: Encoded) -> FeatureNCF:
+    """`model` with len(encoded) new ids on `side` after its own (e.g. items encoded by the model's encoder with
+    Encoder.encode_ids): their id rows are zero, so their features alone score them."""
+    if side not in model.features.encoded:
+        raise EdgerecError(f"the model has no {side} features: new {side}s cannot be scored by them")
+    old = model.features.encoded[side]
+    width = max(old.indices.shape[1], encoded.indices.shape[1])
+
+    def padded(e: Encoded) -> Encoded:
+        extra = width - e.indices.shape[1]
+        return Encoded(np.pad(e.indices, ((0, 0), (0, extra))), np.pad(e.weights, ((0, 0), (0, extra))))
+
+    a, b = padded(old), padded(encoded)
+    joined = Encoded(np.concatenate([a.indices, b.indices]), np.concatenate([a.weights, b.weights]))
+    count = "n_users" if side == "user" else "n_items"
+    arch = replace(model.arch, **{count: getattr(model.arch, count) + len(encoded)})
+    features = replace(model.features, encoded={**model.features.encoded, side: joined})
+    grown = FeatureNCF(arch, features)
+    state = model.state_dict()
+    for name, table in model.tables().items():
+        if name.endswith(f"_{side}"):
+            zeros = torch.zeros(len(encoded), table.embedding_dim, dtype=table.weight.dtype)
+            state[f"{name}.weight"] = torch.cat([table.weight.detach(), zeros])
+    grown.load_state_dict(state)
+    return grown.eval()
+
+
+def folded_state_dict(model: NCF) -> dict[str, torch.Tensor]:
+    """The state dict of the plain NeuMF that scores every known id as `model` does (itself for a plain one)."""
+    state = {k: v.detach() for k, v in model.state_dict().items()}
+    if not isinstance(model, FeatureNCF):
+        return state
+    weights = fold_weights({k: v.cpu().numpy() for k, v in state.items()}, model.features.encoded)
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
+
+
+def fold(model: NCF) -> NCF:
+    """The plain NeuMF of folded_state_dict (the model itself when it has no features)."""
+    if not isinstance(model, FeatureNCF):
+        return model
+    plain = NCF(model.arch)
+    plain.load_state_dict(folded_state_dict(model))
+    return plain.eval()

@@ -1,0 +1,221 @@
+"""NeuMF with user and item features (edgerec.model.features): training, the checkpoint's round trip, folding for
+the steps that read plain NeuMF weights, new items scored by their features, the CLI flags; id-only models as
+before."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import edgerec
+from edgerec.cli.main import main
+from edgerec.data.features import FEATURES_JSON, FEATURES_TENSORS, pool, read_features
+from edgerec.errors import ConfigError, EdgerecError
+from edgerec.model.checkpoint import load
+from edgerec.model.config import FeaturesConfig, TrainConfig
+from edgerec.model.features import FeatureNCF, add_ids, fold, folded_state_dict
+from edgerec.model.ncf import NCF
+
+TINY = "synthetic:users=150,items=140,seed=4"
+
+
+def feature_files(folder: Path, ds: edgerec.Dataset, missing_items: int = 0) -> tuple[Path, Path]:
+    """An item table (genres, year, title) without the last `missing_items` items, and a user table."""
+    rng = np.random.default_rng(0)
+    items, users = folder / "items.csv", folder / "users.tsv"
+    lines = ["item,genres,year,title"]
+    for i in ds.train.item_ids[: len(ds.train.item_ids) - missing_items]:
+        genres = "|".join(rng.choice(["drama", "comedy", "action", "horror"], size=2, replace=False))
+        lines.append(f"{i},{genres},{rng.integers(1980, 2000)},the film {rng.integers(0, 30)} part {rng.integers(3)}")
+    items.write_text("\n".join(lines) + "\n")
+    users.write_text("user\tgroup\n" + "".join(f"{u}\t{rng.choice(['a', 'b', 'c'])}\n" for u in ds.train.user_ids))
+    return items, users
+
+
+def all_pairs(n_users: int, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.arange(n_users).repeat_interleave(n_items), torch.arange(n_items).repeat(n_users)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[edgerec.Checkpoint, edgerec.Dataset, Path, Path]:
+    folder = tmp_path_factory.mktemp("features")
+    ds = edgerec.dataset(TINY)
+    items, users = feature_files(folder, ds, missing_items=5)
+    cfg = TrainConfig(factors=4, epochs=2, features=FeaturesConfig(user=str(users), item=str(items)))
+    torch.set_num_threads(1)
+    return edgerec.train(ds, cfg), ds, items, users
+
+
+def test_training_and_checkpoint_round_trip(trained, tmp_path: Path) -> None:
+    ck, ds, _, _ = trained
+    assert isinstance(ck.model, FeatureNCF)
+    report = ck.report["features"]
+    assert report["item"]["without_row"] == 5 and report["user"]["matched"] == ds.n_users
+    assert {FEATURES_JSON, FEATURES_TENSORS} <= set(ck.files) and ck.config["features"]["sides"] == ["item", "user"]
+    ck.save(tmp_path / "ck")
+    again = load(tmp_path / "ck")
+    assert isinstance(again.model, FeatureNCF)
+    assert again.model.features.encoders == ck.model.features.encoders
+    u, i = all_pairs(ds.n_users, ds.n_items)
+    with torch.no_grad():
+        torch.testing.assert_close(again.model(u, i), ck.model(u, i), rtol=0, atol=0)
+    assert edgerec.evaluate(tmp_path / "ck", ds, full=False).metrics["hr@10"] == ck.metrics["hr@10"]
+    # a changed features file is refused
+    shutil.copytree(tmp_path / "ck", tmp_path / "changed")
+    (tmp_path / "changed" / FEATURES_JSON).write_text(json.dumps({"changed": True}))
+    with pytest.raises(EdgerecError, match="sha256 does not match"):
+        load(tmp_path / "changed")
+
+
+def test_id_dropout_trains_the_feature_path_only_in_training(trained) -> None:
+    ck, ds, _, _ = trained
+    model = ck.model
+    u, i = all_pairs(4, ds.n_items)
+    with torch.no_grad():
+        model.eval()
+        a, b = model(u, i), model(u, i)
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # no dropout at inference
+        model.train()
+        c = model(u, i)
+        model.eval()
+    assert not torch.equal(a, c)
+
+
+def test_feature_rows_get_the_l2_of_the_rows_a_batch_reads(trained) -> None:
+    ck, ds, _, _ = trained
+    model, l2 = ck.model, 1e-3
+    u, i = torch.tensor([0, 3, 3, 9]), torch.tensor([1, 1, 5, ds.n_items - 1])
+    for bag in model.bags().values():
+        bag.weight.grad = torch.zeros_like(bag.weight)
+    model.add_l2_grad(u, i, l2)
+    for name, bag in model.bags().items():
+        side, ids = ("user", u) if name.endswith("_user") else ("item", i)
+        weight = bag.weight.detach().clone().requires_grad_()
+        idx = getattr(model, f"{side}_feature_indices")[ids]
+        w = getattr(model, f"{side}_feature_weights")[ids].abs()
+        penalty = l2 / len(ids) * (w[..., None] * weight[idx] ** 2).sum()
+        penalty.backward()
+        torch.testing.assert_close(bag.weight.grad, weight.grad)
+        bag.weight.grad = None
+
+
+def test_folding_scores_every_known_id_as_the_model(trained) -> None:
+    ck, ds, _, _ = trained
+    plain = fold(ck.model)
+    assert type(plain) is NCF and set(plain.state_dict()) == set(NCF(ck.model.arch).state_dict())
+    u, i = all_pairs(ds.n_users, ds.n_items)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(u, i), ck.model(u, i), rtol=1e-5, atol=1e-6)
+    folded = ck.folded()
+    assert type(folded.model) is NCF and FEATURES_JSON not in folded.files and "features" not in folded.config
+    # a plain model folds to itself
+    assert fold(plain) is plain and folded_state_dict(plain).keys() == plain.state_dict().keys()
+
+
+def test_numpy_readers_fold_the_features(trained, tmp_path: Path) -> None:
+    from edgerec.runtime.explain import NumpyModel
+
+    ck, ds, _, _ = trained
+    ck.save(tmp_path / "ck")
+    numpy_model = NumpyModel.from_checkpoint(tmp_path / "ck")
+    items = np.arange(ds.n_items)
+    for user in (0, 7):
+        logits, _ = numpy_model.side.logits(numpy_model.user_gmf[user], numpy_model.user_mlp[user], items)
+        with torch.no_grad():
+            expected = ck.model(torch.full((ds.n_items,), user), torch.from_numpy(items)).numpy()
+        np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_export_reads_the_folded_model(trained, tmp_path: Path) -> None:
+    ck, ds, _, _ = trained
+    art = edgerec.export(ck, edgerec.ExportConfig(target="onnx"), data=ds, out=tmp_path / "onnx")
+    users, items = np.repeat(np.arange(3), ds.n_items), np.tile(np.arange(ds.n_items), 3)
+    with torch.no_grad():
+        expected = ck.model(torch.from_numpy(users), torch.from_numpy(items)).numpy()
+    np.testing.assert_allclose(art.scorer().score(users, items), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_compression_reads_the_folded_model(trained) -> None:
+    ck, ds, _, _ = trained
+    small = edgerec.compress(ck, ds, edgerec.CompressConfig(quantize=edgerec.QuantConfig()))
+    assert type(small.model) is NCF and FEATURES_JSON not in small.files and "quant.json" in small.files
+
+
+def test_new_items_are_scored_by_their_features(trained, tmp_path: Path) -> None:
+    ck, ds, _, _ = trained
+    model = ck.model
+    new = tmp_path / "new.csv"
+    new.write_text("item,genres,year,title\n9001,drama|comedy,1990,the film 3 part 1\n9002,western,2020,\n")
+    encoder = model.features.encoders["item"]
+    encoded = encoder.encode_ids(read_features(new, "item"), np.array([9001, 9002]))
+    grown = add_ids(model, "item", encoded)
+    assert grown.arch.n_items == ds.n_items + 2
+    u = torch.arange(ds.n_users)
+    with torch.no_grad():
+        known = grown(u.repeat_interleave(3), torch.tensor([0, 1, 2]).repeat(ds.n_users))
+        torch.testing.assert_close(known, model(u.repeat_interleave(3), torch.tensor([0, 1, 2]).repeat(ds.n_users)))
+        cold = grown(u, torch.full_like(u, ds.n_items))
+        # by hand: the new item's rows are its pooled features alone
+        rows = model.lookup(u, torch.zeros_like(u))
+        reps = model.represent(rows, u, torch.zeros_like(u))
+        for name, bag in model.bags().items():
+            if name.endswith("_item"):
+                vec = pool(bag.weight.numpy().astype(np.float64), encoded)[0]
+                reps[name] = torch.from_numpy(vec).float().expand(len(u), -1)
+        torch.testing.assert_close(cold, model.combine(reps), rtol=1e-5, atol=1e-6)
+
+
+def test_id_only_checkpoints_are_unchanged(tmp_path: Path) -> None:
+    ds = edgerec.dataset(TINY)
+    ck = edgerec.train(ds, TrainConfig(factors=4, epochs=1))
+    assert type(ck.model) is NCF and ck.files == {} and "features" not in ck.config and "features" not in ck.report
+    assert ck.folded() is ck
+    ck.save(tmp_path / "ck")
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == [
+        "config.json", "id_maps.json", "metrics.json", "model.safetensors"
+    ]  # fmt: skip
+    assert type(load(tmp_path / "ck").model) is NCF
+
+
+def test_cli_flags(tmp_path: Path) -> None:
+    ds = edgerec.dataset(TINY)
+    items, users = feature_files(tmp_path, ds)
+    out = tmp_path / "ck"
+    args = ["-q", "train", "--data", TINY, "--factors", "4", "--epochs", "1", "--threads", "1", "--out", str(out)]
+    assert main([*args, "--item-features", str(items), "--user-features", str(users), "--id-dropout", "0.5"]) == 0
+    ck = load(out)
+    assert isinstance(ck.model, FeatureNCF) and ck.model.features.id_dropout == 0.5
+    assert ck.report["train_config"]["features"]["item"] == str(items)
+    assert main([*args, "--item-features", str(tmp_path / "absent.csv")]) == 2
+
+
+def test_config_rules() -> None:
+    with pytest.raises(ConfigError, match="name a user or an item"):
+        FeaturesConfig()
+    with pytest.raises(ConfigError, match="from scratch in one process"):
+        TrainConfig(pretrain=True, features=FeaturesConfig(item="x.csv"))
+    with pytest.raises(ConfigError, match="id_dropout"):
+        FeaturesConfig(item="x.csv", id_dropout=1.0)
+
+
+def test_a_profiles_train_step_is_keyed_by_the_tables_content(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from edgerec.profiles.pipeline import plan
+    from edgerec.profiles.schema import load_profile
+
+    ds = edgerec.dataset(TINY)
+    items = tmp_path / "items.csv"
+    items.write_text("item,genre\n1,a\n")
+    base = load_profile("onnx-cpu-int8")
+    profile = replace(base, train=replace(base.train, features=FeaturesConfig(item=str(items))))
+    keys = [plan(profile, ds, None)[0].key]
+    items.write_text("item,genre\n1,b\n")
+    keys.append(plan(profile, ds, None)[0].key)
+    keys.append(plan(base, ds, None)[0].key)
+    assert len(set(keys)) == 3
