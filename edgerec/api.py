@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from edgerec.benchmarking.latency import BenchReport
     from edgerec.compression.config import CompressConfig
     from edgerec.data import Dataset, Interactions
-    from edgerec.data.config import Columns
+    from edgerec.data.config import Columns, FeatureConfig
     from edgerec.devices.verify import EmulationReport
     from edgerec.experiments.config import ExperimentConfig
     from edgerec.experiments.report import ExperimentReport
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from edgerec.metrics import Evaluation
     from edgerec.model.checkpoint import Checkpoint
     from edgerec.model.config import TrainConfig
+    from edgerec.model.new_items import AddedItems
     from edgerec.profiles.pipeline import DryRun, ProfileRun
     from edgerec.profiles.schema import Profile
     from edgerec.runtime.config import ExplainConfig
@@ -606,6 +607,25 @@ def shadow_report(log: str | Path) -> ShadowReport:
     from edgerec.experiments.shadow import shadow_report as read
 
     return read(log)
+
+
+def add_items(
+    ckpt: Checkpoint | str | Path, items: str | Path, out: str | Path, cfg: FeatureConfig | None = None
+) -> AddedItems:
+    """New items into a model trained with item features, without retraining: the rows of the items in `items`
+    (a feature table: CSV / TSV / Parquet / MovieLens movies.dat) that the model does not know are computed from
+    their features by the training encoder, the id maps grow, and the checkpoint is written atomically to `out`.
+    From there export, delta and rollout carry them like any other item."""
+    from edgerec.data.config import FeatureConfig
+    from edgerec.data.features import read_features
+    from edgerec.model.new_items import AddedItems
+    from edgerec.model.new_items import add_items as grow
+
+    ck = _checkpoint(ckpt)
+    table = read_features(items, "item", cfg or FeatureConfig())
+    child, added, known = grow(ck, table)
+    child.save(out)
+    return AddedItems(Path(out), added, known, len(child.item_ids))
 
 
 def verify_on(

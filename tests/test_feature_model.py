@@ -219,3 +219,40 @@ def test_a_profiles_train_step_is_keyed_by_the_tables_content(tmp_path: Path) ->
     keys.append(plan(profile, ds, None)[0].key)
     keys.append(plan(base, ds, None)[0].key)
     assert len(set(keys)) == 3
+
+
+def test_add_items_cli_grows_the_catalog_and_exports(trained, tmp_path: Path, capsys) -> None:
+    """`edgerec add-items`: the unknown items of a table scored by their features (as add_ids), the known ones left;
+    the grown checkpoint exports and verifies like any other."""
+    ck, ds, _, _ = trained
+    ck.save(tmp_path / "ck")
+    known = ds.train.item_ids[0]
+    new = tmp_path / "new.csv"
+    new.write_text(f"item,genres,year,title\n9001,drama|comedy,1990,the film 3 part 1\n9002,western,2020,\n"
+                   f"{known},drama,1995,a known film\n")  # fmt: skip
+    assert (
+        main(["-q", "add-items", "--model", str(tmp_path / "ck"), "--items", str(new), "--out", str(tmp_path / "ck2")])
+        == 0
+    )
+    assert "added 2 item(s) by their features; 1 already known" in capsys.readouterr().out
+    grown = load(tmp_path / "ck2")
+    assert list(grown.item_ids[-2:]) == [9001, 9002] and len(grown.item_ids) == ds.n_items + 2
+    encoded = ck.model.features.encoders["item"].encode_ids(read_features(new, "item"), np.array([9001, 9002]))
+    want = add_ids(ck.model, "item", encoded)
+    u = torch.arange(ds.n_users).repeat_interleave(2)
+    i = torch.tensor([ds.n_items, ds.n_items + 1]).repeat(ds.n_users)
+    with torch.no_grad():
+        torch.testing.assert_close(grown.model(u, i), want(u, i), rtol=0, atol=0)
+    art = edgerec.export(grown, edgerec.ExportConfig(target="onnx"), ds, out=tmp_path / "onnx")
+    assert art.manifest["n_items"] == ds.n_items + 2
+    for args, words in (
+        (["--items", str(new)], "no item features"),  # an id-only model
+        (["--items", str(tmp_path / "none.csv")], "none.csv"),
+    ):
+        model = str(tmp_path / "plain") if words == "no item features" else str(tmp_path / "ck")
+        if words == "no item features":
+            edgerec.train(ds, TrainConfig(factors=4, epochs=1)).save(tmp_path / "plain")
+        assert main(["-q", "add-items", "--model", model, *args, "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], err
+        assert not (tmp_path / "bad").exists()

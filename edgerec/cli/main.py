@@ -18,6 +18,7 @@ from edgerec.cli import (
     experiment,
     export,
     importing,
+    items,
     profiles,
     recommend,
     serve,
@@ -31,8 +32,8 @@ from edgerec.cli.output import command_output
 from edgerec.errors import INTERRUPTED, EdgerecError, one_line
 
 # each adds its subparsers (train: + evaluate)
-COMMANDS = (train, importing, compress, export, bench, serve, recommend, verify, update, versions, delta, profiles, app,
-            experiment)  # fmt: skip
+COMMANDS = (train, items, importing, compress, export, bench, serve, recommend, verify, update, versions, delta,
+            profiles, app, experiment)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
