@@ -10,9 +10,11 @@ and the users' vectors as a server-side file (the app receives only its own user
 Precisions: fp32; fp16 (weights and item constants stored in fp16, compute in float32); int8: every weight and item
 constant stored in int8 and dequantized once when the model loads, compute in float32 (litert-quantizer's
 weight-only recipe for the layers, edgerec.exporters.small_constants for the precomputed item half of the first MLP
-layer, which that recipe leaves in float). Static int8 (int8 activations as well), measured on ML-1M in the same
-run: recommend p50 0.242 ms against 0.173 ms on x86 XNNPACK, top-10 agreement 0.77 against 0.91
-(benchmarks/results/bundle.md). Tensor names and empty quantization records are stripped from every precision: they
+layer, which that recipe leaves in float). With compute = "int8" (BundleOptions) the int8 bundle's `recommend`
+computes its catalog-wide MLP in int8 (static int8 activations and weights, calibrated on a seeded sample of the
+model's own user vectors: XNNPACK's QS8 kernels); the GMF dot products, the head's projection, the logit sum and
+top-K stay float32, so scores keep float precision (benchmarks/results/integer_bundle.md). The other signatures
+compute in float32 as above. Tensor names and empty quantization records are stripped from every precision: they
 are a few kilobytes of a ~150 KB model.
 """
 
@@ -118,14 +120,28 @@ def bytes_names_on_duplicates() -> Iterator[None]:
         module.duplicate_tensor = original
 
 
-def quantize(flat: bytes, precision: str) -> tuple[bytes, dict]:
+CALIBRATION_USERS = 1024  # user vectors (a seeded sample of the model's users) that calibrate int8 compute
+# the catalog-wide ops of `recommend` (the op output names litert-torch gives FoldedNCF's layers); the head's
+# projection is excluded below, and the logit sum is named after the signature's output, so it stays float
+INT8_SCOPE = r"^edgerec\.exporters\.folded\.FoldedNCF/"
+
+
+def quantize(flat: bytes, precision: str, compute: str = "float", model: NCF | None = None) -> tuple[bytes, dict]:
     if precision == "fp32":
         return flat, {"scheme": "none"}
     with bytes_names_on_duplicates():
-        return _quantize(flat, precision)
+        return _quantize(flat, precision, compute, model)
 
 
-def _quantize(flat: bytes, precision: str) -> tuple[bytes, dict]:
+def calibration_vectors(model: NCF, users: int = CALIBRATION_USERS, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """`recommend`'s inputs for a seeded sample of the model's users (all of them when there are fewer)."""
+    ug, um = user_vectors(model)
+    n = ug.shape[0]
+    chosen = np.sort(np.random.default_rng(seed).choice(n, min(users, n), replace=False))
+    return [{"user_gmf": ug[u : u + 1].numpy(), "user_mlp": um[u : u + 1].numpy()} for u in chosen]
+
+
+def _quantize(flat: bytes, precision: str, compute: str, model: NCF | None) -> tuple[bytes, dict]:
     from litert_quantizer import qtyping, quantizer
 
     qt = quantizer.Quantizer(flat)
@@ -140,13 +156,25 @@ def _quantize(flat: bytes, precision: str) -> tuple[bytes, dict]:
             "item_constants": records,
         }
         return flat, info
-    fc = qtyping.TFLOperationName.FULLY_CONNECTED
+    op = qtyping.TFLOperationName
+    fc = op.FULLY_CONNECTED
     qt.update_quantization_recipe(".*", fc, _int8_weights("CHANNELWISE"))
+    if compute == "int8":
+        qt.add_static_config(INT8_SCOPE, op.ALL_SUPPORTED, 8, 8, qtyping.QuantGranularity.CHANNELWISE)
+        # the head's projection reads the int8 activations dequantized and returns float logits: an int8 output
+        # would leave the score 256 levels
+        qt.update_quantization_recipe(".*Linear_head_mlp.*", fc, _int8_weights("CHANNELWISE"))
     # one scale for all folded GMF item rows: per-item scales cost 12 bytes per item in TFLite (the zero points are
     # int64), more than the 8-byte rows themselves
     qt.update_quantization_recipe(".*Linear_gmf.*", fc, _int8_weights("TENSORWISE"))
+    qsvs = None
+    if compute == "int8":
+        if model is None:
+            raise EdgerecError("int8 compute calibrates on the model's user vectors; no model given")
+        with quiet():
+            qsvs = qt.calibrate({"recommend": calibration_vectors(model)}, num_threads=1)
     with quiet():
-        flat = bytes(qt.quantize(enable_progress_report=False).quantized_model)
+        flat = bytes(qt.quantize(qsvs, enable_progress_report=False).quantized_model)
     flat, records = small_constants(flat, "int8")
     info = {
         "scheme": "int8 weights and item constants, dequantized at load; float32 compute",
@@ -155,6 +183,14 @@ def _quantize(flat: bytes, precision: str) -> tuple[bytes, dict]:
         "(the item half of the first MLP layer, one scale per column)",
         "item_constants": records,
     }
+    if compute == "int8":
+        info["scheme"] = (
+            "int8 weights and item constants; recommend's catalog-wide MLP computed in int8 (static int8 activations), "
+            "its GMF dot products, head projection, logit sum and top-K in float32; other signatures float32"
+        )
+        info["compute"] = "int8"
+        info["calibration_users"] = min(CALIBRATION_USERS, model.arch.n_users) if model is not None else 0
+        info["int8_ops"] = "recommend: the user projection, the item-constant ADD and the hidden FULLY_CONNECTED layers"
     return flat, info
 
 
@@ -181,7 +217,10 @@ def export(model: NCF, precision: str, out: Path, opts: Any, k: int = DEFAULT_K)
             f"--candidates must be 0 (no score signature) or lie in {k}..{top:,} (at least K = {k}, at most the "
             f"catalog's {model.arch.n_items:,} items and {MAX_CANDIDATES:,}); got {candidates:,}"
         )
-    flat, info = quantize(convert(model, k, candidates, opts), precision)
+    compute = getattr(opts, "compute", "float")
+    if compute == "int8" and precision != "int8":
+        raise EdgerecError(f"compute int8 needs precision int8 (the int8 weights it computes with); got {precision}")
+    flat, info = quantize(convert(model, k, candidates, opts), precision, compute, model)
     out.write_bytes(strip(flat))
     ug, um = user_vectors(model)
     vectors = torch.cat([ug, um], dim=1).numpy().astype(np.float32)
