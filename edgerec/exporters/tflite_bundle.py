@@ -42,6 +42,11 @@ class BundleOptions:
                 f"BundleOptions: fold_in.steps are unrolled into the graph: at most {MAX_FOLD_IN_STEPS}; "
                 f"got {self.fold_in.steps}"
             )
+        if self.compute == "int8" and self.candidates:
+            raise ConfigError(
+                "BundleOptions: compute int8 covers recommend only, and a float `score` signature would score a "
+                "candidate list differently from recommend; use candidates 0 with compute int8"
+            )
 
 
 TARGET = Target(
