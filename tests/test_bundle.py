@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import edgerec
-from edgerec.errors import ConfigError, EdgerecError
+from edgerec.errors import EdgerecError
 from edgerec.exporters.config import ExportConfig
 from edgerec.exporters.folded import FoldedNCF, user_vectors
 from edgerec.gates import ParityBound
@@ -94,7 +94,7 @@ def test_int8_compute_runs_the_catalog_mlp_in_int8_and_keeps_float_scores(tmp_pa
         cfg = ExportConfig(target="tflite-bundle", precision="int8", tolerance=ParityBound(hr=0.05), options=options)
         return edgerec.export(ckpt, cfg, ds, out=tmp_path / name)
 
-    today, art = export("float", {}), export("int8", {"compute": "int8"})
+    today, art = export("float", {}), export("int8", {"compute": "int8", "candidates": 20})
     q = art.manifest["quantization"]
     assert art.status == "verified" and q["compute"] == "int8" and q["calibration_users"] > 0
     assert today.manifest["quantization"].get("compute") is None
@@ -112,12 +112,12 @@ def test_int8_compute_runs_the_catalog_mlp_in_int8_and_keeps_float_scores(tmp_pa
         assert every.dtype == np.float32 and len(np.unique(every)) >= 0.98 * ds.n_items
         assert np.allclose(best, every[top_b]) and np.all(np.diff(best) <= 0)
         overlap.append(len(set(top_a) & set(top_b)) / 10)
+        items = np.arange(u % 7, ds.n_items, 9)  # `score` quantizes its candidates as recommend does: equal scores
+        assert np.array_equal(b.score_items(ug[u].numpy(), um[u].numpy(), items), every[items])
     assert np.mean(overlap) >= 0.7
     with pytest.raises(EdgerecError, match="compute int8 needs precision int8"):
         cfg = ExportConfig(target="tflite-bundle", precision="fp16", options={"compute": "int8"})
         edgerec.export(ckpt, cfg, ds, out=tmp_path / "fp16")
-    with pytest.raises(ConfigError, match="compute int8 covers recommend only"):
-        ExportConfig(target="tflite-bundle", precision="int8", options={"compute": "int8", "candidates": 20})
 
 
 def test_fp16_bundle_stores_the_item_constants_in_float16(tmp_path, ckpt, ds) -> None:

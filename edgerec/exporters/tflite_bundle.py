@@ -32,8 +32,9 @@ class BundleOptions:
     # the on-device fold-in: full-batch Adam steps unrolled into the graph, over this many fixed negative items
     fold_in: FoldInConfig = FoldInConfig(steps=40, lr=0.05)
     fold_in_negatives: Annotated[int, Field(ge=1, le=100_000)] = 1024
-    # precision int8 only: "int8" computes recommend's catalog-wide MLP with int8 activations (XNNPACK's integer
-    # kernels; calibrated on the model's user vectors), head and scores float32; "float" dequantizes at load
+    # precision int8 only: "int8" computes the catalog-wide MLP of recommend and score with int8 activations
+    # (XNNPACK's integer kernels; calibrated on the model's user vectors), head and scores float32; "float"
+    # dequantizes the int8 constants at load and computes in float32
     compute: Literal["float", "int8"] = "float"
 
     def __post_init__(self) -> None:
@@ -41,11 +42,6 @@ class BundleOptions:
             raise ConfigError(
                 f"BundleOptions: fold_in.steps are unrolled into the graph: at most {MAX_FOLD_IN_STEPS}; "
                 f"got {self.fold_in.steps}"
-            )
-        if self.compute == "int8" and self.candidates:
-            raise ConfigError(
-                "BundleOptions: compute int8 covers recommend only, and a float `score` signature would score a "
-                "candidate list differently from recommend; use candidates 0 with compute int8"
             )
 
 
