@@ -85,6 +85,41 @@ def test_int8_bundle_is_small_and_keeps_float_scores(bundles) -> None:
     assert record["dtype"] == "int8" and record["bytes"] < record["bytes_float32"] / 3.5
 
 
+def test_int8_compute_runs_the_catalog_mlp_in_int8_and_keeps_float_scores(tmp_path, ckpt, ds) -> None:
+    """compute int8: recommend's catalog-wide layers take int8 activations (XNNPACK's integer kernels), the head
+    and the scores stay float (no 256-level logits); it verifies and ranks mostly as the weight-only bundle does."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    def export(name: str, options: dict) -> edgerec.Artifact:
+        cfg = ExportConfig(target="tflite-bundle", precision="int8", tolerance=ParityBound(hr=0.05), options=options)
+        return edgerec.export(ckpt, cfg, ds, out=tmp_path / name)
+
+    today, art = export("float", {}), export("int8", {"compute": "int8", "candidates": 20})
+    q = art.manifest["quantization"]
+    assert art.status == "verified" and q["compute"] == "int8" and q["calibration_users"] > 0
+    assert today.manifest["quantization"].get("compute") is None
+    interp = Interpreter(model_path=str(art.folder / "model.tflite"))
+    ops = interp._get_ops_details()  # the recommend subgraph comes first
+    types = {t["index"]: t["dtype"] for t in interp.get_tensor_details()}
+    int8_fc = [o for o in ops if o["op_name"] == "FULLY_CONNECTED" and types[o["inputs"][0]] == np.int8]
+    assert len(int8_fc) >= 2  # the user projection and the hidden layers over every item
+    a, b = load_bundle(today.folder), load_bundle(art.folder)
+    ug, um = user_vectors(edgerec.load(ckpt).model)
+    overlap = []
+    for u in range(0, 300, 10):
+        top_a, _, _ = a.recommend(ug[u].numpy(), um[u].numpy())
+        top_b, best, every = b.recommend(ug[u].numpy(), um[u].numpy())
+        assert every.dtype == np.float32 and len(np.unique(every)) >= 0.98 * ds.n_items
+        assert np.allclose(best, every[top_b]) and np.all(np.diff(best) <= 0)
+        overlap.append(len(set(top_a) & set(top_b)) / 10)
+        items = np.arange(u % 7, ds.n_items, 9)  # `score` quantizes its candidates as recommend does: equal scores
+        assert np.array_equal(b.score_items(ug[u].numpy(), um[u].numpy(), items), every[items])
+    assert np.mean(overlap) >= 0.7
+    with pytest.raises(EdgerecError, match="compute int8 needs precision int8"):
+        cfg = ExportConfig(target="tflite-bundle", precision="fp16", options={"compute": "int8"})
+        edgerec.export(ckpt, cfg, ds, out=tmp_path / "fp16")
+
+
 def test_fp16_bundle_stores_the_item_constants_in_float16(tmp_path, ckpt, ds) -> None:
     cfg = ExportConfig(target="tflite-bundle", precision="fp16", tolerance=ParityBound(hr=0.01))
     art = edgerec.export(ckpt, cfg, ds, out=tmp_path / "b")

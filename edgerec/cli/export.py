@@ -13,7 +13,7 @@ from edgerec.gates import ParityBound
 
 DEFAULTS = ExportConfig()
 # flags that are a target's options, by the option they set (`--triton k=v,...` sets several)
-OPTION_FLAGS = ("candidates", "explain")
+OPTION_FLAGS = ("candidates", "explain", "compute")
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -77,6 +77,14 @@ def add(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="tflite-bundle option: also ship the folded item side (item_side.safetensors, fp16) for "
         "`edgerec recommend --explain` and fold-in on the device",
+    )
+    p.add_argument(
+        "--compute",
+        choices=("float", "int8"),
+        default=None,
+        help="tflite-bundle option, precision int8: int8 computes the catalog-wide MLP of recommend and score with "
+        "int8 activations (XNNPACK's integer kernels; head and scores float32); float (default) dequantizes the "
+        "int8 weights at load",
     )
     p.add_argument(
         "--triton",

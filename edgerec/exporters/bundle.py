@@ -10,10 +10,11 @@ and the users' vectors as a server-side file (the app receives only its own user
 Precisions: fp32; fp16 (weights and item constants stored in fp16, compute in float32); int8: every weight and item
 constant stored in int8 and dequantized once when the model loads, compute in float32 (litert-quantizer's
 weight-only recipe for the layers, edgerec.exporters.small_constants for the precomputed item half of the first MLP
-layer, which that recipe leaves in float). Static int8 (int8 activations as well), measured on ML-1M in the same
-run: recommend p50 0.242 ms against 0.173 ms on x86 XNNPACK, top-10 agreement 0.77 against 0.91
-(benchmarks/results/bundle.md). Tensor names and empty quantization records are stripped from every precision: they
-are a few kilobytes of a ~150 KB model.
+layer, which that recipe leaves in float). With compute = "int8" (BundleOptions) the int8 bundle computes the
+catalog-wide MLP of `recommend` and `score` in int8 (edgerec.exporters.int8_compute: XNNPACK's QS8 kernels); the
+GMF dot products, the head's projection, the logit sum and top-K stay float32, so scores keep float precision
+(benchmarks/results/integer_bundle.md); retrieve, fold_in and explain compute in float32 as above. Tensor names
+and empty quantization records are stripped from every precision: they are a few kilobytes of a ~150 KB model.
 """
 
 from __future__ import annotations
@@ -118,15 +119,19 @@ def bytes_names_on_duplicates() -> Iterator[None]:
         module.duplicate_tensor = original
 
 
-def quantize(flat: bytes, precision: str) -> tuple[bytes, dict]:
+def quantize(
+    flat: bytes, precision: str, compute: str = "float", model: NCF | None = None, candidates: int = 0
+) -> tuple[bytes, dict]:
     if precision == "fp32":
         return flat, {"scheme": "none"}
     with bytes_names_on_duplicates():
-        return _quantize(flat, precision)
+        return _quantize(flat, precision, compute, model, candidates)
 
 
-def _quantize(flat: bytes, precision: str) -> tuple[bytes, dict]:
+def _quantize(flat: bytes, precision: str, compute: str, model: NCF | None, candidates: int) -> tuple[bytes, dict]:
     from litert_quantizer import qtyping, quantizer
+
+    from edgerec.exporters import int8_compute
 
     qt = quantizer.Quantizer(flat)
     if precision == "fp16":
@@ -140,13 +145,27 @@ def _quantize(flat: bytes, precision: str) -> tuple[bytes, dict]:
             "item_constants": records,
         }
         return flat, info
-    fc = qtyping.TFLOperationName.FULLY_CONNECTED
+    op = qtyping.TFLOperationName
+    fc = op.FULLY_CONNECTED
     qt.update_quantization_recipe(".*", fc, _int8_weights("CHANNELWISE"))
+    if compute == "int8":
+        qt.add_static_config(int8_compute.SCOPE, op.ALL_SUPPORTED, 8, 8, qtyping.QuantGranularity.CHANNELWISE)
+        # the head's projection reads the int8 activations dequantized and returns float logits: an int8 output
+        # would leave the score 256 levels
+        qt.update_quantization_recipe(".*Linear_head_mlp.*", fc, _int8_weights("CHANNELWISE"))
     # one scale for all folded GMF item rows: per-item scales cost 12 bytes per item in TFLite (the zero points are
     # int64), more than the 8-byte rows themselves
     qt.update_quantization_recipe(".*Linear_gmf.*", fc, _int8_weights("TENSORWISE"))
+    qsvs = None
+    if compute == "int8":
+        if model is None:
+            raise EdgerecError("int8 compute calibrates on the model's user vectors; no model given")
+        with quiet():
+            qsvs = int8_compute.calibrate(qt, model, candidates)
     with quiet():
-        flat = bytes(qt.quantize(enable_progress_report=False).quantized_model)
+        flat = bytes(qt.quantize(qsvs, enable_progress_report=False).quantized_model)
+    if compute == "int8":
+        flat = int8_compute.share_item_constant(flat)
     flat, records = small_constants(flat, "int8")
     info = {
         "scheme": "int8 weights and item constants, dequantized at load; float32 compute",
@@ -155,6 +174,15 @@ def _quantize(flat: bytes, precision: str) -> tuple[bytes, dict]:
         "(the item half of the first MLP layer, one scale per column)",
         "item_constants": records,
     }
+    if compute == "int8":
+        info["scheme"] = (
+            "int8 weights and item constants; the catalog-wide MLP of recommend (and score) computed in int8 (static "
+            "int8 activations), the GMF dot products, head projection, logit sum and top-K in float32; retrieve, "
+            "fold_in and explain in float32"
+        )
+        info["compute"] = "int8"
+        info["calibration_users"] = min(int8_compute.CALIBRATION_USERS, model.arch.n_users) if model else 0
+        info["int8_ops"] = "the user projection, the item-constant ADD and the hidden FULLY_CONNECTED layers"
     return flat, info
 
 
@@ -181,7 +209,10 @@ def export(model: NCF, precision: str, out: Path, opts: Any, k: int = DEFAULT_K)
             f"--candidates must be 0 (no score signature) or lie in {k}..{top:,} (at least K = {k}, at most the "
             f"catalog's {model.arch.n_items:,} items and {MAX_CANDIDATES:,}); got {candidates:,}"
         )
-    flat, info = quantize(convert(model, k, candidates, opts), precision)
+    compute = getattr(opts, "compute", "float")
+    if compute == "int8" and precision != "int8":
+        raise EdgerecError(f"compute int8 needs precision int8 (the int8 weights it computes with); got {precision}")
+    flat, info = quantize(convert(model, k, candidates, opts), precision, compute, model, candidates)
     out.write_bytes(strip(flat))
     ug, um = user_vectors(model)
     vectors = torch.cat([ug, um], dim=1).numpy().astype(np.float32)

@@ -11,10 +11,14 @@ producing the float32 tensor, so compute stays float32 and the file shrinks 4x (
 evaluates a DEQUANTIZE of a constant once, not per call: measured in benchmarks/bundle.py, the int8 bundle's
 recommend is as fast as the fp32 one.
 
-Subgraphs of one model may share a buffer (one per signature); the int8 copy is shared the same way.
+Subgraphs of one model may share a buffer (one per signature); the int8 copy is shared the same way, and float
+constants of equal content (litert-quantizer copies a constant that ops of different quantization read) share one
+narrow copy.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 
@@ -56,12 +60,16 @@ def small_constants(flat: bytes, dtype: str = "int8", min_elements: int = 1024) 
     codes = {i for i, oc in enumerate(model.operatorCodes) if max(oc.builtinCode, oc.deprecatedBuiltinCode) in readers}
     if dtype not in DEQUANTIZE_VERSION:
         raise EdgerecError(f"constants can be stored as {' or '.join(DEQUANTIZE_VERSION)}; got {dtype}")
-    rewritten: dict[int, tuple[int, np.ndarray | None]] = {}  # float buffer -> (narrow buffer, int8 scales)
+    narrow: dict[tuple, tuple[int, np.ndarray | None]] = {}  # float content -> (narrow buffer, int8 scales)
+    rewritten: set[int] = set()  # float buffers read through a narrow copy
     records: list[dict] = []
 
     def narrow_buffer(t) -> tuple[int, np.ndarray | None]:
-        if t.buffer not in rewritten:
-            values = np.frombuffer(bytes(model.buffers[t.buffer].data), dtype=np.float32).reshape(t.shape)
+        raw = bytes(model.buffers[t.buffer].data)
+        key = (tuple(t.shape), hashlib.sha256(raw).digest())
+        rewritten.add(t.buffer)
+        if key not in narrow:
+            values = np.frombuffer(raw, dtype=np.float32).reshape(t.shape)
             if dtype == "int8":
                 q, scale = _quantize_columns(values)
                 back = q.astype(np.float32) * scale
@@ -73,7 +81,7 @@ def small_constants(flat: bytes, dtype: str = "int8", min_elements: int = 1024) 
             qbuf = schema.BufferT()
             qbuf.data = q.tobytes()
             model.buffers.append(qbuf)
-            rewritten[t.buffer] = len(model.buffers) - 1, scale
+            narrow[key] = len(model.buffers) - 1, scale
             records.append(
                 {
                     "shape": list(map(int, t.shape)),
@@ -84,7 +92,7 @@ def small_constants(flat: bytes, dtype: str = "int8", min_elements: int = 1024) 
                     "max_abs_error": float(np.abs(back - values).max()),
                 }
             )
-        return rewritten[t.buffer]
+        return narrow[key]
 
     for sg in model.subgraphs:
         dequantized: dict[int, int] = {}  # float constant tensor -> the DEQUANTIZE output replacing it
@@ -119,6 +127,6 @@ def small_constants(flat: bytes, dtype: str = "int8", min_elements: int = 1024) 
         sg.operators = new_ops
     used = {sg.tensors[i].buffer for sg in model.subgraphs for op in sg.operators for i in op.inputs if i >= 0}
     used |= {sg.tensors[i].buffer for sg in model.subgraphs for i in sg.outputs}
-    for old in rewritten.keys() - used:
+    for old in rewritten - used:
         model.buffers[old].data = None  # no op reads the float copy any more
     return bytes(tfl.flatbuffer_utils.convert_object_to_bytearray(model)), records

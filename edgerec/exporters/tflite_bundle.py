@@ -4,7 +4,7 @@ edgerec.exporters.bundle), run by ai-edge-litert (edgerec.runtime.tflite_bundle)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -32,6 +32,10 @@ class BundleOptions:
     # the on-device fold-in: full-batch Adam steps unrolled into the graph, over this many fixed negative items
     fold_in: FoldInConfig = FoldInConfig(steps=40, lr=0.05)
     fold_in_negatives: Annotated[int, Field(ge=1, le=100_000)] = 1024
+    # precision int8 only: "int8" computes the catalog-wide MLP of recommend and score with int8 activations
+    # (XNNPACK's integer kernels; calibrated on the model's user vectors), head and scores float32; "float"
+    # dequantizes the int8 constants at load and computes in float32
+    compute: Literal["float", "int8"] = "float"
 
     def __post_init__(self) -> None:
         if self.fold_in.steps > MAX_FOLD_IN_STEPS:
@@ -48,7 +52,7 @@ TARGET = Target(
     delegates=("xnnpack",),
     needs_gpu=False,
     dynamic_batch=True,  # one user per call against the whole catalog; no batch buckets
-    calibration="none",  # int8 = weights and item constants only; compute stays float32
+    calibration="none",  # int8 compute (an option) calibrates on the model's own user vectors, not on data
     onnx_file=None,
     options=BundleOptions,
 )
