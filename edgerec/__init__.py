@@ -21,7 +21,8 @@ _VERBS = (
     *("train", "evaluate", "compress", "export", "bench", "update", "load", "dataset", "import_model"),
     *("serve", "setup_server", "bench_server", "rollout", "rollback", "update_chain", "train_and_save"),
     *("run_profile", "plan_profile", "compare_profiles", "recommend", "delta", "apply_delta", "verify_on"),
-    *("load_checkpoint", "target_names", "target", "app_web", "serve_site", "experiment_report", "add_items"),
+    *("load_checkpoint", "target_names", "target", "app_web", "serve_site", "experiment_report"),
+    *("add_items", "add_users"),
     *("experiment_start", "experiment_shadow", "experiment_stop", "experiment_promote", "experiment_status"),
     "shadow_report",
 )

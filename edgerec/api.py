@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from edgerec.metrics import Evaluation
     from edgerec.model.checkpoint import Checkpoint
     from edgerec.model.config import TrainConfig
-    from edgerec.model.new_items import AddedItems
+    from edgerec.model.new_items import AddedIds
     from edgerec.profiles.pipeline import DryRun, ProfileRun
     from edgerec.profiles.schema import Profile
     from edgerec.runtime.config import ExplainConfig
@@ -611,21 +611,35 @@ def shadow_report(log: str | Path) -> ShadowReport:
 
 def add_items(
     ckpt: Checkpoint | str | Path, items: str | Path, out: str | Path, cfg: FeatureConfig | None = None
-) -> AddedItems:
+) -> AddedIds:
     """New items into a model trained with item features, without retraining: the rows of the items in `items`
     (a feature table: CSV / TSV / Parquet / MovieLens movies.dat) that the model does not know are computed from
     their features by the training encoder, the id maps grow, and the checkpoint is written atomically to `out`.
     From there export, delta and rollout carry them like any other item."""
+    return _add_from_features(ckpt, items, out, "item", cfg)
+
+
+def add_users(
+    ckpt: Checkpoint | str | Path, users: str | Path, out: str | Path, cfg: FeatureConfig | None = None
+) -> AddedIds:
+    """New users into a model trained with user features, without history: their vectors from their features alone
+    (the user feature path), the id maps grow, the checkpoint is written atomically to `out`; `recommend --user`,
+    export and rollout then serve them like any other user."""
+    return _add_from_features(ckpt, users, out, "user", cfg)
+
+
+def _add_from_features(
+    ckpt: Checkpoint | str | Path, table: str | Path, out: str | Path, side: str, cfg: FeatureConfig | None
+) -> AddedIds:
     from edgerec.data.config import FeatureConfig
     from edgerec.data.features import read_features
-    from edgerec.model.new_items import AddedItems
-    from edgerec.model.new_items import add_items as grow
+    from edgerec.model.new_items import AddedIds, add_from_features
 
     ck = _checkpoint(ckpt)
-    table = read_features(items, "item", cfg or FeatureConfig())
-    child, added, known = grow(ck, table)
+    rows = read_features(table, side, cfg or FeatureConfig())  # type: ignore[arg-type]
+    child, added, known = add_from_features(ck, rows, side)  # type: ignore[arg-type]
     child.save(out)
-    return AddedItems(Path(out), added, known, len(child.item_ids))
+    return AddedIds(Path(out), side, added, known, len(child.item_ids if side == "item" else child.user_ids))
 
 
 def verify_on(

@@ -256,3 +256,26 @@ def test_add_items_cli_grows_the_catalog_and_exports(trained, tmp_path: Path, ca
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and words in err[0], err
         assert not (tmp_path / "bad").exists()
+
+
+def test_add_users_gives_new_users_vectors_from_their_features(trained, tmp_path: Path, capsys) -> None:
+    """`edgerec add-users`: a user with no history but known features gets the feature path's vectors."""
+    ck, ds, _, _ = trained
+    ck.save(tmp_path / "ck")
+    new = tmp_path / "users.tsv"
+    new.write_text("user\tgroup\n77001\ta\n77002\tc\n")
+    args = ["-q", "add-users", "--model", str(tmp_path / "ck"), "--users", str(new), "--out", str(tmp_path / "ck2")]
+    assert main(args) == 0
+    assert "added 2 user(s) by their features" in capsys.readouterr().out
+    grown = load(tmp_path / "ck2")
+    assert list(grown.user_ids[-2:]) == [77001, 77002] and len(grown.user_ids) == ds.n_users + 2
+    encoded = ck.model.features.encoders["user"].encode_ids(read_features(new, "user"), np.array([77001, 77002]))
+    want = add_ids(ck.model, "user", encoded)
+    u = torch.tensor([ds.n_users, ds.n_users + 1]).repeat_interleave(ds.n_items)
+    i = torch.arange(ds.n_items).repeat(2)
+    with torch.no_grad():
+        got = grown.model(u, i)
+        torch.testing.assert_close(got, want(u, i), rtol=0, atol=0)
+        assert not torch.equal(got[: ds.n_items], got[ds.n_items :])  # different features, different vectors
+    rec = edgerec.recommend(tmp_path / "ck2", user="77001", k=5)
+    assert len(rec.items) == 5
