@@ -34,7 +34,7 @@ _LAZY = {
     **dict.fromkeys(_COMPRESSION, "edgerec.compression.config"),
     **dict.fromkeys(("EdgerecError", "ConfigError", "GateFailed"), "edgerec.errors"),
     **dict.fromkeys(("TrainConfig", "FeaturesConfig"), "edgerec.model.config"),
-    "FeatureConfig": "edgerec.data.config",
+    "FeatureConfig": "edgerec.model.config",
     "ExportConfig": "edgerec.exporters.config",
     "UpdateConfig": "edgerec.updates.config",
     "ImportConfig": "edgerec.importers.config",

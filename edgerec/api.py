@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from edgerec.benchmarking.latency import BenchReport
     from edgerec.compression.config import CompressConfig
     from edgerec.data import Dataset, Interactions
-    from edgerec.data.config import Columns, FeatureConfig
+    from edgerec.data.config import Columns
     from edgerec.devices.verify import EmulationReport
     from edgerec.experiments.config import ExperimentConfig
     from edgerec.experiments.report import ExperimentReport
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from edgerec.importers.config import ImportConfig
     from edgerec.metrics import Evaluation
     from edgerec.model.checkpoint import Checkpoint
-    from edgerec.model.config import TrainConfig
+    from edgerec.model.config import FeatureConfig, TrainConfig
     from edgerec.model.new_items import AddedIds
     from edgerec.profiles.pipeline import DryRun, ProfileRun
     from edgerec.profiles.schema import Profile
@@ -631,8 +631,8 @@ def add_users(
 def _add_from_features(
     ckpt: Checkpoint | str | Path, table: str | Path, out: str | Path, side: str, cfg: FeatureConfig | None
 ) -> AddedIds:
-    from edgerec.data.config import FeatureConfig
     from edgerec.data.features import read_features
+    from edgerec.model.config import FeatureConfig
     from edgerec.model.new_items import AddedIds, add_from_features
 
     ck = _checkpoint(ckpt)

@@ -11,8 +11,8 @@ import pytest
 
 from edgerec.data import Interactions
 from edgerec.data import features as F
-from edgerec.data.config import FeatureConfig
 from edgerec.errors import ConfigError, EdgerecError
+from edgerec.model.config import FeatureConfig
 
 ITEMS_CSV = """item,title,year,genres,studio
 10,Toy Story,1995,Animation|Children's|Comedy,Pixar

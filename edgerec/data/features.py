@@ -24,11 +24,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edgerec.data.config import ColumnKind, FeatureConfig
 from edgerec.data.loaders import id_column, python_values, read_csv_columns, read_parquet_columns, read_text
 from edgerec.errors import EdgerecError, shown
 from edgerec.io import read_bytes, sha256_bytes
 from edgerec.limits import gib
+from edgerec.model.config import ColumnKind, FeatureConfig
 
 Side = Literal["user", "item"]
 FORMAT, FORMAT_VERSION = "edgerec.features", 1
