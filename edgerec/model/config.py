@@ -35,9 +35,10 @@ AUTO_STEPS, AUTO_MIN_BATCH, AUTO_MAX_BATCH, BASE_LR = 300, 256, 16_384, 2e-3
 
 # the share of training samples whose id embeddings are zeroed (per side), so that the feature path alone learns to
 # serve ids it has never seen (cold users and items). A trade-off measured on ML-1M NeuMF-8
-# (benchmarks/results/features.md): 0 keeps warm quality (above ids only) but leaves cold items below chance; 0.1
-# serves cold items at several times chance and costs warm HR@10 / NDCG@10 about 0.005 / 0.009; 0.25 costs more
-ID_DROPOUT = 0.1
+# (benchmarks/results/features.md): 0 keeps warm quality (above ids only) but leaves cold items below chance; 0.05
+# serves cold items at 2.9 times chance at a warm cost of 0.0002 / 0.0026 HR@10 / NDCG@10; 0.1 costs 0.005 / 0.009
+# and serves cold items no better; 0.25 costs more
+ID_DROPOUT = 0.05
 
 
 # categorical: one value per row; multi: several values in one field ("Drama|Comedy"); numeric: a number, bucketed
