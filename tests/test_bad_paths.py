@@ -74,6 +74,11 @@ PATH_ARGS = {
     ("rollback", "repo"): "artifact",
     ("serve", "log_dir"): "out",
     ("serve", "env"): "serve-env",
+    ("serve", "shadow_log"): "out-file",
+    ("add-items", "model"): "checkpoint",
+    ("add-items", "out"): "out",
+    ("add-users", "model"): "checkpoint",
+    ("add-users", "out"): "out",
 }
 # dests that name a path wherever they appear (and anything whose help says file / folder / path)
 PATHISH = {"data", "model", "init", "out", "json", "sources", "id_maps", "map", "profile", "cache", "artifact"}
@@ -188,7 +193,11 @@ def invocation(command: str, dest: str, bad: Path, w: dict[str, Path], out: Path
         "serve": {"repo": str(w["repo"])},
         "rollout": {"repo": str(w["repo"]), "model": ck, "data": SMALL},
         "rollback": {"repo": str(w["repo"]), "to": "1"},
+        "add-items": {"model": ck, "items": str(w["root"] / "features.csv"), "out": str(out)},
+        "add-users": {"model": ck, "users": str(w["root"] / "features.csv"), "out": str(out)},
     }[command]
+    if command in ("add-items", "add-users"):
+        (w["root"] / "features.csv").write_text("id,kind\n90001,a\n")
     if command == "export" and dest == "profile":
         base = {"profile": "", "model": ck, "data": SMALL, "out": str(out)}
     if command == "bench-server" and dest == "repo":  # a load test; the bad repository is refused before any request

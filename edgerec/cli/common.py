@@ -163,7 +163,7 @@ def print_profile_run(run: Any, out: str | Path) -> int:  # run: edgerec.profile
 
 # output arguments, by what they must be when they already exist (checked before a command does any work)
 OUTPUT_FOLDERS = ("out", "results", "cache", "log_dir")
-OUTPUT_FILES = ("json",)
+OUTPUT_FILES = ("json", "shadow_log")
 
 
 def check_outputs(args: argparse.Namespace) -> None:
@@ -178,7 +178,7 @@ def check_outputs(args: argparse.Namespace) -> None:
     for dest in OUTPUT_FILES:
         value = getattr(args, dest, None)
         if value and Path(value).is_dir():
-            raise EdgerecError(f"--{dest} {value}: is a folder; expected a file path to write")
+            raise EdgerecError(f"--{dest.replace('_', '-')} {value}: is a folder; expected a file path to write")
 
 
 # input folders, by command: (dest, flag, what it must be); a missing one is named with its flag before any work
@@ -205,6 +205,8 @@ INPUT_FOLDERS = {
         ("delta", "--delta", "a delta folder (delta.json)"),
     ),
     "app": (("bundle", "BUNDLE", "a phone bundle folder"),),
+    "add-items": (("model", "--model", CHECKPOINT),),
+    "add-users": (("model", "--model", CHECKPOINT),),
 }
 
 
