@@ -58,12 +58,18 @@ def _policy(repo: Path) -> str:
 
 
 def _wait(cond, what: str, timeout: float = 40) -> None:
+    """Until cond() holds. While the polling server loads a change model by model (the policy of recommend before
+    the router folder), the client may say the server is between states: that is waited out too."""
     deadline = time.monotonic() + timeout
+    last = None
     while time.monotonic() < deadline:
-        if cond():
-            return
+        try:
+            if cond():
+                return
+        except EdgerecError as e:
+            last = e
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}" + (f" (last: {last})" if last else ""))
 
 
 def test_bad_input_is_one_line_and_writes_nothing(repo, candidate, tmp_path, capsys) -> None:
