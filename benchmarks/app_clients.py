@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -164,7 +162,7 @@ def main() -> None:
 def run(args: argparse.Namespace, tmp: Path) -> None:
     import edgerec
     from edgerec.apps.browser import SitePage, chromium_executable, headless_chromium, serve_site
-    from edgerec.apps.native import bench_lines, decode, encode
+    from edgerec.apps.native import bench_lines, build_client, decode, encode
     from edgerec.benchmarking.config import BenchConfig
     from edgerec.benchmarking.latency import one_core, summary, timed
     from edgerec.runtime import load_bundle
@@ -194,16 +192,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     ref = [python_chain(runners, names, x) for x in hists]
 
     # the C client, built here
-    build = subprocess.run(
-        ["sh", str(ROOT / "examples" / "c" / "build.sh"), str(tmp / "c")],
-        env={**os.environ, "PYTHON": sys.executable},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if build.returncode != 0:
-        raise SystemExit(f"examples/c/build.sh failed: {build.stderr[-2000:]}")
-    client = tmp / "c" / "bundle_client"
+    client = build_client(ROOT / "examples" / "c", tmp / "c")
     (tmp / "chain.bin").write_bytes(encode(chain_requests(hists, sigs, names)))
     proc = subprocess.run(
         [str(client), str(bundle / "model.tflite"), str(tmp / "chain.bin"), str(tmp / "out.bin")],

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -93,16 +91,9 @@ class Recommend:
 
 
 def build_client(tmp: Path) -> Path:
-    build = subprocess.run(
-        ["sh", str(ROOT / "examples" / "c" / "build.sh"), str(tmp / "c")],
-        env={**os.environ, "PYTHON": sys.executable},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if build.returncode != 0:
-        raise SystemExit(f"examples/c/build.sh failed: {build.stderr[-2000:]}")
-    return tmp / "c" / "bundle_client"
+    from edgerec.apps.native import build_client as build
+
+    return build(ROOT / "examples" / "c", tmp / "c")
 
 
 def c_bench(client: Path, model: Path, requests: Path, calls: int, signature: str) -> dict[str, float]:

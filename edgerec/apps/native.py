@@ -14,9 +14,13 @@ numpy only.
 
 from __future__ import annotations
 
+import os
 import re
 import struct
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -117,3 +121,19 @@ def bench_lines(stdout: str) -> dict[str, dict[str, float]]:
             "calls": int(m["calls"]),
         }
     return out
+
+
+def build_client(source: Path, out: Path) -> Path:
+    """bundle_client built by `source`/build.sh (examples/c) into `out`, libLiteRt.so of this Python's ai-edge-litert
+    beside it; its path."""
+    build = subprocess.run(
+        ["sh", str(source / "build.sh"), str(out)],
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if build.returncode != 0:
+        raise EdgerecError(f"{source}/build.sh failed: {build.stderr.strip().splitlines()[-1:] or build.returncode}")
+    return out / "bundle_client"
