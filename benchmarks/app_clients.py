@@ -25,7 +25,6 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -162,9 +161,9 @@ def main() -> None:
 def run(args: argparse.Namespace, tmp: Path) -> None:
     import edgerec
     from edgerec.apps.browser import SitePage, chromium_executable, headless_chromium, serve_site
-    from edgerec.apps.native import bench_lines, build_client, decode, encode
+    from edgerec.apps.native import bench_lines, build_client, decode, encode, run_client
     from edgerec.benchmarking.config import BenchConfig
-    from edgerec.benchmarking.latency import one_core, summary, timed
+    from edgerec.benchmarking.latency import one_core, page_options, summary, timed
     from edgerec.runtime import load_bundle
     from edgerec.sysinfo import machine, provenance
 
@@ -194,29 +193,14 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     # the C client, built here
     client = build_client(ROOT / "examples" / "c", tmp / "c")
     (tmp / "chain.bin").write_bytes(encode(chain_requests(hists, sigs, names)))
-    proc = subprocess.run(
-        [str(client), str(bundle / "model.tflite"), str(tmp / "chain.bin"), str(tmp / "out.bin")],
-        env={},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"bundle_client failed: {proc.stderr}")
+    run_client(client, bundle / "model.tflite", tmp / "chain.bin", tmp / "out.bin")
     c_got = c_results(decode((tmp / "out.bin").read_bytes()), names)
     (tmp / "first.bin").write_bytes(encode(chain_requests(hists[:1], sigs, names)))
 
     # the web client
     site = edgerec.app_web(bundle, tmp / "site", items_file)
     cfg = BenchConfig(warmup=50, min_time_s=args.min_time, min_calls=50)
-    js_options = {
-        "warmup": cfg.warmup,
-        "warmupMs": cfg.warmup_s * 1e3,
-        "minCalls": cfg.min_calls,
-        "minMs": cfg.min_time_s * 1e3,
-        "maxCalls": cfg.max_calls,
-        "history": [int(i) for i in hist_items[0]],
-    }
+    js_options = page_options(cfg, hist_items[0])
     rounds: dict[str, list[dict[str, dict[str, float]]]] = {"python": [], "c": [], "web": []}
     with serve_site(site.folder) as url, headless_chromium(chromium_executable(), ("--window-size=1280,1100",)) as b:
         page = SitePage(b, url, site.folder)
@@ -238,16 +222,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             with one_core(True):
                 rounds["python"].append({s: timed(fn, cfg) for s, fn in py_calls.items()})
             calls = max(200, int(cfg.min_calls))
-            bench = subprocess.run(
-                [str(client), str(bundle / "model.tflite"), str(tmp / "first.bin"), "--bench", str(calls)],
-                env={},
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-            if bench.returncode != 0:
-                raise SystemExit(f"bundle_client --bench failed: {bench.stderr}")
-            rounds["c"].append(bench_lines(bench.stdout))
+            out = run_client(client, bundle / "model.tflite", tmp / "first.bin", "--bench", str(calls))
+            rounds["c"].append(bench_lines(out))
             web = p.evaluate("(o) => window.edgerec.bench(o)", js_options)
             rounds["web"].append({s: summary(ms) for s, ms in web.items()})
         errors = page.console_errors()

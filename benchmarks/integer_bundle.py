@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -97,16 +96,9 @@ def build_client(tmp: Path) -> Path:
 
 
 def c_bench(client: Path, model: Path, requests: Path, calls: int, signature: str) -> dict[str, float]:
-    proc = subprocess.run(
-        [str(client), str(model), str(requests), "--bench", str(calls), "--threads", "1"],
-        env={},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"bundle_client --bench on {model} failed: {proc.stderr[-2000:]}")
-    return bench_lines(proc.stdout)[signature]
+    from edgerec.apps.native import run_client
+
+    return bench_lines(run_client(client, model, requests, "--bench", str(calls), "--threads", "1"))[signature]
 
 
 def main() -> None:

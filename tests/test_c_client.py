@@ -8,11 +8,9 @@ given their roles by the manifest's order.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ import numpy as np
 import pytest
 
 import edgerec
-from edgerec.apps.native import Tensor, decode, encode
+from edgerec.apps.native import Tensor, build_client, decode, encode
 from edgerec.exporters.config import ExportConfig
 from edgerec.gates import ParityBound
 from edgerec.runtime import load_bundle
@@ -81,17 +79,9 @@ def client(tmp_path_factory) -> Path:
     if shutil.which("gcc") is None:
         pytest.skip("gcc is not installed: the C client cannot be built here (CI has gcc)")
     out = tmp_path_factory.mktemp("cclient")
-    proc = subprocess.run(
-        ["sh", str(SOURCE / "build.sh"), str(out)],
-        env={**os.environ, "PYTHON": sys.executable},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = build_client(SOURCE, out)
     assert sorted(p.name for p in out.iterdir()) == ["bundle_client", "libLiteRt.so"]
-    return out / "bundle_client"
+    return client
 
 
 @pytest.fixture(scope="module")

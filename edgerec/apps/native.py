@@ -135,5 +135,20 @@ def build_client(source: Path, out: Path) -> Path:
         check=False,
     )
     if build.returncode != 0:
-        raise EdgerecError(f"{source}/build.sh failed: {build.stderr.strip().splitlines()[-1:] or build.returncode}")
+        said = build.stderr.strip().splitlines()
+        raise EdgerecError(f"{source}/build.sh failed: {said[-1] if said else f'exit status {build.returncode}'}")
     return out / "bundle_client"
+
+
+def run_client(client: Path, *args: str | Path, timeout: float = 600) -> str:
+    """bundle_client with `args`, in an empty environment (no Python, no LD_LIBRARY_PATH: libLiteRt.so beside it);
+    its standard output, or EdgerecError with its one stderr line."""
+    try:
+        proc = subprocess.run(
+            [str(client), *map(str, args)], env={}, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise EdgerecError(f"{client}: no answer in {timeout:g} s") from None
+    if proc.returncode != 0:
+        raise EdgerecError(f"{client} {' '.join(map(str, args))}: {proc.stderr.strip()[-2000:]}")
+    return proc.stdout

@@ -197,6 +197,19 @@ def bench_artifact(folder: str | Path, cfg: BenchConfig = BenchConfig(), ds: Dat
     return record
 
 
+def page_options(cfg: BenchConfig, history: Any) -> dict[str, Any]:
+    """cfg's loop (warm-up, minimum time and calls) as the web page's bench takes it, and the history (dense item
+    indices) its user is folded in from."""
+    return {
+        "warmup": cfg.warmup,
+        "warmupMs": cfg.warmup_s * 1e3,
+        "minCalls": cfg.min_calls,
+        "minMs": cfg.min_time_s * 1e3,
+        "maxCalls": cfg.max_calls,
+        "history": [int(i) for i in history],
+    }
+
+
 def bench_web(folder: Path, cfg: BenchConfig) -> dict[str, Any]:
     """The bench record of a phone bundle run by the web client (`edgerec app web`'s site, LiteRT.js in headless
     Chromium on this machine, edgerec.apps.browser): each signature the page calls timed in the page under cfg's
@@ -211,15 +224,8 @@ def bench_web(folder: Path, cfg: BenchConfig) -> dict[str, Any]:
             f"the web client runs LiteRT.js's single-threaded WebAssembly build; threads must be 1 (got {cfg.threads})"
         )
     m = read_manifest(folder, verify=False)
-    options = {
-        "warmup": cfg.warmup,
-        "warmupMs": cfg.warmup_s * 1e3,
-        "minCalls": cfg.min_calls,
-        "minMs": cfg.min_time_s * 1e3,
-        "maxCalls": cfg.max_calls,
-        "history": list(range(min(BENCH_HISTORY, int(m.get("max_history") or BENCH_HISTORY), int(m["n_items"]) - 1))),
-    }
-    page = PageTimings.run(folder, options)
+    history = range(min(BENCH_HISTORY, int(m.get("max_history") or BENCH_HISTORY), int(m["n_items"]) - 1))
+    page = PageTimings.run(folder, page_options(cfg, history))
     latency = {("catalog_top10" if name == "recommend" else name): summary(ms) for name, ms in page.ms.items()}
     return {
         "artifact": str(folder),
