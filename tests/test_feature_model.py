@@ -237,6 +237,9 @@ def test_add_items_cli_grows_the_catalog_and_exports(trained, tmp_path: Path, ca
     assert "added 2 item(s) by their features; 1 already known" in capsys.readouterr().out
     grown = load(tmp_path / "ck2")
     assert list(grown.item_ids[-2:]) == [9001, 9002] and len(grown.item_ids) == ds.n_items + 2
+    lineage = grown.config["lineage"]  # the next version, naming its parent (a rollout's version)
+    assert grown.version == lineage["version"] == 2 and lineage["parent_version"] == 1
+    assert lineage["parent_weights_sha256"] == ck.weights_sha256 and lineage["change"]["added_items"]["added"] == 2
     encoded = ck.model.features.encoders["item"].encode_ids(read_features(new, "item"), np.array([9001, 9002]))
     want = add_ids(ck.model, "item", encoded)
     u = torch.arange(ds.n_users).repeat_interleave(2)
