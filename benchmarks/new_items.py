@@ -141,30 +141,30 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         all(np.array_equal(got.recommend(v[:d], v[d:])[0], want.recommend(v[:d], v[d:])[0]) for v in vec)
         and (phone / "model.tflite").read_bytes() == (b2 / "model.tflite").read_bytes()
     )
+    server_out = {
+        "steps": steps,
+        "total": total_server,
+        "answered": answered,
+        "failed": failed,
+        "first_error": load.first_error,
+        "new_item_scores_user0": scores[0].round(4).tolist(),
+        "users_shown_a_new_item": shown,
+        "workers": args.workers,
+    }
+    phone_out = {
+        "steps": {"add-items": steps["add-items"], **phone_steps},
+        "total": total_phone,
+        "bundle_bytes": (b2 / "model.tflite").stat().st_size,
+        "delta": {k: record[k] for k in ("format_version", "encoding", "patch_bytes", "model_bytes") if k in record},
+        "patched_equals_export": same,
+    }
     return {
         "machine": machine(),
         "provenance": provenance(sys.argv),
         "new_items": ids,
         "setup_seconds": setup,
-        "server": {
-            "steps": steps,
-            "total": total_server,
-            "answered": answered,
-            "failed": failed,
-            "first_error": load.first_error,
-            "new_item_scores_user0": scores[0].round(4).tolist(),
-            "users_shown_a_new_item": shown,
-            "workers": args.workers,
-        },  # fmt: skip
-        "phone": {
-            "steps": {"add-items": steps["add-items"], **phone_steps},
-            "total": total_phone,
-            "bundle_bytes": (b2 / "model.tflite").stat().st_size,
-            "delta": {
-                k: record[k] for k in ("format_version", "encoding", "patch_bytes", "model_bytes") if k in record
-            },
-            "patched_equals_export": same,
-        },  # fmt: skip
+        "server": server_out,
+        "phone": phone_out,
     }
 
 
