@@ -614,8 +614,9 @@ def add_items(
 ) -> AddedIds:
     """New items into a model trained with item features, without retraining: the rows of the items in `items`
     (a feature table: CSV / TSV / Parquet / MovieLens movies.dat) that the model does not know are computed from
-    their features by the training encoder, the id maps grow, and the checkpoint is written atomically to `out`.
-    From there export, delta and rollout carry them like any other item."""
+    their features by the training encoder, the id maps grow, and the checkpoint is written atomically to `out` as
+    the next version (its lineage names the parent). From there export, delta and rollout carry them like any
+    other item."""
     return _add_from_features(ckpt, items, out, "item", cfg)
 
 
@@ -639,7 +640,8 @@ def _add_from_features(
     rows = read_features(table, side, cfg or FeatureConfig())  # type: ignore[arg-type]
     child, added, known = add_from_features(ck, rows, side)  # type: ignore[arg-type]
     child.save(out)
-    return AddedIds(Path(out), side, added, known, len(child.item_ids if side == "item" else child.user_ids))
+    size = len(child.item_ids if side == "item" else child.user_ids)
+    return AddedIds(Path(out), side, added, known, size, child.version)
 
 
 def verify_on(

@@ -237,6 +237,9 @@ def test_add_items_cli_grows_the_catalog_and_exports(trained, tmp_path: Path, ca
     assert "added 2 item(s) by their features; 1 already known" in capsys.readouterr().out
     grown = load(tmp_path / "ck2")
     assert list(grown.item_ids[-2:]) == [9001, 9002] and len(grown.item_ids) == ds.n_items + 2
+    lineage = grown.config["lineage"]  # the next version, naming its parent (a rollout's version)
+    assert grown.version == lineage["version"] == 2 and lineage["parent_version"] == 1
+    assert lineage["parent_weights_sha256"] == ck.weights_sha256 and lineage["change"]["added_items"]["added"] == 2
     encoded = ck.model.features.encoders["item"].encode_ids(read_features(new, "item"), np.array([9001, 9002]))
     want = add_ids(ck.model, "item", encoded)
     u = torch.arange(ds.n_users).repeat_interleave(2)
@@ -279,3 +282,33 @@ def test_add_users_gives_new_users_vectors_from_their_features(trained, tmp_path
         assert not torch.equal(got[: ds.n_items], got[ds.n_items :])  # different features, different vectors
     rec = edgerec.recommend(tmp_path / "ck2", user="77001", k=5)
     assert len(rec.items) == 5
+
+
+def test_new_items_reach_a_phone_bundle_by_a_delta(trained, tmp_path: Path) -> None:
+    """add-items grows the bundle's item tables (a new layout): the delta is a zstd patch against the phone's bundle,
+    a small share of the model, and the patched bundle scores the new items as the grown checkpoint's export."""
+    from edgerec.runtime import load_bundle
+
+    ck, ds, _, _ = trained
+    ck.save(tmp_path / "ck")
+    new = tmp_path / "new.csv"
+    new.write_text("item,genres,year,title\n9001,drama|comedy,1990,the film 3 part 1\n9002,horror,1985,\n")
+    edgerec.add_items(tmp_path / "ck", new, tmp_path / "ck2")
+    cfg = edgerec.ExportConfig(target="tflite-bundle")
+    b1 = edgerec.export(tmp_path / "ck", cfg, ds, out=tmp_path / "b1").folder
+    b2 = edgerec.export(tmp_path / "ck2", cfg, ds, out=tmp_path / "b2").folder
+    record = edgerec.delta(b1, b2, tmp_path / "delta")
+    assert record["encoding"] == "zstd-patch" and record["patch_bytes"] < 0.2 * record["model_bytes"]
+    phone = tmp_path / "phone"
+    phone.mkdir()
+    for name in ("model.tflite", "manifest.json", "id_maps.json"):
+        shutil.copyfile(b1 / name, phone / name)
+    assert edgerec.apply_delta(phone, tmp_path / "delta", phone)["version"] == 2
+    got, want = load_bundle(phone), load_bundle(b2)
+    d = json.loads((b2 / "manifest.json").read_text())["user_vector_dims"]["gmf"]
+    for vec in np.load(b2 / "user_vectors.npy")[:20]:
+        fresh = np.array([ds.n_items, ds.n_items + 1])
+        np.testing.assert_array_equal(
+            got.score_items(vec[:d], vec[d:], fresh), want.score_items(vec[:d], vec[d:], fresh)
+        )
+    assert json.loads((phone / "id_maps.json").read_text())["items"][-2:] == [9001, 9002]

@@ -63,20 +63,24 @@ def _bundle(folder: Path, payload: bytes, version: int) -> Path:
 @given(
     edits=st.lists(
         st.tuples(
-            st.sampled_from(["ranges", "model_bytes", "model_file", "files", "parent", "patches_sha256", "format"]),
+            st.sampled_from(["ranges", "model_bytes", "model_file", "files", "parent", "patches_sha256", "format",
+                             "encoding", "window_log", "parent_model_bytes", "format_version"]),
             st.one_of(st.none(), st.integers(-5, 5000), st.text(max_size=8), st.just([[0, 4], [2, 4]]),
                       st.just([[-1, 3]]), st.just({"../x": "0"}), st.just({"model_sha256": "0" * 64})),
         ),
         max_size=3,
-    )
+    ),
+    grown=st.booleans(),
 )  # fmt: skip
-def test_delta_records(tmp_path_factory, edits) -> None:
+def test_delta_records(tmp_path_factory, edits, grown) -> None:
     root = tmp_path_factory.mktemp("delta")
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
     b = bytearray(a)
     b[100:140] = bytes(40)
     b[3000] ^= 0xFF
+    if grown:  # a new layout: the zstd patch
+        b[2000:2000] = rng.integers(0, 256, 80, dtype=np.uint8).tobytes()
     parent, child = _bundle(root / "p", a, 1), _bundle(root / "c", bytes(b), 2)
     delta = root / "d"
     make_delta(parent, child, delta)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import edgerec
 from edgerec.errors import EdgerecError, GateFailed
@@ -162,3 +163,51 @@ def test_kill_9_of_the_server_mid_logging(repo, tmp_path, ckpt, serve_env) -> No
     with pytest.raises(EdgerecError, match="nothing to update"):
         edgerec.update(child, log, edgerec.UpdateConfig(epochs=1))
     shutil.rmtree(log)
+
+
+def test_new_items_are_recommended_by_the_server_under_load(tmp_path, serve_env) -> None:  # noqa: F811
+    """`add-items` -> `rollout` on a served repository while a closed-loop load runs: no failed request, and once
+    the new version is served the new items are scored as the grown checkpoint scores them and recommended to the
+    users whose top-10 they are in."""
+    from .test_feature_model import TINY, feature_files
+
+    ds = edgerec.dataset(TINY)
+    items, users = feature_files(tmp_path, ds)
+    cfg = edgerec.TrainConfig(factors=4, epochs=2, features=edgerec.FeaturesConfig(user=str(users), item=str(items)))
+    edgerec.train(ds, cfg).save(tmp_path / "ck")
+    repo = edgerec.export(tmp_path / "ck", edgerec.ExportConfig(target="triton"), TINY, tmp_path / "repo").folder
+    # two new items: one described like the most popular item, one like nothing in the catalog
+    popular = ds.train.item_ids[np.bincount(ds.train.items).argmax()]
+    row = next(line for line in items.read_text().splitlines() if line.startswith(f"{popular},"))
+    new = tmp_path / "new.csv"
+    new.write_text(f"item,genres,year,title\n{row.replace(f'{popular},', '9001,', 1)}\n9002,western,2031,\n")
+    with _serve(repo, tmp_path / "log", serve_env) as server, Client(server.http_url) as c:
+        load_users = np.random.default_rng(1).integers(0, ds.n_users, 300)
+        with BackgroundLoad(server.grpc_url, "grpc", load_users, 8) as load:
+            time.sleep(0.5)
+            added = edgerec.add_items(tmp_path / "ck", new, tmp_path / "ck2")
+            assert (added.added, added.size) == (2, ds.n_items + 2)
+            assert edgerec.rollout(repo, tmp_path / "ck2", TINY).version == 2
+            _wait_for(c, ["2"])
+            answers = [c.recommend(np.arange(ds.n_users)[b : b + 64]) for b in range(0, ds.n_users, 64)]
+            top, scores = (np.concatenate(part) for part in zip(*answers, strict=True))
+        assert load.answered >= 300
+        assert load.failed == 0, load.first_error
+        grown = edgerec.load(tmp_path / "ck2")
+        fresh = [ds.n_items, ds.n_items + 1]
+        assert [str(x) for x in grown.item_ids[fresh]] == ["9001", "9002"]
+        served = np.concatenate(
+            [
+                c.score(np.arange(ds.n_users)[b : b + 64], np.tile(fresh, (64, 1))[: ds.n_users - b])
+                for b in range(0, ds.n_users, 64)
+            ]
+        )
+        with torch.no_grad():
+            grown.model.eval()
+            u = torch.arange(ds.n_users).repeat_interleave(2)
+            want = grown.model(u, torch.tensor(fresh).repeat(ds.n_users)).reshape(-1, 2).numpy()
+        np.testing.assert_allclose(served, want, atol=1e-4)
+        # a new item outscoring a user's served 10th item is in that user's served top-10, and some user gets one
+        beats = want > scores[:, -1:] + 1e-4
+        shown = np.stack([np.isin(fresh, row) for row in top])
+        assert beats.any() and not (beats & ~shown).any()

@@ -276,16 +276,20 @@ def test_a_rows_update_ships_to_phones_as_a_small_verified_delta(world, tmp_path
     _fails(capsys, ["-q", "apply-delta", "--bundle", str(b0), "--delta", str(damaged), "--out", str(tmp_path / "y")],
            "patches.bin: missing, or its sha256 does not match")  # fmt: skip
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
-    # a changed layout (new items grow the model file) cannot be a delta
+    # a changed layout (new items grow the model file): a zstd patch against the parent, exact once applied
     grown = tmp_path / "grown"
     grown.mkdir()
     for f in b1.iterdir():
         (grown / f.name).write_bytes(f.read_bytes())
-    (grown / "model.tflite").write_bytes((b1 / "model.tflite").read_bytes() + b"\0" * 64)
+    raw = (b1 / "model.tflite").read_bytes()
+    (grown / "model.tflite").write_bytes(raw[:1000] + bytes(range(64)) + raw[1000:])
     manifest = json.loads((grown / "manifest.json").read_text())
     write_manifest(grown, {k: v for k, v in manifest.items() if k not in ("format", "format_version", "files")})
-    _fails(capsys, ["-q", "delta", "--from", str(b0), "--to", str(grown), "--out", str(tmp_path / "z")],
-           "layout changed")  # fmt: skip
+    assert main(["-q", "delta", "--from", str(b1), "--to", str(grown), "--out", str(tmp_path / "z")]) == 0
+    record = json.loads((tmp_path / "z" / "delta.json").read_text())
+    assert (record["format_version"], record["encoding"]) == (2, "zstd-patch") and record["patch_bytes"] < 500
+    assert main(["-q", "apply-delta", "--bundle", str(phone), "--delta", str(tmp_path / "z"), "--out", str(phone)]) == 0
+    assert (phone / "model.tflite").read_bytes() == (grown / "model.tflite").read_bytes()
 
 
 def test_the_parents_calibration_is_kept_while_it_fits(ckpt, ds, tmp_path) -> None:

@@ -26,8 +26,8 @@ def run_delta(args: argparse.Namespace) -> int:
     d = api.delta(args.parent, args.child, args.out)
     share = d["patch_bytes"] / d["model_bytes"]
     sizes = f"{d['patch_bytes']:,} of {d['model_bytes']:,} model bytes ({share:.1%})"
-    print(f"wrote {args.out}/: {len(d['ranges'])} byte ranges, {sizes}; version {d['parent']['version']} -> "
-          f"{d['child']['version']}")  # fmt: skip
+    how = f"{len(d['ranges'])} byte ranges" if "ranges" in d else "a zstd patch against the parent (new layout)"
+    print(f"wrote {args.out}/: {how}, {sizes}; version {d['parent']['version']} -> {d['child']['version']}")
     return 0
 
 

@@ -30,5 +30,6 @@ def run(args: argparse.Namespace) -> int:
     verb = api.add_items if args.side == "item" else api.add_users
     res = verb(args.model, args.table, args.out)
     known = f"; {res.already_known:,} already known, left as they are" if res.already_known else ""
-    print(f"added {res.added:,} {args.side}(s) by their features{known}: {res.size:,} {args.side}s in {res.folder}")
+    where = f"{res.size:,} {args.side}s in {res.folder} (version {res.version})"
+    print(f"added {res.added:,} {args.side}(s) by their features{known}: {where}")
     return 0

@@ -131,12 +131,21 @@ class Checkpoint:
 
     @property
     def version(self) -> int:
-        """The model's version: 1, +1 per `edgerec update`."""
+        """The model's version: 1, +1 per `edgerec update`, `add-items` or `add-users`."""
         return int(self.config.get("version", 1))
 
     @property
     def weights_sha256(self) -> str:
         return str(self.config.get("weights_sha256") or sha256_bytes(weights_bytes(self.model)))
+
+    def as_parent(self) -> dict[str, Any]:
+        """Who this checkpoint is, as a child's lineage names its parent."""
+        return {
+            "parent_version": self.version,
+            "parent_weights_sha256": self.weights_sha256,
+            "parent_config_sha256": sha256_file(self.path / CONFIG) if self.path else None,
+            "parent_path": str(self.path.resolve()) if self.path else None,
+        }
 
     def read(self, name: str) -> bytes | None:
         """An attached file's bytes (None when it has none); a loaded file must match its hash in config.json."""

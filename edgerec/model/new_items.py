@@ -19,17 +19,26 @@ from edgerec.model.features import FeatureNCF, add_ids
 @dataclass(frozen=True)
 class AddedIds(SavesJson):
     """What `add_items` / `add_users` wrote: the new checkpoint's folder, the side, how many ids it added and left
-    (already known), and that side's size now."""
+    (already known), that side's size now and the new checkpoint's version."""
 
     folder: Path
     side: str
     added: int
     already_known: int
     size: int
+    version: int  # the new checkpoint's: its parent's + 1
 
     def to_json(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "side": self.side, "added": self.added,
-                "already_known": self.already_known, "size": self.size}  # fmt: skip
+                "already_known": self.already_known, "size": self.size, "version": self.version}  # fmt: skip
+
+
+def lineage(parent: Checkpoint, change: dict[str, Any]) -> dict[str, Any]:
+    """The child's lineage: the next version, the parent's identity, the change; what the parent's own lineage
+    consumed of a feedback log is carried, so that the next `edgerec update` from that log starts after it."""
+    record = {"version": parent.version + 1, **parent.as_parent(), "change": change}
+    feedback = (parent.config.get("lineage") or {}).get("feedback")
+    return record | ({"feedback": feedback} if feedback else {})
 
 
 def add_from_features(ck: Checkpoint, table: FeatureTable, side: Side) -> tuple[Checkpoint, int, int]:
@@ -56,6 +65,9 @@ def add_from_features(ck: Checkpoint, table: FeatureTable, side: Side) -> tuple[
     users, items = (ck.user_ids, grown_ids) if side == "item" else (grown_ids, ck.item_ids)
     added = {"source": table.source, "added": int(new.sum()), "already_known": int((~new).sum())}
     report = {**ck.config.get("report", {}), f"added_{side}s": added}
-    extra = {k: v for k, v in ck.config.items() if k in ("train", "lineage", "version")}
+    extra = {k: v for k, v in ck.config.items() if k == "train"} | {
+        "version": ck.version + 1,
+        "lineage": lineage(ck, {f"added_{side}s": added}),
+    }
     child = Checkpoint.of(grown, users, items, report, ck.config.get("data") or {}, extra)
     return child, int(new.sum()), int((~new).sum())

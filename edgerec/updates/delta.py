@@ -1,14 +1,21 @@
 """Bundle deltas: update a phone bundle in place of a full download, with a hash chain. No numpy needed to apply.
 
-A delta turns the parent bundle's model file into the child's byte for byte: the byte ranges that differ (after an
-`edgerec update --scope rows`, the rows of the items the new interactions touched) plus the child's small files
-(manifest.json, id_maps.json, README.md) whole. It applies only when the layout is unchanged (same model file size:
-no new items, same architecture); otherwise the app downloads the full bundle.
+A delta turns the parent bundle's model file into the child's byte for byte, plus the child's small files
+(manifest.json, id_maps.json, README.md) whole. Two encodings:
+
+- `ranges` (format version 1): the layout is unchanged (same model file size: an `edgerec update --scope rows`
+  touched some item rows); the byte ranges that differ, the child's bytes of each range in patches.bin. Applying it
+  needs nothing but byte copies.
+- `zstd-patch` (format version 2): the layout changed (new items from `edgerec add-items` or an update grow the
+  item tables, so every later byte moves); patches.bin is one zstd frame of the child's model compressed with the
+  parent's model as its reference (zstd's patch-from: the parent as a raw-content dictionary, long-distance
+  matching, a window that spans both). An app applies it with the zstd library it already links
+  (`ZSTD_DCtx_refPrefix` with the parent's bytes, `ZSTD_d_windowLogMax` at least the delta's `window_log`).
 
 delta folder:
-    delta.json    format, the parent's and the child's model sha256 and version, the ranges (offset, length), the
-                  sha256 of patches.bin and of every small file
-    patches.bin   the child's bytes of every range, concatenated
+    delta.json    format, encoding, the parent's and the child's model sha256 and version, the ranges (offset,
+                  length) or the zstd window, the sha256 of patches.bin and of every small file
+    patches.bin   the child's bytes of every range, concatenated; or the zstd frame
     manifest.json, id_maps.json, README.md   the child's, whole
 
 apply_delta checks, in order: the delta's own hashes, that the bundle on the device IS the parent (its model's
@@ -26,10 +33,13 @@ from typing import Any
 
 from edgerec.errors import EdgerecError
 from edgerec.io import atomic_dir, read_versioned_json, sha256_file, write_json
+from edgerec.limits import require
 from edgerec.manifest import MANIFEST, read_manifest
 
 FORMAT = "edgerec.delta"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: ranges; 2 adds the zstd-patch encoding (a ranges delta is still written as version 1)
+RANGES, ZSTD = "ranges", "zstd-patch"
+ZSTD_LEVEL = 19
 DELTA_JSON = "delta.json"
 PATCHES = "patches.bin"
 SMALL_FILES = (MANIFEST, "id_maps.json", "README.md")
@@ -58,14 +68,15 @@ def make_delta(parent: str | Path, child: str | Path, out: str | Path) -> dict[s
     if (pm["model_file"], pm["precision"]) != (cm["model_file"], cm["precision"]):
         raise EdgerecError("the two bundles differ in model file or precision: ship the full bundle")
     a, b = (parent / pm["model_file"]).read_bytes(), (child / cm["model_file"]).read_bytes()
-    if len(a) != len(b):
-        raise EdgerecError(
-            f"the model's layout changed ({len(a):,} -> {len(b):,} bytes: new items or another architecture): "
-            "a delta cannot express it; ship the full bundle"
-        )
-    ranges = _ranges(a, b)
-    with atomic_dir(out) as tmp:
+    if len(a) == len(b):
+        ranges = _ranges(a, b)
         patches = b"".join(b[o : o + n] for o, n in ranges)
+        encoding: dict[str, Any] = {"format_version": 1, "ranges": [[o, n] for o, n in ranges]}
+    else:  # new items or another architecture: every later byte moved
+        window_log = _window_log(len(a) + len(b))
+        patches = _zstd_patch(a, b, window_log)
+        encoding = {"format_version": 2, "encoding": ZSTD, "window_log": window_log, "parent_model_bytes": len(a)}
+    with atomic_dir(out) as tmp:
         (tmp / PATCHES).write_bytes(patches)
         small = {}
         for name in SMALL_FILES:
@@ -74,12 +85,11 @@ def make_delta(parent: str | Path, child: str | Path, out: str | Path) -> dict[s
                 small[name] = sha256_file(tmp / name)
         record = {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
             "model_file": cm["model_file"],
             "parent": {"model_sha256": pm["files"][pm["model_file"]]["sha256"], "version": pm.get("version", 1)},
             "child": {"model_sha256": cm["files"][cm["model_file"]]["sha256"], "version": cm.get("version", 1)},
             "model_bytes": len(b),
-            "ranges": [[o, n] for o, n in ranges],
+            **encoding,
             "patch_bytes": len(patches),
             "patches_sha256": hashlib.sha256(patches).hexdigest(),
             "files": small,
@@ -88,14 +98,55 @@ def make_delta(parent: str | Path, child: str | Path, out: str | Path) -> dict[s
     return record
 
 
+def _window_log(nbytes: int) -> int:
+    """The zstd window (log2 bytes) that spans the parent (the reference) and the child."""
+    import zstandard
+
+    lo, hi = zstandard.WINDOWLOG_MIN, zstandard.WINDOWLOG_MAX
+    if nbytes > 1 << hi:
+        raise EdgerecError(f"the two models ({nbytes:,} bytes together) exceed zstd's window; ship the full bundle")
+    return max(lo, (nbytes - 1).bit_length())
+
+
+def _zstd_patch(parent: bytes, child: bytes, window_log: int) -> bytes:
+    import zstandard
+
+    ref = zstandard.ZstdCompressionDict(parent, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+    params = zstandard.ZstdCompressionParameters.from_level(
+        ZSTD_LEVEL, window_log=window_log, enable_ldm=True, write_content_size=True
+    )
+    return zstandard.ZstdCompressor(dict_data=ref, compression_params=params).compress(child)
+
+
+def _unpatch(parent: bytes, patch: bytes, window_log: int, size: int) -> bytes:
+    import zstandard
+
+    ref = zstandard.ZstdCompressionDict(parent, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+    try:
+        out = zstandard.ZstdDecompressor(dict_data=ref, max_window_size=1 << window_log).decompress(
+            patch, max_output_size=size
+        )
+    except zstandard.ZstdError as e:
+        raise EdgerecError(f"the delta's zstd patch does not decode against this bundle ({e})") from None
+    if len(out) != size:
+        raise EdgerecError("the delta's zstd patch decodes to another size than the child's model")
+    return out
+
+
 def _read_delta(delta: Path) -> dict[str, Any]:
     """delta.json, every field type-checked, and the delta's own files checked against it."""
     record = read_versioned_json(delta / DELTA_JSON, FORMAT, FORMAT_VERSION, "bundle delta")
     try:
+        zstd = record["format_version"] >= 2 and record["encoding"] == ZSTD
+        if record["format_version"] >= 2 and record["encoding"] not in (RANGES, ZSTD):
+            raise ValueError(record["encoding"])
         out = {
             "model_file": record["model_file"],
             "model_bytes": record["model_bytes"],
-            "ranges": [(o, n) for o, n in record["ranges"]],
+            "zstd": zstd,
+            "window_log": record["window_log"] if zstd else 0,
+            "parent_model_bytes": record["parent_model_bytes"] if zstd else record["model_bytes"],
+            "ranges": [] if zstd else [(o, n) for o, n in record["ranges"]],
             "files": dict(record["files"]),
             "parent_sha256": record["parent"]["model_sha256"],
             "parent_version": record["parent"].get("version"),
@@ -105,7 +156,7 @@ def _read_delta(delta: Path) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError, AttributeError):
         raise EdgerecError(f"{delta / DELTA_JSON}: malformed delta record") from None
     texts = [out["model_file"], out["parent_sha256"], out["child_sha256"], out["patches_sha256"], *out["files"]]
-    numbers = [out["model_bytes"], *(x for r in out["ranges"] for x in r)]
+    numbers = [out["model_bytes"], out["window_log"], out["parent_model_bytes"], *(x for r in out["ranges"] for x in r)]
     if not all(isinstance(t, str) for t in [*texts, *out["files"].values()]) or not all(
         isinstance(x, int) and not isinstance(x, bool) for x in numbers
     ):
@@ -121,7 +172,12 @@ def _read_delta(delta: Path) -> dict[str, Any]:
     patches = delta / PATCHES
     if not patches.is_file() or sha256_file(patches) != out["patches_sha256"]:
         raise EdgerecError(f"{patches}: missing, or its sha256 does not match {DELTA_JSON}")
-    if patches.stat().st_size != sum(n for _, n in out["ranges"]):
+    if out["zstd"]:
+        import zstandard
+
+        if not zstandard.WINDOWLOG_MIN <= out["window_log"] <= zstandard.WINDOWLOG_MAX or out["model_bytes"] <= 0:
+            raise EdgerecError(f"{delta / DELTA_JSON}: malformed delta record (zstd window or model size)")
+    elif patches.stat().st_size != sum(n for _, n in out["ranges"]):
         raise EdgerecError(f"{patches}: its size does not match the ranges")
     for name, digest in out["files"].items():
         if not (delta / name).is_file() or sha256_file(delta / name) != digest:
@@ -148,9 +204,12 @@ def apply_delta(bundle: str | Path, delta: str | Path, out: str | Path) -> dict[
             f"version {record['parent_version']}): download the full bundle"
         )
     data = bytearray(model.read_bytes())
-    if len(data) != record["model_bytes"]:
-        raise EdgerecError(f"{model}: size differs from the delta's model size")
+    if len(data) != record["parent_model_bytes"]:
+        raise EdgerecError(f"{model}: size differs from the delta's parent model size")
     patches = (delta / PATCHES).read_bytes()
+    if record["zstd"]:
+        require(record["model_bytes"], "the patched model", "the delta names a model this large")
+        data = bytearray(_unpatch(bytes(data), patches, record["window_log"], record["model_bytes"]))
     pos = 0
     for o, n in record["ranges"]:
         data[o : o + n] = patches[pos : pos + n]

@@ -27,9 +27,8 @@ from edgerec.compression.quantize import QuantSpec, calibrate, spec_files, spec_
 from edgerec.data.interactions import Interactions
 from edgerec.data.split import Dataset
 from edgerec.gates import GateResult
-from edgerec.io import sha256_file
 from edgerec.metrics import evaluate
-from edgerec.model.checkpoint import CONFIG, Checkpoint
+from edgerec.model.checkpoint import Checkpoint
 from edgerec.model.ncf import NCF
 from edgerec.model.training import Progress, torch_scorer
 from edgerec.updates.config import UpdateConfig
@@ -142,11 +141,8 @@ def run_update(
     spec, calibration = carry_calibration(parent, model, merged.data) if gate.passed else (None, "")
     lineage = Lineage(
         version=parent.version + 1,
-        parent_version=parent.version,
-        parent_weights_sha256=parent.weights_sha256,
-        parent_config_sha256=sha256_file(parent.path / CONFIG) if parent.path else None,
+        **parent.as_parent(),
         parent_data_fingerprint=pdata.fingerprint(),
-        parent_path=str(parent.path.resolve()) if parent.path else None,
         change=change,
         delta_hr_parent_protocol=protocol.delta_hr,
         delta_hr_new_holdout=holdout.delta_hr,
