@@ -51,6 +51,16 @@ class RatingSplit:
         }
 
 
+def require_implicit(objective: str, what: str, step: str) -> None:
+    """Refuse a rating model where a step needs implicit-feedback scores (a logit per pair: sampled-negative
+    fine-tuning, distillation, export's parity and ranking checks, fold-in)."""
+    if objective != "implicit":
+        raise EdgerecError(
+            f"{what}: a rating model (objective {objective}) outputs a predicted rating, not an implicit-feedback "
+            f"score; {step} takes implicit models only (train with the implicit objective)"
+        )
+
+
 def rated_rows(ds: Dataset) -> Ratings:
     """Every rated interaction of ds: train rows then test rows. Refused in one line when the data has no ratings,
     or when they are all the same value (implicit data written with a constant rating column)."""
