@@ -139,11 +139,11 @@ def fit(
     """Train `model` on ds.train minus a validation item per user (the rating objective: on the training rows of
     edgerec.data.ratings.split_ratings); return the best-validation model.
 
-        From epoch cfg.average_from on, the model validated after each epoch is the mean of the weights at the ends of
-        the epochs since (stochastic weight averaging); the best validated one is returned.
+    From epoch cfg.average_from on, the model validated after each epoch is the mean of the weights at the ends of
+    the epochs since (stochastic weight averaging); the best validated one is returned.
 
-        group: the process group to train in (edgerec.model.distributed), each rank on its own shard of the positives
-        with the gradients averaged every step; None trains in this process alone.
+    group: the process group to train in (edgerec.model.distributed), each rank on its own shard of the positives
+    with the gradients averaged every step; None trains in this process alone.
     """
     torch.manual_seed(cfg.seed)
     cfg = resolved(cfg, len(ds.train))
