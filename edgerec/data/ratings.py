@@ -57,7 +57,7 @@ def require_implicit(objective: str, what: str, step: str) -> None:
     if objective != "implicit":
         raise EdgerecError(
             f"{what}: a rating model (objective {objective}) outputs a predicted rating, not an implicit-feedback "
-            f"score; {step} takes implicit models only (train with the implicit objective)"
+            f"score; only implicit models for {step} (train with the implicit objective)"
         )
 
 
