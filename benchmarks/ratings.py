@@ -1,7 +1,7 @@
 """The rating objective and the seed's other training options on ML-1M (NCF split), one thread.
 
     python benchmarks/ratings.py [--data ../shared/data/ml-1m-ncf] [--peer-env benchmarks/runs/peer-env]
-                                 [--parts rating,rating-dropout,mf,dropout,adagrad,default]
+                                 [--parts rating,rating-dropout,mf,dropout,adagrad,adagrad-lr0.1,default]
 
 Ratings: the rated rows (the train file's 994,169 and the test file's 6,040) split by
 edgerec.data.ratings.split_ratings with the training seed 0: 10 % test, 5 % of the rest validation, the rest
@@ -16,7 +16,7 @@ training. On that one split, side by side:
 Implicit objective (the NCF paper's protocol: HR@10 / NDCG@10 of the test item against its 99 negatives):
 `edgerec train`'s defaults once with `dropout=0.2` and once with `optimizer="adagrad"`, and the defaults themselves
 (`default` in --parts);
-`rating-dropout` in --parts: the rating objective with `dropout=0.2`.
+`rating-dropout` in --parts: the rating objective with `dropout=0.2`; `adagrad-lr0.1`: Adagrad at lr 0.1.
 Each part is kept in benchmarks/runs/ratings/<part>.json as it finishes (a rerun skips it);
 writes benchmarks/results/ratings.md (and .json).
 """
@@ -38,8 +38,13 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data" / "ml-1m-ncf"
 RUNS = HERE / "runs" / "ratings"
-PARTS = ("rating", "rating-dropout", "mf", "dropout", "adagrad", "default")
-IMPLICIT = {"dropout": {"dropout": 0.2}, "adagrad": {"optimizer": "adagrad"}, "default": {}}
+PARTS = ("rating", "rating-dropout", "mf", "dropout", "adagrad", "adagrad-lr0.1", "default")
+IMPLICIT = {
+    "dropout": {"dropout": 0.2},
+    "adagrad": {"optimizer": "adagrad"},
+    "adagrad-lr0.1": {"optimizer": "adagrad", "lr": 0.1},
+    "default": {},
+}
 
 
 def surprise_svd(split: Path, out: Path) -> None:
@@ -181,8 +186,13 @@ def report(out: dict) -> str:
         "| run | HR@10 | NDCG@10 | seconds | best epoch | notes |",
         "|---|---|---|---|---|---|",
     ]
-    names = {"default": "defaults (Adam, no dropout)", "dropout": "`--dropout 0.2`", "adagrad": "`--optimizer adagrad`"}
-    for part in ("default", "dropout", "adagrad"):
+    names = {
+        "default": "defaults (Adam, no dropout)",
+        "dropout": "`--dropout 0.2`",
+        "adagrad": "`--optimizer adagrad` (the automatic rate)",
+        "adagrad-lr0.1": "`--optimizer adagrad --lr 0.1`",
+    }
+    for part in names:
         p = out["parts"].get(part)
         if p:
             m = p["metrics"]
