@@ -131,7 +131,8 @@ def report(out: dict) -> str:
         "# Ratings as an objective, MLP dropout and Adagrad (ML-1M, NCF split)",
         "",
         f"{out['provenance']}  ",
-        f"Machine: {out['machine']}, 1 thread (beside other work on the two cores: seconds are indicative).",
+        f"Machine: {out['machine']}{'' if 'thread' in out['machine'] else ', 1 thread'} (beside other work on the "
+        "two cores: seconds are indicative, not comparable between rows).",
         *(["", "Parts kept from earlier runs of this script:", "", *ran_at(out)] if ran_at(out) else []),
         "",
         "## Ratings: RMSE / MAE on the held-out 10 %",
@@ -199,6 +200,19 @@ def report(out: dict) -> str:
             lines.append(
                 f"| {names[part]} | {m['hr@10']:.4f} | {m['ndcg@10']:.4f} | {p['train_seconds']:.0f} | "
                 f"{p['best_epoch']} of {p['epochs']} | batch {p['batch_size']}, lr {p['lr']:.2g} |"
+            )
+    base = out["parts"].get("default")
+    if base:
+        lines.append("")
+        for part in names:
+            p = out["parts"].get(part)
+            if part == "default" or not p:
+                continue
+            d, m = p["metrics"], base["metrics"]
+            capped = " (still improving at the `--epochs` cap)" if p["best_epoch"] == p["epochs"] else ""
+            lines.append(
+                f"- {names[part]} minus the defaults: HR@10 {d['hr@10'] - m['hr@10']:+.4f}, NDCG@10 "
+                f"{d['ndcg@10'] - m['ndcg@10']:+.4f}; best epoch {p['best_epoch']} of {p['epochs']}{capped}."
             )
     if "default" not in out["parts"]:
         lines.append(
