@@ -145,7 +145,7 @@ def report(out: dict) -> str:
             f"{m['train_ratings'] + m['validation_ratings'] + m['test_ratings']:,} in all), split by "
             f"`edgerec.data.ratings.split_ratings` with seed 0: {m['test_ratings']:,} test rows, "
             f"{m['validation_ratings']:,} validation rows (early stopping), {m['train_ratings']:,} training rows. "
-            "All three models below are measured on the same test rows.",
+            "Every row below is measured on the same test rows.",
             "",
             "| model | RMSE | MAE | seconds | notes |",
             "|---|---|---|---|---|",
