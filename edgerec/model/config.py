@@ -101,7 +101,7 @@ class TrainConfig:
     batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH)] | None = None
     # None = automatic (auto_lr: 2e-3 at batch 256, x sqrt(batch / 256)); the paper: 1e-3; 2e-3 with weight averaging
     lr: Annotated[float, Field(gt=0.0)] | None = None
-    negatives: PositiveInt = 4  # sampled negatives per positive, re-sampled every epoch
+    negatives: PositiveInt = 4  # sampled negatives per positive, re-sampled every epoch (implicit objective only)
     l2: Annotated[float, Field(ge=0.0)] = L2  # L2 penalty on the embeddings seen in a batch
     patience: PositiveInt = 4  # epochs without validation improvement before stopping
     # from this epoch on, the candidate that is validated (and kept if best) is the running mean of the weights at
@@ -150,8 +150,9 @@ class TrainConfig:
 
 
 def resolved(cfg: TrainConfig, train_positives: int) -> TrainConfig:
-    """cfg with the automatic batch size and learning rate made concrete for this many training positives (rated
-    rows of the rating objective, which samples no negatives)."""
+    """cfg with the automatic batch size and learning rate made concrete for this many training positives (the
+    data's training interactions; the rating objective samples no negatives, so its epoch is counted as that many
+    samples: 994,169 on ML-1M, batch 4,096)."""
     per_epoch = train_positives * (1 + cfg.negatives) if cfg.objective == "implicit" else train_positives
     batch = cfg.batch_size or auto_batch(per_epoch)
     return replace(cfg, batch_size=batch, lr=cfg.lr or auto_lr(batch))
