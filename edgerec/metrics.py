@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgerec.data.interactions import Interactions
+from edgerec.data.ratings import Ratings
 from edgerec.data.split import Dataset, positive_keys
 from edgerec.io import SavesJson
 
@@ -150,6 +151,21 @@ def item_pop_scorer(ds: Dataset) -> ScoreFn:
     return lambda users, items: pop[items]
 
 
+def rating_errors(scorer: ScoreFn, rows: Ratings, chunk: int = 1 << 18) -> dict[str, float | int]:
+    """RMSE and MAE of a rating model's predictions on rated rows (the rating objective's metrics)."""
+    pred = np.concatenate(
+        [np.asarray(scorer(rows.users[s : s + chunk], rows.items[s : s + chunk])) for s in range(0, len(rows), chunk)]
+    )
+    err = pred.astype(np.float64) - rows.ratings
+    return {"rmse": float(np.sqrt(np.mean(err**2))), "mae": float(np.mean(np.abs(err))), "ratings": len(rows)}
+
+
+def global_mean_scorer(train: Ratings) -> ScoreFn:
+    """The rating objective's floor: every pair predicted as the mean training rating."""
+    mean = float(np.mean(train.ratings, dtype=np.float64))
+    return lambda users, items: np.full(len(users), mean)
+
+
 def precision_recall_f1(top: np.ndarray, relevant: list[set[int]]) -> dict[str, float]:
     """Mean precision@K, recall@K and F1@K of top-K lists (top [U, K]) against the items each of those users went
     on to interact with (relevant[u] for row u; users with an empty set are skipped)."""
@@ -170,12 +186,15 @@ def precision_recall_f1(top: np.ndarray, relevant: list[set[int]]) -> dict[str, 
 
 @dataclass(frozen=True)
 class Evaluation(SavesJson):
-    """A model's test metrics beside ItemPop's on the same data (what `edgerec evaluate` reports)."""
+    """A model's test metrics beside a baseline's on the same data (what `edgerec evaluate` reports): ItemPop's
+    ranking metrics for an implicit model, the global mean's RMSE / MAE for a rating model."""
 
     model: str  # what was measured, e.g. "neumf (int8 emb, int8 MLP)": a calibrated model as it will run
     data: str
     metrics: dict[str, float | int | str]
-    itempop: dict[str, float | int | str]
+    itempop: dict[str, float | int | str]  # the baseline's metrics (named by `baseline`)
+    baseline: str = "ItemPop"  # or "global mean" (a rating model)
 
     def to_json(self) -> dict[str, object]:
-        return {**self.metrics, "model": self.model, "data": self.data, "itempop": self.itempop}
+        key = "itempop" if self.baseline == "ItemPop" else self.baseline.replace(" ", "_")
+        return {**self.metrics, "model": self.model, "data": self.data, key: self.itempop}

@@ -72,6 +72,7 @@ runtime: {version: ">=2.1", delegate: xnnpack}
          "than or equal to 64", "got 10"),
         (GOOD.replace("name: p", "name: q"), "field `name` must match the file name", "got 'q'"),
         (GOOD.replace("device: phone\n", ""), "Profile: field `device`: Field required", ""),
+        (GOOD + "train: {objective: rating}\n", "field `train.objective` must be implicit: a profile exports", ""),
     ],
 )  # fmt: skip
 def test_bad_profiles_are_one_line_errors_naming_file_and_field(tmp_path, capsys, text, message, value) -> None:

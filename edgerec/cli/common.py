@@ -133,6 +133,12 @@ def metrics_table(title: str, rows: dict[str, dict]) -> None:
     console().print(table)
 
 
+def rating_table(title: str, rows: dict[str, dict]) -> None:
+    """A rating model's RMSE / MAE beside its baseline's."""
+    table(title, ("model", "RMSE", "MAE", "ratings"), [[n, f"{m['rmse']:.4f}", f"{m['mae']:.4f}", str(m["ratings"])]
+                                                       for n, m in rows.items()], left=("model",))  # fmt: skip
+
+
 def table(title: str, columns: tuple[str, ...], rows: list[list[str]], left: tuple[str, ...] = ()) -> None:
     """Print a rich table (columns right-aligned except those in `left`)."""
     from rich.markup import escape

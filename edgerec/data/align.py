@@ -84,7 +84,8 @@ def align(
     if not ok.any():
         raise EdgerecError(f"no test case of the data is known to {what}: every one has an unknown user or item")
     order = np.argsort(tu[ok], kind="stable")
-    out = Dataset(ds.name, train, tu[ok][order], ti[ok][order], tn[ok][order])
+    ratings = None if ds.test_ratings is None else ds.test_ratings[ok][order]
+    out = Dataset(ds.name, train, tu[ok][order], ti[ok][order], tn[ok][order], ratings)
     report = Alignment(int((u < 0).sum()), int((i < 0).sum()), int((~keep).sum()), int((~ok).sum()))
     if report.exact:
         log.info("%s: matched the data to %s's id maps by original id", ds.name, what)

@@ -13,4 +13,4 @@ class Columns:
     user: str = "user"
     item: str = "item"
     timestamp: str | None = "timestamp"  # used when present
-    rating: str | None = "rating"  # kept when present, never used as a label
+    rating: str | None = "rating"  # kept when present; the label of the rating objective only

@@ -20,8 +20,8 @@ class Interactions:
     """Implicit-feedback interactions over dense indices.
 
     users[k], items[k] index into user_ids / item_ids, which hold the original ids (ints or strings).
-    timestamps and ratings are optional per-interaction columns (ratings are kept but never used as labels:
-    every interaction is a positive).
+    timestamps and ratings are optional per-interaction columns (ratings are the label of the rating objective
+    only, edgerec.data.ratings; otherwise every interaction is a positive).
     """
 
     users: np.ndarray  # [n] int64 in [0, n_users)

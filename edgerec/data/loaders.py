@@ -141,7 +141,8 @@ def load_ncf_split(folder: Path) -> Dataset:
         timestamps=train[:, 3].copy() if train.shape[1] >= 4 else None,
         ratings=train[:, 2].astype(np.float32) if train.shape[1] >= 3 else None,
     ).deduplicated(str(train_files[0]))
-    return Dataset(prefix, inter, test[:, 0].copy(), test[:, 1].copy(), negatives[1])
+    test_ratings = test[:, 2].astype(np.float32) if test.shape[1] >= 3 else None
+    return Dataset(prefix, inter, test[:, 0].copy(), test[:, 1].copy(), negatives[1], test_ratings)
 
 
 def _check_range(values: np.ndarray, n: int, path: Path, what: str) -> None:

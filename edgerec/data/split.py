@@ -28,6 +28,7 @@ class Dataset:
     test_users: np.ndarray  # [T] int64
     test_items: np.ndarray  # [T] int64
     test_negatives: np.ndarray  # [T, N] int64
+    test_ratings: np.ndarray | None = None  # [T] float32: the held-out interactions' ratings, when the data has them
 
     @property
     def n_users(self) -> int:
@@ -48,7 +49,10 @@ class Dataset:
         if len(self.test_users) <= n:
             return self
         rows = np.sort(np.random.default_rng(seed).choice(len(self.test_users), size=n, replace=False))
-        return Dataset(self.name, self.train, self.test_users[rows], self.test_items[rows], self.test_negatives[rows])
+        ratings = None if self.test_ratings is None else self.test_ratings[rows]
+        return Dataset(
+            self.name, self.train, self.test_users[rows], self.test_items[rows], self.test_negatives[rows], ratings
+        )
 
     def summary(self) -> dict[str, int | str]:
         return {
@@ -162,4 +166,5 @@ def leave_one_out(
     known = positive_keys(inter) if known is None else known
     negatives = sample_distinct_negatives(test_users, inter.n_items, n_neg, known, rng)
     order = np.argsort(test_users)
-    return Dataset(name, train, test_users[order], test_items[order], negatives[order])
+    ratings = None if inter.ratings is None else inter.ratings[test_rows][order]
+    return Dataset(name, train, test_users[order], test_items[order], negatives[order], ratings)

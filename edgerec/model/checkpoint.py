@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save
 from edgerec.data.align import align
 from edgerec.data.features import FEATURES_JSON, FEATURES_TENSORS, checkpoint_features, encoded_tensors
 from edgerec.data.interactions import Interactions, ids_to_list, load_id_maps
+from edgerec.data.ratings import require_implicit
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
 from edgerec.io import (
@@ -130,6 +131,11 @@ class Checkpoint:
         return self.config.get("report", {})
 
     @property
+    def objective(self) -> str:
+        """What the model's output means: "implicit" (a logit: ranked) or "rating" (a predicted rating)."""
+        return str(self.config.get("objective", "implicit"))
+
+    @property
     def version(self) -> int:
         """The model's version: 1, +1 per `edgerec update`, `add-items` or `add-users`."""
         return int(self.config.get("version", 1))
@@ -166,7 +172,9 @@ class Checkpoint:
     def folded(self) -> Checkpoint:
         """What compression, export and updates read: a feature model as the plain NeuMF whose id rows hold id
         embedding + feature encoding (edgerec.model.features.fold: every known id scores as before), without the
-        feature files; a checkpoint without features is returned as it is."""
+        feature files; a checkpoint without features is returned as it is. A rating model is refused: the steps
+        that read this (compression, export, updates) need implicit-feedback logits."""
+        require_implicit(self.objective, str(self.path or "the checkpoint"), "compression, export and updating")
         if not isinstance(self.model, FeatureNCF):
             return self
         config = {k: v for k, v in self.config.items() if k not in ("weights_sha256", "features")}

@@ -101,7 +101,7 @@ class TrainConfig:
     batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH)] | None = None
     # None = automatic (auto_lr: 2e-3 at batch 256, x sqrt(batch / 256)); the paper: 1e-3; 2e-3 with weight averaging
     lr: Annotated[float, Field(gt=0.0)] | None = None
-    negatives: PositiveInt = 4  # sampled negatives per positive, re-sampled every epoch
+    negatives: PositiveInt = 4  # sampled negatives per positive, re-sampled every epoch (implicit objective only)
     l2: Annotated[float, Field(ge=0.0)] = L2  # L2 penalty on the embeddings seen in a batch
     patience: PositiveInt = 4  # epochs without validation improvement before stopping
     # from this epoch on, the candidate that is validated (and kept if best) is the running mean of the weights at
@@ -110,8 +110,18 @@ class TrainConfig:
     seed: int = 0
     # the paper fine-tunes pre-trained NeuMF with SGD. "lazy-adam": torch's SparseAdam on the embedding tables (only
     # the rows a batch touched move), dense Adam for the layers; one process only. Measured slower per step than
-    # dense Adam at every table size up to 1 M x 1 M (benchmarks/results/optimizer_step.md): not the default
-    optimizer: Literal["adam", "sgd", "lazy-adam"] = "adam"
+    # dense Adam at every table size up to 1 M x 1 M (benchmarks/results/optimizer_step.md): not the default.
+    # "adagrad": torch's Adagrad on every parameter; it keeps no moments, so a row a batch did not read (an exactly
+    # zero gradient) does not move: it is lazy on the tables as it is, and works with L2, row masks and nproc.
+    # Measured on ML-1M beside Adam in benchmarks/results/ratings.md
+    optimizer: Literal["adam", "sgd", "lazy-adam", "adagrad"] = "adam"
+    # "implicit": every interaction a positive, sampled negatives, BCE, ranked (HR / NDCG). "rating": the same
+    # network regresses the rating column with a squared-error loss on a seeded 90/10 split of the rated rows
+    # (edgerec.data.ratings), reported as RMSE / MAE; the model's output is then a predicted rating, not a logit
+    objective: Literal["implicit", "rating"] = "implicit"
+    # dropout after every hidden layer of the MLP tower while training (identity in evaluation: the exported graph
+    # is the same); 0: none
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     # processes on torch.distributed (edgerec.model.distributed): each its own shard, gradients averaged per step
     nproc: Annotated[int, Field(ge=1, le=1024)] = 1
     # user and item features beside the ids (None: ids only)
@@ -130,11 +140,21 @@ class TrainConfig:
             raise ConfigError("TrainConfig: features train from scratch in one process (no pretrain, nproc 1)")
         if len(self.layers) == 1:
             raise ConfigError("TrainConfig: layers is the MLP input size then at least one hidden size, e.g. 64,32")
+        if self.dropout and self.model == "gmf":
+            raise ConfigError("TrainConfig: dropout applies to the MLP tower; gmf has none (use mlp or neumf)")
+        if self.objective == "rating" and (self.pretrain or self.nproc > 1 or self.features is not None):
+            raise ConfigError(
+                "TrainConfig: the rating objective trains from scratch in one process, ids only "
+                "(no pretrain, nproc 1, no features)"
+            )
 
 
 def resolved(cfg: TrainConfig, train_positives: int) -> TrainConfig:
-    """cfg with the automatic batch size and learning rate made concrete for this many training positives."""
-    batch = cfg.batch_size or auto_batch(train_positives * (1 + cfg.negatives))
+    """cfg with the automatic batch size and learning rate made concrete for this many training positives (the
+    data's training interactions; the rating objective samples no negatives, so its epoch is counted as that many
+    samples: 994,169 on ML-1M, batch 4,096)."""
+    per_epoch = train_positives * (1 + cfg.negatives) if cfg.objective == "implicit" else train_positives
+    batch = cfg.batch_size or auto_batch(per_epoch)
     return replace(cfg, batch_size=batch, lr=cfg.lr or auto_lr(batch))
 
 

@@ -110,14 +110,22 @@ class NCF(nn.Module):
         """The embedding rows a batch reads, by table name: {"gmf_user": [B, gmf_dim], ...}."""
         return {name: table(users if name.endswith("_user") else items) for name, table in self.tables().items()}
 
-    def combine(self, rows: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Embedding rows -> [B] logits (everything after the lookups)."""
+    def combine(self, rows: dict[str, torch.Tensor], dropout: float = 0.0) -> torch.Tensor:
+        """Embedding rows -> [B] logits (everything after the lookups). dropout: applied after every hidden layer of
+        the MLP tower in training mode only (no module of its own: the eval graph and the weights' names stay)."""
         parts = []
         if self.arch.gmf_dim:
             parts.append(rows["gmf_user"] * rows["gmf_item"])  # [B, gmf_dim]
         if self.arch.mlp_layers:
             x = torch.cat([rows["mlp_user"], rows["mlp_item"]], dim=-1)  # [B, mlp_user + mlp_item]
-            parts.append(self.mlp(x))  # [B, mlp_layers[-1]]
+            if dropout and self.training:
+                for layer in self.mlp:
+                    x = layer(x)
+                    if isinstance(layer, nn.ReLU):
+                        x = nn.functional.dropout(x, dropout, training=True)
+            else:
+                x = self.mlp(x)
+            parts.append(x)  # [B, mlp_layers[-1]]
         h = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)  # [B, predictive_dim]
         return self.predict(h).squeeze(-1)
 

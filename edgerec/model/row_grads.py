@@ -1,8 +1,8 @@
 """The optimizer step's embedding side: row gradients instead of autograd's dense table gradients, the L2 on the
-rows a batch read, and the optimizers that consume them (dense Adam / SGD, or SparseAdam for lazy-adam).
+rows a batch read, and the optimizers that consume them (dense Adam / SGD / Adagrad, or SparseAdam for lazy-adam).
 
 Apart from the training loop because these three must agree on one contract: what a table's `.grad` holds after
-`RowGrads.scatter` (a dense buffer for Adam and SGD, a sparse tensor for SparseAdam).
+`RowGrads.scatter` (a dense buffer for Adam, SGD and Adagrad, a sparse tensor for SparseAdam).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ def optimizers(model: NCF, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
         return [torch.optim.SGD(model.parameters(), lr=cfg.lr)]
     if cfg.optimizer == "adam":
         return [torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)]  # 8x faster step on CPU
+    if cfg.optimizer == "adagrad":  # no moments: rows with a zero gradient (not read by the batch) stay put
+        return [torch.optim.Adagrad(model.parameters(), lr=cfg.lr, fused=True)]
     tables = {id(t.weight) for t in model.tables().values()}
     layers = [p for p in model.parameters() if id(p) not in tables]
     return [

@@ -1,9 +1,11 @@
-"""Training: binary cross-entropy with sampled negatives, model selection on a validation split carved from train.
+"""Training: binary cross-entropy with sampled negatives (the implicit objective) or squared error on the rating
+column (the rating objective), model selection on a validation split carved from train.
 
-The validation split is leave-one-out on the training interactions (never the test set); the epoch with the best
-validation NDCG@10 is kept, and training stops after `patience` epochs without improvement. The samples come from
-edgerec.model.batches, the embedding gradients and optimizers from edgerec.model.row_grads, and what the ranks of
-a process group share from edgerec.model.collective.
+Implicit: the validation split is leave-one-out on the training interactions (never the test set); the epoch with
+the best validation NDCG@10 is kept. Rating: the rated rows are split by edgerec.data.ratings (test, validation,
+train); the epoch with the lowest validation RMSE is kept. Either way training stops after `patience` epochs without
+improvement. The samples come from edgerec.model.batches, the embedding gradients and optimizers from
+edgerec.model.row_grads, and what the ranks of a process group share from edgerec.model.collective.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
+from edgerec.data.ratings import split_ratings
 from edgerec.data.split import Dataset, leave_one_out, positive_keys
 from edgerec.errors import EdgerecError
-from edgerec.metrics import evaluate, hr_ndcg, item_pop_scorer, sampled_ranks
+from edgerec.metrics import evaluate, global_mean_scorer, hr_ndcg, item_pop_scorer, rating_errors, sampled_ranks
 from edgerec.model.batches import Batch, epoch_batches
 from edgerec.model.collective import average_gradients, fewest, rank_and_world
 from edgerec.model.config import PRETRAINED_SGD_LR, TrainConfig, resolved
@@ -45,10 +48,15 @@ ExtraLoss = Callable[[NCF, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tenso
 class EpochLog:
     epoch: int
     loss: float
-    val_hr: float
-    val_ndcg: float
     seconds: float
     samples_per_s: float
+    val_hr: float | None = None  # implicit objective: validation HR@10 / NDCG@10
+    val_ndcg: float | None = None
+    val_rmse: float | None = None  # rating objective: validation RMSE / MAE
+    val_mae: float | None = None
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass
@@ -64,7 +72,7 @@ class TrainResult:
             "best_epoch": self.best_epoch,
             "seconds": round(self.seconds, 2),
             "samples_per_s": round(self.samples_per_s),
-            "history": [asdict(h) for h in self.history],
+            "history": [h.to_json() for h in self.history],
         }
 
 
@@ -128,7 +136,8 @@ def fit(
     options: FitOptions = FitOptions(),
     group: ProcessGroup | None = None,
 ) -> TrainResult:
-    """Train `model` on ds.train minus a validation item per user; return the best-validation model.
+    """Train `model` on ds.train minus a validation item per user (the rating objective: on the training rows of
+    edgerec.data.ratings.split_ratings); return the best-validation model.
 
     From epoch cfg.average_from on, the model validated after each epoch is the mean of the weights at the ends of
     the epochs since (stochastic weight averaging); the best validated one is returned.
@@ -142,43 +151,81 @@ def fit(
     # one process: the seed alone; ranks: each its own stream of negatives
     rng = np.random.default_rng(cfg.seed if world == 1 else [cfg.seed, rank])
     steps = _Steps(model, cfg, options, group, world)
-    val = validation_split(ds, cfg.seed) if options.val is None else options.val
-    train = val.train if options.val is None else ds.train
-    # the validation items are positives too: never sampled as negatives
-    known = positive_keys(ds.train) if options.known is None else options.known
+    task = _Implicit(ds, cfg, options, rank, world) if cfg.objective == "implicit" else _Rating(ds, cfg)
     average = _Average(cfg.average_from)
-    best = _Best(model, val, cfg.patience)
+    best = _Best(model, task.validate, cfg.patience)
     history: list[EpochLog] = []
     t_start, train_seconds, samples = time.perf_counter(), 0.0, 0
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
-        # each rank samples its own shard of the positives and their negatives
-        shard_u, shard_i = train.users[rank::world], train.items[rank::world]
-        n = fewest(len(shard_u) * (1 + cfg.negatives), group)  # every rank takes the same number of steps
-        batches = epoch_batches(shard_u, shard_i, ds.n_items, known, cfg.negatives, rng, steps.batch_size, n)
+        batches, n = task.batches(rng, steps.batch_size, group)
         loss = steps.epoch(batches, (n + steps.batch_size - 1) // steps.batch_size, epoch, t0)
         seconds = time.perf_counter() - t0
         train_seconds += seconds
         n *= world  # samples of the epoch, all ranks together
         candidate = average(model, epoch)
-        val_hr, val_ndcg = hr_ndcg(sampled_ranks(torch_scorer(candidate), val))
+        score, measured = task.validate(candidate)
         for callback in options.callbacks:
             callback.on_epoch_end(epoch, model, candidate)
         samples += n
-        history.append(EpochLog(epoch, loss, val_hr, val_ndcg, seconds, n / seconds))
+        history.append(EpochLog(epoch, loss, seconds, n / seconds, **measured))
         _log_epoch(history[-1])
         if not np.isfinite(loss):
             raise EdgerecError(f"training diverged at epoch {epoch} (loss is {loss}); lower the learning rate")
-        if best.stops(epoch, val_ndcg, candidate):
+        if best.stops(epoch, score, candidate):
             break
     model.load_state_dict(best.state)
     model.eval()
     return TrainResult(model, best.epoch, history, time.perf_counter() - t_start, samples / max(train_seconds, 1e-9))
 
 
+Validate = Callable[[NCF], tuple[float, dict[str, float]]]  # model -> (higher is better, EpochLog's val_ fields)
+
+
+class _Implicit:
+    """The implicit objective's epochs and validation: every training positive with fresh sampled negatives (each
+    rank its own shard), NDCG@10 on a leave-one-out validation split carved from ds.train (or the caller's)."""
+
+    def __init__(self, ds: Dataset, cfg: TrainConfig, options: FitOptions, rank: int, world: int) -> None:
+        self.val = validation_split(ds, cfg.seed) if options.val is None else options.val
+        self.train = self.val.train if options.val is None else ds.train
+        # the validation items are positives too: never sampled as negatives
+        self.known = positive_keys(ds.train) if options.known is None else options.known
+        self.n_items, self.negatives, self.rank, self.world = ds.n_items, cfg.negatives, rank, world
+
+    def batches(self, rng: np.random.Generator, batch: int, group: ProcessGroup | None) -> tuple[Iterator[Batch], int]:
+        shard_u, shard_i = self.train.users[self.rank :: self.world], self.train.items[self.rank :: self.world]
+        n = fewest(len(shard_u) * (1 + self.negatives), group)  # every rank takes the same number of steps
+        return epoch_batches(shard_u, shard_i, self.n_items, self.known, self.negatives, rng, batch, n), n
+
+    def validate(self, model: NCF) -> tuple[float, dict[str, float]]:
+        hr, ndcg = hr_ndcg(sampled_ranks(torch_scorer(model), self.val))
+        return ndcg, {"val_hr": hr, "val_ndcg": ndcg}
+
+
+class _Rating:
+    """The rating objective's epochs and validation: the training rows of the rating split, shuffled every epoch
+    (the label is the rating), RMSE on its validation rows."""
+
+    def __init__(self, ds: Dataset, cfg: TrainConfig) -> None:
+        split = split_ratings(ds, cfg.seed)
+        self.train, self.val = split.train, split.val
+
+    def batches(self, rng: np.random.Generator, batch: int, group: ProcessGroup | None) -> tuple[Iterator[Batch], int]:
+        perm = rng.permutation(len(self.train))
+        u, i = torch.from_numpy(self.train.users[perm]), torch.from_numpy(self.train.items[perm])
+        r = torch.from_numpy(self.train.ratings[perm])
+        return ((u[s : s + batch], i[s : s + batch], r[s : s + batch]) for s in range(0, len(perm), batch)), len(perm)
+
+    def validate(self, model: NCF) -> tuple[float, dict[str, float]]:
+        errors = rating_errors(torch_scorer(model), self.val)
+        return -errors["rmse"], {"val_rmse": errors["rmse"], "val_mae": errors["mae"]}
+
+
 class _Steps:
-    """The optimizer steps of one epoch: BCE plus the caller's extra loss, row gradients with their L2, and the
-    ranks' gradient average, so that fit itself reads as epochs and model selection."""
+    """The optimizer steps of one epoch: the objective's loss (BCE on logits, or squared error on ratings) plus the
+    caller's extra loss, row gradients with their L2, and the ranks' gradient average, so that fit itself reads as
+    epochs and model selection."""
 
     def __init__(
         self, model: NCF, cfg: TrainConfig, options: FitOptions, group: ProcessGroup | None, world: int
@@ -186,7 +233,7 @@ class _Steps:
         self.model, self.cfg, self.options, self.group, self.world = model, cfg, options, group, world
         self.batch_size = max(1, cfg.batch_size // world)  # the global batch is cfg.batch_size, split over the ranks
         self.opts = optimizers(model, cfg)
-        self.bce = nn.BCEWithLogitsLoss()
+        self.loss = nn.BCEWithLogitsLoss() if cfg.objective == "implicit" else nn.MSELoss()
         self.row_grads = RowGrads(model, options.row_mask, sparse=cfg.optimizer == "lazy-adam")
 
     def epoch(self, batches: Iterator[Batch], steps: int, epoch: int, t0: float) -> float:
@@ -205,8 +252,8 @@ class _Steps:
 
     def step(self, u: torch.Tensor, i: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         rows = self.row_grads.gather(u, i)
-        logits = self.model.combine(self.model.represent(rows, u, i))
-        loss = self.bce(logits, y)
+        logits = self.model.combine(self.model.represent(rows, u, i), self.cfg.dropout)
+        loss = self.loss(logits, y)
         if self.options.extra_loss is not None:
             loss = loss + self.options.extra_loss(self.model, u, i, y, logits)
         for opt in self.opts:
@@ -243,32 +290,29 @@ class _Average:
 
 
 class _Best:
-    """Model selection: the best validated weights so far, and early stopping's count of epochs without gain."""
+    """Model selection: the best validated weights so far (validation NDCG@10, or minus RMSE: higher is better),
+    and early stopping's count of epochs without gain."""
 
-    def __init__(self, model: NCF, val: Dataset, patience: int) -> None:
+    def __init__(self, model: NCF, validate: Validate, patience: int) -> None:
         # epoch 0 is the starting point: a pre-trained or pruned model that fine-tuning only makes worse is kept
-        self.ndcg = hr_ndcg(sampled_ranks(torch_scorer(model), val))[1]
+        self.score = validate(model)[0]
         self.state, self.epoch, self.stale, self.patience = copy.deepcopy(model.state_dict()), 0, 0, patience
 
-    def stops(self, epoch: int, ndcg: float, candidate: NCF) -> bool:
+    def stops(self, epoch: int, score: float, candidate: NCF) -> bool:
         """Record the epoch's validation; whether training stops here."""
-        if ndcg > self.ndcg:
-            self.ndcg, self.state, self.epoch, self.stale = ndcg, copy.deepcopy(candidate.state_dict()), epoch, 0
+        if score > self.score:
+            self.score, self.state, self.epoch, self.stale = score, copy.deepcopy(candidate.state_dict()), epoch, 0
             return False
         self.stale += 1
         return self.stale >= self.patience
 
 
 def _log_epoch(rec: EpochLog) -> None:
-    log.info(
-        "epoch %d  loss %.4f  val HR@10 %.4f  NDCG@10 %.4f  %.1fs  %.0f samples/s",
-        rec.epoch,
-        rec.loss,
-        rec.val_hr,
-        rec.val_ndcg,
-        rec.seconds,
-        rec.samples_per_s,
-    )
+    if rec.val_rmse is not None:
+        val = f"val RMSE {rec.val_rmse:.4f}  MAE {rec.val_mae:.4f}"
+    else:
+        val = f"val HR@10 {rec.val_hr:.4f}  NDCG@10 {rec.val_ndcg:.4f}"
+    log.info("epoch %d  loss %.4f  %s  %.1fs  %.0f samples/s", rec.epoch, rec.loss, val, rec.seconds, rec.samples_per_s)
 
 
 def train(
@@ -288,6 +332,7 @@ def train(
     architecture fields and pretrain are not used.
 
     Returns the model and a report: test metrics at the selected epoch, ItemPop's, the training log of every stage.
+    The rating objective: RMSE / MAE on the held-out rows of the rating split, the global mean's beside them.
     """
     kind, factors, layers = cfg.model, cfg.factors, cfg.layers
     cfg = resolved(cfg, len(ds.train))  # the automatic batch and rate, recorded as the values used
@@ -313,6 +358,9 @@ def train(
         return _report(trained, ds, fit_cfg, init, {kind: summary}, summary["samples_per_s"])
     else:
         model = build_model(ds, cfg)
+        if cfg.objective == "rating":  # the output starts at the mean training rating
+            with torch.no_grad():
+                model.predict.bias.fill_(float(np.mean(split_ratings(ds, cfg.seed).train.ratings, dtype=np.float64)))
     res = fit(model, ds, fit_cfg, options, group)
     stages[kind] = res.summary()
     return _report(res.model, ds, fit_cfg, init, stages, res.samples_per_s)
@@ -327,11 +375,9 @@ def build_model(ds: Dataset, cfg: TrainConfig) -> NCF:
 def _report(
     model: NCF, ds: Dataset, cfg: TrainConfig, init: NCF | None, stages: dict, samples_per_s: float
 ) -> tuple[NCF, dict]:
-    metrics = evaluate(torch_scorer(model), ds)
     seconds = sum(s["seconds"] for s in stages.values())
     report = {
-        "metrics": metrics,
-        "itempop": evaluate(item_pop_scorer(ds), ds),
+        **objective_metrics(model, ds, cfg.objective, cfg.seed),
         "train_config": asdict(cfg),
         "init": None if init is None else "continued from a checkpoint's weights",
         "stages": stages,
@@ -341,3 +387,17 @@ def _report(
     if isinstance(model, FeatureNCF):  # how each feature table met the data (edgerec.data.features.FeatureReport)
         report["features"] = dict(model.features.reports)
     return model, report
+
+
+def objective_metrics(model: NCF, ds: Dataset, objective: str, seed: int) -> dict[str, dict]:
+    """The test metrics of a model trained on `objective` and its baseline's, as the train report holds them:
+    implicit: {"metrics": HR / NDCG (sampled and full ranking), "itempop": ItemPop's}; rating: {"metrics": RMSE /
+    MAE on the held-out rows of the rating split with `seed`, "global_mean": the mean training rating's}."""
+    if objective == "implicit":
+        return {"metrics": evaluate(torch_scorer(model), ds), "itempop": evaluate(item_pop_scorer(ds), ds)}
+    split = split_ratings(ds, seed)
+    summary = split.summary()
+    return {
+        "metrics": rating_errors(torch_scorer(model), split.test) | summary,
+        "global_mean": rating_errors(global_mean_scorer(split.train), split.test) | summary,
+    }

@@ -96,6 +96,11 @@ class Profile:
                 f"Profile: field `runtime.delegate` must be one of {', '.join(t.delegates)} for {t.name}; "
                 f"got {shown(self.runtime.delegate)}"
             )
+        if self.train.objective != "implicit":
+            raise ConfigError(
+                "Profile: field `train.objective` must be implicit: a profile exports, and a rating model is not "
+                "exported (its output is a predicted rating, not an implicit-feedback score)"
+            )
         kind = getattr(self.export.options, "kind", None)
         if t.name == "triton" and self.runtime.delegate != kind:
             raise ConfigError(

@@ -241,6 +241,7 @@ class NumpyModel:
 
         from edgerec.data.features import checkpoint_features, fold_weights
         from edgerec.data.interactions import load_id_maps
+        from edgerec.data.ratings import require_implicit
         from edgerec.io import read_json, sha256_file
 
         folder = Path(folder)
@@ -248,6 +249,7 @@ class NumpyModel:
         if not (weights.is_file() and config.is_file()):
             raise EdgerecError(f"{folder}: not a checkpoint folder (expected config.json and model.safetensors)")
         recorded = read_json(config)
+        require_implicit(str(recorded.get("objective", "implicit")), str(folder), "recommend (fold-in, explanations)")
         if sha256_file(weights) != recorded.get("weights_sha256"):
             raise EdgerecError(f"{weights}: sha256 does not match config.json: the file was changed or is corrupt")
         try:
