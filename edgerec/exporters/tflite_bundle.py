@@ -61,7 +61,7 @@ TARGET = Target(
 def export(model: NCF, ctx: ExportContext) -> Exported:
     from edgerec.exporters import bundle
 
-    return Exported(bundle.export(model, ctx.precision, ctx.model_path, ctx.options))
+    return Exported(bundle.export(model, ctx.precision, ctx.model_path, ctx.options, user_features=ctx.user_features))
 
 
 def readme(manifest: dict[str, Any]) -> str:
