@@ -25,15 +25,18 @@ from edgerec.runtime.foldin import ItemSide, fold_in, fold_in_fixed
 
 TINY = "synthetic:users=150,items=140,seed=4"
 GROUPS, HOBBIES = ("a", "b", "c"), ("chess", "golf", "films", "hiking")
+WORDS = ("quiet", "reader", "night", "owl", "loves", "old", "films", "and", "long", "walks", "coffee", "first")
 
 
 def user_table(path: Path, ids: np.ndarray) -> Path:
-    """group (categorical), age (numeric: many distinct integers), hobbies (multi-valued)."""
+    """group (categorical), age (numeric: many distinct integers), hobbies (multi-valued), bio (short text: hashed
+    into 1,024 buckets, a bag large enough to be stored in int8)."""
     rng = np.random.default_rng(1)
-    lines = ["user\tgroup\tage\thobbies"]
+    lines = ["user\tgroup\tage\thobbies\tbio"]
     for u in ids:
         hobbies = "|".join(rng.choice(HOBBIES, size=int(rng.integers(1, 3)), replace=False))
-        lines.append(f"{u}\t{rng.choice(GROUPS)}\t{rng.integers(18, 80)}\t{hobbies}")
+        bio = " ".join(rng.choice(WORDS, size=int(rng.integers(2, 6))))
+        lines.append(f"{u}\t{rng.choice(GROUPS)}\t{rng.integers(18, 80)}\t{hobbies}\t{bio}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -53,7 +56,8 @@ def cold(tmp_path_factory: pytest.TempPathFactory):
             target="tflite-bundle",
             precision=precision,
             tolerance=ParityBound(hr=0.05),
-            options={"candidates": 20, "explain": True},
+            # a short unrolled fold-in keeps the conversion quick; the math is the same at any step count
+            options={"candidates": 20, "explain": True, "fold_in": {"steps": 8, "lr": 0.05}},
         )
         bundles[precision] = edgerec.export(root / "ck", cfg, ds, out=root / precision).folder
     return ck, ds, bundles
@@ -71,7 +75,7 @@ def torch_user(model: FeatureNCF, indices: np.ndarray, weights: np.ndarray) -> t
 
 
 ATTRIBUTES = [
-    {"group": "b", "age": 33, "hobbies": "chess|films"},
+    {"group": "b", "age": 33, "hobbies": "chess|films", "bio": "a quiet reader of old books"},
     {"group": "a", "age": "71", "hobbies": "golf"},
     {"group": "c"},  # age and hobbies missing
     {"group": "never seen", "age": 25.5, "hobbies": "golf|knitting"},  # unknown values
@@ -130,18 +134,19 @@ def test_unknown_and_missing_values_are_counted_not_refused(cold) -> None:
     _, _, bundles = cold
     b = load_bundle(bundles["fp32"])
     _, _, counts = b.encode_user({"group": "never seen", "hobbies": "golf|knitting"})
-    assert counts == {"unknown": 2, "missing": 1}
+    assert counts == {"unknown": 2, "missing": 2}  # age and bio missing
     # an unknown group reads the column's reserved row, as the training rows without a known group did
     enc = b.user_encoder.columns[0]
     indices, weights, _ = b.encode_user({"group": "zzz", "age": 30})
     assert enc.name == "group" and indices[0] == enc.offset and weights[0] == 1.0
+    assert len(indices) == b.user_encoder.width == 1 + 1 + 5 + 32  # padded: hobbies 4 + unknown, bio 32 tokens
     assert (b.user_from_features({"group": "zzz", "age": 30})[0] == b.user_from_features({"age": 30.0})[0]).all()
 
 
 @pytest.mark.parametrize(
     ("attributes", "message"),
     [
-        ({"colour": "red"}, "no user feature column 'colour'; columns are \\['age', 'group', 'hobbies'\\]"),
+        ({"colour": "red"}, "no user feature column 'colour'; columns are \\['age', 'bio', 'group', 'hobbies'\\]"),
         ({"group": ["a", "b"]}, "'group' must be text or a number; got list"),
         ("group=a", "expected a mapping of column name -> value; got str"),
     ],
@@ -188,3 +193,96 @@ def test_an_id_only_bundle_has_no_user_features(tmp_path: Path, ckpt, ds) -> Non
     b = load_bundle(folder)
     with pytest.raises(EdgerecError, match="no user_features signature"):
         b.user_from_features({"group": "a"})
+
+
+def test_the_c_client_runs_user_features_then_fold_in_from_by_name(tmp_path: Path, cold) -> None:
+    """The C client (examples/c) runs user_features and feeds its outputs to fold_in_from, then recommend, by the
+    manifest's names: the answers equal Python's LiteRT (items identical, floats within 1e-4)."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed: the C client cannot be built here (CI has gcc)")
+    from edgerec.apps.native import Tensor, build_client, decode, encode, run_client
+
+    _, _, bundles = cold
+    folder = bundles["int8"]
+    b = load_bundle(folder)
+    sigs = b.manifest["signatures"]
+    client = build_client(Path(__file__).resolve().parents[1] / "examples" / "c", tmp_path / "client")
+    rng = np.random.default_rng(5)
+    requests, expected = [], []
+    for attributes in ATTRIBUTES:
+        indices, weights, _ = b.encode_user(attributes)
+        inputs = {"feature_indices": Tensor(indices), "feature_weights": Tensor(weights)}
+        requests.append(("user_features", inputs, list(sigs["user_features"]["outputs"])))
+        start = b.user_features(indices, weights)
+        expected.append({"user_gmf": start[0], "user_mlp": start[1]})
+        first = len(requests) - 1
+        history = rng.choice(b.n_items, 3, replace=False)
+        padded, mask = b._history(history)
+        chained = {
+            "history": Tensor(padded),
+            "history_mask": Tensor(mask),
+            "user_gmf": Tensor(request=first, name="user_gmf", dtype="float32"),
+            "user_mlp": Tensor(request=first, name="user_mlp", dtype="float32"),
+        }
+        requests.append(("fold_in_from", chained, list(sigs["fold_in_from"]["outputs"])))
+        ug, um = b.fold_in(history, start=start)
+        expected.append({"user_gmf": ug, "user_mlp": um})
+        rec = {n: Tensor(request=len(requests) - 1, name=n, dtype="float32") for n in ("user_gmf", "user_mlp")}
+        requests.append(("recommend", rec, ["top_items", "top_scores"]))
+        top, scores, _ = b.recommend(ug, um)
+        expected.append({"top_items": top, "top_scores": scores})
+    (tmp_path / "requests.bin").write_bytes(encode(requests))
+    run_client(client, folder / "model.tflite", tmp_path / "requests.bin", tmp_path / "outputs.bin", timeout=120)
+    got = decode((tmp_path / "outputs.bin").read_bytes())
+    assert len(got) == len(expected)
+    for out, want in zip(got, expected, strict=True):
+        for name, value in want.items():
+            if np.asarray(value).dtype.kind == "f":
+                np.testing.assert_allclose(out[name].reshape(-1), np.reshape(value, -1), rtol=0, atol=1e-4)
+            else:
+                np.testing.assert_array_equal(out[name], value)
+
+
+def test_recommend_for_a_new_user_by_attributes_from_the_checkpoint_and_the_bundle(cold, tmp_path: Path) -> None:
+    """`edgerec recommend --user-attributes`: the checkpoint (numpy) and the bundle (its user_features) give the same
+    top-10; with a history the fold-in starts from those vectors."""
+    from edgerec.cli.main import main
+
+    ck, _, bundles = cold
+    out = {}
+    for name, model in (("checkpoint", ck.path), ("bundle", bundles["fp32"])):
+        for extra in ([], ["--history", "1,2,3"]):
+            path = tmp_path / f"{name}{len(extra)}.json"
+            args = ["-q", "recommend", "--model", str(model), "--user-attributes", "group=b,age=33,hobbies=golf|chess"]
+            assert main([*args, *extra, "--json", str(path)]) == 0
+            out[name, len(extra)] = json.loads(path.read_text())
+    for n in (0, 2):  # the bundle's numpy item side is float16: close items may swap
+        a, b = ({r["item"] for r in out[name, n]["recommendations"]} for name in ("checkpoint", "bundle"))
+        assert len(a & b) >= 8, (a, b)
+    assert out["checkpoint", 0]["who"] == "a new user with 3 attributes"
+    assert out["checkpoint", 2]["who"].startswith("a new user with 3 items (folded in from the attributes' vectors)")
+    attributes = tmp_path / "attributes.json"
+    attributes.write_text(json.dumps({"group": "b", "age": 33, "hobbies": "golf|chess"}))
+    assert main(["-q", "recommend", "--model", str(ck.path), "--user-attributes", str(attributes), "--json",
+                 str(tmp_path / "file.json")]) == 0  # fmt: skip
+    again = json.loads((tmp_path / "file.json").read_text())["recommendations"]
+    assert again == out["checkpoint", 0]["recommendations"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--user-attributes", "group"], "expected column=value pairs separated by commas; got 'group'"),
+        (["--user-attributes", "colour=red"], "no user feature column 'colour'"),
+        (["--user-attributes", "group=a", "--user", "3"], "give --user (a known user) or --history"),
+        (["--user-attributes", "group=a", "--explain", "similarity"], "explaining needs the new user's history"),
+        (["--user-attributes", "missing.json"], "not a readable JSON file"),
+    ],
+)
+def test_bad_user_attributes_at_the_cli_are_one_line(cold, extra, match, capsys) -> None:
+    from edgerec.cli.main import main
+
+    ck, _, _ = cold
+    assert main(["-q", "recommend", "--model", str(ck.path), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and match in err, err

@@ -5,7 +5,10 @@ and the users' vectors as a server-side file (the app receives only its own user
 - with candidates = C > 0: score(user_gmf, user_mlp, items [C] int32, -1 = padding) -> (the items' scores, the
   top-K of the list, their scores): a candidate list or a few items, with the MLP run for those only;
 - and retrieve(user_gmf) -> (the C items with the best GMF half, those scores): the first stage of the two-stage
-  path for large catalogs (retrieve, then score re-ranks the C candidates with the whole NeuMF).
+  path for large catalogs (retrieve, then score re-ranks the C candidates with the whole NeuMF);
+- from a model with user features: user_features(feature_indices [W] int32, feature_weights [W]) -> (user_gmf,
+  user_mlp), a new user's vectors from their attributes encoded by the bundle's USER_ENCODER (and with the on-device
+  functions, fold_in_from: fold_in started from given vectors).
 
 Precisions: fp32; fp16 (weights and item constants stored in fp16, compute in float32); int8: every weight and item
 constant stored in int8 and dequantized once when the model loads, compute in float32 (litert-quantizer's
