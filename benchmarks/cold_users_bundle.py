@@ -202,7 +202,7 @@ def evaluate(
         ref_rows = rows[np.isin(ds.test_users[rows], list(ref_plain))]
 
         def numpy_score(g: np.ndarray, m: np.ndarray, items: np.ndarray) -> np.ndarray:
-            return side.logits(g.astype(np.float64), m.astype(np.float64), items)[0][0]
+            return side.logits(g.astype(np.float64), m.astype(np.float64), items)[0]
 
         out[f"history_{n}"] = {
             "fold_in": metrics(ranks(b.score_items, plain, ds, rows)),
