@@ -288,6 +288,7 @@ def report(out: dict, args: argparse.Namespace) -> str:
         return f"| {name} | {m['hr@10']:.4f} | {m['ndcg@10']:.4f} | {extra} |"
 
     a, bundle = out["no_history"], out["bundle"]
+    minutes, trained = (out["train"]["seconds"] or float("nan")) / 60, out["train"]["metrics"]
     tables = ", ".join(f"{r['shape']} {r['bytes_float32']:,} -> {r['bytes']:,} bytes" for r in bundle["user_tables"])
     lines = [
         "# Cold users in the phone bundle (ML-1M, NeuMF-8 with user and item features, int8 bundle)",
@@ -296,7 +297,7 @@ def report(out: dict, args: argparse.Namespace) -> str:
         f"Machine: {out['machine']}. {out['cold_users']} users ({args.share:.0%}, seed {args.seed}) are "
         "new: their training rows are removed and the model (and its user encoder) never sees their ids. NeuMF-8 "
         "with ml-1m.users.tsv (gender, age, occupation, zip) and ml-1m.items.tsv features, `edgerec train`'s "
-        f"defaults ({(out['train']['seconds'] or float('nan')) / 60:.0f} min): HR@10 {out['train']['metrics']['hr@10']:.4f} / NDCG@10 {out['train']['metrics']['ndcg@10']:.4f} "
+        f"defaults ({minutes:.0f} min): HR@10 {trained['hr@10']:.4f} / NDCG@10 {trained['ndcg@10']:.4f} "
         "on the other users' test rows. Exported as an int8 bundle with `--explain --candidates 100` "
         f"({bundle['bytes']:,} bytes; its user feature bags {tables}: int8, one scale per column). Each new user's "
         "test item is ranked against its 99 negatives by the bundle's `score`.",
