@@ -106,6 +106,13 @@ the model's feature path gives them; they feed `recommend` as they are. Encode t
 its values; a categorical value is its index with weight 1, a multi-valued field the mean of its values, a number
 its quantile bucket or z-score), pad with index 0 and weight 0. edgerec's Python runtime does this for you:
 `load_bundle(path).user_from_features({{"gender": "F", "age": 25}})`.
+
+```kotlin
+val indices = IntArray({w}); val weights = FloatArray({w})   // the attributes encoded by {encoder}, padded
+val gmf = Array(1) {{ FloatArray({g}) }}; val mlp = Array(1) {{ FloatArray({d}) }}
+interpreter.getSignatureRunner("user_features").run(
+    mapOf("feature_indices" to indices, "feature_weights" to weights), mapOf("user_gmf" to gmf, "user_mlp" to mlp))
+```
 """
 
 FOLD_IN_FROM = """
