@@ -57,7 +57,7 @@ def cold(tmp_path_factory: pytest.TempPathFactory):
             precision=precision,
             tolerance=ParityBound(hr=0.05),
             # a short unrolled fold-in keeps the conversion quick; the math is the same at any step count
-            options={"candidates": 20, "explain": True, "fold_in": {"steps": 8, "lr": 0.05}},
+            options={"candidates": 20, "explain": True, "fold_in": {"steps": 8, "lr": 0.05, "pull": 0.1}},
         )
         bundles[precision] = edgerec.export(root / "ck", cfg, ds, out=root / precision).folder
     return ck, ds, bundles

@@ -150,9 +150,10 @@ class FoldIn(nn.Module):
         return self.fit(history, history_mask, self.p0[None, :], self.q0[None, :])
 
     def fit(
-        self, history: torch.Tensor, history_mask: torch.Tensor, p: torch.Tensor, q: torch.Tensor
+        self, history: torch.Tensor, history_mask: torch.Tensor, p: torch.Tensor, q: torch.Tensor, pull: float = 0.0
     ) -> dict[str, torch.Tensor]:
-        """The unrolled Adam steps from (p [1, g], q [1, d])."""
+        """The unrolled Adam steps from (p [1, g], q [1, d]), with an L2 pull of strength `pull` toward them."""
+        p_start, q_start = p, q
         f, cfg, H = self.folded, self.cfg, history.shape[0]
         same = (history[:, None] == history[None, :]).to(torch.float32)  # [H, H]
         earlier = torch.tril(torch.ones(H, H), diagonal=-1)  # [i, j] = 1 where j < i
@@ -179,10 +180,14 @@ class FoldIn(nn.Module):
             logit = (G @ p.reshape(-1, 1)).reshape(-1) + (h @ wm).reshape(-1) + f.head_mlp.bias
             dl = ((torch.sigmoid(logit) - y) * w).reshape(1, -1)  # [1, m]
             gp = dl @ G + cfg.l2 * p
+            if pull:
+                gp = gp + pull * (p - p_start)
             dh = dl.reshape(-1, 1) * wm.reshape(1, -1)  # [m, h_last]
             for layer, z in zip(reversed(layers), reversed(acts[1:]), strict=True):
                 dh = (dh * (z > 0)) @ layer.weight
             gq = (dh * (acts[0] > 0)).sum(0, keepdim=True) @ f.user_proj.weight + cfg.l2 * q
+            if pull:
+                gq = gq + pull * (q - q_start)
             c1, c2 = 1 - 0.9**t, 1 - 0.999**t
             mp, vp = 0.9 * mp + 0.1 * gp, 0.999 * vp + 0.001 * gp * gp
             mq, vq = 0.9 * mq + 0.1 * gq, 0.999 * vq + 0.001 * gq * gq
@@ -194,12 +199,13 @@ class FoldIn(nn.Module):
 class FoldInFrom(FoldIn):
     """The `fold_in_from` signature of a bundle with user features: fold_in from given vectors (history, history_mask,
     user_gmf [1, g], user_mlp [1, d]) -> {user_gmf, user_mlp}: a new user's few interactions fitted from the vectors
-    of their features (`user_features`). edgerec.runtime.foldin.fold_in_fixed with `start` is its reference."""
+    of their features (`user_features`), with an L2 pull of cfg.pull toward them. edgerec.runtime.foldin.fold_in_fixed
+    with `start` is its reference."""
 
     def forward(
         self, history: torch.Tensor, history_mask: torch.Tensor, user_gmf: torch.Tensor, user_mlp: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        return self.fit(history, history_mask, user_gmf, user_mlp)
+        return self.fit(history, history_mask, user_gmf, user_mlp, self.cfg.pull)
 
 
 class UserFeatures(nn.Module):
