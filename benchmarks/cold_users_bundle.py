@@ -46,7 +46,7 @@ from edgerec.sysinfo import machine, provenance
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data" / "ml-1m-ncf"
 HISTORIES = (1, 3, 5)
-PULLS = (0.0, 0.01, 0.1, 1.0)
+PULLS = (0.0, 0.03, 0.1, 0.3, 1.0)
 
 
 def warm_users(ds: Dataset, cold: np.ndarray) -> Dataset:
@@ -296,7 +296,7 @@ def report(out: dict, args: argparse.Namespace) -> str:
         "",
         "n of each new user's training items (seeded); the bundle's `fold_in` (today: a seeded small start) against "
         "`fold_in_from` (the same 40 Adam steps over the same fixed negatives, started from `user_features`' "
-        f"output and pulled toward it with strength {out['fold_in_cfg']['pull']:g}). The numpy reference "
+        f"output and pulled toward it with strength {out['fold_in_cfg']['pull']:g} / n). The numpy reference "
         "`fold_in_fixed` (with and without `start`) runs on the float32 checkpoint's "
         f"item side for the first {args.reference_users} new users, scored in numpy; its HR@10 is set beside the "
         "bundle's on the same users; the largest gap between the bundle's vectors and the reference's and the "
@@ -326,7 +326,8 @@ def report(out: dict, args: argparse.Namespace) -> str:
         "",
         "## The pull toward the feature vectors (numpy reference)",
         "",
-        f"`fold_in_from` adds an L2 pull of strength `pull` toward the vectors it starts from (the bundle's default "
+        f"`fold_in_from` adds an L2 pull of strength `pull` / (distinct history items) toward the vectors it starts "
+        "from (the bundle's default "
         f"{out['fold_in_cfg']['pull']:g}, used above): without it, 40 normalized Adam steps move the vectors much "
         "further than the start is from zero and where they start hardly matters. The numpy reference fold-in "
         "(same steps, fixed negatives and histories as above, float32 model) for every new user, from the seeded "

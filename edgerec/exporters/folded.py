@@ -152,7 +152,8 @@ class FoldIn(nn.Module):
     def fit(
         self, history: torch.Tensor, history_mask: torch.Tensor, p: torch.Tensor, q: torch.Tensor, pull: float = 0.0
     ) -> dict[str, torch.Tensor]:
-        """The unrolled Adam steps from (p [1, g], q [1, d]), with an L2 pull of strength `pull` toward them."""
+        """The unrolled Adam steps from (p [1, g], q [1, d]), with an L2 pull of strength `pull` / (the distinct
+        history items) toward them: a prior that weighs less as the history grows."""
         p_start, q_start = p, q
         f, cfg, H = self.folded, self.cfg, history.shape[0]
         same = (history[:, None] == history[None, :]).to(torch.float32)  # [H, H]
@@ -181,13 +182,13 @@ class FoldIn(nn.Module):
             dl = ((torch.sigmoid(logit) - y) * w).reshape(1, -1)  # [1, m]
             gp = dl @ G + cfg.l2 * p
             if pull:
-                gp = gp + pull * (p - p_start)
+                gp = gp + (pull / n_pos) * (p - p_start)
             dh = dl.reshape(-1, 1) * wm.reshape(1, -1)  # [m, h_last]
             for layer, z in zip(reversed(layers), reversed(acts[1:]), strict=True):
                 dh = (dh * (z > 0)) @ layer.weight
             gq = (dh * (acts[0] > 0)).sum(0, keepdim=True) @ f.user_proj.weight + cfg.l2 * q
             if pull:
-                gq = gq + pull * (q - q_start)
+                gq = gq + (pull / n_pos) * (q - q_start)
             c1, c2 = 1 - 0.9**t, 1 - 0.999**t
             mp, vp = 0.9 * mp + 0.1 * gp, 0.999 * vp + 0.001 * gp * gp
             mq, vq = 0.9 * mq + 0.1 * gq, 0.999 * vq + 0.001 * gq * gq
@@ -199,8 +200,8 @@ class FoldIn(nn.Module):
 class FoldInFrom(FoldIn):
     """The `fold_in_from` signature of a bundle with user features: fold_in from given vectors (history, history_mask,
     user_gmf [1, g], user_mlp [1, d]) -> {user_gmf, user_mlp}: a new user's few interactions fitted from the vectors
-    of their features (`user_features`), with an L2 pull of cfg.pull toward them. edgerec.runtime.foldin.fold_in_fixed
-    with `start` is its reference."""
+    of their features (`user_features`), with an L2 pull of cfg.pull / (distinct history items) toward them.
+    edgerec.runtime.foldin.fold_in_fixed with `start` is its reference."""
 
     def forward(
         self, history: torch.Tensor, history_mask: torch.Tensor, user_gmf: torch.Tensor, user_mlp: torch.Tensor

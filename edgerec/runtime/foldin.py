@@ -78,8 +78,8 @@ def fold_in(
     side: ItemSide, items: list[int] | np.ndarray, cfg: FoldInConfig = FoldInConfig(), start: Start | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(user_gmf [g], user_mlp [d]) for a user who interacted with `items` (dense item indices), fitted from
-    `start` (e.g. the vectors of the user's features, with cfg.pull toward them) or from the seeded start (the same
-    negatives either way)."""
+    `start` (e.g. the vectors of the user's features, pulled toward them by cfg.pull / the distinct items) or from
+    the seeded start (the same negatives either way)."""
     pos = np.unique(np.asarray(items, dtype=np.int64))
     if pos.size == 0:
         raise EdgerecError("fold-in needs at least one interacted item")
@@ -89,7 +89,7 @@ def fold_in(
     p, q = rng.normal(0, 0.01, side.g), rng.normal(0, 0.01, side.d)
     if start is not None:
         p, q = start_vectors(side, start, cfg.seed)
-    p0, q0, pull = p.copy(), q.copy(), cfg.pull if start is not None else 0.0
+    p0, q0, pull = p.copy(), q.copy(), cfg.pull / len(pos) if start is not None else 0.0
     m = [np.zeros_like(p), np.zeros_like(q)]
     v = [np.zeros_like(p), np.zeros_like(q)]
     known = np.zeros(side.n_items, dtype=bool)
@@ -122,8 +122,8 @@ def fold_in_fixed(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The phone bundle's fold-in (its `fold_in` signature computes the same; `fold_in_from` with `start`): full-batch
     Adam on weighted BCE over the unique history items and a fixed negative set (the items of `negatives` outside
-    the history, weighted to cfg.negatives per positive), from `start` (with an L2 pull of cfg.pull toward it) or
-    the seeded start. Deterministic, so every client that runs it gets the same vectors."""
+    the history, weighted to cfg.negatives per positive), from `start` (with an L2 pull of cfg.pull / the distinct
+    items toward it) or the seeded start. Deterministic, so every client that runs it gets the same vectors."""
     pos = np.unique(np.asarray(history, dtype=np.int64))
     if pos.size == 0:
         raise EdgerecError("fold-in needs at least one interacted item")
@@ -136,7 +136,7 @@ def fold_in_fixed(
     weights = np.concatenate([np.ones(len(pos)), np.full(len(neg), cfg.negatives * len(pos) / max(len(neg), 1))])
     weights /= len(pos) * (1 + cfg.negatives)
     p, q = start_vectors(side, start, cfg.seed)
-    p0, q0, pull = p.copy(), q.copy(), cfg.pull if start is not None else 0.0
+    p0, q0, pull = p.copy(), q.copy(), cfg.pull / len(pos) if start is not None else 0.0
     m = [np.zeros_like(p), np.zeros_like(q)]
     v = [np.zeros_like(p), np.zeros_like(q)]
     for t in range(1, cfg.steps + 1):
