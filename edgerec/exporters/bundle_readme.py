@@ -117,8 +117,9 @@ interpreter.getSignatureRunner("user_features").run(
 
 FOLD_IN_FROM = """
 `fold_in_from(history, history_mask, user_gmf: float32[1, {g}], user_mlp: float32[1, {d}]) -> (user_gmf, user_mlp)`
-is `fold_in` started from the given vectors instead of its seeded start: pass `user_features`' outputs to fold a
-new user's first few items in from what their attributes say.
+is `fold_in` started from the given vectors instead of its seeded start, and pulled toward them (strength
+`fold_in.pull` in manifest.json, divided by the number of distinct history items): pass `user_features`' outputs to
+fold a new user's first few items in from what their attributes say.
 """
 
 
