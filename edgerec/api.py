@@ -16,7 +16,7 @@ imported inside the verbs, so `import edgerec` stays light.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -395,14 +395,16 @@ def recommend(
     k: int = 10,
     explain: ExplainConfig | None = None,
     data: Dataset | str | Path | None = None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> Recommendations:
     """The top-K for a user the model knows (`user`, an original id; with `data` its history is excluded and
     explains) or for a new user folded in from `history` (original item ids: the history never leaves the
-    caller), each with reasons when `explain` is given. `model`: a checkpoint folder, or a phone bundle exported
-    with explain. Torch-free."""
+    caller) and / or known by their `attributes` ({column: value}, a model with user features: the vectors of its
+    user feature path, where a history's fold-in then starts), each with reasons when `explain` is given.
+    `model`: a checkpoint folder, or a phone bundle exported with explain. Torch-free."""
     from edgerec.runtime.recommend import recommend as run
 
-    return run(model, user, history, k, explain, None if data is None else dataset(data))
+    return run(model, user, history, k, explain, None if data is None else dataset(data), attributes)
 
 
 def run_profile(

@@ -91,6 +91,8 @@ class ExportContext:
     options: Any  # the target's options config
     spec: QuantSpec | None = None  # calibration "spec" targets at int8: the calibration result
     calib: tuple[np.ndarray, np.ndarray] | None = None  # calibration "pairs" targets: (users, items)
+    # a feature model's user feature path (edgerec.data.features.FeaturePath): new users' vectors from their features
+    user_features: Any = None
 
 
 @dataclass(frozen=True)

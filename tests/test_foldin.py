@@ -66,3 +66,25 @@ def test_fold_in_refuses_bad_items(ckpt) -> None:
         fold_in(side, [])
     with pytest.raises(EdgerecError, match="items must lie in"):
         fold_in(side, [0, side.n_items])
+
+
+def test_a_fold_in_from_a_start_is_pulled_toward_it() -> None:
+    """With a start, cfg.pull keeps the fitted vectors nearer to it (monotone in the pull); without a start the pull
+    changes nothing (the seeded fold-in is today's)."""
+    from edgerec.runtime.foldin import fold_in_fixed
+
+    torch.manual_seed(0)
+    side = side_of(NCF(NCFArch.paper("neumf", 10, 60, 4)))
+    rng = np.random.default_rng(1)
+    start = (rng.normal(0, 0.5, side.g), rng.normal(0, 0.5, side.d))
+    negatives = np.arange(20, 60)
+    distances = []
+    for pull in (0.0, 0.1, 1.0, 10.0):
+        cfg = FoldInConfig(steps=40, lr=0.05, pull=pull)
+        p, q = fold_in_fixed(side, [1, 2, 3], negatives, cfg, start=start)
+        distances.append(np.linalg.norm(np.concatenate([p - start[0], q - start[1]])))
+        seeded = fold_in_fixed(side, [1, 2, 3], negatives, cfg)
+        assert np.array_equal(seeded[0], fold_in_fixed(side, [1, 2, 3], negatives, FoldInConfig(steps=40, lr=0.05))[0])
+        again = fold_in(side, [1, 2, 3], FoldInConfig(steps=20, pull=pull), start=start)
+        assert np.isfinite(again[0]).all()
+    assert distances == sorted(distances, reverse=True) and distances[-1] < 0.5 * distances[0], distances

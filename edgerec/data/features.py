@@ -18,6 +18,7 @@ import math
 import re
 import zlib
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +27,7 @@ import numpy as np
 
 from edgerec.data.loaders import id_column, python_values, read_csv_columns, read_parquet_columns, read_text
 from edgerec.errors import EdgerecError, shown
-from edgerec.io import read_bytes, sha256_bytes
+from edgerec.io import parse_json, read_bytes, sha256_bytes
 from edgerec.limits import gib
 from edgerec.model.config import ColumnKind, FeatureConfig
 
@@ -253,6 +254,15 @@ class ColumnEncoder:
             return [(self.offset + 1 + int(np.searchsorted(self.edges, x, side="right")), 1.0)]
         return [(self.offset + 1, float(np.clip((x - self.mean) / self.scale, -Z_CLIP, Z_CLIP)))]
 
+    @property
+    def width(self) -> int:
+        """The most (index, weight) pairs a cell encodes to (repeated indices are merged)."""
+        if self.kind == "multi":
+            return len(self.vocab) + 1
+        if self.kind == "text":
+            return max(1, min(self.max_tokens, self.buckets))
+        return 1
+
     def _split(self, v: Value) -> list[str]:
         parts = (p.strip() for p in _category(v).split(self.separator))
         return list(dict.fromkeys(p for p in parts if p))
@@ -400,6 +410,31 @@ class Encoder:
     def encode_ids(self, table: FeatureTable, ids: np.ndarray) -> Encoded:
         """Rows for these original ids (new users or items), encoded exactly as the training rows were."""
         return self.encode(table, join(table, ids))[0]
+
+    @property
+    def width(self) -> int:
+        """The most (index, weight) pairs one row can encode to: a fixed-length input holds any row."""
+        return sum(c.width for c in self.columns)
+
+    def encode_attributes(self, attributes: Mapping[str, Any], where: str = "attributes") -> tuple[Encoded, Counter]:
+        """One row from raw attribute values by column name (text, numbers, booleans or None), encoded exactly as a
+        table row, padded to `width`; and the counts of missing, unknown and invalid values over its columns (a
+        column not given is missing; the id column is allowed and ignored). A name the encoder does not know or a
+        value that is not a scalar is a one-line error."""
+        if not isinstance(attributes, Mapping):
+            raise EdgerecError(f"{where}: expected a mapping of column name -> value; got {type(attributes).__name__}")
+        names = {c.name for c in self.columns}
+        for key, value in attributes.items():
+            if key not in names and key != self.id_column:
+                raise EdgerecError(f"{where}: no {self.side} feature column {shown(key)}; columns are {sorted(names)}")
+            if value is not None and not isinstance(value, str | int | float | bool | np.generic):
+                raise EdgerecError(f"{where}: {key!r} must be text or a number; got {type(value).__name__}")
+        columns = {c.name: [_cell(attributes.get(c.name))] for c in self.columns}
+        table = FeatureTable(where, self.id_column, np.zeros(1, dtype=np.int64), columns)
+        encoded, counts = self.encode(table, np.zeros(1, dtype=np.int64))
+        extra = self.width - encoded.indices.shape[1]
+        padded = Encoded(np.pad(encoded.indices, ((0, 0), (0, extra))), np.pad(encoded.weights, ((0, 0), (0, extra))))
+        return padded, sum(counts.values(), Counter())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -552,6 +587,44 @@ def fold_weights(weights: dict[str, np.ndarray], encoded: dict[str, Encoded]) ->
             pooled = pool(bag.astype(np.float64), encoded[table.rsplit("_", 1)[1]])
             out[f"{table}.weight"] = (rows.astype(np.float64) + pooled).astype(rows.dtype)
     return out
+
+
+@dataclass(frozen=True)
+class FeaturePath:
+    """One side's feature path of a trained feature model, what scores an id it never saw: the encoder and the
+    feature bag of each tower ([encoder.size, dim]); a new id's vectors are the pooled bags (its id rows are zero)."""
+
+    encoder: Encoder
+    gmf: np.ndarray  # [size, g]
+    mlp: np.ndarray  # [size, d]
+
+    @classmethod
+    def of(cls, weights: dict[str, np.ndarray], encoder: Encoder) -> FeaturePath:
+        """From a feature model's weights (BAG_SUFFIX tables) and the side's encoder."""
+        side = encoder.side
+        try:
+            gmf, mlp = weights[f"gmf_{side}{BAG_SUFFIX}"], weights[f"mlp_{side}{BAG_SUFFIX}"]
+        except KeyError:
+            raise EdgerecError(f"the model has no {side} feature bags in both towers (a NeuMF with features)") from None
+        if len(gmf) != encoder.size or len(mlp) != encoder.size:
+            raise EdgerecError(f"the {side} feature bags have {len(gmf)} rows, the encoder {encoder.size}")
+        return cls(encoder, gmf, mlp)
+
+    def vectors(self, encoded: Encoded) -> tuple[np.ndarray, np.ndarray]:
+        """([n, g], [n, d]): the vectors of these encoded rows (what the model's feature path gives a new id)."""
+        return pool(self.gmf, encoded), pool(self.mlp, encoded)
+
+
+def checkpoint_feature_record(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """A feature checkpoint's features.json (encoders, id dropout, table reports), hash-checked against config.json."""
+    path = Path(folder) / FEATURES_JSON
+    raw = read_bytes(path, "a JSON file", missing="missing (config.json lists features)")
+    if sha256_bytes(raw) != config.get("extra_files", {}).get(FEATURES_JSON):
+        raise EdgerecError(f"{path}: sha256 does not match config.json: the file was changed or corrupt")
+    record = parse_json(raw, path)
+    if not isinstance(record, dict):
+        raise EdgerecError(f"{path}: malformed features record (not a JSON object)")
+    return record
 
 
 def checkpoint_features(folder: Path, config: dict[str, Any]) -> dict[str, Encoded] | None:

@@ -5,7 +5,10 @@ and the users' vectors as a server-side file (the app receives only its own user
 - with candidates = C > 0: score(user_gmf, user_mlp, items [C] int32, -1 = padding) -> (the items' scores, the
   top-K of the list, their scores): a candidate list or a few items, with the MLP run for those only;
 - and retrieve(user_gmf) -> (the C items with the best GMF half, those scores): the first stage of the two-stage
-  path for large catalogs (retrieve, then score re-ranks the C candidates with the whole NeuMF).
+  path for large catalogs (retrieve, then score re-ranks the C candidates with the whole NeuMF);
+- from a model with user features: user_features(feature_indices [W] int32, feature_weights [W]) -> (user_gmf,
+  user_mlp), a new user's vectors from their attributes encoded by the bundle's USER_ENCODER (and with the on-device
+  functions, fold_in_from: fold_in started from given vectors).
 
 Precisions: fp32; fp16 (weights and item constants stored in fp16, compute in float32); int8: every weight and item
 constant stored in int8 and dequantized once when the model loads, compute in float32 (litert-quantizer's
@@ -28,15 +31,29 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgerec.data.features import FeaturePath
 from edgerec.errors import EdgerecError
-from edgerec.exporters.folded import PAD_SCORE, CandidateScorer, Explain, FoldedNCF, FoldIn, Retriever, user_vectors
+from edgerec.exporters.folded import (
+    PAD_SCORE,
+    CandidateScorer,
+    Explain,
+    FoldedNCF,
+    FoldIn,
+    FoldInFrom,
+    Retriever,
+    UserFeatures,
+    user_vectors,
+)
 from edgerec.exporters.small_constants import small_constants
 from edgerec.exporters.tflite_model import add_fp16_weights, quiet
+from edgerec.io import write_json
 from edgerec.model.ncf import NCF
 from edgerec.runtime.explain import ITEM_SIDE, item_side_tensors
 from edgerec.runtime.fold import folded_macs
 
 USER_VECTORS = "user_vectors.npy"  # server side: [n_users, g + d] float32; never shipped in the app
+USER_ENCODER = "user_encoder.json"  # a feature model's user encoder (edgerec.data.features.Encoder's JSON)
+MAX_FEATURE_VALUES = 4096  # the longest user_features input
 DEFAULT_K = 10
 MAX_CANDIDATES = 1_000_000
 
@@ -47,9 +64,10 @@ def fold_in_negatives(n_items: int, count: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_items, min(count, n_items), replace=False)).astype(np.int32)
 
 
-def convert(model: NCF, k: int, candidates: int, app: Any = None) -> bytes:
+def convert(model: NCF, k: int, candidates: int, app: Any = None, user_features: FeaturePath | None = None) -> bytes:
     """The fp32 flatbuffer: recommend; score and retrieve over `candidates` items when candidates > 0; fold_in and
-    explain with `app` (the bundle's options, when they ask for the on-device functions)."""
+    explain with `app` (the bundle's options, when they ask for the on-device functions); user_features with a
+    model's user feature path (and fold_in_from, with the on-device functions)."""
     import tempfile
 
     import litert_torch
@@ -65,6 +83,16 @@ def convert(model: NCF, k: int, candidates: int, app: Any = None) -> bytes:
             converter = converter.signature(
                 "score", CandidateScorer(folded).eval(), sample_kwargs={**kwargs, "items": items}
             ).signature("retrieve", Retriever(folded, candidates).eval(), sample_kwargs={"user_gmf": ug[:1]})
+        if user_features is not None:
+            width = user_features.encoder.width
+            converter = converter.signature(
+                "user_features",
+                UserFeatures(user_features).eval(),
+                sample_kwargs={
+                    "feature_indices": torch.arange(width, dtype=torch.int32) % user_features.encoder.size,
+                    "feature_weights": torch.full((width,), 1.0 / width),
+                },
+            )
         if app is not None and app.explain:
             n = model.arch.n_items
             history = {
@@ -79,6 +107,12 @@ def convert(model: NCF, k: int, candidates: int, app: Any = None) -> bytes:
                 Explain(folded, min(app.reasons, app.max_history)).eval(),
                 sample_kwargs={**kwargs, **history, "items": torch.arange(k, dtype=torch.int32) % n},
             )
+            if user_features is not None:
+                converter = converter.signature(
+                    "fold_in_from",
+                    FoldInFrom(folded, negatives, app.fold_in).eval(),
+                    sample_kwargs={**history, **kwargs},
+                )
         converter.convert().export(str(path))
         return path.read_bytes()
 
@@ -200,8 +234,11 @@ def strip(flat: bytes) -> bytes:
     return bytes(tfl.flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def export(model: NCF, precision: str, out: Path, opts: Any, k: int = DEFAULT_K) -> dict:  # opts: BundleOptions
-    """Write out (model.tflite) and the server-side user vectors next to it; return the manifest fields."""
+def export(
+    model: NCF, precision: str, out: Path, opts: Any, k: int = DEFAULT_K, user_features: FeaturePath | None = None
+) -> dict:  # opts: BundleOptions
+    """Write out (model.tflite) and the server-side user vectors next to it (and with a user feature path, the user
+    encoder as USER_ENCODER); return the manifest fields."""
     candidates = opts.candidates
     top = min(MAX_CANDIDATES, model.arch.n_items)
     if candidates and not k <= candidates <= top:
@@ -212,7 +249,12 @@ def export(model: NCF, precision: str, out: Path, opts: Any, k: int = DEFAULT_K)
     compute = getattr(opts, "compute", "float")
     if compute == "int8" and precision != "int8":
         raise EdgerecError(f"compute int8 needs precision int8 (the int8 weights it computes with); got {precision}")
-    flat, info = quantize(convert(model, k, candidates, opts), precision, compute, model, candidates)
+    if user_features is not None and user_features.encoder.width > MAX_FEATURE_VALUES:
+        raise EdgerecError(
+            f"the user encoder's rows take up to {user_features.encoder.width:,} feature values; the bundle's "
+            f"user_features takes at most {MAX_FEATURE_VALUES:,} (fewer multi-valued categories or text tokens)"
+        )
+    flat, info = quantize(convert(model, k, candidates, opts, user_features), precision, compute, model, candidates)
     out.write_bytes(strip(flat))
     ug, um = user_vectors(model)
     vectors = torch.cat([ug, um], dim=1).numpy().astype(np.float32)
@@ -225,8 +267,13 @@ def export(model: NCF, precision: str, out: Path, opts: Any, k: int = DEFAULT_K)
         weights = {name: v.detach().numpy() for name, v in model.state_dict().items()}
         save_file(item_side_tensors(weights), str(out.parent / ITEM_SIDE))
         files.append(ITEM_SIDE)
+    width = 0
+    if user_features is not None:
+        write_json(out.parent / USER_ENCODER, user_features.encoder.to_json())
+        files.append(USER_ENCODER)
+        width = user_features.encoder.width
     fields = {
-        "signatures": signatures(g, d, n, k, opts),
+        "signatures": signatures(g, d, n, k, opts, width),
         "k": k,
         "candidates": candidates,
         # what bench measures: recommend over the catalog, and score over a full candidate list
@@ -244,11 +291,18 @@ def export(model: NCF, precision: str, out: Path, opts: Any, k: int = DEFAULT_K)
         fields["reasons"] = min(opts.reasons, opts.max_history)
         negatives = fold_in_negatives(n, opts.fold_in_negatives, opts.fold_in.seed)
         fields["fold_in"] = {**asdict(opts.fold_in), "negative_items": negatives.tolist()}
+    if user_features is not None:
+        fields["user_features"] = {
+            "encoder": USER_ENCODER,
+            "width": width,
+            "columns": [c.name for c in user_features.encoder.columns],
+        }
     return fields
 
 
-def signatures(g: int, d: int, n: int, k: int, opts: Any) -> dict[str, dict]:
-    """Every signature's inputs and outputs, by name: [dtype, shape, meaning] (the app's contract)."""
+def signatures(g: int, d: int, n: int, k: int, opts: Any, feature_width: int = 0) -> dict[str, dict]:
+    """Every signature's inputs and outputs, by name: [dtype, shape, meaning] (the app's contract); feature_width:
+    the user_features signature's input length (0: the model has no user features)."""
     user = {"user_gmf": ["float32", [1, g], "the user's GMF vector"], "user_mlp": ["float32", [1, d], "MLP vector"]}
     out: dict[str, dict] = {
         "recommend": {
@@ -260,6 +314,21 @@ def signatures(g: int, d: int, n: int, k: int, opts: Any) -> dict[str, dict]:
             },
         }
     }
+    if feature_width:
+        out["user_features"] = {
+            "inputs": {
+                "feature_indices": [
+                    "int32",
+                    [feature_width],
+                    f"the user's attributes encoded by {USER_ENCODER}, padded with index 0",
+                ],
+                "feature_weights": ["float32", [feature_width], "their weights, padded with 0"],
+            },
+            "outputs": {
+                "user_gmf": ["float32", [1, g], "the GMF vector of a user known by their attributes alone"],
+                "user_mlp": ["float32", [1, d], "their MLP vector (feed both to recommend, or to fold_in_from)"],
+            },
+        }
     c = opts.candidates
     if c:
         out["score"] = {
@@ -290,6 +359,15 @@ def signatures(g: int, d: int, n: int, k: int, opts: Any) -> dict[str, dict]:
                 "user_mlp": ["float32", [1, d], "the new user's MLP vector"],
             },
         }
+        if feature_width:
+            out["fold_in_from"] = {
+                "inputs": {
+                    **history,
+                    "user_gmf": ["float32", [1, g], "the GMF vector to start from (user_features' output)"],
+                    "user_mlp": ["float32", [1, d], "the MLP vector to start from"],
+                },
+                "outputs": out["fold_in"]["outputs"],
+            }
         out["explain"] = {
             "inputs": {**user, **history, "items": ["int32", [k], "the recommended item indices"]},
             "outputs": {

@@ -96,6 +96,32 @@ bundle was made on (no Android or iOS toolchain there). The same chain runs in P
 program through the LiteRT C API and in a web page through LiteRT.js.
 """
 
+USER_FEATURES = """
+## A user known by their attributes alone (signature `user_features`)
+
+The model was trained with user features ({columns}). `user_features(feature_indices: int32[{w}], feature_weights:
+float32[{w}]) -> (user_gmf: float32[1, {g}], user_mlp: float32[1, {d}])` gives a user with no history the vectors
+the model's feature path gives them; they feed `recommend` as they are. Encode the attributes with
+`{encoder}` (edgerec's feature encoder as JSON: per column its reserved index for missing or unknown values, then
+its values; a categorical value is its index with weight 1, a multi-valued field the mean of its values, a number
+its quantile bucket or z-score), pad with index 0 and weight 0. edgerec's Python runtime does this for you:
+`load_bundle(path).user_from_features({{"gender": "F", "age": 25}})`.
+
+```kotlin
+val indices = IntArray({w}); val weights = FloatArray({w})   // the attributes encoded by {encoder}, padded
+val gmf = Array(1) {{ FloatArray({g}) }}; val mlp = Array(1) {{ FloatArray({d}) }}
+interpreter.getSignatureRunner("user_features").run(
+    mapOf("feature_indices" to indices, "feature_weights" to weights), mapOf("user_gmf" to gmf, "user_mlp" to mlp))
+```
+"""
+
+FOLD_IN_FROM = """
+`fold_in_from(history, history_mask, user_gmf: float32[1, {g}], user_mlp: float32[1, {d}]) -> (user_gmf, user_mlp)`
+is `fold_in` started from the given vectors instead of its seeded start, and pulled toward them (strength
+`fold_in.pull` in manifest.json, divided by the number of distinct history items): pass `user_features`' outputs to
+fold a new user's first few items in from what their attributes say.
+"""
+
 
 def render(manifest: dict) -> str:
     dims = manifest["user_vector_dims"]
@@ -121,4 +147,12 @@ def render(manifest: dict) -> str:
             d=dims["mlp"],
             n_items=manifest["n_items"],
         )
+    features = manifest.get("user_features")
+    if features:
+        text += USER_FEATURES.format(
+            columns=", ".join(features["columns"]), w=features["width"], g=dims["gmf"], d=dims["mlp"],
+            encoder=features["encoder"],
+        )  # fmt: skip
+        if "fold_in_from" in manifest.get("signatures", {}):
+            text += FOLD_IN_FROM.format(g=dims["gmf"], d=dims["mlp"])
     return text

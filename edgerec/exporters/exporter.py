@@ -12,6 +12,7 @@ from edgerec.artifact import Artifact
 from edgerec.compression.calibrate import calibration_set
 from edgerec.compression.config import QuantConfig
 from edgerec.compression.quantize import QuantSpec, calibrate, spec_of
+from edgerec.data.features import FeaturePath
 from edgerec.data.interactions import ids_to_list
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
@@ -45,7 +46,7 @@ def _spec(ck: Checkpoint, ds: Dataset, cfg: ExportConfig) -> tuple[QuantSpec, st
 
 
 def _context(
-    ck: Checkpoint, ds: Dataset, cfg: ExportConfig, t: Target, folder: Path
+    ck: Checkpoint, ds: Dataset, cfg: ExportConfig, t: Target, folder: Path, user_features: FeaturePath | None = None
 ) -> tuple[ExportContext, str | None]:
     """What the target's exporter gets, and how int8 scales were obtained (None: no calibration)."""
     spec, calibration = None, None
@@ -65,6 +66,7 @@ def _context(
         options=cfg.options,
         spec=spec,
         calib=calib,
+        user_features=user_features,
     )
     return ctx, calibration
 
@@ -126,6 +128,7 @@ def export(ck: Checkpoint, ds: Dataset, cfg: ExportConfig = ExportConfig(), out:
     its `status` is "export-only" and `export_only` says why.
     """
     t, module = target(cfg.target), exporter_module(cfg.target)
+    user_features = ck.feature_path("user")  # what the fold leaves out: new users' vectors from their features
     ck = ck.folded()  # a feature model exports as its folded NeuMF: the same scores for every known id
     ds = ck.align(ds)
     model = ck.model.eval()
@@ -135,7 +138,7 @@ def export(ck: Checkpoint, ds: Dataset, cfg: ExportConfig = ExportConfig(), out:
         out = owned / "artifact"
     start = time.perf_counter()
     with atomic_dir(out) as tmp:
-        ctx, calibration = _context(ck, ds, cfg, t, tmp)
+        ctx, calibration = _context(ck, ds, cfg, t, tmp, user_features)
         ctx.model_path.parent.mkdir(parents=True, exist_ok=True)
         done = module.export(model, ctx)
         write_json(tmp / "id_maps.json", ctx.id_maps)

@@ -147,6 +147,14 @@ class FoldIn(nn.Module):
         self.q0 = nn.Parameter(torch.from_numpy(q0.astype(np.float32)), requires_grad=False)
 
     def forward(self, history: torch.Tensor, history_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.fit(history, history_mask, self.p0[None, :], self.q0[None, :])
+
+    def fit(
+        self, history: torch.Tensor, history_mask: torch.Tensor, p: torch.Tensor, q: torch.Tensor, pull: float = 0.0
+    ) -> dict[str, torch.Tensor]:
+        """The unrolled Adam steps from (p [1, g], q [1, d]), with an L2 pull of strength `pull` / (the distinct
+        history items) toward them: a prior that weighs less as the history grows."""
+        p_start, q_start = p, q
         f, cfg, H = self.folded, self.cfg, history.shape[0]
         same = (history[:, None] == history[None, :]).to(torch.float32)  # [H, H]
         earlier = torch.tril(torch.ones(H, H), diagonal=-1)  # [i, j] = 1 where j < i
@@ -163,7 +171,6 @@ class FoldIn(nn.Module):
         A = nn.functional.embedding(items, f.item_mlp)  # [m, h0]
         layers = [m for m in f.rest if isinstance(m, nn.Linear)]
         wm = f.head_mlp.weight.reshape(-1, 1)  # [h_last, 1]
-        p, q = self.p0[None, :], self.q0[None, :]  # [1, g], [1, d]
         mp, vp, mq, vq = (torch.zeros_like(x) for x in (p, p, q, q))
         for t in range(1, cfg.steps + 1):
             acts = [A + f.user_proj(q)]  # [m, h0]
@@ -174,16 +181,50 @@ class FoldIn(nn.Module):
             logit = (G @ p.reshape(-1, 1)).reshape(-1) + (h @ wm).reshape(-1) + f.head_mlp.bias
             dl = ((torch.sigmoid(logit) - y) * w).reshape(1, -1)  # [1, m]
             gp = dl @ G + cfg.l2 * p
+            if pull:
+                gp = gp + (pull / n_pos) * (p - p_start)
             dh = dl.reshape(-1, 1) * wm.reshape(1, -1)  # [m, h_last]
             for layer, z in zip(reversed(layers), reversed(acts[1:]), strict=True):
                 dh = (dh * (z > 0)) @ layer.weight
             gq = (dh * (acts[0] > 0)).sum(0, keepdim=True) @ f.user_proj.weight + cfg.l2 * q
+            if pull:
+                gq = gq + (pull / n_pos) * (q - q_start)
             c1, c2 = 1 - 0.9**t, 1 - 0.999**t
             mp, vp = 0.9 * mp + 0.1 * gp, 0.999 * vp + 0.001 * gp * gp
             mq, vq = 0.9 * mq + 0.1 * gq, 0.999 * vq + 0.001 * gq * gq
             p = p - cfg.lr * (mp / c1) / (torch.sqrt(vp / c2) + 1e-8)
             q = q - cfg.lr * (mq / c1) / (torch.sqrt(vq / c2) + 1e-8)
         return {"user_gmf": p, "user_mlp": q}
+
+
+class FoldInFrom(FoldIn):
+    """The `fold_in_from` signature of a bundle with user features: fold_in from given vectors (history, history_mask,
+    user_gmf [1, g], user_mlp [1, d]) -> {user_gmf, user_mlp}: a new user's few interactions fitted from the vectors
+    of their features (`user_features`), with an L2 pull of cfg.pull / (distinct history items) toward them.
+    edgerec.runtime.foldin.fold_in_fixed with `start` is its reference."""
+
+    def forward(
+        self, history: torch.Tensor, history_mask: torch.Tensor, user_gmf: torch.Tensor, user_mlp: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        return self.fit(history, history_mask, user_gmf, user_mlp, self.cfg.pull)
+
+
+class UserFeatures(nn.Module):
+    """The `user_features` signature of a bundle exported from a model with user features: feature_indices [W]
+    int32, feature_weights [W] float32 (a user's attributes encoded by the bundle's user encoder, padded with index 0
+    and weight 0) -> {user_gmf [1, g], user_mlp [1, d]}: the weighted sum of the rows of the user feature bag of each
+    tower (edgerec.data.features.FeaturePath.vectors), the vectors the model gives a user it never saw."""
+
+    def __init__(self, path: Any) -> None:  # path: edgerec.data.features.FeaturePath
+        super().__init__()
+        self.gmf = nn.Parameter(torch.from_numpy(np.ascontiguousarray(path.gmf, np.float32)), requires_grad=False)
+        self.mlp = nn.Parameter(torch.from_numpy(np.ascontiguousarray(path.mlp, np.float32)), requires_grad=False)
+
+    def forward(self, feature_indices: torch.Tensor, feature_weights: torch.Tensor) -> dict[str, torch.Tensor]:
+        w = feature_weights.reshape(1, -1)  # [1, W]
+        gmf = w @ nn.functional.embedding(feature_indices, self.gmf)  # [1, g]
+        mlp = w @ nn.functional.embedding(feature_indices, self.mlp)  # [1, d]
+        return {"user_gmf": gmf, "user_mlp": mlp}
 
 
 class Explain(nn.Module):

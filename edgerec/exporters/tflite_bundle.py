@@ -30,7 +30,8 @@ class BundleOptions:
     max_history: Annotated[int, Field(ge=2, le=4096)] = 128  # the longest history fold_in and explain take
     reasons: Annotated[int, Field(ge=1, le=20)] = 3  # history items per recommended item in `explain`
     # the on-device fold-in: full-batch Adam steps unrolled into the graph, over this many fixed negative items
-    fold_in: FoldInConfig = FoldInConfig(steps=40, lr=0.05)
+    # (pull: fold_in_from's L2 toward the feature vectors it starts from, benchmarks/results/cold_users_bundle.md)
+    fold_in: FoldInConfig = FoldInConfig(steps=40, lr=0.05, pull=0.1)
     fold_in_negatives: Annotated[int, Field(ge=1, le=100_000)] = 1024
     # precision int8 only: "int8" computes the catalog-wide MLP of recommend and score with int8 activations
     # (XNNPACK's integer kernels; calibrated on the model's user vectors), head and scores float32; "float"
@@ -61,7 +62,7 @@ TARGET = Target(
 def export(model: NCF, ctx: ExportContext) -> Exported:
     from edgerec.exporters import bundle
 
-    return Exported(bundle.export(model, ctx.precision, ctx.model_path, ctx.options))
+    return Exported(bundle.export(model, ctx.precision, ctx.model_path, ctx.options, user_features=ctx.user_features))
 
 
 def readme(manifest: dict[str, Any]) -> str:

@@ -28,15 +28,21 @@ from safetensors.numpy import save as save_numpy_bytes
 from safetensors.torch import load_file, save
 
 from edgerec.data.align import align
-from edgerec.data.features import FEATURES_JSON, FEATURES_TENSORS, checkpoint_features, encoded_tensors
+from edgerec.data.features import (
+    BAG_SUFFIX,
+    FEATURES_JSON,
+    FEATURES_TENSORS,
+    FeaturePath,
+    checkpoint_feature_record,
+    checkpoint_features,
+    encoded_tensors,
+)
 from edgerec.data.interactions import Interactions, ids_to_list, load_id_maps
 from edgerec.data.ratings import require_implicit
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
 from edgerec.io import (
     atomic_dir,
-    parse_json,
-    read_bytes,
     read_json,
     read_versioned_json,
     sha256_bytes,
@@ -169,6 +175,17 @@ class Checkpoint:
         raw = self.read(DATA_FILE)
         return None if raw is None else stored_dataset(self, raw)
 
+    def feature_path(self, side: str = "user") -> FeaturePath | None:
+        """A feature NeuMF's `side` feature path (its encoder and both towers' feature bags, numpy): the vectors of a
+        `side` id it never saw, from that id's features. None for a model without `side` features."""
+        model = self.model
+        if not isinstance(model, FeatureNCF) or side not in model.features.encoders:
+            return None
+        if not (model.arch.gmf_dim and model.arch.mlp_layers):
+            return None
+        weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items() if k.endswith(BAG_SUFFIX)}
+        return FeaturePath.of(weights, model.features.encoders[side])
+
     def folded(self) -> Checkpoint:
         """What compression, export and updates read: a feature model as the plain NeuMF whose id rows hold id
         embedding + feature encoding (edgerec.model.features.fold: every known id scores as before), without the
@@ -267,10 +284,8 @@ def feature_files(model: NCF) -> dict[str, bytes | Path]:
 
 def _feature_model(path: Path, arch: NCFArch, config: dict[str, Any]) -> FeatureNCF:
     encoded = checkpoint_features(path, config)
-    raw = read_bytes(path / FEATURES_JSON, "a JSON file", missing="missing (config.json lists features)")
-    if sha256_bytes(raw) != config.get("extra_files", {}).get(FEATURES_JSON):
-        raise EdgerecError(f"{path / FEATURES_JSON}: sha256 does not match {CONFIG}: the file was changed or corrupt")
-    return FeatureNCF(arch, ModelFeatures.from_json(parse_json(raw, path / FEATURES_JSON), encoded or {}, str(path)))
+    record = checkpoint_feature_record(path, config)
+    return FeatureNCF(arch, ModelFeatures.from_json(record, encoded or {}, str(path)))
 
 
 def is_checkpoint(path: Path) -> bool:

@@ -19,6 +19,10 @@ class FoldInConfig:
     negatives: Annotated[int, Field(ge=1)] = 4
     l2: Annotated[float, Field(ge=0.0)] = 1e-4
     seed: int = 0
+    # a fold-in from given vectors (the user's feature vectors): an L2 pull of this strength / the distinct history
+    # items toward them, a prior that keeps what the attributes say while a few items move the vectors and weighs
+    # less as the history grows (no effect from the seeded start)
+    pull: Annotated[float, Field(ge=0.0)] = 0.0
 
 
 @config

@@ -16,9 +16,10 @@ Two explainers:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -224,6 +225,27 @@ class Explainer:
         return out
 
 
+def _checkpoint_user_features(
+    folder: Path, config: dict[str, Any], weights: dict[str, np.ndarray]
+) -> Callable[[Any], tuple[np.ndarray, np.ndarray, dict[str, int]]]:
+    """A feature checkpoint's user feature path in numpy (features.json hash-checked against config.json)."""
+    from edgerec.data.features import Encoder, FeaturePath, checkpoint_feature_record
+
+    try:
+        record = checkpoint_feature_record(folder, config)["encoders"]["user"]
+    except (KeyError, TypeError):
+        raise EdgerecError(f"{folder}: features.json has no user encoder") from None
+    encoder = Encoder.from_json(record, f"{folder} (user)")
+    path = FeaturePath.of(weights, encoder)
+
+    def features(attributes: Any) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        encoded, counts = encoder.encode_attributes(attributes, "user attributes")
+        ug, um = path.vectors(encoded)
+        return ug[0], um[0], dict(counts)
+
+    return features
+
+
 @dataclass(frozen=True)
 class NumpyModel:
     """A checkpoint read without torch: its folded item side, user tables and id maps (weights hash-checked)."""
@@ -233,6 +255,17 @@ class NumpyModel:
     user_mlp: np.ndarray  # [n_users, d]
     user_ids: np.ndarray
     item_ids: np.ndarray
+    # a model with user features: raw attributes -> (user_gmf [g], user_mlp [d], counts of missing / unknown / invalid)
+    user_features: Callable[[Any], tuple[np.ndarray, np.ndarray, dict[str, int]]] | None = None
+
+    def user_from_features(self, attributes: Any) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        """A new user's vectors from their attributes ({column: value}), and the counts of missing, unknown and
+        invalid values among them."""
+        if self.user_features is None:
+            raise EdgerecError(
+                "the model has no user features: train it with --user-features (a bundle: export such a model)"
+            )
+        return self.user_features(attributes)
 
     @classmethod
     def from_checkpoint(cls, folder: str | Path) -> NumpyModel:
@@ -257,11 +290,15 @@ class NumpyModel:
         except (SafetensorError, OSError) as e:
             raise EdgerecError(f"{weights}: unreadable safetensors file ({e})") from None
         encoded = checkpoint_features(folder, recorded)
+        features = None
         if encoded is not None:  # a feature model: its id rows with the feature encodings folded in
+            if "user" in encoded:
+                features = _checkpoint_user_features(folder, recorded, w)
             w = fold_weights(w, encoded)
         if not {"gmf_user.weight", "mlp_user.weight", "mlp.0.weight"} <= set(w):
             raise EdgerecError(f"{folder}: explanations need a NeuMF (GMF and MLP towers)")
-        return cls(ItemSide.of(w), w["gmf_user.weight"], w["mlp_user.weight"], *load_id_maps(folder / "id_maps.json"))
+        maps = load_id_maps(folder / "id_maps.json")
+        return cls(ItemSide.of(w), w["gmf_user.weight"], w["mlp_user.weight"], *maps, features)
 
     @classmethod
     def from_bundle(cls, folder: str | Path) -> NumpyModel:
@@ -287,7 +324,18 @@ class NumpyModel:
             vectors = np.load(folder / name, allow_pickle=False).astype(np.float64)
         users, items = load_id_maps(folder / "id_maps.json")
         users = users if len(vectors) else np.asarray([], dtype=str)  # a phone knows no other user
-        return cls(side, vectors[:, :g], vectors[:, g:], users, items)
+        features = None
+        if manifest.get("user_features"):  # the bundle's user_features signature, in its runtime
+
+            def features(attributes: Any) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+                from edgerec.runtime import load_bundle
+
+                bundle = load_bundle(folder)
+                indices, weights, counts = bundle.encode_user(attributes)
+                ug, um = bundle.user_features(indices, weights)
+                return ug.astype(np.float64), um.astype(np.float64), counts
+
+        return cls(side, vectors[:, :g], vectors[:, g:], users, items, features)
 
     @classmethod
     def load(cls, folder: str | Path) -> NumpyModel:

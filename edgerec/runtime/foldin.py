@@ -55,10 +55,31 @@ class ItemSide(FoldedNeuMF):
         return gp, gq
 
 
+Start = tuple[np.ndarray, np.ndarray]  # a fold-in's first (user_gmf, user_mlp), e.g. the user's feature vectors
+
+
+def start_vectors(side: ItemSide, start: Start | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first (p [g], q [d]) of a fold-in as float64: `start` (checked), or the seeded small normal values."""
+    if start is None:
+        return initial_vectors(side.g, side.d, seed)
+    out = []
+    for name, v, dim in (("user_gmf", start[0], side.g), ("user_mlp", start[1], side.d)):
+        arr = np.asarray(v)
+        if arr.dtype.kind not in "fiu" or arr.size != dim:
+            raise EdgerecError(f"the start's {name} must be {dim} numbers; got {arr.size} of dtype {arr.dtype}")
+        arr = arr.astype(np.float64).reshape(dim)
+        if not np.isfinite(arr).all():
+            raise EdgerecError(f"the start's {name} contains NaN or infinite values")
+        out.append(arr)
+    return out[0], out[1]
+
+
 def fold_in(
-    side: ItemSide, items: list[int] | np.ndarray, cfg: FoldInConfig = FoldInConfig()
+    side: ItemSide, items: list[int] | np.ndarray, cfg: FoldInConfig = FoldInConfig(), start: Start | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(user_gmf [g], user_mlp [d]) for a user who interacted with `items` (dense item indices)."""
+    """(user_gmf [g], user_mlp [d]) for a user who interacted with `items` (dense item indices), fitted from
+    `start` (e.g. the vectors of the user's features, pulled toward them by cfg.pull / the distinct items) or from
+    the seeded start (the same negatives either way)."""
     pos = np.unique(np.asarray(items, dtype=np.int64))
     if pos.size == 0:
         raise EdgerecError("fold-in needs at least one interacted item")
@@ -66,6 +87,9 @@ def fold_in(
         raise EdgerecError(f"items must lie in 0..{side.n_items - 1}; got {pos[(pos < 0) | (pos >= side.n_items)][0]}")
     rng = np.random.default_rng(cfg.seed)
     p, q = rng.normal(0, 0.01, side.g), rng.normal(0, 0.01, side.d)
+    if start is not None:
+        p, q = start_vectors(side, start, cfg.seed)
+    p0, q0, pull = p.copy(), q.copy(), cfg.pull / len(pos) if start is not None else 0.0
     m = [np.zeros_like(p), np.zeros_like(q)]
     v = [np.zeros_like(p), np.zeros_like(q)]
     known = np.zeros(side.n_items, dtype=bool)
@@ -75,6 +99,7 @@ def fold_in(
     for t in range(1, cfg.steps + 1):
         neg = candidates[rng.integers(0, len(candidates), len(pos) * cfg.negatives)]
         gp, gq = side.grads(p, q, np.concatenate([pos, neg]), labels)
+        gp, gq = gp + pull * (p - p0), gq + pull * (q - q0)
         for k, (x, g) in enumerate(((p, gp + cfg.l2 * p), (q, gq + cfg.l2 * q))):
             m[k] = 0.9 * m[k] + 0.1 * g
             v[k] = 0.999 * v[k] + 0.001 * g * g
@@ -89,11 +114,16 @@ def initial_vectors(g: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fold_in_fixed(
-    side: ItemSide, history: np.ndarray | list[int], negatives: np.ndarray, cfg: FoldInConfig
+    side: ItemSide,
+    history: np.ndarray | list[int],
+    negatives: np.ndarray,
+    cfg: FoldInConfig,
+    start: Start | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The phone bundle's fold-in (its `fold_in` signature computes the same): full-batch Adam on weighted BCE over
-    the unique history items and a fixed negative set (the items of `negatives` outside the history, weighted to
-    cfg.negatives per positive). Deterministic, so every client that runs it gets the same vectors."""
+    """The phone bundle's fold-in (its `fold_in` signature computes the same; `fold_in_from` with `start`): full-batch
+    Adam on weighted BCE over the unique history items and a fixed negative set (the items of `negatives` outside
+    the history, weighted to cfg.negatives per positive), from `start` (with an L2 pull of cfg.pull / the distinct
+    items toward it) or the seeded start. Deterministic, so every client that runs it gets the same vectors."""
     pos = np.unique(np.asarray(history, dtype=np.int64))
     if pos.size == 0:
         raise EdgerecError("fold-in needs at least one interacted item")
@@ -105,12 +135,14 @@ def fold_in_fixed(
     labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
     weights = np.concatenate([np.ones(len(pos)), np.full(len(neg), cfg.negatives * len(pos) / max(len(neg), 1))])
     weights /= len(pos) * (1 + cfg.negatives)
-    p, q = initial_vectors(side.g, side.d, cfg.seed)
+    p, q = start_vectors(side, start, cfg.seed)
+    p0, q0, pull = p.copy(), q.copy(), cfg.pull / len(pos) if start is not None else 0.0
     m = [np.zeros_like(p), np.zeros_like(q)]
     v = [np.zeros_like(p), np.zeros_like(q)]
     for t in range(1, cfg.steps + 1):
         # grads() takes the mean over the items: weights * len(items) makes it the weighted sum
         gp, gq = side.grads(p, q, items, labels, weights * len(items))
+        gp, gq = gp + pull * (p - p0), gq + pull * (q - q0)
         for k, (x, g) in enumerate(((p, gp + cfg.l2 * p), (q, gq + cfg.l2 * q))):
             m[k] = 0.9 * m[k] + 0.1 * g
             v[k] = 0.999 * v[k] + 0.001 * g * g

@@ -3,6 +3,7 @@ checkpoint or a phone bundle exported with explain. numpy only, never torch."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,18 +43,33 @@ def recommend(
     k: int = 10,
     explain: ExplainConfig | None = None,
     data: Dataset | None = None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> Recommendations:
-    """Exactly one of `user` (an original user id the model knows; its history read from `data`) and `history`
-    (original item ids of a user the model never saw, folded in)."""
-    if (user is None) == (history is None):
-        raise EdgerecError("give either a user the model knows or a history of items, not both")
+    """Either `user` (an original user id the model knows; its history read from `data`) or a user the model never
+    saw: `history` (original item ids, folded in), `attributes` ({column: value}: the vectors of the model's user
+    feature path), or both (the history folded in starting from the attributes' vectors)."""
+    new_user = history is not None or attributes is not None
+    if (user is None) != new_user:
+        raise EdgerecError("give either a user the model knows or a new user's history and / or attributes, not both")
     m = NumpyModel.load(model)
-    if history is not None:
-        seen = m.index([x for x in history if x], "item")
-        if seen.size == 0:
-            raise EdgerecError("history: give at least one item id")
-        p, q = (v.astype(np.float64) for v in fold_in(m.side, seen))
-        who = f"a new user with {len(np.unique(seen))} items (folded in)"
+    if new_user:
+        start, parts = None, []
+        seen = np.zeros(0, dtype=np.int64)
+        if attributes is not None:
+            p, q, counts = m.user_from_features(attributes)
+            start = (p, q)
+            odd = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()) if kind != "missing")
+            parts.append(f"{len(attributes)} attributes" + (f" ({odd})" if odd else ""))
+        if history is not None:
+            seen = m.index([x for x in history if x], "item")
+            if seen.size == 0:
+                raise EdgerecError("history: give at least one item id")
+            p, q = (v.astype(np.float64) for v in fold_in(m.side, seen, start=start))
+            how = "folded in from the attributes' vectors" if start is not None else "folded in"
+            parts.insert(0, f"{len(np.unique(seen))} items ({how})")
+        who = "a new user with " + " and ".join(parts)
+        if explain is not None and history is None:
+            raise EdgerecError("reasons are history items: explaining needs the new user's history (--history)")
     else:
         u = int(m.index([str(user)], "user")[0])
         p, q = m.user_gmf[u], m.user_mlp[u]

@@ -10,7 +10,7 @@ makes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from edgerec.errors import EdgerecError
 from edgerec.metrics import top_k
 from edgerec.runtime.base import Scorer, check_ids
 from edgerec.runtime.tflite import interpreter_class
+
+if TYPE_CHECKING:
+    from edgerec.data.features import Encoder
 
 
 class BundleScorer(Scorer):
@@ -50,10 +53,17 @@ class BundleScorer(Scorer):
         except (KeyError, TypeError, AttributeError):
             raise EdgerecError(f"{folder}/manifest.json: missing or malformed signatures") from None
         self.max_history = int(manifest.get("max_history") or 0)
-        self.fold_in_runner = self.explain_runner = None
+        self.fold_in_runner = self.explain_runner = self.fold_in_from_runner = None
         if {"fold_in", "explain"} <= set(self.outputs):
             self.fold_in_runner = self.interp.get_signature_runner("fold_in")
             self.explain_runner = self.interp.get_signature_runner("explain")
+        if "fold_in_from" in self.outputs:
+            self.fold_in_from_runner = self.interp.get_signature_runner("fold_in_from")
+        self.user_encoder: Encoder | None = None
+        self.user_features_runner = None
+        if "user_features" in self.outputs:
+            self.user_features_runner = self.interp.get_signature_runner("user_features")
+            self.user_encoder = _user_encoder(folder, manifest)
         self.vectors = None
         name = manifest.get("user_vectors")
         if name and (folder / name).is_file():  # server side only; a phone has just its own user's vectors
@@ -142,11 +152,52 @@ class BundleScorer(Scorer):
         padded[: h.size], mask[: h.size] = h, 1.0
         return padded, mask
 
-    def fold_in(self, history: Any) -> tuple[np.ndarray, np.ndarray]:
+    def fold_in(self, history: Any, start: tuple[Any, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The vectors (user_gmf [g], user_mlp [d]) of a user the model never saw, from their items, computed by the
-        bundle's `fold_in` signature (what an app calls: the history stays on the device)."""
+        bundle's `fold_in` signature (what an app calls: the history stays on the device); with `start` (e.g. the
+        vectors of user_from_features) by `fold_in_from`, fitted from those vectors."""
         padded, mask = self._history(history)
-        ug, um = self._named("fold_in", self.fold_in_runner(history=padded, history_mask=mask))
+        if start is None:
+            ug, um = self._named("fold_in", self.fold_in_runner(history=padded, history_mask=mask))
+        elif self.fold_in_from_runner is None:
+            raise EdgerecError(
+                f"{self.folder}: the bundle has no fold_in_from signature (a model with user features, exported "
+                "with --explain, has it)"
+            )
+        else:
+            sg, sm = self._vectors(*start)
+            out = self.fold_in_from_runner(history=padded, history_mask=mask, user_gmf=sg, user_mlp=sm)
+            ug, um = self._named("fold_in_from", out)
+        return ug.reshape(-1), um.reshape(-1)
+
+    def encode_user(self, attributes: Any) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        """A user's raw attributes ({column: value}) as the user_features signature takes them: (feature_indices
+        [W] int32, feature_weights [W] float32, counts of missing / unknown / invalid values), encoded by the
+        bundle's own user_encoder.json (edgerec.data.features.Encoder, as the training rows were)."""
+        if self.user_encoder is None:
+            raise EdgerecError(
+                f"{self.folder}: the bundle has no user_features signature (export a model trained with user features)"
+            )
+        encoded, counts = self.user_encoder.encode_attributes(attributes, "user attributes")
+        return encoded.indices[0].astype(np.int32), encoded.weights[0], dict(counts)
+
+    def user_from_features(self, attributes: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors (user_gmf [g], user_mlp [d]) of a user known by their attributes alone ({column: value};
+        a value the model never saw counts as unknown), by the bundle's `user_features` signature."""
+        indices, weights, _ = self.encode_user(attributes)
+        return self.user_features(indices, weights)
+
+    def user_features(self, feature_indices: Any, feature_weights: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The `user_features` signature on encoded attributes: (user_gmf [g], user_mlp [d])."""
+        if self.user_features_runner is None or self.user_encoder is None:
+            raise EdgerecError(f"{self.folder}: the bundle has no user_features signature")
+        width = self.user_encoder.width
+        idx = check_ids("feature_indices", feature_indices, self.user_encoder.size)
+        w = np.asarray(feature_weights, dtype=np.float32).reshape(-1)
+        if idx.size != width or w.size != width:
+            raise EdgerecError(f"feature_indices and feature_weights take {width} values; got {idx.size}, {w.size}")
+        out = self.user_features_runner(feature_indices=idx.astype(np.int32), feature_weights=w)
+        ug, um = self._named("user_features", out)
         return ug.reshape(-1), um.reshape(-1)
 
     def explain(self, user_gmf: Any, user_mlp: Any, history: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -189,6 +240,23 @@ class BundleScorer(Scorer):
             items, scores, _ = self.recommend(*self.user(user))
             return items.astype(np.int64), scores
         return super().top_k(user, k, exclude)
+
+
+def _user_encoder(folder: Path, manifest: dict[str, Any]) -> Encoder:
+    """The bundle's user encoder (its file hash-checked against the manifest), of the signature's input width."""
+    from edgerec.data.features import Encoder
+    from edgerec.io import parse_json, read_bytes
+    from edgerec.manifest import verify_files
+
+    try:
+        name, width = str(manifest["user_features"]["encoder"]), int(manifest["user_features"]["width"])
+    except (KeyError, TypeError, ValueError):
+        raise EdgerecError(f"{folder}/manifest.json: missing or malformed user_features") from None
+    verify_files(folder, manifest, [name])
+    encoder = Encoder.from_json(parse_json(read_bytes(folder / name), folder / name), str(folder / name))
+    if encoder.width != width or encoder.side != "user":
+        raise EdgerecError(f"{folder / name}: not the user encoder of width {width} the manifest names")
+    return encoder
 
 
 SCORERS = {"ai-edge-litert": BundleScorer}
