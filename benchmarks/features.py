@@ -94,6 +94,9 @@ def popularity(ds: Dataset, table: FeatureTable, cold: np.ndarray) -> tuple[np.n
     return counts, genre_pop
 
 
+SEE_ALSO = "[cold_start.md](cold_start.md) (`benchmarks/cold_start.py`)"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DATA))
@@ -228,6 +231,9 @@ def report(out: dict, args: argparse.Namespace) -> str:
         "",
         f"The same model on the test users whose test item is warm: HR@10 {cold['warm_rows_features']['hr@10']:.4f} / "
         f"NDCG@10 {cold['warm_rows_features']['ndcg@10']:.4f} ({cold['warm_rows_features']['users']} users).",
+        "",
+        "Issue 34's protocols (cold items ranked among all cold items, cold users added by their features, warm), "
+        f"each beside LightFM: {SEE_ALSO}.",
         "",
     ]
     return "\n".join(lines)
