@@ -20,8 +20,10 @@ feature columns only; rows normalised to sum 1 (as LightFM's Dataset does).
    saved, and those users are added from ml-1m.users.tsv by `edgerec.add_users`; their test item vs its 99
    negatives (HR@10 / NDCG@10), beside ItemPop and LightFM.
 3. Warm: the paper's protocol on all users, ids only and with features, beside LightFM.
-Writes benchmarks/results/cold_start.md (and .json); `--only` runs some protocols (each merged into the .json as it
-ends, so that protocols can run in parallel processes; the .md is written once the .json holds all three).
+LightFM's scores are cached by problem (benchmarks/peers/lightfm_run.py), so `--lightfm-ahead` can fit them in another
+process while edgerec trains. Writes benchmarks/results/cold_start.md (and .json); `--only` runs some protocols (each
+merged into the .json as it ends, so that protocols can run in parallel processes; the .md is written once the .json
+holds all three).
 """
 
 from __future__ import annotations
@@ -125,6 +127,11 @@ def lightfm(
     return got["scores"], float(got["fit_seconds"])
 
 
+def tag(args: argparse.Namespace, name: str) -> str:
+    """The name of a protocol's LightFM files (a run ahead writes its own, beside a full run's)."""
+    return f"ahead-{name}" if args.lightfm_ahead else name
+
+
 def pair_scorer(users: np.ndarray, items: np.ndarray, scores: np.ndarray, n_items: int) -> ScoreFn:
     """A ScoreFn that answers from scores precomputed for these (user, item) pairs."""
     keys = users.astype(np.int64) * n_items + items
@@ -188,8 +195,9 @@ def cold_items(ds: Dataset, args: argparse.Namespace, cfg: TrainConfig) -> dict:
     is_cold = np.zeros(ds.n_items, dtype=bool)
     is_cold[cold] = True
     warm_ds = warm_split(ds, cold)
-    ck = timed_train(out, "edgerec", warm_ds, cfg)
-    grown = added("cold_items", RUNS / "cold_items.ckpt", ck, edgerec.add_items, args.data / "ml-1m.items.tsv")
+    if not args.lightfm_ahead:
+        ck = timed_train(out, "edgerec", warm_ds, cfg)
+        grown = added("cold_items", RUNS / "cold_items.ckpt", ck, edgerec.add_items, args.data / "ml-1m.items.tsv")
 
     # ground truth: every cold item each user interacted with, train or test
     users = np.concatenate([ds.train.users, ds.test_users])
@@ -207,12 +215,13 @@ def cold_items(ds: Dataset, args: argparse.Namespace, cfg: TrainConfig) -> dict:
     def ranked(scores: np.ndarray) -> dict:
         return set_recall_ndcg(np.asarray(scores).reshape(relevant.shape), relevant, K)
 
-    out["cold_items"], out["judged_users"] = len(cold), len(judged)
-    out["relevant_per_user"] = float(relevant.sum(axis=1).mean())
-    out["edgerec"]["cold"] = ranked(model_scorer(grown, ds)(qu, qi))
-    out["random"] = ranked(np.random.default_rng(args.seed).random(len(qu)))
-    out["random_expected_recall"] = K / len(cold)
-    out["genre_profile"] = ranked(genre_profile_scores(ds, warm_ds, args.data, judged, cold))
+    if not args.lightfm_ahead:
+        out["cold_items"], out["judged_users"] = len(cold), len(judged)
+        out["relevant_per_user"] = float(relevant.sum(axis=1).mean())
+        out["edgerec"]["cold"] = ranked(model_scorer(grown, ds)(qu, qi))
+        out["random"] = ranked(np.random.default_rng(args.seed).random(len(qu)))
+        out["random_expected_recall"] = K / len(cold)
+        out["genre_profile"] = ranked(genre_profile_scores(ds, warm_ds, args.data, judged, cold))
 
     # LightFM on warm_ds's interactions, in ds's dense indices (no renumbering needed: cold items have no rows)
     warm_items = np.flatnonzero(~is_cold)
@@ -220,8 +229,8 @@ def cold_items(ds: Dataset, args: argparse.Namespace, cfg: TrainConfig) -> dict:
     user_rows = feature_rows(args.data / "ml-1m.users.tsv", "user", ds.train.user_ids, np.ones(ds.n_users, bool))
     item_rows = feature_rows(args.data / "ml-1m.items.tsv", "item", ds.train.item_ids, ~is_cold)
     for name, setting in args.settings.items():
-        scores, seconds = lightfm("cold_items", train, (ds.n_users, ds.n_items), user_rows, item_rows, (qu, qi),
-                                  setting, args.seed)  # fmt: skip
+        problem = (train, (ds.n_users, ds.n_items), user_rows, item_rows, (qu, qi))
+        scores, seconds = lightfm(tag(args, "cold_items"), *problem, setting, args.seed)
         out.setdefault("lightfm", {})[name] = ranked(scores) | {"seconds": round(seconds, 1)}
     print("cold items", json.dumps({k: v for k, v in out.items() if k != "provenance"}), flush=True)
     return out
@@ -256,12 +265,13 @@ def cold_users(ds: Dataset, args: argparse.Namespace, cfg: TrainConfig) -> dict:
     is_cold = np.zeros(ds.n_users, dtype=bool)
     is_cold[cold] = True
     warm_ds = without_users(ds, cold)
-    ck = timed_train(out, "edgerec", warm_ds, cfg)
-    grown = added("cold_users", RUNS / "cold_users.ckpt", ck, edgerec.add_users, args.data / "ml-1m.users.tsv")
     rows = np.flatnonzero(is_cold[ds.test_users])
-    out["cold_users"] = len(cold)
-    out["edgerec"]["cold"] = metrics(model_scorer(grown, ds), ds, rows)
-    out["itempop"] = metrics(item_pop_scorer(warm_ds), ds, rows)
+    if not args.lightfm_ahead:
+        ck = timed_train(out, "edgerec", warm_ds, cfg)
+        grown = added("cold_users", RUNS / "cold_users.ckpt", ck, edgerec.add_users, args.data / "ml-1m.users.tsv")
+        out["cold_users"] = len(cold)
+        out["edgerec"]["cold"] = metrics(model_scorer(grown, ds), ds, rows)
+        out["itempop"] = metrics(item_pop_scorer(warm_ds), ds, rows)
 
     warm_users = np.flatnonzero(~is_cold)
     train = (warm_users[warm_ds.train.users], warm_ds.train.items)
@@ -269,8 +279,8 @@ def cold_users(ds: Dataset, args: argparse.Namespace, cfg: TrainConfig) -> dict:
     item_rows = feature_rows(args.data / "ml-1m.items.tsv", "item", ds.train.item_ids, np.ones(ds.n_items, bool))
     qu, qi = sampled_pairs(ds, rows)
     for name, setting in args.settings.items():
-        scores, seconds = lightfm("cold_users", train, (ds.n_users, ds.n_items), user_rows, item_rows, (qu, qi),
-                                  setting, args.seed)  # fmt: skip
+        problem = (train, (ds.n_users, ds.n_items), user_rows, item_rows, (qu, qi))
+        scores, seconds = lightfm(tag(args, "cold_users"), *problem, setting, args.seed)
         m = metrics(pair_scorer(qu, qi, scores, ds.n_items), ds, rows)
         out.setdefault("lightfm", {})[name] = m | {"seconds": round(seconds, 1)}
     print("cold users", json.dumps({k: v for k, v in out.items() if k != "provenance"}), flush=True)
@@ -279,16 +289,17 @@ def cold_users(ds: Dataset, args: argparse.Namespace, cfg: TrainConfig) -> dict:
 
 def warm(ds: Dataset, args: argparse.Namespace, cfg: TrainConfig) -> dict:
     out: dict = {"provenance": provenance(sys.argv)}
-    timed_train(out, "ids", ds, replace(cfg, features=None))
-    timed_train(out, "features", ds, cfg)
-    out["itempop"] = metrics(item_pop_scorer(ds), ds)
+    if not args.lightfm_ahead:
+        timed_train(out, "ids", ds, replace(cfg, features=None))
+        timed_train(out, "features", ds, cfg)
+        out["itempop"] = metrics(item_pop_scorer(ds), ds)
     rows = np.arange(len(ds.test_users))
     user_rows = feature_rows(args.data / "ml-1m.users.tsv", "user", ds.train.user_ids, np.ones(ds.n_users, bool))
     item_rows = feature_rows(args.data / "ml-1m.items.tsv", "item", ds.train.item_ids, np.ones(ds.n_items, bool))
     qu, qi = sampled_pairs(ds, rows)
     for name, setting in args.settings.items():
-        scores, seconds = lightfm("warm", (ds.train.users, ds.train.items), (ds.n_users, ds.n_items), user_rows,
-                                  item_rows, (qu, qi), setting, args.seed)  # fmt: skip
+        problem = ((ds.train.users, ds.train.items), (ds.n_users, ds.n_items), user_rows, item_rows, (qu, qi))
+        scores, seconds = lightfm(tag(args, "warm"), *problem, setting, args.seed)
         m = metrics(pair_scorer(qu, qi, scores, ds.n_items), ds, rows)
         out.setdefault("lightfm", {})[name] = m | {"seconds": round(seconds, 1)}
     print("warm", json.dumps({k: v for k, v in out.items() if k != "provenance"}), flush=True)
@@ -307,6 +318,11 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=TrainConfig().epochs, help="at most (a quick check: 1)")
     ap.add_argument("--lightfm-epochs", type=int, default=None, help="override SETTINGS' epochs (a quick check: 1)")
     ap.add_argument("--lightfm", default=",".join(SETTINGS), help="the SETTINGS to train, comma-separated")
+    ap.add_argument(
+        "--lightfm-ahead",
+        action="store_true",
+        help="only the LightFM fits (their scores cached for a full run of the same protocols), no edgerec",
+    )
     ap.add_argument("--only", default="items,users,warm", help="protocols to run, in order (none: only the report)")
     ap.add_argument("--results", type=Path, default=HERE / "results" / "cold_start.md")
     args = ap.parse_args()
@@ -329,6 +345,8 @@ def main() -> int:
             "share": args.share, "seed": args.seed, "id_dropout": args.id_dropout}  # fmt: skip
     for name in filter(None, args.only.split(",")):
         result = PROTOCOLS[name](ds, args, cfg) | {"load": os.getloadavg()[2]}
+        if args.lightfm_ahead:
+            continue
         # protocols may run in parallel processes: each merges its own entry into the file as it is now
         out = json.loads(path.read_text()) if path.is_file() else {}
         write_json(path, out | meta | {name: result})
