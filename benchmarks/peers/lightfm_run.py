@@ -9,7 +9,8 @@ PROBLEM.npz: train_users, train_items (the interactions, dense indices), n_users
 query_users, query_items (the pairs to score); components, epochs, learning_rate, user_alpha, item_alpha, loss,
 seed. SCORES.npz: scores [len(query)], fit_seconds. A problem solved before (the same arrays: a digest of every
 array's name, dtype, shape and bytes) is answered from benchmarks/runs/cold_start/lightfm-cache/ with the scores
-and fit seconds of that run, so that a protocol's LightFM fits can run ahead in another process.
+and fit seconds of that run, so that a protocol's LightFM fits can run ahead in another process (a problem being
+fitted elsewhere, marked by its .running file, is waited for).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from lightfm import LightFM
 
+WAIT_S = 3600  # at most this long for another process fitting the same problem
 CACHE = Path(__file__).resolve().parents[1] / "runs" / "cold_start" / "lightfm-cache"
 
 
@@ -41,6 +43,10 @@ def main() -> int:
     with np.load(problem) as f:
         p = {k: f[k] for k in f.files}
     cached = CACHE / f"{digest(p)}.npz"
+    running = cached.with_suffix(".running")
+    waited = time.monotonic()
+    while running.exists() and not cached.is_file() and time.monotonic() - waited < WAIT_S:
+        time.sleep(10)  # another process is fitting this very problem: its answer is this one's
     if cached.is_file():
         shutil.copyfile(cached, out)
         print(f"lightfm: the same problem was solved before ({cached.name[:12]}): its scores")
@@ -62,6 +68,8 @@ def main() -> int:
         item_alpha=float(p["item_alpha"]),
         random_state=np.random.RandomState(int(p["seed"])),
     )
+    CACHE.mkdir(parents=True, exist_ok=True)
+    running.touch()
     t0 = time.perf_counter()
     model.fit(train, user_features=users, item_features=items, epochs=int(p["epochs"]), num_threads=1)
     fit_seconds = time.perf_counter() - t0
@@ -73,6 +81,7 @@ def main() -> int:
     tmp = cached.with_suffix(".tmp.npz")
     shutil.copyfile(out, tmp)
     tmp.replace(cached)
+    running.unlink(missing_ok=True)
     print(f"lightfm: {len(p['train_users'])} interactions, {fit_seconds:.1f} s fit, {len(qu)} pairs scored")
     return 0
 
