@@ -402,10 +402,11 @@ def report(out: dict) -> str:
         "# Cold items, cold users and warm quality with ML-1M's features, beside LightFM (issue 34)",
         "",
         "`benchmarks/cold_start.py` (each protocol's command and commit below). Machine: "
-        f"{out['machine']} for every training and scoring (LightFM `num_threads=1`). The protocols ran as three "
-        "processes at once beside other jobs on the same two cores (load average over the last 15 minutes at each "
-        f"protocol's end: {loads}): training seconds are inflated "
-        "several times over a quiet machine and comparable only within a protocol.",
+        f"{out['machine']} for every training and scoring (LightFM `num_threads=1`). The protocols ran as processes at "
+        "once, their LightFM fits ahead in processes of their own (`--lightfm-ahead`: a protocol's run then read the "
+        "cached scores of the identical problem), beside other jobs on the same two cores (load average over the last "
+        f"15 minutes at each protocol's end: {loads}): training seconds are inflated many times over a quiet machine "
+        "(a quiet one: NeuMF-8 ids only 122 s, with features 320 s, `features.md`) and say little.",
         "",
         "Data: `ml-1m-ncf` (the NCF paper's split) with `ml-1m.users.tsv` (gender, age, occupation, zip) and "
         "`ml-1m.items.tsv` (title words, year, genres; `movie_id` ignored), kinds inferred. edgerec: `edgerec train`'s "
@@ -459,7 +460,10 @@ def report(out: dict) -> str:
         f"| ItemPop (the training counts without the cold users) | {users['itempop']['hr@10']:.4f} | "
         f"{users['itempop']['ndcg@10']:.4f} | {users['itempop']['users']} | |",
         "",
-        f"edgerec against LightFM ({lf_user_name}) on cold users: it {verdict(e_users, lf_user, ('hr@10', 'ndcg@10'))}."
+        f"edgerec against LightFM ({lf_user_name}) on cold users: it {verdict(e_users, lf_user, ('hr@10', 'ndcg@10'))}"
+        f" (one HR@10 over {e_users['users']} users has a 95 % half-width of about "
+        f"{1.96 * (e_users['hr@10'] * (1 - e_users['hr@10']) / e_users['users']) ** 0.5:.3f}: edgerec, LightFM and "
+        "ItemPop are not told apart)."
         f" The same edgerec model on the warm users' test cases: HR@10 {users['edgerec']['metrics']['hr@10']:.4f} / "
         f"NDCG@10 {users['edgerec']['metrics']['ndcg@10']:.4f}.",
         "",
@@ -485,7 +489,7 @@ def report(out: dict) -> str:
                 f"{warm_['edgerec_from']}; the same `edgerec train` defaults, data and seeds; the training code has "
                 "not changed since but for where `FeatureConfig` lives), not retrained in this run: the machine was "
                 "too loaded to fit both trainings before the deadline. LightFM and ItemPop ran here "
-                "(`--only warm_peers`).",
+                "(`--only warm_peers`); the two seconds are the quiet machine's.",
             ]
             if "edgerec_from" in warm_
             else []
