@@ -170,7 +170,7 @@ def set_recall_ndcg(scores: np.ndarray, relevant: np.ndarray, k: int = 10) -> di
     ideal = np.cumsum(discount)[np.minimum(n_rel, k) - 1]
     recall = top.sum(axis=1) / n_rel
     ndcg = (top * discount).sum(axis=1) / ideal
-    return {f"recall@{k}": float(recall.mean()), f"ndcg@{k}": float(ndcg.mean()), "users": int(len(scores))}
+    return {f"recall@{k}": float(recall.mean()), f"ndcg@{k}": float(ndcg.mean()), "users": len(scores)}
 
 
 def precision_recall_f1(top: np.ndarray, relevant: list[set[int]]) -> dict[str, float]:

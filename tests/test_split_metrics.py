@@ -74,7 +74,8 @@ def test_set_recall_ndcg_hand_computed_ties_against_relevant_and_users_without_a
     assert math.isclose(got["ndcg@2"], (d[1] / (d[0] + d[1]) + d[1] / d[0] + 0) / 3)
     full = set_recall_ndcg(scores, relevant, k=4)
     assert math.isclose(full["recall@4"], 1.0)
-    assert math.isclose(full["ndcg@4"], ((d[1] + d[3]) / (d[0] + d[1]) + d[1] / d[0] + (d[2] + d[3]) / (d[0] + d[1])) / 3)
+    ideal2 = d[0] + d[1]
+    assert math.isclose(full["ndcg@4"], ((d[1] + d[3]) / ideal2 + d[1] / d[0] + (d[2] + d[3]) / ideal2) / 3)
 
 
 def _tiny() -> Dataset:
