@@ -362,12 +362,16 @@ def main() -> int:
         write_json(path, out | meta | {name: result})
     out = json.loads(path.read_text()) if path.is_file() else {}
     if "items" in out and "users" in out and ("warm" in out or "warm_peers" in out):
-        args.results.write_text(report(out))
+        variants = {v.stem: json.loads(v.read_text()) for v in sorted(args.results.parent.glob(f"{VARIANT}*.json"))}
+        args.results.write_text(report(out, variants))
         print(f"wrote {args.results}")
     return 0
 
 
-def report(out: dict) -> str:
+VARIANT = "cold_start_id_dropout_"  # `--only items --id-dropout X --results <results>/cold_start_id_dropout_X.md`
+
+
+def report(out: dict, variants: dict[str, dict]) -> str:
     items, users = out["items"], out["users"]
     warm_ = out.get("warm") or out["warm_peers"]
     r, n = f"recall@{K}", f"ndcg@{K}"
@@ -446,6 +450,14 @@ def report(out: dict) -> str:
         f"The same edgerec model on its own warm test set (the test users whose test item is warm, 99 negatives): "
         f"HR@10 {items['edgerec']['metrics']['hr@10']:.4f} / NDCG@10 {items['edgerec']['metrics']['ndcg@10']:.4f}.",
         "",
+        *(
+            f"Tried: id dropout {v['id_dropout']} (`{name}.json`, {v['items']['provenance']}): cold items "
+            f"{v['items']['edgerec']['cold'][r]:.4f} / {v['items']['edgerec']['cold'][n]:.4f}; that model's own warm "
+            f"test set HR@10 {v['items']['edgerec']['metrics']['hr@10']:.4f} / NDCG@10 "
+            f"{v['items']['edgerec']['metrics']['ndcg@10']:.4f}.\n"
+            for name, v in variants.items()
+            if "items" in v
+        ),
         f"## Cold users: {users['cold_users']} users lose their training interactions",
         "",
         "The feature model is trained on the other users, saved, and the cold users are added from `ml-1m.users.tsv` "
