@@ -166,6 +166,29 @@ def global_mean_scorer(train: Ratings) -> ScoreFn:
     return lambda users, items: np.full(len(users), mean)
 
 
+def set_recall_ndcg(scores: np.ndarray, relevant: np.ndarray, k: int = 10) -> dict[str, float | int]:
+    """Mean Recall@K and NDCG@K of ranking a candidate set: scores [U, n] (each user's scores of the same n
+    candidates), relevant [U, n] bool (the candidates that user interacted with). Recall@K = relevant candidates in
+    the top K / relevant candidates; NDCG@K = DCG@K / the ideal DCG@K (min(K, relevant) hits on top). Ties count
+    against a relevant candidate (it ranks below every other candidate with an equal score; relevant candidates
+    tied with each other take consecutive places). Users with no relevant candidate are skipped."""
+    scores, relevant = np.asarray(scores, dtype=np.float64), np.asarray(relevant, dtype=bool)
+    if scores.shape != relevant.shape or scores.ndim != 2:
+        raise ValueError(f"scores {scores.shape} and relevant {relevant.shape} must be the same [users, n] shape")
+    rows = relevant.any(axis=1)
+    scores, relevant = scores[rows], relevant[rows]
+    if not len(scores):
+        return {f"recall@{k}": float("nan"), f"ndcg@{k}": float("nan"), "users": 0}
+    order = np.lexsort((relevant, -scores), axis=1)  # best first; among equal scores the irrelevant ones first
+    top = np.take_along_axis(relevant, order[:, :k], axis=1)  # [U, k] whether each of the top K is relevant
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    n_rel = relevant.sum(axis=1)
+    ideal = np.cumsum(discount)[np.minimum(n_rel, k) - 1]
+    recall = top.sum(axis=1) / n_rel
+    ndcg = (top * discount).sum(axis=1) / ideal
+    return {f"recall@{k}": float(recall.mean()), f"ndcg@{k}": float(ndcg.mean()), "users": len(scores)}
+
+
 def precision_recall_f1(top: np.ndarray, relevant: list[set[int]]) -> dict[str, float]:
     """Mean precision@K, recall@K and F1@K of top-K lists (top [U, K]) against the items each of those users went
     on to interact with (relevant[u] for row u; users with an empty set are skipped)."""

@@ -7,7 +7,7 @@ import pytest
 
 from edgerec.data import Interactions, leave_one_out, load_dataset, sample_negatives
 from edgerec.data.split import Dataset, positive_keys
-from edgerec.metrics import evaluate, full_ranks, hr_ndcg, item_pop_scorer, sampled_ranks
+from edgerec.metrics import evaluate, full_ranks, hr_ndcg, item_pop_scorer, sampled_ranks, set_recall_ndcg
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,27 @@ def test_hr_ndcg_hand_computed() -> None:
     hr, ndcg = hr_ndcg(np.array([0, 1, 9, 10]))
     assert hr == 0.75
     assert math.isclose(ndcg, (1 + 1 / math.log2(3) + 1 / math.log2(11)) / 4)
+
+
+def test_set_recall_ndcg_hand_computed_ties_against_relevant_and_users_without_any_skipped() -> None:
+    scores = np.array(
+        [
+            [0.9, 0.8, 0.7, 0.1],  # relevant 1 and 3: places 1 and 3 (0-based)
+            [0.5, 0.5, 0.2, 0.1],  # relevant 0, tied with irrelevant 1: place 1, not 0
+            [0.3, 0.3, 0.3, 0.3],  # relevant 0 and 2, all tied: places 2 and 3
+            [0.1, 0.2, 0.3, 0.4],  # no relevant candidate: skipped
+        ]
+    )
+    relevant = np.array([[0, 1, 0, 1], [1, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]], dtype=bool)
+    d = [1 / math.log2(p + 2) for p in range(4)]
+    got = set_recall_ndcg(scores, relevant, k=2)
+    assert got["users"] == 3
+    assert math.isclose(got["recall@2"], (1 / 2 + 1 + 0) / 3)
+    assert math.isclose(got["ndcg@2"], (d[1] / (d[0] + d[1]) + d[1] / d[0] + 0) / 3)
+    full = set_recall_ndcg(scores, relevant, k=4)
+    assert math.isclose(full["recall@4"], 1.0)
+    ideal2 = d[0] + d[1]
+    assert math.isclose(full["ndcg@4"], ((d[1] + d[3]) / ideal2 + d[1] / d[0] + (d[2] + d[3]) / ideal2) / 3)
 
 
 def _tiny() -> Dataset:
