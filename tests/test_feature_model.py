@@ -299,9 +299,10 @@ def test_new_items_reach_a_phone_bundle_by_a_delta(trained, tmp_path: Path) -> N
     b2 = edgerec.export(tmp_path / "ck2", cfg, ds, out=tmp_path / "b2").folder
     record = edgerec.delta(b1, b2, tmp_path / "delta")
     assert record["encoding"] == "zstd-patch" and record["patch_bytes"] < 0.2 * record["model_bytes"]
+    assert "user_encoder.json" in record["keep"] and "id_maps.json" in record["files"]  # unchanged: the device's own
     phone = tmp_path / "phone"
     phone.mkdir()
-    for name in ("model.tflite", "manifest.json", "id_maps.json"):
+    for name in json.loads((b1 / "manifest.json").read_text())["bundle_files"]:  # what an app ships
         shutil.copyfile(b1 / name, phone / name)
     assert edgerec.apply_delta(phone, tmp_path / "delta", phone)["version"] == 2
     got, want = load_bundle(phone), load_bundle(b2)

@@ -1,7 +1,8 @@
 """Bundle deltas: update a phone bundle in place of a full download, with a hash chain. No numpy needed to apply.
 
-A delta turns the parent bundle's model file into the child's byte for byte, plus the child's small files
-(manifest.json, id_maps.json, README.md) whole. Two encodings:
+A delta turns the parent bundle's model file into the child's byte for byte; the bundle's other files (manifest.json,
+id_maps.json, README.md, and whatever the manifest's `bundle_files` lists: item_side.safetensors, user_encoder.json)
+travel whole when they changed and are kept from the device's copy when they did not. Two encodings:
 
 - `ranges` (format version 1): the layout is unchanged (same model file size: an `edgerec update --scope rows`
   touched some item rows); the byte ranges that differ, the child's bytes of each range in patches.bin. Applying it
@@ -14,9 +15,11 @@ A delta turns the parent bundle's model file into the child's byte for byte, plu
 
 delta folder:
     delta.json    format, encoding, the parent's and the child's model sha256 and version, the ranges (offset,
-                  length) or the zstd window, the sha256 of patches.bin and of every small file
+                  length) or the zstd window, the sha256 of patches.bin and of every file shipped whole; `keep`: the
+                  bundle's other files (its `bundle_files`) that did not change, with the sha256 the device's copy
+                  must have
     patches.bin   the child's bytes of every range, concatenated; or the zstd frame
-    manifest.json, id_maps.json, README.md   the child's, whole
+    manifest.json, id_maps.json, ...   the child's files that changed, whole
 
 apply_delta checks, in order: the delta's own hashes, that the bundle on the device IS the parent (its model's
 sha256 equals delta.json's parent sha256: the hash chain), then patches a copy and checks the result's sha256 equals
@@ -78,11 +81,16 @@ def make_delta(parent: str | Path, child: str | Path, out: str | Path) -> dict[s
         encoding = {"format_version": 2, "encoding": ZSTD, "window_log": window_log, "parent_model_bytes": len(a)}
     with atomic_dir(out) as tmp:
         (tmp / PATCHES).write_bytes(patches)
-        small = {}
-        for name in SMALL_FILES:
-            if (child / name).is_file():
+        small, keep = {}, {}
+        for name in dict.fromkeys([*SMALL_FILES, *cm.get("bundle_files", ())]):
+            if name == cm["model_file"] or not (child / name).is_file():
+                continue
+            digest = sha256_file(child / name)
+            if name != MANIFEST and (parent / name).is_file() and sha256_file(parent / name) == digest:
+                keep[name] = digest  # the device's own copy, checked when applied
+            else:
                 shutil.copyfile(child / name, tmp / name)
-                small[name] = sha256_file(tmp / name)
+                small[name] = digest
         record = {
             "format": FORMAT,
             "model_file": cm["model_file"],
@@ -93,6 +101,7 @@ def make_delta(parent: str | Path, child: str | Path, out: str | Path) -> dict[s
             "patch_bytes": len(patches),
             "patches_sha256": hashlib.sha256(patches).hexdigest(),
             "files": small,
+            "keep": keep,
         }
         write_json(tmp / DELTA_JSON, record)
     return record
@@ -148,6 +157,7 @@ def _read_delta(delta: Path) -> dict[str, Any]:
             "parent_model_bytes": record["parent_model_bytes"] if zstd else record["model_bytes"],
             "ranges": [] if zstd else [(o, n) for o, n in record["ranges"]],
             "files": dict(record["files"]),
+            "keep": dict(record.get("keep", {})),
             "parent_sha256": record["parent"]["model_sha256"],
             "parent_version": record["parent"].get("version"),
             "child_sha256": record["child"]["model_sha256"],
@@ -157,11 +167,12 @@ def _read_delta(delta: Path) -> dict[str, Any]:
         raise EdgerecError(f"{delta / DELTA_JSON}: malformed delta record") from None
     texts = [out["model_file"], out["parent_sha256"], out["child_sha256"], out["patches_sha256"], *out["files"]]
     numbers = [out["model_bytes"], out["window_log"], out["parent_model_bytes"], *(x for r in out["ranges"] for x in r)]
-    if not all(isinstance(t, str) for t in [*texts, *out["files"].values()]) or not all(
+    texts += [*out["keep"], *out["keep"].values(), *out["files"].values()]
+    if not all(isinstance(t, str) for t in texts) or not all(
         isinstance(x, int) and not isinstance(x, bool) for x in numbers
     ):
         raise EdgerecError(f"{delta / DELTA_JSON}: malformed delta record (wrong field types)")
-    for name in [out["model_file"], *out["files"]]:
+    for name in [out["model_file"], *out["files"], *out["keep"]]:
         if Path(name).name != name or name in ("", ".", ".."):
             raise EdgerecError(f"{delta / DELTA_JSON}: {name!r} is not a plain file name")
     end = 0
@@ -220,7 +231,14 @@ def apply_delta(bundle: str | Path, delta: str | Path, out: str | Path) -> dict[
         child_files = json.loads((delta / MANIFEST).read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):
         raise EdgerecError(f"{delta / MANIFEST}: missing or malformed child manifest") from None
+    for name, digest in record["keep"].items():
+        if not (bundle / name).is_file() or sha256_file(bundle / name) != digest:
+            raise EdgerecError(
+                f"{bundle / name}: missing, or not the parent's copy the delta keeps: download the full bundle"
+            )
     with atomic_dir(out) as tmp:
+        for name in record["keep"]:
+            shutil.copyfile(bundle / name, tmp / name)
         for p in bundle.iterdir():  # keep unrelated files; the parent's server-side files would be stale: dropped
             if p.is_file() and p.name not in child_files and p.name != MANIFEST:
                 shutil.copyfile(p, tmp / p.name)
