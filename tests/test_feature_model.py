@@ -148,7 +148,7 @@ def kept_columns(before: np.ndarray, after: np.ndarray) -> list[int]:
 def test_pruning_takes_each_dimension_from_the_id_and_the_feature_tables_together(trained) -> None:
     from edgerec.compression.prune import prune
 
-    ck, ds, _, _ = trained
+    ck = trained[0]
     model = ck.model
     pruned = prune(model, edgerec.PruneConfig())
     assert isinstance(pruned, FeatureNCF) and pruned.arch.gmf_dim == model.arch.gmf_dim // 2
