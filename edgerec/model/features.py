@@ -142,12 +142,11 @@ def build(ds: Dataset, arch: NCFArch, cfg: FeaturesConfig) -> FeatureNCF:
     return FeatureNCF(arch, features)
 
 
-def add_ids(model: FeatureNCF, side: Side, encoded: Encoded) -> FeatureNCF:
-    """`model` with len(encoded) new ids on `side` after its own (e.g. items encoded by the model's encoder with
-    Encoder.encode_ids): their id rows are zero, so their features alone score them."""
-    if side not in model.features.encoded:
+def with_encodings(features: ModelFeatures, side: Side, encoded: Encoded) -> ModelFeatures:
+    """`features` with `encoded` (new ids of `side`, encoded by its encoder) after that side's own rows."""
+    if side not in features.encoded:
         raise EdgerecError(f"the model has no {side} features: new {side}s cannot be scored by them")
-    old = model.features.encoded[side]
+    old = features.encoded[side]
     width = max(old.indices.shape[1], encoded.indices.shape[1])
 
     def padded(e: Encoded) -> Encoded:
@@ -156,9 +155,15 @@ def add_ids(model: FeatureNCF, side: Side, encoded: Encoded) -> FeatureNCF:
 
     a, b = padded(old), padded(encoded)
     joined = Encoded(np.concatenate([a.indices, b.indices]), np.concatenate([a.weights, b.weights]))
+    return replace(features, encoded={**features.encoded, side: joined})
+
+
+def add_ids(model: FeatureNCF, side: Side, encoded: Encoded) -> FeatureNCF:
+    """`model` with len(encoded) new ids on `side` after its own (e.g. items encoded by the model's encoder with
+    Encoder.encode_ids): their id rows are zero, so their features alone score them."""
+    features = with_encodings(model.features, side, encoded)
     count = "n_users" if side == "user" else "n_items"
     arch = replace(model.arch, **{count: getattr(model.arch, count) + len(encoded)})
-    features = replace(model.features, encoded={**model.features.encoded, side: joined})
     grown = FeatureNCF(arch, features)
     state = model.state_dict()
     for name, table in model.tables().items():
