@@ -261,11 +261,27 @@ def test_cli_flags(tmp_path: Path) -> None:
     assert main([*args, "--item-features", str(tmp_path / "absent.csv")]) == 2
 
 
+def test_pretraining_and_two_processes_train_feature_models(tmp_path: Path) -> None:
+    """--pretrain: the GMF and the MLP are feature models, and the NeuMF starts from both towers' bags; --nproc 2:
+    every rank encodes the same features and the bags' gradients are averaged like the rest; both give a feature
+    checkpoint that learned."""
+    ds = edgerec.dataset(TINY)
+    items, users = feature_files(tmp_path, ds)
+    features = FeaturesConfig(user=str(users), item=str(items))
+    torch.set_num_threads(1)
+    pre = edgerec.train(ds, TrainConfig(factors=4, epochs=1, pretrain=True, features=features))
+    assert isinstance(pre.model, FeatureNCF) and set(pre.report["stages"]) == {"gmf", "mlp", "neumf"}
+    assert set(pre.model.bags()) == {"gmf_user", "gmf_item", "mlp_user", "mlp_item"}
+    two = edgerec.train(ds, TrainConfig(factors=4, epochs=1, nproc=2, features=features))
+    assert isinstance(two.model, FeatureNCF) and two.report["train_config"]["nproc"] == 2
+    for ck in (pre, two):
+        assert ck.metrics["hr@10"] > ck.report["itempop"]["hr@10"] / 2
+        assert any(bag.weight.abs().sum() > 0 for bag in ck.model.bags().values())
+
+
 def test_config_rules() -> None:
     with pytest.raises(ConfigError, match="name a user or an item"):
         FeaturesConfig()
-    with pytest.raises(ConfigError, match="from scratch in one process"):
-        TrainConfig(pretrain=True, features=FeaturesConfig(item="x.csv"))
     with pytest.raises(ConfigError, match="id_dropout"):
         FeaturesConfig(item="x.csv", id_dropout=1.0)
 

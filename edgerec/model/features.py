@@ -174,6 +174,19 @@ def add_ids(model: FeatureNCF, side: Side, encoded: Encoded) -> FeatureNCF:
     return grown.eval()
 
 
+def pretrained_features(neumf: NCF, gmf: NCF, mlp: NCF) -> NCF:
+    """The NeuMF that ncf.neumf_from_pretrained built from a feature GMF and MLP, with their feature bags (the GMF
+    tower's from the GMF, the MLP tower's from the MLP); `neumf` itself when they have no features."""
+    if not (isinstance(gmf, FeatureNCF) and isinstance(mlp, FeatureNCF)):
+        return neumf
+    model = FeatureNCF(neumf.arch, gmf.features)
+    state = {**neumf.state_dict()}
+    for tower in (gmf, mlp):
+        state.update({k: v for k, v in tower.state_dict().items() if k.endswith(BAG_SUFFIX)})
+    model.load_state_dict(state)
+    return model
+
+
 def folded_state_dict(model: NCF) -> dict[str, torch.Tensor]:
     """The state dict of the plain NeuMF that scores every known id as `model` does (itself for a plain one)."""
     state = {k: v.detach() for k, v in model.state_dict().items()}
