@@ -155,7 +155,7 @@ class Checkpoint:
         return None if raw is None else stored_dataset(self, raw)
 
     def folded(self) -> Checkpoint:
-        """What compression, export and updates read: a feature model as the plain NeuMF whose id rows hold id
+        """What export reads: a feature model as the plain NeuMF whose id rows hold id
         embedding + feature encoding (edgerec.model.features.fold: every known id scores as before), without the
         feature files; a checkpoint without features is returned as it is."""
         if not isinstance(self.model, FeatureNCF):

@@ -2,9 +2,10 @@
 bag over its encoded feature values (edgerec.data.features), of the same width.
 
 Training zeroes the id embedding of a random share of the samples (id dropout), so that the feature path alone
-learns to serve a user or item whose id it never saw; such a new id is scored with its id rows at zero. For the
-steps that read plain NeuMF weights (compression, export, updates) a feature model is folded: each id row becomes
+learns to serve a user or item whose id it never saw; such a new id is scored with its id rows at zero. For what
+reads plain NeuMF weights (export, quantization, the numpy readers) a feature model is folded: each id row becomes
 its id embedding plus its feature encoding (`fold`), which scores every known id exactly as the model does.
+Compression and updates keep the feature model itself (edgerec.compression, edgerec.updates.grow).
 """
 
 from __future__ import annotations
