@@ -1,12 +1,13 @@
 """A feature NeuMF-8 compressed on ML-1M (NCF protocol): warm quality and items never seen, before and after.
 
     python benchmarks/features_compress.py [--data ../shared/data/ml-1m-ncf] [--model benchmarks/runs/neumf8-features]
-        [--prune 0.5] [--prune-steps 1] [--epochs 10] [--embeddings int8]
+        [--prune 0.5] [--prune-steps 1] [--epochs 10] [--embeddings int8] [--cold-epochs 20] [--part all]
 
 The feature model (--model) is the one `edgerec train --data DATA --user-features DATA/ml-1m.users.tsv
 --item-features DATA/ml-1m.items.tsv --threads 1` writes (trained first if the folder is missing). Both models below
 are compressed as `edgerec compress --prune R --prune-steps S --distill --rank-k 10 --quantize --embeddings E` does
-(edgerec.compress: prune -> distillation recovery -> int8 MLP and E tables, calibrated):
+(edgerec.compress: prune -> distillation recovery -> int8 MLP and E tables, calibrated), or with --prune 0 as
+`edgerec compress --quantize --embeddings E` (quantization alone):
 1. warm: the feature model, measured against itself by compress on all 6,040 test users (HR@10 / NDCG@10 of the
    exact integer simulation after);
 2. cold: the split of benchmarks/features.py (a seeded 10 % of the items held out of training entirely), its feature
@@ -78,11 +79,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--model", default=str(RUNS / "neumf8-features"))
-    ap.add_argument("--prune", type=float, default=0.5)
+    ap.add_argument("--prune", type=float, default=0.5, help="0: quantization alone (no pruning, no distillation)")
     ap.add_argument("--prune-steps", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=10, help="distillation epochs at most (early stopping)")
     ap.add_argument("--embeddings", default="int8", choices=("int8", "int4"))
     ap.add_argument("--cold-share", type=float, default=0.1)
+    ap.add_argument("--cold-epochs", type=int, default=TrainConfig().epochs, help="the cold-split model's, at most")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--results", default=str(HERE / "results" / "features_compress.md"))
     ap.add_argument(
@@ -98,13 +100,18 @@ def main() -> int:
     items_tsv = data / "ml-1m.items.tsv"
     features = FeaturesConfig(user=str(data / "ml-1m.users.tsv"), item=str(items_tsv))
     train_cfg = TrainConfig(features=features)
-    cfg = edgerec.CompressConfig(
-        prune=edgerec.PruneConfig.uniform(args.prune, steps=args.prune_steps),
-        distill=edgerec.DistillConfig(rank_k=10),
-        quantize=edgerec.QuantConfig(embeddings=args.embeddings, mlp="int8"),
-        train=fine_tune_config(args.epochs),
-    )
-    recipe = f"p{round(args.prune * 100)}x{args.prune_steps}-rank-e{args.epochs}-{args.embeddings}"
+    quantize = edgerec.QuantConfig(embeddings=args.embeddings, mlp="int8")
+    if args.prune:
+        cfg = edgerec.CompressConfig(
+            prune=edgerec.PruneConfig.uniform(args.prune, steps=args.prune_steps),
+            distill=edgerec.DistillConfig(rank_k=10),
+            quantize=quantize,
+            train=fine_tune_config(args.epochs),
+        )
+        recipe = f"p{round(args.prune * 100)}x{args.prune_steps}-rank-e{args.epochs}-{args.embeddings}"
+    else:  # quantization alone
+        cfg, recipe = edgerec.CompressConfig(quantize=quantize), f"{args.embeddings}"
+    cold_train_cfg = TrainConfig(features=features, epochs=args.cold_epochs)
     ds = load_dataset(data)
     out: dict = {"machine": machine(), "provenance": provenance(sys.argv), "recipe": recipe}
 
@@ -114,10 +121,12 @@ def main() -> int:
     # 2. the cold split
     cold = cold_items(ds, args.cold_share, args.seed)
     warm_ds = warm_split(ds, cold)
-    cold_ck, s = cached(RUNS / "neumf8-features-cold", lambda: edgerec.train(warm_ds, train_cfg))
+    cold_ck, s = cached(
+        RUNS / f"neumf8-features-cold-e{args.cold_epochs}", lambda: edgerec.train(warm_ds, cold_train_cfg)
+    )
     print("cold-split model", json.dumps(cold_ck.metrics.get("hr@10")), s, flush=True)
     small_cold, s_cold = cached(
-        RUNS / f"neumf8-features-cold-{recipe}", lambda: edgerec.compress(cold_ck, warm_ds, cfg)
+        RUNS / f"neumf8-features-cold-e{args.cold_epochs}-{recipe}", lambda: edgerec.compress(cold_ck, warm_ds, cfg)
     )
     if args.part == "cold":
         return 0
@@ -174,16 +183,25 @@ def report(out: dict, args: argparse.Namespace) -> str:
                f"{m['warm_rows']['hr@10']:.4f} | {m['warm_rows']['ndcg@10']:.4f} |"  # fmt: skip
 
     quant = f"int8 MLP, {args.embeddings} tables"
+    if args.prune:
+        recipe = (
+            f"{args.prune:.0%} pruning in {args.prune_steps} step(s), distillation (score + ranking over the teacher's "
+            f"top-10, at most {args.epochs} epochs, early stopping), {quant}, calibrated (`edgerec compress --prune "
+            f"{args.prune} --prune-steps {args.prune_steps} --distill --rank-k 10 --epochs {args.epochs} --quantize "
+            f"--embeddings {args.embeddings}`)"
+        )
+    else:
+        recipe = (
+            f"quantization alone, {quant}, calibrated (`edgerec compress --quantize --embeddings {args.embeddings}`)"
+        )
+    cold_epochs = "" if args.cold_epochs == TrainConfig().epochs else f", at most {args.cold_epochs} epochs"
     lines = [
         "# A feature NeuMF-8 compressed (ML-1M, NCF protocol): warm quality and cold items",
         "",
         f"{out['provenance']}  ",
-        f"Machine: {out['machine']}; one thread. Recipe: {args.prune:.0%} pruning in {args.prune_steps} step(s), "
-        f"distillation (score + ranking over the teacher's top-10, at most {args.epochs} epochs, early stopping), "
-        f"{quant}, calibrated (`edgerec compress --prune {args.prune} --prune-steps {args.prune_steps} --distill "
-        f"--rank-k 10 --epochs {args.epochs} --quantize --embeddings {args.embeddings}`). The compressed model is a "
-        "feature model: pruning takes each embedding dimension from the id table and its feature tables together, "
-        "distillation trains with id dropout, the quantized rows are the folded id + feature rows.",
+        f"Machine: {out['machine']}; one thread. Recipe: {recipe}. The compressed model is a feature model (pruning "
+        "takes each embedding dimension from the id table and its feature tables together, distillation trains with "
+        "id dropout); the quantized rows are the folded id + feature rows.",
         "",
         "## Warm: the feature model trained on all the data, all 6,040 test users",
         "",
@@ -193,7 +211,8 @@ def report(out: dict, args: argparse.Namespace) -> str:
         "",
         f"## Cold items: {cold['cold_items']} items ({args.cold_share:.0%}, seed {args.seed}) held out of training",
         "",
-        "The feature model trained without them (benchmarks/features.py's split), compressed with the same recipe "
+        f"The feature model trained without them (benchmarks/features.py's split{cold_epochs}), compressed with the "
+        "same recipe "
         f"on that data ({cold['compress_seconds']:.0f} s); before and after, the held-out items are added by their "
         "features alone (`edgerec add-items`) and the test users whose test item is cold are ranked against their 99 "
         "original negatives; beside them the test users whose test item is warm.",
