@@ -60,21 +60,18 @@ def new_features(
     from cfg's table for that side (ids it lacks: every feature missing); and per side how many the table covered.
     A table for a side the parent has no features on is refused."""
     tables = {"user": cfg.user_features, "item": cfg.item_features}
-    sides = set(model.features.encoders) if isinstance(model, FeatureNCF) else set()
+    encoders = model.features.encoders if isinstance(model, FeatureNCF) else {}
     for side in SIDES:
-        if tables[side] is not None and side not in sides:
+        if tables[side] is not None and side not in encoders:
             raise EdgerecError(
                 f"{tables[side]}: the parent has no {side} features, so a {side} feature table has nothing to feed"
             )
     encoded: dict[str, Encoded] = {}
     report: dict[str, dict] = {}
-    for side in sorted(sides):
-        assert isinstance(model, FeatureNCF)
-        ids = new_ids[side]
-        path = tables[side]
+    for side, encoder in sorted(encoders.items()):
+        ids, path = new_ids[side], tables[side]
         table = None if path is None else read_features(path, side)  # type: ignore[arg-type]
-        enc = model.features.encoders[side]
-        encoded[side] = enc.encode_ids(table, ids)
+        encoded[side] = encoder.encode_ids(table, ids)
         covered = 0 if table is None else int((join(table, ids) >= 0).sum())
         report[side] = {"table": path, "new": len(ids), "with_features": covered}
     return encoded, report
