@@ -199,7 +199,7 @@ def report(out: dict, args: argparse.Namespace) -> str:
         "# A feature NeuMF-8 compressed (ML-1M, NCF protocol): warm quality and cold items",
         "",
         f"{out['provenance']}  ",
-        f"Machine: {out['machine']}; one thread. Recipe: {recipe}. The compressed model is a feature model (pruning "
+        f"Machine: {out['machine']}. Recipe: {recipe}. The compressed model is a feature model (pruning "
         "takes each embedding dimension from the id table and its feature tables together, distillation trains with "
         "id dropout); the quantized rows are the folded id + feature rows.",
         "",
