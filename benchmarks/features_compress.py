@@ -1,7 +1,8 @@
 """A feature NeuMF-8 compressed on ML-1M (NCF protocol): warm quality and items never seen, before and after.
 
     python benchmarks/features_compress.py [--data ../shared/data/ml-1m-ncf] [--model benchmarks/runs/neumf8-features]
-        [--prune 0.5] [--prune-steps 1] [--epochs 10] [--embeddings int8] [--cold-epochs 20] [--part all]
+        [--prune 0.5] [--prune-steps 1] [--epochs 10] [--batch-size 256] [--lr 1e-3] [--embeddings int8]
+        [--cold-epochs 20] [--part all]
 
 The feature model (--model) is the one `edgerec train --data DATA --user-features DATA/ml-1m.users.tsv
 --item-features DATA/ml-1m.items.tsv --threads 1` writes (trained first if the folder is missing). Both models below
@@ -25,6 +26,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -82,6 +84,8 @@ def main() -> int:
     ap.add_argument("--prune", type=float, default=0.5, help="0: quantization alone (no pruning, no distillation)")
     ap.add_argument("--prune-steps", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=10, help="distillation epochs at most (early stopping)")
+    ap.add_argument("--batch-size", type=int, default=256, help="distillation batch (compress: 256)")
+    ap.add_argument("--lr", type=float, default=1e-3, help="distillation Adam rate (compress: 1e-3)")
     ap.add_argument("--embeddings", default="int8", choices=("int8", "int4"))
     ap.add_argument("--cold-share", type=float, default=0.1)
     ap.add_argument("--cold-epochs", type=int, default=TrainConfig().epochs, help="the cold-split model's, at most")
@@ -106,9 +110,11 @@ def main() -> int:
             prune=edgerec.PruneConfig.uniform(args.prune, steps=args.prune_steps),
             distill=edgerec.DistillConfig(rank_k=10),
             quantize=quantize,
-            train=fine_tune_config(args.epochs),
+            train=replace(fine_tune_config(args.epochs), batch_size=args.batch_size, lr=args.lr),
         )
-        recipe = f"p{round(args.prune * 100)}x{args.prune_steps}-rank-e{args.epochs}-{args.embeddings}"
+        recipe = (
+            f"p{round(args.prune * 100)}x{args.prune_steps}-rank-e{args.epochs}-b{args.batch_size}-{args.embeddings}"
+        )
     else:  # quantization alone
         cfg, recipe = edgerec.CompressConfig(quantize=quantize), f"{args.embeddings}"
     cold_train_cfg = TrainConfig(features=features, epochs=args.cold_epochs)
@@ -186,9 +192,16 @@ def report(out: dict, args: argparse.Namespace) -> str:
     if args.prune:
         recipe = (
             f"{args.prune:.0%} pruning in {args.prune_steps} step(s), distillation (score + ranking over the teacher's "
-            f"top-10, at most {args.epochs} epochs, early stopping), {quant}, calibrated (`edgerec compress --prune "
-            f"{args.prune} --prune-steps {args.prune_steps} --distill --rank-k 10 --epochs {args.epochs} --quantize "
-            f"--embeddings {args.embeddings}`)"
+            f"top-10, at most {args.epochs} epochs, early stopping, batch {args.batch_size}, Adam {args.lr:g}), "
+            f"{quant}, calibrated (`edgerec compress --prune {args.prune} --prune-steps {args.prune_steps} --distill "
+            f"--rank-k 10 --epochs {args.epochs} --quantize --embeddings {args.embeddings}`"
+            + (
+                ""
+                if (args.batch_size, args.lr) == (256, 1e-3)
+                else ", with the distillation's batch and rate set in "
+                "CompressConfig.train: the command has no flags for them"
+            )
+            + ")"
         )
     else:
         recipe = (
