@@ -77,6 +77,27 @@ def timed_train(out: dict, name: str, d: Dataset, cfg: TrainConfig) -> edgerec.C
     return ck
 
 
+def cold_items(ds: Dataset, share: float, seed: int) -> np.ndarray:
+    """The seeded `share` of the items held out of training (sorted dense indices)."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(ds.n_items, size=round(share * ds.n_items), replace=False))
+
+
+def with_cold_items(
+    model: FeatureNCF, ds: Dataset, cold: np.ndarray, table: FeatureTable
+) -> tuple[FeatureNCF, np.ndarray]:
+    """`model`, trained on warm_split(ds, cold), with the cold items added by their features alone (add_ids, encoded
+    with the training encoder), and [ds.n_items] each original dense item index's position in it (the warm items
+    first, then the cold ones in order)."""
+    encoder = model.features.encoders["item"]
+    grown = add_ids(model, "item", encoder.encode_ids(table, ds.train.item_ids[cold]))
+    position = np.empty(ds.n_items, dtype=np.int64)
+    warm_items = np.setdiff1d(np.arange(ds.n_items), cold)
+    position[warm_items] = np.arange(len(warm_items))
+    position[cold] = len(warm_items) + np.arange(len(cold))
+    return grown, position
+
+
 def popularity(ds: Dataset, table: FeatureTable, cold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[n_items] training counts without the cold items (ItemPop: a cold item has none), and the same with each
     cold item given the mean count of the warm items of its genres (a baseline that reads the features too)."""
@@ -136,20 +157,13 @@ def main() -> int:
     out["features_item_path_only"] = metrics(torch_scorer(zeroed.eval()), ds)
 
     # cold items: held out of training, added by their features alone
-    rng = np.random.default_rng(args.seed)
-    cold = np.sort(rng.choice(ds.n_items, size=round(args.cold_share * ds.n_items), replace=False))
+    cold = cold_items(ds, args.cold_share, args.seed)
     warm_ds = warm_split(ds, cold)
     cold_ck = train("cold_split_features", warm_ds, replace(base, features=features))
     cold_model = cold_ck.model
     assert isinstance(cold_model, FeatureNCF)
     table = read_features(items_tsv, "item", features.item_table)
-    encoder = cold_model.features.encoders["item"]
-    grown = add_ids(cold_model, "item", encoder.encode_ids(table, ds.train.item_ids[cold]))
-    # original dense item index -> the grown model's index (warm ones first, then the cold ones in order)
-    position = np.empty(ds.n_items, dtype=np.int64)
-    warm_items = np.setdiff1d(np.arange(ds.n_items), cold)
-    position[warm_items] = np.arange(len(warm_items))
-    position[cold] = len(warm_items) + np.arange(len(cold))
+    grown, position = with_cold_items(cold_model, ds, cold, table)
     score = torch_scorer(grown)
 
     def scorer(u: np.ndarray, i: np.ndarray) -> np.ndarray:

@@ -75,6 +75,15 @@ def add(sub: argparse._SubParsersAction) -> None:
         "users and items in the new data, so that phones can take a small delta (`edgerec delta`)",
     )
     g.add_argument("--seed", type=int, default=d.seed, help="seed of holdout, replay sample and fine-tuning")
+    f = p.add_argument_group("a parent trained with features")
+    for side in ("user", "item"):
+        f.add_argument(
+            f"--{side}-features",
+            default=None,
+            metavar="FILE",
+            help=f"feature table of the new {side}s (CSV, TSV, Parquet or MovieLens .dat, keyed by original {side} "
+            f"id), encoded by the parent's encoder; a new {side} it lacks has every feature missing",
+        )
     p.add_argument("--columns", type=columns, default=None, help="CSV/Parquet column names, e.g. user=uid,item=iid")
     p.set_defaults(run=run)
 

@@ -12,12 +12,14 @@ from edgerec.compression.size import PrecisionPlan, macs_per_item, model_bytes
 from edgerec.data.split import Dataset
 from edgerec.gates import DropTolerance, GateResult
 from edgerec.metrics import ScoreFn, agreement_users, catalog_top_k, evaluate, jaccard
+from edgerec.model.features import fold
 from edgerec.model.ncf import NCF
 from edgerec.model.training import torch_scorer
 
 log = logging.getLogger(__name__)
 
 METRIC_KEYS = ("hr@10", "ndcg@10", "full_hr@10", "full_ndcg@10")
+COMPRESS_JSON = "compress.json"  # a compressed checkpoint's step reports against its teacher
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class Baseline:
 
     def __init__(self, teacher: NCF, ds: Dataset) -> None:
         self.ds = ds
-        self.scorer = torch_scorer(teacher.eval())
+        self.scorer = torch_scorer(fold(teacher).eval())  # a feature model scores as its folded NeuMF, faster
         self.metrics = evaluate(self.scorer, ds)
         self.top = catalog_top_k(self.scorer, ds, users=agreement_users(ds))
         self.bytes, self.macs = model_bytes(teacher), macs_per_item(teacher.arch)
@@ -97,7 +99,7 @@ class Baseline:
         """Compare `model` (fp32, or a quantized simulation of `fp32` under `plan`) with the teacher."""
         rep = compare(
             step,
-            torch_scorer(model),
+            torch_scorer(fold(model) if isinstance(model, NCF) else model),
             self.scorer,
             self.ds,
             sizes=(model_bytes(fp32, plan), self.bytes),

@@ -3,6 +3,10 @@
 DepGraph couples what must be pruned together (a GMF dimension of the user and the item table, an MLP embedding
 dimension and the matching input column of the first layer, a hidden channel and the next layer's input), so the
 result is a smaller dense NCF whose architecture is read back from the module shapes.
+
+A feature model (edgerec.model.features.FeatureNCF) stays one: each feature bag is added to its id table's rows, so
+the graph couples the bag's columns with the table's, and a pruned embedding dimension goes from both (the bags are
+handed to DepGraph as parameters pruned along their columns).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from torch import nn
 from edgerec.compression.config import PruneConfig
 from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
+from edgerec.model.features import FeatureNCF
 from edgerec.model.ncf import NCF, NCFArch
 
 
@@ -69,6 +74,7 @@ def prune(model: NCF, cfg: PruneConfig, ds: Dataset | None = None) -> NCF:
         pruning_ratio_dict=ratios,
         ignored_layers=[model.predict],  # its single output is the score; its inputs shrink with the towers
         root_module_types=[nn.Linear, nn.Embedding],
+        unwrapped_parameters=_bag_columns(model),
     )
     if cfg.importance == "taylor":
         if ds is None:
@@ -76,8 +82,18 @@ def prune(model: NCF, cfg: PruneConfig, ds: Dataset | None = None) -> NCF:
         _accumulate_gradients(model, ds, cfg)
     pruner.step()
     model.zero_grad(set_to_none=True)
+    if isinstance(model, FeatureNCF):
+        for bag in model.bags().values():
+            bag.embedding_dim = bag.weight.shape[1]
     model.arch = arch_of(model)
     return model
+
+
+def _bag_columns(model: NCF) -> list[tuple[nn.Parameter, int]] | None:
+    """A feature model's bags as DepGraph parameters pruned along dimension 1 (the embedding columns)."""
+    if not isinstance(model, FeatureNCF):
+        return None
+    return [(bag.weight, 1) for bag in model.bags().values()]
 
 
 def _channels(m: nn.Module) -> int:

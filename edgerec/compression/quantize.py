@@ -10,6 +10,11 @@ Integer scheme (what the exporters reproduce):
 - the score is the prediction layer's int32 accumulator times its scale: it is not requantised to int8, because
   256 output levels would tie items and blur the top-10.
 - fp16 linear layers: weights and layer inputs rounded to fp16.
+
+A feature model (edgerec.model.features.FeatureNCF) is quantized as it is exported: its folded NeuMF, whose id rows
+hold id embedding + feature encoding, so each row, id and features together, is one quantized row. The feature
+tables themselves are stored row-wise at the embedding precision beside the id tables (quant.safetensors), and an
+id added later by its features (`edgerec add-items`) is a folded row like any other.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from edgerec.data.split import Dataset
 from edgerec.errors import EdgerecError
 from edgerec.io import check_versioned, parse_json
 from edgerec.model.checkpoint import Checkpoint
+from edgerec.model.features import fold
 from edgerec.model.ncf import NCF, NCFArch
 
 SPEC_JSON, SPEC_TENSORS = "quant.json", "quant.safetensors"
@@ -67,7 +73,9 @@ def input_parts(model: NCF | NCFArch, name: str) -> dict[str, slice]:
 
 @torch.no_grad()
 def calibrate(model: NCF, ds: Dataset, cfg: QuantConfig = QuantConfig(), batch: int = 4096) -> QuantSpec:
-    """Run the calibration set through the fp32 model and record every linear layer's input range."""
+    """Run the calibration set through the fp32 model (a feature model: folded) and record every linear layer's
+    input range."""
+    model = fold(model)
     users, items = calibration_set(ds, cfg.calibration_size, seed=cfg.seed)
     points = {n: input_parts(model, n) for n in _linears(model)}
     observers = {p: Observer(cfg.observer, cfg.percentile) for parts in points.values() for p in parts}
@@ -163,13 +171,14 @@ class QuantLinear(nn.Module):
 
 
 class QuantizedNCF(nn.Module):
-    """An NCF whose tables and layers are replaced by their quantized counterparts (same forward signature)."""
+    """An NCF (a feature model: its folded NeuMF) whose tables and layers are replaced by their quantized
+    counterparts (same forward signature)."""
 
     def __init__(self, model: NCF, spec: QuantSpec) -> None:
         super().__init__()
         self.arch: NCFArch = model.arch
         self.spec = spec
-        fp = copy.deepcopy(model).eval()
+        fp = copy.deepcopy(fold(model)).eval()
         cfg = spec.config
         with torch.no_grad():
             for emb in fp.tables().values():
@@ -196,10 +205,13 @@ def quantize(model: NCF, ds: Dataset, cfg: QuantConfig = QuantConfig()) -> Quant
 
 def spec_files(model: NCF, spec: QuantSpec) -> dict[str, bytes]:
     """quant.json (config, input thresholds and scales) and quant.safetensors (the integer tables and weights with
-    their scales), attached to a checkpoint: the exporters read these instead of recalibrating."""
+    their scales), attached to a checkpoint: the exporters read these instead of recalibrating. A feature model's
+    tables are its folded rows (what runs), and its feature tables are stored the same way under their own names."""
     tensors: dict[str, torch.Tensor] = {}
-    for name, emb in ((n, m) for n, m in model.named_modules() if isinstance(m, nn.Embedding)):
-        w = emb.weight.detach()
+    tables = {n: m.weight for n, m in fold(model).named_modules() if isinstance(m, nn.Embedding)}
+    tables.update({n: m.weight for n, m in model.named_modules() if isinstance(m, nn.EmbeddingBag)})
+    for name, weight in tables.items():
+        w = weight.detach()
         if spec.config.embeddings == "int8":
             tensors[f"{name}.q"], tensors[f"{name}.scale"] = rowwise_int8(w)
         elif spec.config.embeddings == "int4":
@@ -235,6 +247,13 @@ def spec_of(ck: Checkpoint) -> QuantSpec | None:
         return QuantSpec(cfg, {str(k): float(v) for k, v in meta["input_amax"].items()})
     except (KeyError, TypeError, ValueError, EdgerecError) as e:
         raise EdgerecError(f"{where}: malformed calibration result ({e})") from None
+
+
+def carried_spec_files(ck: Checkpoint, model: NCF) -> dict[str, bytes]:
+    """ck's calibration result for `model`, ck's model grown by ids added through their features: the same input
+    thresholds, the integer tables recomputed ({} when ck stores no calibration)."""
+    spec = spec_of(ck)
+    return {} if spec is None else spec_files(model, spec)
 
 
 def runtime_model(ck: Checkpoint) -> nn.Module:

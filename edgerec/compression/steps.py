@@ -4,6 +4,10 @@ the ratio x precision search. Either way the result is a Checkpoint that carries
 The compressed checkpoint holds the fp32 weights of the pruned / distilled model, its calibration result when
 quantized (quant.json + quant.safetensors: what the exporters and `edgerec evaluate` run), compress.json (every
 step's report against the teacher) and, after a search, search/candidates.{json,md} and search/pareto.png.
+
+A feature model (edgerec.model.features.FeatureNCF) stays one through every step: pruning takes an embedding
+dimension from the id table and its feature tables together, distillation trains the feature student with id dropout,
+quantization reads it folded; the result carries the encoders, so `edgerec add-items` still works on it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch
 
 from edgerec.compression.config import CompressConfig, SearchConfig
 from edgerec.compression.distill import distill
-from edgerec.compression.gate import Baseline, StepReport
+from edgerec.compression.gate import COMPRESS_JSON, Baseline, StepReport
 from edgerec.compression.prune import prune
 from edgerec.compression.quantize import QuantizedNCF, QuantSpec, calibrate, spec_files
 from edgerec.compression.search import markdown_table, plot, search
@@ -26,6 +30,7 @@ from edgerec.compression.size import PrecisionPlan
 from edgerec.data.split import Dataset
 from edgerec.model.checkpoint import Checkpoint
 from edgerec.model.config import TrainConfig
+from edgerec.model.features import FeatureNCF
 from edgerec.model.ncf import NCF, NCFArch
 from edgerec.model.training import FitOptions, fit
 
@@ -65,7 +70,8 @@ def run_steps(teacher: NCF, ds: Dataset, cfg: CompressConfig, progress: Progress
     if cfg.student:
         factors, *layers = cfg.student
         torch.manual_seed(cfg.train.seed)
-        model = NCF(NCFArch.paper(teacher.arch.kind, ds.n_users, ds.n_items, factors, tuple(layers)))
+        arch = NCFArch.paper(teacher.arch.kind, ds.n_users, ds.n_items, factors, tuple(layers))
+        model = FeatureNCF(arch, teacher.features) if isinstance(teacher, FeatureNCF) else NCF(arch)
     if cfg.distill:
         model = distill(model, teacher, ds, cfg.distill, cfg.train, progress).model
         measure("distill", model, model)
@@ -78,8 +84,7 @@ def run_steps(teacher: NCF, ds: Dataset, cfg: CompressConfig, progress: Progress
 
 def compress(teacher: Checkpoint, ds: Dataset, cfg: CompressConfig, progress: Progress | None = None) -> Checkpoint:
     """The compressed checkpoint (see the module docstring); a gate that fails raises GateFailed. A feature model
-    is compressed as its folded NeuMF (Checkpoint.folded)."""
-    teacher = teacher.folded()
+    gives a feature model."""
     ds = teacher.align(ds)
     info = {"teacher": str(teacher.path) if teacher.path else None, "teacher_weights_sha256": teacher.weights_sha256}
     if cfg.search is not None:
@@ -119,7 +124,7 @@ def _checkpoint(
         },
         "steps": [r.to_json() for r in reports],
     }
-    files = {**files, "compress.json": (json.dumps({**info, "steps": report["steps"]}, indent=2) + "\n").encode()}
+    files = {**files, COMPRESS_JSON: (json.dumps({**info, "steps": report["steps"]}, indent=2) + "\n").encode()}
     if spec is not None:
         files.update(spec_files(model, spec))
     return Checkpoint.create(model, ds, report, extra={"compression": info}, files=files)

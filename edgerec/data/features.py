@@ -407,8 +407,12 @@ class Encoder:
             weights[k, : len(row)] = [w for _, w in row]
         return Encoded(indices, weights), counts
 
-    def encode_ids(self, table: FeatureTable, ids: np.ndarray) -> Encoded:
-        """Rows for these original ids (new users or items), encoded exactly as the training rows were."""
+    def encode_ids(self, table: FeatureTable | None, ids: np.ndarray) -> Encoded:
+        """Rows for these original ids (new users or items), encoded exactly as the training rows were (without a
+        table, or for an id it lacks: every column missing)."""
+        if table is None:
+            empty = {c.name: [] for c in self.columns}
+            return self.encode(FeatureTable("", self.id_column, np.zeros(0, np.int64), empty), np.full(len(ids), -1))[0]
         return self.encode(table, join(table, ids))[0]
 
     @property

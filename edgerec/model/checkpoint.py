@@ -187,7 +187,7 @@ class Checkpoint:
         return FeaturePath.of(weights, model.features.encoders[side])
 
     def folded(self) -> Checkpoint:
-        """What compression, export and updates read: a feature model as the plain NeuMF whose id rows hold id
+        """What export reads: a feature model as the plain NeuMF whose id rows hold id
         embedding + feature encoding (edgerec.model.features.fold: every known id scores as before), without the
         feature files; a checkpoint without features is returned as it is. A rating model is refused: the steps
         that read this (compression, export, updates) need implicit-feedback logits."""

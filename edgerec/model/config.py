@@ -136,8 +136,6 @@ class TrainConfig:
             raise ConfigError("TrainConfig: lazy-adam trains in one process (its row gradients are not all-reduced)")
         if self.batch_size is not None and self.nproc > self.batch_size:
             raise ConfigError(f"TrainConfig: batch_size {self.batch_size} cannot be split over {self.nproc} processes")
-        if self.features is not None and (self.pretrain or self.nproc > 1):
-            raise ConfigError("TrainConfig: features train from scratch in one process (no pretrain, nproc 1)")
         if len(self.layers) == 1:
             raise ConfigError("TrainConfig: layers is the MLP input size then at least one hidden size, e.g. 64,32")
         if self.dropout and self.model == "gmf":

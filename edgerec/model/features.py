@@ -2,9 +2,10 @@
 bag over its encoded feature values (edgerec.data.features), of the same width.
 
 Training zeroes the id embedding of a random share of the samples (id dropout), so that the feature path alone
-learns to serve a user or item whose id it never saw; such a new id is scored with its id rows at zero. For the
-steps that read plain NeuMF weights (compression, export, updates) a feature model is folded: each id row becomes
+learns to serve a user or item whose id it never saw; such a new id is scored with its id rows at zero. For what
+reads plain NeuMF weights (export, quantization, the numpy readers) a feature model is folded: each id row becomes
 its id embedding plus its feature encoding (`fold`), which scores every known id exactly as the model does.
+Compression and updates keep the feature model itself (edgerec.compression, edgerec.updates.grow).
 """
 
 from __future__ import annotations
@@ -142,12 +143,11 @@ def build(ds: Dataset, arch: NCFArch, cfg: FeaturesConfig) -> FeatureNCF:
     return FeatureNCF(arch, features)
 
 
-def add_ids(model: FeatureNCF, side: Side, encoded: Encoded) -> FeatureNCF:
-    """`model` with len(encoded) new ids on `side` after its own (e.g. items encoded by the model's encoder with
-    Encoder.encode_ids): their id rows are zero, so their features alone score them."""
-    if side not in model.features.encoded:
+def with_encodings(features: ModelFeatures, side: Side, encoded: Encoded) -> ModelFeatures:
+    """`features` with `encoded` (new ids of `side`, encoded by its encoder) after that side's own rows."""
+    if side not in features.encoded:
         raise EdgerecError(f"the model has no {side} features: new {side}s cannot be scored by them")
-    old = model.features.encoded[side]
+    old = features.encoded[side]
     width = max(old.indices.shape[1], encoded.indices.shape[1])
 
     def padded(e: Encoded) -> Encoded:
@@ -156,9 +156,15 @@ def add_ids(model: FeatureNCF, side: Side, encoded: Encoded) -> FeatureNCF:
 
     a, b = padded(old), padded(encoded)
     joined = Encoded(np.concatenate([a.indices, b.indices]), np.concatenate([a.weights, b.weights]))
+    return replace(features, encoded={**features.encoded, side: joined})
+
+
+def add_ids(model: FeatureNCF, side: Side, encoded: Encoded) -> FeatureNCF:
+    """`model` with len(encoded) new ids on `side` after its own (e.g. items encoded by the model's encoder with
+    Encoder.encode_ids): their id rows are zero, so their features alone score them."""
+    features = with_encodings(model.features, side, encoded)
     count = "n_users" if side == "user" else "n_items"
     arch = replace(model.arch, **{count: getattr(model.arch, count) + len(encoded)})
-    features = replace(model.features, encoded={**model.features.encoded, side: joined})
     grown = FeatureNCF(arch, features)
     state = model.state_dict()
     for name, table in model.tables().items():
@@ -167,6 +173,19 @@ def add_ids(model: FeatureNCF, side: Side, encoded: Encoded) -> FeatureNCF:
             state[f"{name}.weight"] = torch.cat([table.weight.detach(), zeros])
     grown.load_state_dict(state)
     return grown.eval()
+
+
+def pretrained_features(neumf: NCF, gmf: NCF, mlp: NCF) -> NCF:
+    """The NeuMF that ncf.neumf_from_pretrained built from a feature GMF and MLP, with their feature bags (the GMF
+    tower's from the GMF, the MLP tower's from the MLP); `neumf` itself when they have no features."""
+    if not (isinstance(gmf, FeatureNCF) and isinstance(mlp, FeatureNCF)):
+        return neumf
+    model = FeatureNCF(neumf.arch, gmf.features)
+    state = {**neumf.state_dict()}
+    for tower in (gmf, mlp):
+        state.update({k: v for k, v in tower.state_dict().items() if k.endswith(BAG_SUFFIX)})
+    model.load_state_dict(state)
+    return model
 
 
 def folded_state_dict(model: NCF) -> dict[str, torch.Tensor]:

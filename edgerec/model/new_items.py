@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from edgerec.compression.gate import COMPRESS_JSON
+from edgerec.compression.quantize import carried_spec_files
 from edgerec.data.features import FeatureTable, Side
 from edgerec.errors import EdgerecError
 from edgerec.io import SavesJson
@@ -65,9 +67,13 @@ def add_from_features(ck: Checkpoint, table: FeatureTable, side: Side) -> tuple[
     users, items = (ck.user_ids, grown_ids) if side == "item" else (grown_ids, ck.item_ids)
     added = {"source": table.source, "added": int(new.sum()), "already_known": int((~new).sum())}
     report = {**ck.config.get("report", {}), f"added_{side}s": added}
-    extra = {k: v for k, v in ck.config.items() if k == "train"} | {
+    extra = {k: v for k, v in ck.config.items() if k in ("train", "compression")} | {
         "version": ck.version + 1,
         "lineage": lineage(ck, {f"added_{side}s": added}),
     }
-    child = Checkpoint.of(grown, users, items, report, ck.config.get("data") or {}, extra)
+    # a compressed model stays compressed: its step reports, and its calibration for the grown tables
+    files: dict[str, bytes | Path] = {**carried_spec_files(ck, grown)}
+    if (steps := ck.read(COMPRESS_JSON)) is not None:
+        files[COMPRESS_JSON] = steps
+    child = Checkpoint.of(grown, users, items, report, ck.config.get("data") or {}, extra, files)
     return child, int(new.sum()), int((~new).sum())

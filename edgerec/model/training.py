@@ -29,7 +29,7 @@ from edgerec.metrics import evaluate, global_mean_scorer, hr_ndcg, item_pop_scor
 from edgerec.model.batches import Batch, epoch_batches
 from edgerec.model.collective import average_gradients, fewest, rank_and_world
 from edgerec.model.config import PRETRAINED_SGD_LR, TrainConfig, resolved
-from edgerec.model.features import FeatureNCF
+from edgerec.model.features import FeatureNCF, pretrained_features
 from edgerec.model.features import build as build_features
 from edgerec.model.ncf import NCF, NCFArch, neumf_from_pretrained
 from edgerec.model.row_grads import RowGrads, add_l2_grad, optimizers
@@ -334,7 +334,7 @@ def train(
     Returns the model and a report: test metrics at the selected epoch, ItemPop's, the training log of every stage.
     The rating objective: RMSE / MAE on the held-out rows of the rating split, the global mean's beside them.
     """
-    kind, factors, layers = cfg.model, cfg.factors, cfg.layers
+    kind = cfg.model
     cfg = resolved(cfg, len(ds.train))  # the automatic batch and rate, recorded as the values used
     torch.manual_seed(cfg.seed)  # the initial weights are part of what the seed fixes
     stages: dict[str, dict] = {}
@@ -345,10 +345,10 @@ def train(
             raise EdgerecError("the initial model's tables do not match the data's users and items")
         model, kind = copy.deepcopy(init).train(), init.arch.kind
     elif cfg.pretrain:
-        gmf_res = fit(NCF(NCFArch.paper("gmf", ds.n_users, ds.n_items, factors, layers)), ds, cfg, options, group)
-        mlp_res = fit(NCF(NCFArch.paper("mlp", ds.n_users, ds.n_items, factors, layers)), ds, cfg, options, group)
+        gmf_res = fit(build_model(ds, replace(cfg, model="gmf", pretrain=False)), ds, cfg, options, group)
+        mlp_res = fit(build_model(ds, replace(cfg, model="mlp", pretrain=False)), ds, cfg, options, group)
         stages["gmf"], stages["mlp"] = gmf_res.summary(), mlp_res.summary()
-        model = neumf_from_pretrained(gmf_res.model, mlp_res.model)
+        model = pretrained_features(neumf_from_pretrained(gmf_res.model, mlp_res.model), gmf_res.model, mlp_res.model)
         # the paper fine-tunes the pre-trained NeuMF with plain SGD: Adam's fresh moments would undo the init
         fit_cfg = replace(cfg, optimizer="sgd", lr=PRETRAINED_SGD_LR)
     elif cfg.nproc > 1:  # several processes on torch.distributed (edgerec.model.distributed)

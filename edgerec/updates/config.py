@@ -35,6 +35,10 @@ class UpdateConfig:
     scope: Literal["all", "rows"] = "all"
     # an event log as the new data (`--new LOG_DIR`): the event types that are positives (impressions never are)
     positives: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], ...] = ("click", "purchase")
+    # a feature parent: tables (CSV, TSV, Parquet, MovieLens .dat) of the update's new users / items, encoded by the
+    # parent's encoders; a new id the table lacks (or any, without a table) has every feature missing
+    user_features: str | None = None
+    item_features: str | None = None
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(

@@ -4,7 +4,8 @@
       -> map NEW onto the parent's ids (unknown users / items appended: old indices never move, so deployed user
          vectors and item rows stay valid)                                                        (merge.py)
       -> hold out each user's latest new interaction (the new data's own test set)                (merge.py)
-      -> grow the tables (new rows = mean of the old rows + the paper's N(0, 0.01) noise)          (grow.py)
+      -> grow the tables (new rows = mean of the old rows + the paper's N(0, 0.01) noise; a feature parent's new
+         ids: their features, from the update's feature tables, and id rows at zero, as add-items)  (grow.py)
       -> fine-tune on the new interactions plus a replay sample of old ones (so the model does not forget), with the
          training's negative sampling (negatives avoid every known positive, old and new), early stopping on a
          validation item per user carved from the new interactions, epoch 0 = the grown parent    (fine_tune.py)
@@ -14,7 +15,8 @@
       -> a new checkpoint (version = parent's + 1, the parent's version and hashes, a change summary) that also stores
          its data (`data.safetensors`: train interactions and test protocol), so the next update needs no --data.
 
-The report is typed (report.py). A failed gate writes nothing: the parent is only ever read.
+The report is typed (report.py). A failed gate writes nothing: the parent is only ever read. A feature parent
+(edgerec.model.features.FeatureNCF) gives a feature child, which `edgerec add-items` and the next update take as well.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ from edgerec.data.split import Dataset
 from edgerec.gates import GateResult
 from edgerec.metrics import evaluate
 from edgerec.model.checkpoint import Checkpoint
+from edgerec.model.features import fold
 from edgerec.model.ncf import NCF
 from edgerec.model.training import Progress, torch_scorer
 from edgerec.updates.config import UpdateConfig
 from edgerec.updates.fine_tune import fine_tune
-from edgerec.updates.grow import grow
+from edgerec.updates.grow import grow, new_features
 from edgerec.updates.merge import merge, parent_data
 from edgerec.updates.report import Change, FeedbackRead, Holdout, Lineage, ParentProtocol, UpdateReport
 
@@ -100,7 +103,7 @@ class UpdateResult:
 def _metrics(model: NCF, ds: Dataset, full: bool = True) -> dict:
     if len(ds.test_users) == 0:
         return {}
-    return evaluate(torch_scorer(model), ds, full=full)
+    return evaluate(torch_scorer(fold(model)), ds, full=full)
 
 
 def _log_change(c: Change) -> None:
@@ -127,12 +130,14 @@ def run_update(
     (the caller enforces it). `feedback`: what was read from an event log to make `new`, kept in the lineage so the
     next update from that log starts after it."""
     t0 = time.perf_counter()
-    parent = parent.folded()  # a feature model is updated as its folded NeuMF (new ids get id rows, no features)
     pdata = parent_data(parent, data)
     merged = merge(pdata, new, cfg.seed)
     change = merged.change
     _log_change(change)
-    start = grow(parent.model, change.users, change.items, cfg.seed)  # the gate's un-tuned reference
+    train = merged.data.train
+    new_ids = {"user": train.user_ids[pdata.n_users :], "item": train.item_ids[pdata.n_items :]}
+    encoded, features = new_features(parent.model, new_ids, cfg)
+    start = grow(parent.model, change.users, change.items, cfg.seed, encoded)  # the gate's un-tuned reference
     model, tuned = fine_tune(start, pdata, merged, cfg, progress)
     seconds = time.perf_counter() - t0
     protocol = ParentProtocol(_metrics(parent.model, pdata), _metrics(model, merged.parent_protocol))
@@ -149,7 +154,7 @@ def run_update(
         calibration=calibration,
         feedback=feedback,
     )
-    report = UpdateReport(change, cfg, tuned, seconds, protocol, holdout, gate, lineage)
+    report = UpdateReport(change, cfg, tuned, seconds, protocol, holdout, gate, lineage, features or None)
     return UpdateResult(model, merged.data, report, spec)
 
 

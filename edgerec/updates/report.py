@@ -183,6 +183,8 @@ class UpdateReport:
     holdout: Holdout
     gate: GateResult
     lineage: Lineage
+    # a feature parent: per side, the feature table of the new ids, how many there were and how many it covered
+    features: dict[str, dict] | None = None
 
     @property
     def metrics(self) -> Metrics:
@@ -207,6 +209,8 @@ class UpdateReport:
         }
         if self.feedback is not None:
             update["feedback"] = self.feedback.to_json()
+        if self.features is not None:
+            update["features"] = self.features
         return {"metrics": self.metrics, "update": update, "lineage": self.lineage.to_json()}
 
 
