@@ -34,7 +34,7 @@ from edgerec.exporters.small_constants import small_constants
 from edgerec.exporters.tflite_model import add_fp16_weights, quiet
 from edgerec.model.ncf import NCF
 from edgerec.runtime.explain import ITEM_SIDE, item_side_tensors
-from edgerec.runtime.fold import folded_macs
+from edgerec.runtime.fold import fold, folded_macs
 
 USER_VECTORS = "user_vectors.npy"  # server side: [n_users, g + d] float32; never shipped in the app
 DEFAULT_K = 10
@@ -54,7 +54,7 @@ def convert(model: NCF, k: int, candidates: int, app: Any = None) -> bytes:
 
     import litert_torch
 
-    folded = FoldedNCF(model, k).eval()
+    folded = FoldedNCF(model, k, row_lookups=getattr(app, "item_table", "int8") != "int8").eval()
     ug, um = user_vectors(model)
     kwargs = {"user_gmf": ug[:1], "user_mlp": um[:1]}
     items = torch.arange(candidates, dtype=torch.int32) % model.arch.n_items
@@ -212,8 +212,13 @@ def export(model: NCF, precision: str, out: Path, opts: Any, k: int = DEFAULT_K)
     compute = getattr(opts, "compute", "float")
     if compute == "int8" and precision != "int8":
         raise EdgerecError(f"compute int8 needs precision int8 (the int8 weights it computes with); got {precision}")
-    flat, info = quantize(convert(model, k, candidates, opts), precision, compute, model, candidates)
-    out.write_bytes(strip(flat))
+    flat = convert(model, k, candidates, opts)
+    if getattr(opts, "item_table", "int8") == "int8":
+        flat, info = quantize(flat, precision, compute, model, candidates)
+        flat = strip(flat)
+    else:
+        flat, info = compressed_tables(model, flat, precision, opts, k)
+    out.write_bytes(flat)
     ug, um = user_vectors(model)
     vectors = torch.cat([ug, um], dim=1).numpy().astype(np.float32)
     np.save(out.parent / USER_VECTORS, vectors, allow_pickle=False)
@@ -245,6 +250,75 @@ def export(model: NCF, precision: str, out: Path, opts: Any, k: int = DEFAULT_K)
         negatives = fold_in_negatives(n, opts.fold_in_negatives, opts.fold_in.seed)
         fields["fold_in"] = {**asdict(opts.fold_in), "negative_items": negatives.tolist()}
     return fields
+
+
+def compressed_tables(model: NCF, flat: bytes, precision: str, opts: Any, k: int) -> tuple[bytes, dict]:
+    """The bundle with compressed item tables (edgerec.exporters.item_tables): each format of opts (one, or every
+    candidate with `auto`, smallest first) encoded into the fp32 graph, quantized, and measured in LiteRT against
+    the uncompressed model's exhaustive top-K; the first that passes the gate and max_bytes. None passing: a
+    one-line error naming each tried format's bytes and recall (nothing is written)."""
+    from edgerec.exporters import item_tables
+
+    folded = FoldedNCF(model, k)
+    tables = {
+        "gmf": folded.gmf.weight.detach().numpy(),
+        "mlp": folded.item_mlp.detach().numpy(),
+        "prior": folded.prior.detach().numpy(),
+    }
+    g, h0 = tables["gmf"].shape[1], tables["mlp"].shape[1]
+    tries = item_tables.choices(opts, g, h0)
+    for c in tries:
+        if c.fmt == "pq" and (g % c.pq_gmf or h0 % c.pq_mlp):
+            raise EdgerecError(
+                f"item table pq: pq_gmf {c.pq_gmf} must divide the GMF rows' {g} columns and pq_mlp {c.pq_mlp} the "
+                f"MLP item half's {h0}"
+            )
+    ug, um = user_vectors(model)
+    weights = {name: v.detach().numpy().astype(np.float32) for name, v in model.state_dict().items()}
+    ref = item_tables.Reference.of(fold(weights), ug.numpy(), um.numpy(), opts.gate_users, k)
+    n, budget, tried = model.arch.n_items, opts.max_bytes, []
+    for c in tries:
+        if budget is not None and c.bytes_per_item(g, h0) * n > budget:
+            tried.append(
+                f"{c.label} ~{c.bytes_per_item(g, h0) * n:,.0f} bytes (over the budget by ~"
+                f"{c.bytes_per_item(g, h0) * n - budget:,.0f}, not built)"
+            )
+            continue
+        enc = item_tables.encode(tables["gmf"], tables["mlp"], tables["prior"], c.fmt, c.pq_gmf, c.pq_mlp)
+        q, info = quantize(item_tables.rewrite(flat, tables, enc), precision, "float", model, opts.candidates)
+        q = strip(q)
+        recall = ref.recall(q, opts.candidates)
+        worst = min(recall.values())
+        shown = ", ".join(f"{name} {v:.3f}" for name, v in recall.items())
+        if worst < opts.table_recall:
+            tried.append(
+                f"{c.label} {len(q):,} bytes, recall@{k} {shown} (short of {opts.table_recall} by "
+                f"{opts.table_recall - worst:.3f})"
+            )
+            continue
+        if budget is not None and len(q) > budget:
+            tried.append(f"{c.label} {len(q):,} bytes (over the budget by {len(q) - budget:,}), recall@{k} {shown}")
+            continue
+        info = {
+            **info,
+            "item_table": {
+                **enc.record(),
+                "label": c.label,
+                "bytes": len(q),
+                "gate": {
+                    "recall_at_k": recall,
+                    "min_recall": opts.table_recall,
+                    "users": len(ref.top),
+                    "against": "the uncompressed (fp32) model's exhaustive top-K",
+                },
+                "tried": tried,
+            },
+        }
+        return q, info
+    what = "no item-table format passes" if len(tries) > 1 else f"item table {tries[0].label} fails"
+    gate = f"recall@{k} >= {opts.table_recall} against the uncompressed model's top-{k}"
+    limit = f" within {budget:,} bytes" if budget is not None else ""
+    raise EdgerecError(f"{what} the gate ({gate}{limit}); nothing written: " + "; ".join(tried))
 
 
 def signatures(g: int, d: int, n: int, k: int, opts: Any) -> dict[str, dict]:
