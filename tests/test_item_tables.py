@@ -138,19 +138,24 @@ def test_bad_table_options_are_one_line_errors(tmp_path, model, data) -> None:
 
 
 def test_a_format_the_runtime_cannot_run_is_refused(tmp_path) -> None:
-    from edgerec.profiles.schema import load_profile_text
+    from edgerec.profiles.schema import load_profile
+    from edgerec.runtime.config import TABLE_FORMATS
 
     text = (
         "name: p\ndescription: d\ndevice: d\nexport:\n  target: tflite-bundle\n  precision: int8\n"
-        "  options:\n    item_table: {fmt}\nbench:\n  client: web\n"
+        "  options:\n    item_table: {fmt}\nbench:\n  client: {client}\n"
     )
-    for fmt in item_tables.FORMATS:
-        if fmt in item_tables.RUNS["litert.js"]:
-            load_profile_text(text.format(fmt=fmt))
-        else:
-            with pytest.raises(EdgerecError) as e:
-                load_profile_text(text.format(fmt=fmt))
-            assert "LiteRT.js" in str(e.value) and ", ".join(item_tables.RUNS["litert.js"]) in str(e.value)
+    for client, runtime in (("web", "LiteRT.js"), ("python", "ai-edge-litert")):
+        for fmt in (*item_tables.FORMATS, "auto"):
+            path = tmp_path / f"{client}-{fmt}.yaml"
+            path.write_text(text.format(fmt=fmt, client=client))
+            if fmt in TABLE_FORMATS[runtime] or (fmt == "auto" and len(TABLE_FORMATS[runtime]) > 1):
+                assert load_profile(path).export.options.item_table == fmt
+                continue
+            with pytest.raises(ConfigError) as e:
+                load_profile(path)
+            msg = str(e.value)
+            assert "\n" not in msg and runtime in msg and ", ".join(TABLE_FORMATS[runtime]) in msg
 
 
 def test_the_manifest_records_the_gate(tmp_path, model, data) -> None:

@@ -252,11 +252,14 @@ def export(model: NCF, precision: str, out: Path, opts: Any, k: int = DEFAULT_K)
     return fields
 
 
-def compressed_tables(model: NCF, flat: bytes, precision: str, opts: Any, k: int) -> tuple[bytes, dict]:
+def compressed_tables(
+    model: NCF, flat: bytes, precision: str, opts: Any, k: int, ref: Any = None
+) -> tuple[bytes, dict]:
     """The bundle with compressed item tables (edgerec.exporters.item_tables): each format of opts (one, or every
     candidate with `auto`, smallest first) encoded into the fp32 graph, quantized, and measured in LiteRT against
-    the uncompressed model's exhaustive top-K; the first that passes the gate and max_bytes. None passing: a
-    one-line error naming each tried format's bytes and recall (nothing is written)."""
+    the uncompressed model's exhaustive top-K (`ref`, an item_tables.Reference: computed here when not given); the
+    first that passes the gate and max_bytes. None passing: a one-line error naming each tried format's bytes and
+    recall (nothing is written)."""
     from edgerec.exporters import item_tables
 
     folded = FoldedNCF(model, k)
@@ -273,9 +276,7 @@ def compressed_tables(model: NCF, flat: bytes, precision: str, opts: Any, k: int
                 f"item table pq: pq_gmf {c.pq_gmf} must divide the GMF rows' {g} columns and pq_mlp {c.pq_mlp} the "
                 f"MLP item half's {h0}"
             )
-    ug, um = user_vectors(model)
-    weights = {name: v.detach().numpy().astype(np.float32) for name, v in model.state_dict().items()}
-    ref = item_tables.Reference.of(fold(weights), ug.numpy(), um.numpy(), opts.gate_users, k)
+    ref = ref or reference(model, opts.gate_users, k)
     n, budget, tried = model.arch.n_items, opts.max_bytes, []
     for c in tries:
         if budget is not None and c.bytes_per_item(g, h0) * n > budget:
@@ -319,6 +320,15 @@ def compressed_tables(model: NCF, flat: bytes, precision: str, opts: Any, k: int
     gate = f"recall@{k} >= {opts.table_recall} against the uncompressed model's top-{k}"
     limit = f" within {budget:,} bytes" if budget is not None else ""
     raise EdgerecError(f"{what} the gate ({gate}{limit}); nothing written: " + "; ".join(tried))
+
+
+def reference(model: NCF, users: int, k: int) -> Any:  # -> item_tables.Reference
+    """The uncompressed (fp32) model's exhaustive top-K for a seeded sample of its users."""
+    from edgerec.exporters import item_tables
+
+    ug, um = user_vectors(model)
+    weights = {name: v.detach().numpy().astype(np.float32) for name, v in model.state_dict().items()}
+    return item_tables.Reference.of(fold(weights), ug.numpy(), um.numpy(), users, k)
 
 
 def signatures(g: int, d: int, n: int, k: int, opts: Any) -> dict[str, dict]:
