@@ -132,7 +132,7 @@ def test_the_cli_exits_2_on_a_failing_table(tmp_path, model) -> None:
 def test_bad_table_options_are_one_line_errors(tmp_path, model, data) -> None:
     with pytest.raises(ConfigError, match="compute int8 reads the int8 item table"):
         export(model, data, tmp_path / "x", precision="int8", item_table="pq", compute="int8")
-    with pytest.raises(EdgerecError, match="pq_mlp 5 must divide"):
+    with pytest.raises(EdgerecError, match="pq_mlp 5 does not divide the MLP item half's 32 columns"):
         export(model, data, tmp_path / "y", item_table="pq", pq_mlp=5)
     assert not (tmp_path / "y").exists()
 
@@ -142,8 +142,8 @@ def test_a_format_the_runtime_cannot_run_is_refused(tmp_path) -> None:
     from edgerec.runtime.config import TABLE_FORMATS
 
     text = (
-        "name: p\ndescription: d\ndevice: d\nexport:\n  target: tflite-bundle\n  precision: int8\n"
-        "  options:\n    item_table: {fmt}\nbench:\n  client: {client}\n"
+        "name: {client}-{fmt}\ndescription: d\ndevice: d\nexport:\n  target: tflite-bundle\n  precision: int8\n"
+        "  options:\n    item_table: {fmt}\nruntime:\n  delegate: xnnpack\nbench:\n  client: {client}\n"
     )
     for client, runtime in (("web", "LiteRT.js"), ("python", "ai-edge-litert")):
         for fmt in (*item_tables.FORMATS, "auto"):

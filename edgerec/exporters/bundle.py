@@ -271,11 +271,10 @@ def compressed_tables(
     g, h0 = tables["gmf"].shape[1], tables["mlp"].shape[1]
     tries = item_tables.choices(opts, g, h0)
     for c in tries:
-        if c.fmt == "pq" and (g % c.pq_gmf or h0 % c.pq_mlp):
-            raise EdgerecError(
-                f"item table pq: pq_gmf {c.pq_gmf} must divide the GMF rows' {g} columns and pq_mlp {c.pq_mlp} the "
-                f"MLP item half's {h0}"
-            )
+        for what, parts, width in (("pq_gmf", c.pq_gmf, g), ("pq_mlp", c.pq_mlp, h0)):
+            if c.fmt == "pq" and width % parts:
+                table = "the GMF rows'" if what == "pq_gmf" else "the MLP item half's"
+                raise EdgerecError(f"item table pq: {what} {parts} does not divide {table} {width} columns")
     ref = ref or reference(model, opts.gate_users, k)
     n, budget, tried = model.arch.n_items, opts.max_bytes, []
     for c in tries:
