@@ -31,7 +31,17 @@ import numpy as np
 from edgerec.errors import EdgerecError
 
 FLOAT32, INT32, UINT8, INT4 = 0, 2, 3, 17  # TensorType codes
-ADD, CAST, DEQUANTIZE, EMBEDDING_LOOKUP, GATHER, RESHAPE = 0, 53, 6, 7, 36, 22  # BuiltinOperator codes
+ADD, CAST, DEQUANTIZE, EMBEDDING_LOOKUP, FULLY_CONNECTED, GATHER, MUL, RESHAPE, SUM = (
+    0,
+    53,
+    6,
+    7,
+    9,
+    36,
+    18,
+    22,
+    74,
+)  # BuiltinOperator codes
 FORMATS = ("int8", "int4", "pq")
 LEVELS = 256  # codes per subspace (one byte) and levels of the 8-bit prior
 
@@ -167,7 +177,7 @@ def rewrite(flat: bytes, tables: dict[str, np.ndarray], encoded: Encoded) -> byt
     by_content = {
         hashlib.sha256(np.ascontiguousarray(v, dtype=np.float32).tobytes()).digest(): name for name, v in tables.items()
     }
-    new_buffers: dict[str, list[int]] = {}  # table -> its constant buffers, shared by every subgraph
+    new_buffers: dict[tuple[str, int], int] = {}  # (table, which) -> its constant buffer, shared by every subgraph
 
     def buffer(data: bytes) -> int:
         b = schema.BufferT()
@@ -188,13 +198,13 @@ def rewrite(flat: bytes, tables: dict[str, np.ndarray], encoded: Encoded) -> byt
         return named(sg, t)
 
     def shared_const(sg: Any, name: str, i: int, data: bytes, shape: list[int], ttype: int) -> int:
-        slots = new_buffers.setdefault(name, [])
-        if i < len(slots):
+        """A constant tensor of this subgraph on the buffer (name, i) that every subgraph shares."""
+        if (name, i) in new_buffers:
             t = schema.TensorT()
-            t.shape, t.type, t.buffer = shape, ttype, slots[i]
+            t.shape, t.type, t.buffer = shape, ttype, new_buffers[name, i]
             return named(sg, t)
         idx = const(sg, data, shape, ttype)
-        slots.append(sg.tensors[idx].buffer)
+        new_buffers[name, i] = sg.tensors[idx].buffer
         return idx
 
     def temp(sg: Any, shape: list[int], ttype: int) -> int:
@@ -253,6 +263,39 @@ def rewrite(flat: bytes, tables: dict[str, np.ndarray], encoded: Encoded) -> byt
             operator(RESHAPE, [picked, new_shape], [out], 1),
         ]
 
+    def product_ops(sg: Any, name: str, enc: Codebook, vector: int, out: int) -> list[Any]:
+        """A [1, dim] vector's dot products with every row of a product-quantized table, written into `out` ([1, n])
+        without decoding the table (asymmetric distance computation): the vector's dot product with each centroid of
+        each subspace (a [m * k] table), then per item the sum of its m entries."""
+        n, m = enc.codes.shape
+        k, sub = enc.books.shape[1:]
+        codes = shared_const(sg, name, 0, enc.codes.tobytes(), [n, m], UINT8)
+        offsets = shared_const(sg, name, 1, (np.arange(m, dtype=np.int32) * k).tobytes(), [m], INT32)
+        books = shared_const(sg, name, 2, enc.books.tobytes(), [m, k, sub], FLOAT32)  # the same bytes as [m * k, sub]
+        split = const(sg, np.array([m, 1, sub], dtype=np.int32).tobytes(), [3], INT32)
+        flat_shape = const(sg, np.array([m * k], dtype=np.int32).tobytes(), [1], INT32)
+        out_shape = const(sg, np.array(sg.tensors[out].shape, dtype=np.int32).tobytes(), [2], INT32)
+        last, second = (const(sg, np.array([a], dtype=np.int32).tobytes(), [1], INT32) for a in (2, 1))
+        v3 = temp(sg, [m, 1, sub], FLOAT32)
+        prod, dots, table = temp(sg, [m, k, sub], FLOAT32), temp(sg, [m, k], FLOAT32), temp(sg, [m * k], FLOAT32)
+        wide, rows = temp(sg, [n, m], INT32), temp(sg, [n, m], INT32)
+        parts, total = temp(sg, [n, m], FLOAT32), temp(sg, [n], FLOAT32)
+        cast_opts = schema.CastOptionsT()
+        cast_opts.inDataType, cast_opts.outDataType = UINT8, INT32
+        reducer = schema.ReducerOptionsT()
+        reducer.keepDims = False
+        return [
+            operator(RESHAPE, [vector, split], [v3], 1),
+            operator(MUL, [books, v3], [prod], 1, (schema.BuiltinOptions.MulOptions, schema.MulOptionsT())),
+            operator(SUM, [prod, last], [dots], 1, (schema.BuiltinOptions.ReducerOptions, reducer)),
+            operator(RESHAPE, [dots, flat_shape], [table], 1),
+            operator(CAST, [codes], [wide], 1, (schema.BuiltinOptions.CastOptions, cast_opts)),
+            operator(ADD, [wide, offsets], [rows], 1, (schema.BuiltinOptions.AddOptions, schema.AddOptionsT())),
+            gather(table, rows, parts),
+            operator(SUM, [parts, second], [total], 1, (schema.BuiltinOptions.ReducerOptions, reducer)),
+            operator(RESHAPE, [total, out_shape], [out], 1),
+        ]
+
     def gather(params: int, ids: int, out: int) -> Any:
         opts = schema.GatherOptionsT()
         opts.axis, opts.batchDims = 0, 0
@@ -278,6 +321,20 @@ def rewrite(flat: bytes, tables: dict[str, np.ndarray], encoded: Encoded) -> byt
         body: list[Any] = []
         for op in sg.operators:
             op.inputs = list(op.inputs)
+            if (
+                code_of(op) == FULLY_CONNECTED
+                and len(op.inputs) > 1
+                and (name := table_of(op.inputs[1], sg)) is not None
+                and isinstance(encodings[name], Codebook)
+                and (len(op.inputs) < 3 or op.inputs[2] < 0)
+                and list(sg.tensors[op.inputs[0]].shape)
+                == [1, encodings[name].books.shape[0] * encodings[name].books.shape[2]]
+                and len(sg.tensors[op.outputs[0]].shape) == 2
+            ):
+                replaced.add(sg.tensors[op.inputs[1]].buffer)
+                found.add(name)
+                body += product_ops(sg, name, encodings[name], op.inputs[0], op.outputs[0])
+                continue
             if code_of(op) == EMBEDDING_LOOKUP and (name := table_of(op.inputs[1], sg)) is not None:
                 replaced.add(sg.tensors[op.inputs[1]].buffer)
                 found.add(name)
