@@ -81,6 +81,12 @@ def test_compressed_tables_are_smaller_and_int8_precision_keeps_them(tmp_path, m
     for fmt in ("int8", "int4", "pq"):
         art = export(model, data, tmp_path / fmt, precision="int8", item_table=fmt, table_recall=0.0)
         sizes[fmt] = (art.folder / "model.tflite").stat().st_size
+        scorer = load_bundle(art.folder)
+        ug, um = scorer.user(5)
+        _, _, scores = scorer.recommend(ug, um)
+        items = scorer.retrieve(ug)[0]
+        # score decodes the candidates' rows with the same values recommend reads for the whole catalog
+        assert np.abs(scorer.score_items(ug, um, items) - scores[items]).max() < 1e-5
     n = data.n_items
     # per item: int8 8 + 32 + a float32 prior; int4 20 + a one-byte prior; pq 2 + 8 codes + a one-byte prior
     assert sizes["int8"] - sizes["int4"] > 0.8 * n * (44 - 21)

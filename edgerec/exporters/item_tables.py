@@ -240,7 +240,9 @@ def rewrite(flat: bytes, tables: dict[str, np.ndarray], encoded: Encoded) -> byt
         offsets = shared_const(
             sg, name, 1, (np.arange(m, dtype=np.int32) * k).tobytes(), [m], INT32
         )  # subspace j's centroids start at row j * k of the stacked codebooks
-        books = shared_const(sg, name, 2, enc.books.reshape(m * k, sub).tobytes(), [m * k, sub], FLOAT32)
+        # [m * k, 1, sub]: 3-D, so the int8 pass over 2-D lookup tables (small_constants) leaves the codebooks float32,
+        # the same values the GMF half's centroid tables (product_ops) read
+        books = shared_const(sg, name, 2, enc.books.tobytes(), [m * k, 1, sub], FLOAT32)
         new_shape = const(sg, np.array(shape, dtype=np.int32).tobytes(), [len(shape)], INT32)
         ops = []
         if ids is not None:
@@ -250,7 +252,7 @@ def rewrite(flat: bytes, tables: dict[str, np.ndarray], encoded: Encoded) -> byt
         wide, rows, picked = (
             temp(sg, [rows_n, m], INT32),
             temp(sg, [rows_n, m], INT32),
-            temp(sg, [rows_n, m, sub], FLOAT32),
+            temp(sg, [rows_n, m, 1, sub], FLOAT32),
         )
         cast_opts = schema.CastOptionsT()
         cast_opts.inDataType, cast_opts.outDataType = UINT8, INT32
@@ -271,7 +273,7 @@ def rewrite(flat: bytes, tables: dict[str, np.ndarray], encoded: Encoded) -> byt
         k, sub = enc.books.shape[1:]
         codes = shared_const(sg, name, 0, enc.codes.tobytes(), [n, m], UINT8)
         offsets = shared_const(sg, name, 1, (np.arange(m, dtype=np.int32) * k).tobytes(), [m], INT32)
-        books = shared_const(sg, name, 2, enc.books.tobytes(), [m, k, sub], FLOAT32)  # the same bytes as [m * k, sub]
+        books = shared_const(sg, name, 2, enc.books.tobytes(), [m, k, sub], FLOAT32)  # decode_ops' [m * k, 1, sub]
         split = const(sg, np.array([m, 1, sub], dtype=np.int32).tobytes(), [3], INT32)
         flat_shape = const(sg, np.array([m * k], dtype=np.int32).tobytes(), [1], INT32)
         out_shape = const(sg, np.array(sg.tensors[out].shape, dtype=np.int32).tobytes(), [2], INT32)
