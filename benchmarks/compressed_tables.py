@@ -27,7 +27,16 @@ from edgerec.sysinfo import machine, provenance
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-FORMATS = (("int8", 0, 0), ("int4", 0, 0), ("pq", 4, 16), ("pq", 4, 8), ("pq", 2, 8), ("pq", 2, 4))
+FORMATS = "int8,int4,pq:4x16,pq:4x8,pq:2x8,pq:2x4,auto"  # pq:GxM = pq_gmf G, pq_mlp M
+
+
+def formats(text: str) -> list[tuple[str, int, int]]:
+    out = []
+    for part in text.split(","):
+        fmt, _, sizes = part.partition(":")
+        g, _, m = sizes.partition("x")
+        out.append((fmt, int(g or 0), int(m or 0)))
+    return out
 
 
 def latency(fn, calls: int) -> tuple[float, float]:
@@ -116,6 +125,7 @@ def main() -> int:
     ap.add_argument("--users", type=int, default=200)
     ap.add_argument("--calls", type=int, default=50, help="timed recommend calls per format")
     ap.add_argument("--budget", type=int, default=12_000_000, help="max_bytes of the auto row")
+    ap.add_argument("--formats", default=FORMATS, help=f"default {FORMATS}")
     ap.add_argument("--out", type=Path, default=HERE / "runs" / "tables")
     args = ap.parse_args()
 
@@ -141,7 +151,7 @@ def main() -> int:
     ref = bundle.reference(model, args.users, 10)
     rows = []
     args.out.mkdir(parents=True, exist_ok=True)
-    for fmt, pg, pm in (*FORMATS, ("auto", 0, 0)):
+    for fmt, pg, pm in formats(args.formats):
         opts = BundleOptions(
             candidates=c,
             item_table=fmt,
@@ -157,7 +167,7 @@ def main() -> int:
                 q = bundle.strip(q)
                 label = "int8"
             else:
-                q, info = bundle.compressed_tables(model, flat, "int8", opts, 10, ref)
+                q, info = bundle.compressed_tables(model, flat, "int8", opts, 10, ref, fp32_flat)
                 label = info["item_table"]["label"] + (" (auto)" if fmt == "auto" else "")
         except Exception as e:  # the auto row may find nothing within the budget: recorded as such
             rows.append({"format": fmt, "error": str(e)})

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -253,11 +253,12 @@ def export(model: NCF, precision: str, out: Path, opts: Any, k: int = DEFAULT_K)
 
 
 def compressed_tables(
-    model: NCF, flat: bytes, precision: str, opts: Any, k: int, ref: Any = None
+    model: NCF, flat: bytes, precision: str, opts: Any, k: int, ref: Any = None, plain: bytes | None = None
 ) -> tuple[bytes, dict]:
     """The bundle with compressed item tables (edgerec.exporters.item_tables): each format of opts (one, or every
     candidate with `auto`, smallest first) encoded into the fp32 graph, quantized, and measured in LiteRT against
     the uncompressed model's exhaustive top-K (`ref`, an item_tables.Reference: computed here when not given); the
+    int8 candidate is the bundle item_table int8 exports (`plain`, its fp32 flatbuffer: converted when needed); the
     first that passes the gate and max_bytes. None passing: a one-line error naming each tried format's bytes and
     recall (nothing is written)."""
     from edgerec.exporters import item_tables
@@ -285,7 +286,11 @@ def compressed_tables(
             )
             continue
         enc = item_tables.encode(tables["gmf"], tables["mlp"], tables["prior"], c.fmt, c.pq_gmf, c.pq_mlp)
-        q, info = quantize(item_tables.rewrite(flat, tables, enc), precision, "float", model, opts.candidates)
+        if c.fmt == "int8":  # the int8 bundle as item_table int8 writes it (score's GMF half over the catalog)
+            plain = plain or convert(model, k, opts.candidates, replace(opts, item_table="int8"))
+            q, info = quantize(plain, precision, "float", model, opts.candidates)
+        else:
+            q, info = quantize(item_tables.rewrite(flat, tables, enc), precision, "float", model, opts.candidates)
         q = strip(q)
         recall = ref.recall(q, opts.candidates)
         worst = min(recall.values())
