@@ -27,15 +27,16 @@ from edgerec.sysinfo import machine, provenance
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-FORMATS = "int8,int4,pq:4x16,pq:4x8,pq:2x8,pq:2x4,auto"  # pq:GxM = pq_gmf G, pq_mlp M
+FORMATS = "int8,int4,pq:4x16,pq:2x8,pq:2x4,pq:2x8+4096,pq:2x4+4096,auto"  # pq:GxM+H: pq_gmf, pq_mlp, pq_head
 
 
-def formats(text: str) -> list[tuple[str, int, int]]:
+def formats(text: str) -> list[tuple[str, int, int, int]]:
     out = []
     for part in text.split(","):
         fmt, _, sizes = part.partition(":")
+        sizes, _, head = sizes.partition("+")
         g, _, m = sizes.partition("x")
-        out.append((fmt, int(g or 0), int(m or 0)))
+        out.append((fmt, int(g or 0), int(m or 0), int(head or 0)))
     return out
 
 
@@ -151,12 +152,13 @@ def main() -> int:
     ref = bundle.reference(model, args.users, 10)
     rows = []
     args.out.mkdir(parents=True, exist_ok=True)
-    for fmt, pg, pm in formats(args.formats):
+    for fmt, pg, pm, ph in formats(args.formats):
         opts = BundleOptions(
             candidates=c,
             item_table=fmt,
             pq_gmf=pg or 2,
             pq_mlp=pm or 8,
+            pq_head=ph,
             table_recall=0.95 if fmt == "auto" else 0.0,
             max_bytes=args.budget if fmt == "auto" else None,
         )
@@ -224,8 +226,7 @@ def write_markdown(records: dict) -> None:
             "",
             f"## {name}: {r['items']:,} items, {r['users']:,} users, C = {r['candidates']}",
             "",
-            f"`{r['command']}`; {r['provenance']}; {r['machine']}; {r['threads']} thread; recall on "
-            f"{r['gate_users']} users.",
+            f"{r['provenance']}; {r['machine']}; recall on {r['gate_users']} seeded users.",
             "",
             "| table format | bytes | B/item | recommend p50 / p99 ms | two-stage p50 / p99 ms | recall@10 exhaustive "
             "| recall@10 two-stage |" + (" dHR@10 |" if hr else ""),

@@ -52,14 +52,17 @@ def reference(model, enc: item_tables.Encoded):
     return dataclasses.replace(fold(weights), G=G, A=A), prior, weights
 
 
-@pytest.mark.parametrize("fmt", ["int4", "pq"])
-def test_each_format_runs_in_litert_and_equals_the_numpy_decode(tmp_path, model, data, fmt) -> None:
-    art = export(model, data, tmp_path / fmt, item_table=fmt, table_recall=0.0)
+@pytest.mark.parametrize(("fmt", "head"), [("int4", 0), ("pq", 0), ("pq", 64)])
+def test_each_format_runs_in_litert_and_equals_the_numpy_decode(tmp_path, model, data, fmt, head) -> None:
+    art = export(model, data, tmp_path / fmt, item_table=fmt, pq_head=head, table_recall=0.0)
     rec = art.manifest["quantization"]["item_table"]
     assert rec["format"] == fmt and rec["bytes"] == (art.folder / "model.tflite").stat().st_size
     weights = {k: v.astype(np.float32) for k, v in load_file(str(model / "model.safetensors")).items()}
     f = fold(weights)
-    enc = item_tables.encode(f.G, f.A, item_prior(f, weights["mlp_user.weight"].mean(0)), fmt)
+    enc = item_tables.encode(f.G, f.A, item_prior(f, weights["mlp_user.weight"].mean(0)), fmt, head=head)
+    if head:  # the head rows are exact
+        top = np.argsort(-item_prior(f, weights["mlp_user.weight"].mean(0)), kind="stable")[:head]
+        assert np.abs(enc.decoded()[1][top] - f.A[top]).max() < 1e-5 < np.abs(enc.decoded()[1] - f.A).max()
     folded, prior, _ = reference(model, enc)
     scorer = load_bundle(art.folder)
     for u in (0, 17, 123):
@@ -97,7 +100,7 @@ def test_auto_keeps_the_smallest_format_that_passes_the_gate(tmp_path, model, da
     art = export(model, data, tmp_path / "auto", item_table="auto", table_recall=0.9)
     rec = art.manifest["quantization"]["item_table"]
     assert min(rec["gate"]["recall_at_k"].values()) >= 0.9
-    order = [c.label for c in item_tables.choices(type("O", (), {"item_table": "auto"})(), 8, 32)]
+    order = [c.label for c in item_tables.choices(type("O", (), {"item_table": "auto"})(), 8, 32, data.n_items)]
     before = order[: order.index(rec["label"])]
     assert [t.split(" ")[0] for t in rec["tried"]] == [b.split(" ")[0] for b in before]
     assert all("short of 0.9" in t for t in rec["tried"])

@@ -270,22 +270,25 @@ def compressed_tables(
         "prior": folded.prior.detach().numpy(),
     }
     g, h0 = tables["gmf"].shape[1], tables["mlp"].shape[1]
-    tries = item_tables.choices(opts, g, h0)
+    n = model.arch.n_items
+    tries = item_tables.choices(opts, g, h0, n)
     for c in tries:
         for what, parts, width in (("pq_gmf", c.pq_gmf, g), ("pq_mlp", c.pq_mlp, h0)):
             if c.fmt == "pq" and width % parts:
                 table = "the GMF rows'" if what == "pq_gmf" else "the MLP item half's"
                 raise EdgerecError(f"item table pq: {what} {parts} does not divide {table} {width} columns")
     ref = ref or reference(model, opts.gate_users, k)
-    n, budget, tried = model.arch.n_items, opts.max_bytes, []
+    budget, tried = opts.max_bytes, []
     for c in tries:
-        if budget is not None and c.bytes_per_item(g, h0) * n > budget:
+        if budget is not None and c.bytes_per_item(g, h0, n) * n > budget:
             tried.append(
-                f"{c.label} ~{c.bytes_per_item(g, h0) * n:,.0f} bytes (over the budget by ~"
-                f"{c.bytes_per_item(g, h0) * n - budget:,.0f}, not built)"
+                f"{c.label} ~{c.bytes_per_item(g, h0, n) * n:,.0f} bytes (over the budget by ~"
+                f"{c.bytes_per_item(g, h0, n) * n - budget:,.0f}, not built)"
             )
             continue
-        enc = item_tables.encode(tables["gmf"], tables["mlp"], tables["prior"], c.fmt, c.pq_gmf, c.pq_mlp)
+        enc = item_tables.encode(
+            tables["gmf"], tables["mlp"], tables["prior"], c.fmt, c.pq_gmf, c.pq_mlp, head=c.pq_head
+        )
         if c.fmt == "int8":  # the int8 bundle as item_table int8 writes it (score's GMF half over the catalog)
             plain = plain or convert(model, k, opts.candidates, replace(opts, item_table="int8"))
             q, info = quantize(plain, precision, "float", model, opts.candidates)

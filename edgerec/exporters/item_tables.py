@@ -30,7 +30,7 @@ import numpy as np
 
 from edgerec.errors import EdgerecError
 
-FLOAT32, INT32, UINT8, INT4 = 0, 2, 3, 17  # TensorType codes
+FLOAT32, INT32, UINT8, INT16, INT4 = 0, 2, 3, 7, 17  # TensorType codes
 ADD, CAST, DEQUANTIZE, EMBEDDING_LOOKUP, FULLY_CONNECTED, GATHER, MUL, RESHAPE, SUM = (
     0,
     53,
@@ -53,14 +53,20 @@ class Codebook:
 
     codes: np.ndarray  # [n, m] uint8
     books: np.ndarray  # [m, k, dim / m] float32 (k <= 256)
+    # exact head rows: slot [n] int16 (0 = none, s = row s of residual), residual [H + 1, dim] float32 (row 0 zero):
+    # the head items' rows are the decoded codes plus their residual, i.e. exact
+    slot: np.ndarray | None = None
+    residual: np.ndarray | None = None
 
     def decode(self) -> np.ndarray:
         m = self.books.shape[0]
-        return self.books[np.arange(m)[None, :], self.codes.astype(np.int64)].reshape(self.codes.shape[0], -1)
+        out = self.books[np.arange(m)[None, :], self.codes.astype(np.int64)].reshape(self.codes.shape[0], -1)
+        return out if self.slot is None else out + self.residual[self.slot.astype(np.int64)]
 
     @property
     def nbytes(self) -> int:
-        return self.codes.nbytes + self.books.nbytes
+        head = 0 if self.slot is None else self.slot.nbytes + self.residual.nbytes
+        return self.codes.nbytes + self.books.nbytes + head
 
 
 @dataclass(frozen=True)
@@ -91,8 +97,9 @@ def int4(table: np.ndarray) -> Int4:
     return Int4(np.clip(np.rint(table / scale), -7, 7).astype(np.int8), scale)
 
 
-def product_quantize(table: np.ndarray, subspaces: int, seed: int = 0) -> Codebook:
-    """faiss's product quantizer trained on the table itself: `subspaces` codebooks of up to 256 centroids."""
+def product_quantize(table: np.ndarray, subspaces: int, seed: int = 0, head: np.ndarray | None = None) -> Codebook:
+    """faiss's product quantizer trained on the table itself: `subspaces` codebooks of up to 256 centroids; with
+    `head` (item indices, at most 32,767) those rows are kept exact (a per-item slot and their residuals)."""
     import faiss
 
     n, dim = table.shape
@@ -106,7 +113,16 @@ def product_quantize(table: np.ndarray, subspaces: int, seed: int = 0) -> Codebo
     pq.train(x)
     codes = pq.compute_codes(x)  # [n, m] uint8 (bits <= 8: one byte per code)
     books = faiss.vector_to_array(pq.centroids).reshape(subspaces, 2**bits, dim // subspaces)
-    return Codebook(codes.reshape(n, subspaces).astype(np.uint8), books.astype(np.float32))
+    book = Codebook(codes.reshape(n, subspaces).astype(np.uint8), books.astype(np.float32))
+    if head is None or not len(head):
+        return book
+    if len(head) > np.iinfo(np.int16).max:
+        raise EdgerecError(f"product quantization: at most 32,767 exact head rows; got {len(head):,}")
+    slot = np.zeros(n, dtype=np.int16)
+    slot[head] = np.arange(1, len(head) + 1, dtype=np.int16)
+    residual = np.zeros((len(head) + 1, dim), dtype=np.float32)
+    residual[1:] = x[head] - book.decode()[head]
+    return Codebook(book.codes, book.books, slot, residual)
 
 
 def levels(values: np.ndarray, seed: int = 0) -> Codebook:
@@ -146,8 +162,17 @@ class Encoded:
 
 
 def encode(
-    G: np.ndarray, A: np.ndarray, prior: np.ndarray, fmt: str, pq_gmf: int = 2, pq_mlp: int = 8, seed: int = 0
+    G: np.ndarray,
+    A: np.ndarray,
+    prior: np.ndarray,
+    fmt: str,
+    pq_gmf: int = 2,
+    pq_mlp: int = 8,
+    seed: int = 0,
+    head: int = 0,
 ) -> Encoded:
+    """The tables in `fmt`; pq with `head` > 0 keeps the rows of the `head` items of highest prior (the most popular:
+    they fill most top-10 lists) exact."""
     if fmt not in FORMATS:
         raise EdgerecError(f"item tables: unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     if fmt == "int8":
@@ -155,7 +180,8 @@ def encode(
     prior8 = levels(prior.astype(np.float32), seed)
     if fmt == "int4":
         return Encoded(fmt, int4(G), int4(A), prior8)
-    return Encoded(fmt, product_quantize(G, pq_gmf, seed), product_quantize(A, pq_mlp, seed), prior8)
+    top = np.argsort(-prior, kind="stable")[: min(head, len(prior))] if head else None
+    return Encoded(fmt, product_quantize(G, pq_gmf, seed, top), product_quantize(A, pq_mlp, seed, top), prior8)
 
 
 def _op(model: Any, code: int, version: int = 1) -> int:
@@ -257,13 +283,43 @@ def rewrite(flat: bytes, tables: dict[str, np.ndarray], encoded: Encoded) -> byt
         cast_opts = schema.CastOptionsT()
         cast_opts.inDataType, cast_opts.outDataType = UINT8, INT32
         add_opts = schema.AddOptionsT()
-        return [
-            *ops,
+        base = out if enc.slot is None else temp(sg, shape, FLOAT32)
+        ops += [
             operator(CAST, [codes], [wide], 1, (schema.BuiltinOptions.CastOptions, cast_opts)),
             operator(ADD, [wide, offsets], [rows], 1, (schema.BuiltinOptions.AddOptions, add_opts)),
             gather(books, rows, picked),
-            operator(RESHAPE, [picked, new_shape], [out], 1),
+            operator(RESHAPE, [picked, new_shape], [base], 1),
         ]
+        if enc.slot is None:
+            return ops
+        slots, res = head_slots(sg, name, enc, ids)
+        ops += slots
+        dim = enc.residual.shape[1]
+        residual = shared_const(sg, name, 5, enc.residual.tobytes(), [enc.residual.shape[0], 1, dim], FLOAT32)
+        picked_res, flat_res = temp(sg, [rows_n, 1, dim], FLOAT32), temp(sg, shape, FLOAT32)
+        return [
+            *ops,
+            gather(residual, res, picked_res),
+            operator(RESHAPE, [picked_res, new_shape], [flat_res], 1),
+            operator(ADD, [base, flat_res], [out], 1, (schema.BuiltinOptions.AddOptions, schema.AddOptionsT())),
+        ]
+
+    def head_slots(sg: Any, name: str, enc: Codebook, ids: int | None) -> tuple[list[Any], int]:
+        """(ops, the int32 tensor of the rows' head slots): the slot map's entries for `ids` (all rows: None)."""
+        n = enc.slot.shape[0]
+        slot = shared_const(sg, name, 6, enc.slot.tobytes(), [n], INT16)
+        ops = []
+        rows_n = n
+        if ids is not None:
+            rows_n = int(np.prod(sg.tensors[ids].shape))
+            picked = temp(sg, [rows_n], INT16)
+            ops.append(gather(slot, ids, picked))
+            slot = picked
+        wide = temp(sg, [rows_n], INT32)
+        opts = schema.CastOptionsT()
+        opts.inDataType, opts.outDataType = INT16, INT32
+        ops.append(operator(CAST, [slot], [wide], 1, (schema.BuiltinOptions.CastOptions, opts)))
+        return ops, wide
 
     def product_ops(sg: Any, name: str, enc: Codebook, vector: int, out: int) -> list[Any]:
         """A [1, dim] vector's dot products with every row of a product-quantized table, written into `out` ([1, n])
@@ -295,8 +351,34 @@ def rewrite(flat: bytes, tables: dict[str, np.ndarray], encoded: Encoded) -> byt
             operator(ADD, [wide, offsets], [rows], 1, (schema.BuiltinOptions.AddOptions, schema.AddOptionsT())),
             gather(table, rows, parts),
             operator(SUM, [parts, second], [total], 1, (schema.BuiltinOptions.ReducerOptions, reducer)),
-            operator(RESHAPE, [total, out_shape], [out], 1),
+            *(head := head_dots(sg, name, enc, vector, total)),
+            operator(RESHAPE, [head[-1].outputs[0] if head else total, out_shape], [out], 1),
         ]
+
+    def head_dots(sg: Any, name: str, enc: Codebook, vector: int, total: int) -> list[Any]:
+        """The ops adding the head rows' residuals' dot products with the vector to `total` [n] (the last op's
+        output is the sum); none without head rows."""
+        if enc.slot is None:
+            return []
+        n = enc.slot.shape[0]
+        h, dim = enc.residual.shape
+        residual = shared_const(sg, name, 5, enc.residual.tobytes(), [h, 1, dim], FLOAT32)
+        two = const(sg, np.array([2], dtype=np.int32).tobytes(), [1], INT32)
+        flat = const(sg, np.array([h], dtype=np.int32).tobytes(), [1], INT32)
+        prod, dots, table = temp(sg, [h, 1, dim], FLOAT32), temp(sg, [h, 1], FLOAT32), temp(sg, [h], FLOAT32)
+        picked, summed = temp(sg, [n], FLOAT32), temp(sg, [n], FLOAT32)
+        slots, wide = head_slots(sg, name, enc, None)
+        reducer = schema.ReducerOptionsT()
+        reducer.keepDims = False
+        ops = [
+            *slots,
+            operator(MUL, [residual, vector], [prod], 1, (schema.BuiltinOptions.MulOptions, schema.MulOptionsT())),
+            operator(SUM, [prod, two], [dots], 1, (schema.BuiltinOptions.ReducerOptions, reducer)),
+            operator(RESHAPE, [dots, flat], [table], 1),
+            gather(table, wide, picked),
+            operator(ADD, [total, picked], [summed], 1, (schema.BuiltinOptions.AddOptions, schema.AddOptionsT())),
+        ]
+        return ops
 
     def gather(params: int, ids: int, out: int) -> Any:
         opts = schema.GatherOptionsT()
@@ -364,37 +446,44 @@ def rewrite(flat: bytes, tables: dict[str, np.ndarray], encoded: Encoded) -> byt
 
 @dataclass(frozen=True)
 class Choice:
-    """One item-table format to try: the format and, for `pq`, the subspaces of G and of A."""
+    """One item-table format to try: the format and, for `pq`, the subspaces of G and of A and the exact head rows."""
 
     fmt: str
     pq_gmf: int = 0
     pq_mlp: int = 0
+    pq_head: int = 0
 
     @property
     def label(self) -> str:
-        return f"pq(gmf {self.pq_gmf}, mlp {self.pq_mlp})" if self.fmt == "pq" else self.fmt
+        if self.fmt != "pq":
+            return self.fmt
+        return f"pq(gmf {self.pq_gmf}, mlp {self.pq_mlp}" + (f", head {self.pq_head})" if self.pq_head else ")")
 
-    def bytes_per_item(self, g: int, h0: int) -> float:
-        """The tables' bytes per item (the codebooks and scales are per table, not per item)."""
+    def bytes_per_item(self, g: int, h0: int, n: int) -> float:
+        """About the tables' bytes per item of an n-item catalog (codebooks and scales left out)."""
         if self.fmt == "pq":
-            return self.pq_gmf + self.pq_mlp + 1
+            head = min(self.pq_head, n)
+            return self.pq_gmf + self.pq_mlp + 1 + (2 + 4 * (g + h0) * (head + 1) / n if head else 0)
         if self.fmt == "int4":
             return (g + h0) / 2 + 1
         return g + h0 + 4
 
 
-# what `item_table: auto` tries, smallest first; a product quantizer whose subspaces do not divide its table is left out
+# what `item_table: auto` tries, smallest first: product quantizers (GMF, MLP subspaces; one whose subspaces do not
+# divide its table is left out), each also with the AUTO_HEAD most popular items exact, then int4 and int8
 AUTO_PQ = ((2, 4), (2, 8), (4, 8), (4, 16), (8, 32))
+AUTO_HEAD = 4096
 
 
-def choices(opts: Any, g: int, h0: int) -> list[Choice]:  # opts: BundleOptions
+def choices(opts: Any, g: int, h0: int, n: int) -> list[Choice]:  # opts: BundleOptions
     """The formats to try, smallest first: the one asked for, or every candidate with `auto`."""
     if opts.item_table != "auto":
-        return [
-            Choice(opts.item_table, opts.pq_gmf, opts.pq_mlp) if opts.item_table == "pq" else Choice(opts.item_table)
-        ]
-    pqs = [Choice("pq", a, b) for a, b in AUTO_PQ if g % a == 0 and h0 % b == 0]
-    return sorted([*pqs, Choice("int4"), Choice("int8")], key=lambda c: c.bytes_per_item(g, h0))
+        if opts.item_table == "pq":
+            return [Choice("pq", opts.pq_gmf, opts.pq_mlp, min(opts.pq_head, n))]
+        return [Choice(opts.item_table)]
+    head = min(AUTO_HEAD, n // 8)
+    pqs = [Choice("pq", a, b, h) for a, b in AUTO_PQ for h in (0, head) if g % a == 0 and h0 % b == 0]
+    return sorted([*pqs, Choice("int4"), Choice("int8")], key=lambda c: c.bytes_per_item(g, h0, n))
 
 
 @dataclass

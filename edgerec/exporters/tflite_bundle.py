@@ -42,6 +42,9 @@ class BundleOptions:
     item_table: Literal["int8", "int4", "pq", "auto"] = "int8"
     pq_gmf: Annotated[int, Field(ge=1, le=256)] = 2  # subspaces of the folded GMF rows (must divide g)
     pq_mlp: Annotated[int, Field(ge=1, le=1024)] = 8  # subspaces of the item half of the first MLP layer (divide h0)
+    # pq: the rows of this many items of highest item prior (the most popular) kept exact: + 2 bytes per item (a
+    # slot) and 4 (g + h0) bytes per head item
+    pq_head: Annotated[int, Field(ge=0, le=32_767)] = 0
     # the gate of a compressed table: recall@K of recommend (and of retrieve + score) against the uncompressed
     # model's exhaustive top-K, on gate_users seeded users; a table below it is not written
     table_recall: Annotated[float, Field(ge=0.0, le=1.0)] = 0.95
