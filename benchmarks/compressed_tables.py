@@ -150,6 +150,14 @@ def main() -> int:
     fp32_flat = bundle.convert(model, 10, c, BundleOptions(candidates=c))
     convert_s = time.perf_counter() - t0
     ref = bundle.reference(model, args.users, 10)
+    from edgerec.exporters.folded import FoldedNCF
+
+    by_prior = np.argsort(-FoldedNCF(model, 10).prior.numpy(), kind="stable")
+    # how concentrated the uncompressed top-10 lists are: distinct items, share of entries among the top-H by prior
+    concentration = {
+        "distinct_items": len(np.unique(ref.top)),
+        **{f"share_in_top_{h}": float(np.isin(ref.top, by_prior[:h]).mean()) for h in (256, 1024, 4096)},
+    }
     rows = []
     args.out.mkdir(parents=True, exist_ok=True)
     for fmt, pg, pm, ph in formats(args.formats):
@@ -190,6 +198,7 @@ def main() -> int:
         "users": model.arch.n_users,
         "candidates": c,
         "gate_users": len(ref.top),
+        "top10_concentration": concentration,
         "convert_s": round(convert_s, 1),
         "rows": rows,
         "provenance": provenance(),
@@ -227,6 +236,15 @@ def write_markdown(records: dict) -> None:
             f"## {name}: {r['items']:,} items, {r['users']:,} users, C = {r['candidates']}",
             "",
             f"{r['provenance']}; {r['machine']}; recall on {r['gate_users']} seeded users.",
+            "",
+            "The uncompressed top-10 lists of those users: "
+            + (
+                f"{c['distinct_items']:,} distinct items; share of their entries among the items of highest prior: "
+                + ", ".join(f"top-{k.rsplit('_', 1)[1]} {v:.3f}" for k, v in c.items() if k.startswith("share"))
+                if (c := r.get("top10_concentration"))
+                else "not recorded"
+            )
+            + ".",
             "",
             "| table format | bytes | B/item | recommend p50 / p99 ms | two-stage p50 / p99 ms | recall@10 exhaustive "
             "| recall@10 two-stage |" + (" dHR@10 |" if hr else ""),
