@@ -146,25 +146,32 @@ def test_bad_table_options_are_one_line_errors(tmp_path, model, data) -> None:
     assert not (tmp_path / "y").exists()
 
 
-def test_a_format_the_runtime_cannot_run_is_refused(tmp_path) -> None:
+def test_a_format_the_runtime_cannot_run_is_refused(tmp_path, monkeypatch) -> None:
+    """Both bundle runtimes run every format (tests/test_web_app.py for LiteRT.js); a runtime listed with fewer (as
+    an older one would be) refuses the others in a profile, naming the runtime and what it runs."""
     from edgerec.profiles.schema import load_profile
-    from edgerec.runtime.config import TABLE_FORMATS
+    from edgerec.runtime import config as runtime_config
 
     text = (
         "name: {client}-{fmt}\ndescription: d\ndevice: d\nexport:\n  target: tflite-bundle\n  precision: int8\n"
         "  options:\n    item_table: {fmt}\nruntime:\n  delegate: xnnpack\nbench:\n  client: {client}\n"
     )
-    for client, runtime in (("web", "LiteRT.js"), ("python", "ai-edge-litert")):
+
+    def load(client: str, fmt: str):
+        path = tmp_path / f"{client}-{fmt}.yaml"
+        path.write_text(text.format(fmt=fmt, client=client))
+        return load_profile(path)
+
+    for client in ("web", "python"):
         for fmt in (*item_tables.FORMATS, "auto"):
-            path = tmp_path / f"{client}-{fmt}.yaml"
-            path.write_text(text.format(fmt=fmt, client=client))
-            if fmt in TABLE_FORMATS[runtime] or (fmt == "auto" and len(TABLE_FORMATS[runtime]) > 1):
-                assert load_profile(path).export.options.item_table == fmt
-                continue
-            with pytest.raises(ConfigError) as e:
-                load_profile(path)
-            msg = str(e.value)
-            assert "\n" not in msg and runtime in msg and ", ".join(TABLE_FORMATS[runtime]) in msg
+            assert load(client, fmt).export.options.item_table == fmt
+    monkeypatch.setitem(runtime_config.TABLE_FORMATS, "LiteRT.js", ("int8",))
+    for fmt in ("int4", "pq", "auto"):
+        with pytest.raises(ConfigError) as e:
+            load("web", fmt)
+        msg = str(e.value)
+        assert "\n" not in msg and "the LiteRT.js runtime runs the item-table formats int8;" in msg
+    assert load("python", "pq").export.options.item_table == "pq"
 
 
 def test_the_manifest_records_the_gate(tmp_path, model, data) -> None:

@@ -42,7 +42,7 @@ class ExplainConfig:
 
 # the item-table formats (BundleOptions.item_table) each runtime of the bundle runs, as tested: ai-edge-litert in
 # tests/test_item_tables.py; LiteRT.js (the web client) in tests/test_web_app.py
-TABLE_FORMATS = {"ai-edge-litert": ("int8", "int4", "pq"), "LiteRT.js": ("int8",)}
+TABLE_FORMATS = {"ai-edge-litert": ("int8", "int4", "pq"), "LiteRT.js": ("int8", "int4", "pq")}
 
 
 def check_table_format(item_table: str, runtime: str) -> None:
