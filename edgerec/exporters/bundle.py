@@ -307,6 +307,12 @@ def compressed_tables(
         if budget is not None and len(q) > budget:
             tried.append(f"{c.label} {len(q):,} bytes (over the budget by {len(q) - budget:,}), recall@{k} {shown}")
             continue
+        if c.fmt != "int8":
+            info["scheme"] = (
+                f"{precision} weights, float32 compute; item tables {c.label} decoded in the graph "
+                "(edgerec.exporters.item_tables), the item prior in 8 bits"
+            )
+            info.pop("item_constants", None)
         info = {
             **info,
             "item_table": {
