@@ -79,6 +79,15 @@ def test_each_format_runs_in_litert_and_equals_the_numpy_decode(tmp_path, model,
         assert np.allclose(scorer.score_items(ug, um, items[:37]), scores[items[:37]], atol=1e-5)
 
 
+@pytest.mark.parametrize("n", [100, 255, 300])
+def test_product_quantization_of_small_tables_is_one_byte_per_code(n) -> None:
+    table = np.random.default_rng(n).normal(size=(n, 8)).astype(np.float32)
+    book = item_tables.product_quantize(table, 4)
+    assert book.codes.shape == (n, 4) and book.codes.dtype == np.uint8 and book.books.shape == (4, 256, 2)
+    # with fewer rows than centroids most rows get their own centroid
+    assert np.abs(book.decode() - table).mean() < (0.05 if n < 256 else 0.5)
+
+
 def test_compressed_tables_are_smaller_and_int8_precision_keeps_them(tmp_path, model, data) -> None:
     sizes = {}
     for fmt in ("int8", "int4", "pq"):

@@ -105,14 +105,15 @@ def product_quantize(table: np.ndarray, subspaces: int, seed: int = 0, head: np.
     n, dim = table.shape
     if subspaces < 1 or dim % subspaces:
         raise EdgerecError(f"product quantization: {subspaces} subspaces do not divide the table's {dim} columns")
-    bits = int(min(8, max(1, np.floor(np.log2(n)))))  # faiss needs at least 2^bits training rows
     x = np.ascontiguousarray(table, dtype=np.float32)
-    pq = faiss.ProductQuantizer(dim, subspaces, bits)
+    # one byte per code (8 bits: faiss packs fewer); k-means needs at least 256 rows, so a smaller table is repeated
+    train = np.tile(x, (-(-LEVELS // n), 1)) if n < LEVELS else x
+    pq = faiss.ProductQuantizer(dim, subspaces, 8)
     pq.cp.seed = seed
     pq.verbose = False
-    pq.train(x)
-    codes = pq.compute_codes(x)  # [n, m] uint8 (bits <= 8: one byte per code)
-    books = faiss.vector_to_array(pq.centroids).reshape(subspaces, 2**bits, dim // subspaces)
+    pq.train(np.ascontiguousarray(train))
+    codes = pq.compute_codes(x)  # [n, m] uint8
+    books = faiss.vector_to_array(pq.centroids).reshape(subspaces, LEVELS, dim // subspaces)
     book = Codebook(codes.reshape(n, subspaces).astype(np.uint8), books.astype(np.float32))
     if head is None or not len(head):
         return book
