@@ -127,6 +127,7 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=50, help="timed recommend calls per format")
     ap.add_argument("--budget", type=int, default=12_000_000, help="max_bytes of the auto row")
     ap.add_argument("--formats", default=FORMATS, help=f"default {FORMATS}")
+    ap.add_argument("--append", action="store_true", help="add the rows to the catalog's record (same model, C, users)")
     ap.add_argument("--note", default="", help="a line under the catalog's heading (what the model is)")
     ap.add_argument("--out", type=Path, default=HERE / "runs" / "tables")
     args = ap.parse_args()
@@ -210,6 +211,9 @@ def main() -> int:
     }
     path = RESULTS / "compressed_tables.json"
     records = json.loads(path.read_text()) if path.exists() else {}
+    old = records.get(args.catalog)
+    if args.append and old:
+        record = {**old, "rows": old["rows"] + rows, "appended": record}
     records[args.catalog] = record
     path.write_text(json.dumps(records, indent=1) + "\n")
     write_markdown(records)
@@ -237,7 +241,8 @@ def write_markdown(records: dict) -> None:
             "",
             f"## {name}: {r['items']:,} items, {r['users']:,} users, C = {r['candidates']}",
             "",
-            f"{r['provenance']}; {r['machine']}; recall on {r['gate_users']} seeded users.",
+            f"{r['provenance']}; {r['machine']}; recall on {r['gate_users']} seeded users."
+            + (f" Rows appended by {r['appended']['provenance']}." if r.get("appended") else ""),
             *(["", r["note"]] if r.get("note") else []),
             "",
             "The uncompressed top-10 lists of those users: "
