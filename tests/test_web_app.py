@@ -80,6 +80,12 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def url(site) -> Iterator[str]:
+    with served(site) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def served(site: Path) -> Iterator[str]:
     """The site served as the CLI says to serve it: python -m http.server bound to 127.0.0.1."""
     port = free_port()
     cmd = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port), "--directory", str(site)]
@@ -310,6 +316,33 @@ def manifest_items(bundle: Path) -> list:
 def test_the_chain_hook_equals_python_litert(browser, url, bundle) -> None:
     """window.edgerec.chain (what benchmarks/app_clients.py compares on ML-1M): fold_in -> recommend -> explain for
     seeded histories, explain's items the in-graph top-K, equal to Python's LiteRT signature runners."""
+    check_chain(browser, url, bundle)
+
+
+@pytest.mark.parametrize("table", ["int4", "pq", "pq+32"])
+def test_compressed_item_tables_run_in_litert_js(browser, ckpt, tmp_path, table) -> None:
+    """Each item-table format edgerec.runtime.config.TABLE_FORMATS lists for LiteRT.js (pq+32: with 32 exact head
+    rows) gives the page the same fold_in, recommend and explain as Python's LiteRT."""
+    import edgerec
+    from edgerec.gates import ParityBound
+    from edgerec.runtime.config import TABLE_FORMATS
+
+    require(shutil.which("npm") is not None, "npm")
+    fmt, _, head = table.partition("+")
+    assert fmt in TABLE_FORMATS["LiteRT.js"]
+    options = {"explain": True, "item_table": fmt, "pq_head": int(head or 0), "table_recall": 0.0}
+    # the parity gate is not what this test is about: the page must compute what Python's LiteRT does
+    cfg = edgerec.ExportConfig(
+        target="tflite-bundle", precision="int8", options=options, tolerance=ParityBound(hr=1.0, agreement=None)
+    )
+    bundle = tmp_path / "bundle"
+    edgerec.export(edgerec.load(ckpt), cfg, data=SMALL, out=bundle)
+    assert main(["-q", "app", "web", str(bundle), "--out", str(tmp_path / "site")]) == 0
+    with served(tmp_path / "site") as base:
+        check_chain(browser, base, bundle)
+
+
+def check_chain(browser, url: str, bundle: Path) -> None:
     from edgerec.runtime import load_bundle
 
     scorer = load_bundle(bundle)

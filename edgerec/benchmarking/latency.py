@@ -218,12 +218,15 @@ def bench_web(folder: Path, cfg: BenchConfig) -> dict[str, Any]:
     from edgerec.apps.browser import PageTimings
     from edgerec.apps.web import LITERTJS_VERSION
     from edgerec.manifest import read_manifest
+    from edgerec.runtime.config import check_table_format
 
     if cfg.threads != 1:
         raise EdgerecError(
             f"the web client runs LiteRT.js's single-threaded WebAssembly build; threads must be 1 (got {cfg.threads})"
         )
     m = read_manifest(folder, verify=False)
+    table = ((m.get("quantization") or {}).get("item_table") or {}).get("format", "int8")
+    check_table_format(table, "LiteRT.js")
     history = range(min(BENCH_HISTORY, int(m.get("max_history") or BENCH_HISTORY), int(m["n_items"]) - 1))
     page = PageTimings.run(folder, page_options(cfg, history))
     latency = {("catalog_top10" if name == "recommend" else name): summary(ms) for name, ms in page.ms.items()}

@@ -13,7 +13,7 @@ from edgerec.gates import ParityBound
 
 DEFAULTS = ExportConfig()
 # flags that are a target's options, by the option they set (`--triton k=v,...` sets several)
-OPTION_FLAGS = ("candidates", "explain", "compute")
+OPTION_FLAGS = ("candidates", "explain", "compute", "item_table", "table_recall", "max_bytes")
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -87,6 +87,34 @@ def add(sub: argparse._SubParsersAction) -> None:
         "int8 weights at load",
     )
     p.add_argument(
+        "--item-table",
+        choices=("int8", "int4", "pq", "auto"),
+        default=None,
+        help="tflite-bundle option: how the per-item constants are stored: int8 (default), int4, pq (product "
+        "quantization, see --pq-subspaces), auto (the smallest that passes --table-recall within --max-bytes); "
+        "int4 / pq / auto store the item prior in 8 bits",
+    )
+    p.add_argument(
+        "--pq-subspaces",
+        type=int_list,
+        default=None,
+        help="tflite-bundle option, --item-table pq: subspaces of the GMF rows and of the MLP item half, e.g. 2,8 "
+        "(the default; one byte per subspace per item)",
+    )
+    p.add_argument(
+        "--table-recall",
+        type=float,
+        default=None,
+        help="tflite-bundle option: the gate of a compressed item table, recall@10 of recommend and of the two-stage "
+        "path against the uncompressed model's top-10 (default 0.95)",
+    )
+    p.add_argument(
+        "--max-bytes",
+        type=int,
+        default=None,
+        help="tflite-bundle option, --item-table auto: the largest model.tflite it may choose",
+    )
+    p.add_argument(
         "--triton",
         type=settings,
         default=None,
@@ -115,6 +143,10 @@ def config(args: argparse.Namespace) -> ExportConfig:
     base = ParityBound.for_precision(args.precision)
     hr = base.hr if args.tolerance_hr is None else args.tolerance_hr
     options = {k: getattr(args, k) for k in OPTION_FLAGS if getattr(args, k) is not None} | (args.triton or {})
+    if args.pq_subspaces is not None:
+        if len(args.pq_subspaces) != 2:
+            raise EdgerecError(f"--pq-subspaces takes two counts, GMF,MLP (e.g. 2,8); got {args.pq_subspaces}")
+        options |= {"pq_gmf": args.pq_subspaces[0], "pq_mlp": args.pq_subspaces[1]}
     return ExportConfig(
         target=args.target,
         precision=args.precision,

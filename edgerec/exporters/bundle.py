@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ from edgerec.exporters.tflite_model import add_fp16_weights, quiet
 from edgerec.io import write_json
 from edgerec.model.ncf import NCF
 from edgerec.runtime.explain import ITEM_SIDE, item_side_tensors
-from edgerec.runtime.fold import folded_macs
+from edgerec.runtime.fold import fold, folded_macs
 
 USER_VECTORS = "user_vectors.npy"  # server side: [n_users, g + d] float32; never shipped in the app
 USER_ENCODER = "user_encoder.json"  # a feature model's user encoder (edgerec.data.features.Encoder's JSON)
@@ -72,7 +72,7 @@ def convert(model: NCF, k: int, candidates: int, app: Any = None, user_features:
 
     import litert_torch
 
-    folded = FoldedNCF(model, k).eval()
+    folded = FoldedNCF(model, k, row_lookups=getattr(app, "item_table", "int8") != "int8").eval()
     ug, um = user_vectors(model)
     kwargs = {"user_gmf": ug[:1], "user_mlp": um[:1]}
     items = torch.arange(candidates, dtype=torch.int32) % model.arch.n_items
@@ -254,8 +254,13 @@ def export(
             f"the user encoder's rows take up to {user_features.encoder.width:,} feature values; the bundle's "
             f"user_features takes at most {MAX_FEATURE_VALUES:,} (fewer multi-valued categories or text tokens)"
         )
-    flat, info = quantize(convert(model, k, candidates, opts, user_features), precision, compute, model, candidates)
-    out.write_bytes(strip(flat))
+    flat = convert(model, k, candidates, opts, user_features)
+    if getattr(opts, "item_table", "int8") == "int8":
+        flat, info = quantize(flat, precision, compute, model, candidates)
+        flat = strip(flat)
+    else:
+        flat, info = compressed_tables(model, flat, precision, opts, k, user_features=user_features)
+    out.write_bytes(flat)
     ug, um = user_vectors(model)
     vectors = torch.cat([ug, um], dim=1).numpy().astype(np.float32)
     np.save(out.parent / USER_VECTORS, vectors, allow_pickle=False)
@@ -298,6 +303,106 @@ def export(
             "columns": [c.name for c in user_features.encoder.columns],
         }
     return fields
+
+
+def compressed_tables(
+    model: NCF,
+    flat: bytes,
+    precision: str,
+    opts: Any,
+    k: int,
+    ref: Any = None,
+    plain: bytes | None = None,
+    user_features: Any = None,
+) -> tuple[bytes, dict]:
+    """The bundle with compressed item tables (edgerec.exporters.item_tables): each format of opts (one, or every
+    candidate with `auto`, smallest first) encoded into the fp32 graph, quantized, and measured in LiteRT against
+    the uncompressed model's exhaustive top-K (`ref`, an item_tables.Reference: computed here when not given); the
+    int8 candidate is the bundle item_table int8 exports (`plain`, its fp32 flatbuffer: converted when needed); the
+    first that passes the gate and max_bytes. None passing: a one-line error naming each tried format's bytes and
+    recall (nothing is written). `user_features`: the model's user feature path (its bundle's user_features
+    signature), as `flat` was converted with."""
+    from edgerec.exporters import item_tables
+
+    folded = FoldedNCF(model, k)
+    tables = {
+        "gmf": folded.gmf.weight.detach().numpy(),
+        "mlp": folded.item_mlp.detach().numpy(),
+        "prior": folded.prior.detach().numpy(),
+    }
+    g, h0 = tables["gmf"].shape[1], tables["mlp"].shape[1]
+    n = model.arch.n_items
+    tries = item_tables.choices(opts, g, h0, n)
+    for c in tries:
+        for what, parts, width in (("pq_gmf", c.pq_gmf, g), ("pq_mlp", c.pq_mlp, h0)):
+            if c.fmt == "pq" and width % parts:
+                table = "the GMF rows'" if what == "pq_gmf" else "the MLP item half's"
+                raise EdgerecError(f"item table pq: {what} {parts} does not divide {table} {width} columns")
+    ref = ref or reference(model, opts.gate_users, k)
+    budget, tried = opts.max_bytes, []
+    for c in tries:
+        if budget is not None and c.bytes_per_item(g, h0, n) * n > budget:
+            tried.append(
+                f"{c.label} ~{c.bytes_per_item(g, h0, n) * n:,.0f} bytes (over the budget by ~"
+                f"{c.bytes_per_item(g, h0, n) * n - budget:,.0f}, not built)"
+            )
+            continue
+        enc = item_tables.encode(
+            tables["gmf"], tables["mlp"], tables["prior"], c.fmt, c.pq_gmf, c.pq_mlp, head=c.pq_head
+        )
+        if c.fmt == "int8":  # the int8 bundle as item_table int8 writes it (score's GMF half over the catalog)
+            plain = plain or convert(model, k, opts.candidates, replace(opts, item_table="int8"), user_features)
+            q, info = quantize(plain, precision, "float", model, opts.candidates)
+        else:
+            q, info = quantize(item_tables.rewrite(flat, tables, enc), precision, "float", model, opts.candidates)
+        q = strip(q)
+        recall = ref.recall(q, opts.candidates)
+        worst = min(recall.values())
+        shown = ", ".join(f"{name} {v:.3f}" for name, v in recall.items())
+        if worst < opts.table_recall:
+            tried.append(
+                f"{c.label} {len(q):,} bytes, recall@{k} {shown} (short of {opts.table_recall} by "
+                f"{opts.table_recall - worst:.3f})"
+            )
+            continue
+        if budget is not None and len(q) > budget:
+            tried.append(f"{c.label} {len(q):,} bytes (over the budget by {len(q) - budget:,}), recall@{k} {shown}")
+            continue
+        if c.fmt != "int8":
+            info["scheme"] = (
+                f"{precision} weights, float32 compute; item tables {c.label} decoded in the graph "
+                "(edgerec.exporters.item_tables), the item prior in 8 bits"
+            )
+            info.pop("item_constants", None)
+        info = {
+            **info,
+            "item_table": {
+                **enc.record(),
+                "label": c.label,
+                "bytes": len(q),
+                "gate": {
+                    "recall_at_k": recall,
+                    "min_recall": opts.table_recall,
+                    "users": len(ref.top),
+                    "against": "the uncompressed (fp32) model's exhaustive top-K",
+                },
+                "tried": tried,
+            },
+        }
+        return q, info
+    what = "no item-table format passes" if len(tries) > 1 else f"item table {tries[0].label} fails"
+    gate = f"recall@{k} >= {opts.table_recall} against the uncompressed model's top-{k}"
+    limit = f" within {budget:,} bytes" if budget is not None else ""
+    raise EdgerecError(f"{what} the gate ({gate}{limit}); nothing written: " + "; ".join(tried))
+
+
+def reference(model: NCF, users: int, k: int) -> Any:  # -> item_tables.Reference
+    """The uncompressed (fp32) model's exhaustive top-K for a seeded sample of its users."""
+    from edgerec.exporters import item_tables
+
+    ug, um = user_vectors(model)
+    weights = {name: v.detach().numpy().astype(np.float32) for name, v in model.state_dict().items()}
+    return item_tables.Reference.of(fold(weights), ug.numpy(), um.numpy(), users, k)
 
 
 def signatures(g: int, d: int, n: int, k: int, opts: Any, feature_width: int = 0) -> dict[str, dict]:

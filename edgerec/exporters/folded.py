@@ -23,9 +23,11 @@ PAD_SCORE = -3.0e38  # the score of a padding entry (-1) in a candidate list: be
 class FoldedNCF(nn.Module):
     """recommend(user_gmf [1, g], user_mlp [1, d]) -> {top_items [K] int32, top_scores [K], scores [n]}.
 
-    `score_items` scores a given list of items with the same constants (the bundle's `score` signature)."""
+    `score_items` scores a given list of items with the same constants (the bundle's `score` signature). With
+    `row_lookups` it looks the candidates' GMF rows up instead of taking the GMF half over the catalog: compressed
+    item tables (edgerec.exporters.item_tables) then decode only the candidates' rows."""
 
-    def __init__(self, model: NCF, k: int = 10) -> None:
+    def __init__(self, model: NCF, k: int = 10, row_lookups: bool = False) -> None:
         super().__init__()
         arch = model.arch
         if not (arch.gmf_dim and arch.mlp_layers):
@@ -34,7 +36,7 @@ class FoldedNCF(nn.Module):
             raise EdgerecError(f"K must lie in 1..{arch.n_items} (the catalog); got {k}")
         if arch.n_items >= 2**24:
             raise EdgerecError(f"the phone bundle holds at most {2**24 - 1:,} items; got {arch.n_items:,}")
-        self.k, self.n_items = k, arch.n_items
+        self.k, self.n_items, self.row_lookups = k, arch.n_items, row_lookups
         f = fold({name: value.detach().numpy() for name, value in model.state_dict().items()})
 
         def linear(weight: np.ndarray, bias: np.ndarray | None = None) -> nn.Linear:
@@ -81,7 +83,10 @@ class FoldedNCF(nn.Module):
         lookup = nn.functional.embedding
         valid = items >= 0
         idx = items.clamp(min=0)
-        gmf = lookup(idx, self.gmf(user_gmf).reshape(-1, 1)).reshape(-1)
+        if self.row_lookups:
+            gmf = (lookup(idx, self.gmf.weight) @ user_gmf.reshape(-1, 1)).reshape(-1)
+        else:
+            gmf = lookup(idx, self.gmf(user_gmf).reshape(-1, 1)).reshape(-1)
         h = self.rest(lookup(idx, self.item_mlp) + self.user_proj(user_mlp))
         s = torch.where(valid, gmf + self.head_mlp(h).reshape(-1), torch.tensor(PAD_SCORE))
         top = torch.topk(s, self.k)

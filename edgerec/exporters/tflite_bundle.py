@@ -37,8 +37,27 @@ class BundleOptions:
     # (XNNPACK's integer kernels; calibrated on the model's user vectors), head and scores float32; "float"
     # dequantizes the int8 constants at load and computes in float32
     compute: Literal["float", "int8"] = "float"
+    # how the per-item constants are stored (edgerec.exporters.item_tables): "int8" (G one scale, A one per column,
+    # the prior float32), "int4", "pq" (product quantization: pq_gmf / pq_mlp subspaces of 256 centroids), or "auto":
+    # the smallest of the candidates that passes the gate (and max_bytes); int4, pq and auto store the prior in 8 bits
+    item_table: Literal["int8", "int4", "pq", "auto"] = "int8"
+    pq_gmf: Annotated[int, Field(ge=1, le=256)] = 2  # subspaces of the folded GMF rows (must divide g)
+    pq_mlp: Annotated[int, Field(ge=1, le=1024)] = 8  # subspaces of the item half of the first MLP layer (divide h0)
+    # pq: the rows of this many items of highest item prior (the most popular) kept exact: + 2 bytes per item (a
+    # slot) and 4 (g + h0) bytes per head item
+    pq_head: Annotated[int, Field(ge=0, le=32_767)] = 0
+    # the gate of a compressed table: recall@K of recommend (and of retrieve + score) against the uncompressed
+    # model's exhaustive top-K, on gate_users seeded users; a table below it is not written
+    table_recall: Annotated[float, Field(ge=0.0, le=1.0)] = 0.95
+    gate_users: Annotated[int, Field(ge=1, le=100_000)] = 200
+    max_bytes: Annotated[int, Field(ge=1)] | None = None  # auto: the largest model.tflite it may choose
 
     def __post_init__(self) -> None:
+        if self.compute == "int8" and self.item_table != "int8":
+            raise ConfigError(
+                f"BundleOptions: compute int8 reads the int8 item table; item_table {self.item_table} needs compute "
+                "float"
+            )
         if self.fold_in.steps > MAX_FOLD_IN_STEPS:
             raise ConfigError(
                 f"BundleOptions: fold_in.steps are unrolled into the graph: at most {MAX_FOLD_IN_STEPS}; "

@@ -22,6 +22,7 @@ from edgerec.config import config
 from edgerec.errors import ConfigError, EdgerecError, shown
 from edgerec.exporters.config import ExportConfig
 from edgerec.model.config import TrainConfig
+from edgerec.runtime.config import check_table_format
 from edgerec.targets import target
 
 
@@ -101,6 +102,13 @@ class Profile:
                 "Profile: field `train.objective` must be implicit: a profile exports, and a rating model is not "
                 "exported (its output is a predicted rating, not an implicit-feedback score)"
             )
+        table = getattr(self.export.options, "item_table", None)
+        if table is not None:
+            runtime = "LiteRT.js" if self.bench.client == "web" else self.export.resolved_runtime
+            try:
+                check_table_format(table, runtime)
+            except ConfigError as e:
+                raise ConfigError(f"Profile: {e}") from None
         kind = getattr(self.export.options, "kind", None)
         if t.name == "triton" and self.runtime.delegate != kind:
             raise ConfigError(

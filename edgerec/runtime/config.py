@@ -42,3 +42,18 @@ class ExplainConfig:
                 f"ExplainConfig: exact_candidates ({self.exact_candidates}) must be at least top ({self.top}): "
                 "the reasons shown are re-fitted ones"
             )
+
+
+# the item-table formats (BundleOptions.item_table) each runtime of the bundle runs, as tested: ai-edge-litert in
+# tests/test_item_tables.py; LiteRT.js (the web client) in tests/test_web_app.py
+TABLE_FORMATS = {"ai-edge-litert": ("int8", "int4", "pq"), "LiteRT.js": ("int8", "int4", "pq")}
+
+
+def check_table_format(item_table: str, runtime: str) -> None:
+    """A one-line error when `runtime` cannot run the item-table format (auto: when it runs none but int8)."""
+    runs = TABLE_FORMATS[runtime]
+    if (item_table not in runs and item_table != "auto") or (item_table == "auto" and runs == ("int8",)):
+        raise ConfigError(
+            f"item table {item_table}: the {runtime} runtime runs the item-table formats {', '.join(runs)}; export "
+            f"with item_table {runs[-1]} for it"
+        )
