@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 import edgerec
-from edgerec.data import Dataset, Interactions, load_dataset
+from edgerec.data import Dataset, load_dataset
 from edgerec.data.features import join, read_features
 from edgerec.exporters.config import ExportConfig
 from edgerec.metrics import hr_ndcg
@@ -44,24 +44,12 @@ from edgerec.runtime.foldin import ItemSide, fold_in_fixed
 from edgerec.sysinfo import machine, provenance
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from cold_start import without_users  # noqa: E402  (the cold-user protocol's holdout)
+
 DATA = HERE.parents[1] / "shared" / "data" / "ml-1m-ncf"
 HISTORIES = (1, 3, 5)
 PULLS = (0.0, 0.03, 0.1, 0.3, 1.0)
-
-
-def warm_users(ds: Dataset, cold: np.ndarray) -> Dataset:
-    """ds without the cold users: their training rows removed and the user ids renumbered over the warm ones (the
-    model and its user encoder never see them); its test set keeps the warm users' rows."""
-    warm = np.setdiff1d(np.arange(ds.n_users), cold)
-    new_index = np.full(ds.n_users, -1)
-    new_index[warm] = np.arange(len(warm))
-    t = ds.train
-    keep = new_index[t.users] >= 0
-    train = Interactions(new_index[t.users[keep]], t.items[keep], t.user_ids[warm], t.item_ids,
-                         None, None if t.ratings is None else t.ratings[keep])  # fmt: skip
-    rows = new_index[ds.test_users] >= 0
-    return Dataset(f"{ds.name}-warm-users", train, new_index[ds.test_users[rows]], ds.test_items[rows],
-                   ds.test_negatives[rows])  # fmt: skip
 
 
 def rank_of(scores: np.ndarray) -> int:
@@ -86,7 +74,7 @@ def main() -> int:
     ds = load_dataset(data)
     rng = np.random.default_rng(args.seed)
     cold = np.sort(rng.choice(ds.n_users, size=round(args.share * ds.n_users), replace=False))
-    warm_ds = warm_users(ds, cold)
+    warm_ds = without_users(ds, cold)
     features = FeaturesConfig(user=str(users_tsv), item=str(items_tsv))
     ck_dir = work / "model"
     if (ck_dir / "model.safetensors").is_file():
