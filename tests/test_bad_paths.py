@@ -48,6 +48,7 @@ PATH_ARGS = {
     ("recommend", "model"): "checkpoint",
     ("recommend", "data"): "data",
     ("recommend", "json"): "out-file",
+    ("recommend", "user_attributes"): "json-file",
     ("verify", "artifact"): "artifact",
     ("verify", "data"): "data",
     ("verify", "json"): "out-file",
@@ -206,6 +207,8 @@ def invocation(command: str, dest: str, bad: Path, w: dict[str, Path], out: Path
         base["profile"] = "onnx-cpu-int8"
     if command == "import" and dest == "map":
         base["format"] = "state-dict"
+    if command == "recommend" and dest == "user_attributes":  # a new user: attributes instead of a known id
+        del base["user"]
     if command == "train" and dest == "init":
         base["init"] = ""
     flags = {

@@ -106,7 +106,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         help="tflite-bundle option: the gate of a compressed item table, recall@10 of recommend and of the two-stage "
-        "path against the uncompressed model's top-10 (default 0.95)",
+        "top-10 against the uncompressed model's top-10 (default 0.95)",
     )
     p.add_argument(
         "--max-bytes",
