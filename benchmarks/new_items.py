@@ -210,7 +210,8 @@ def report(out: dict) -> str:
         *(f"| `{k}` | {v:.1f} |" for k, v in s["steps"].items()),
         f"| **add-items -> served** | **{s['total']:.1f}** |",
         "",
-        f"Requests answered during the change: {s['answered']:,}; failed: {s['failed']}. Once served, "
+        f"Requests the load sent from 2 s before `add-items` to after the check below (whole rounds of 20,000 "
+        f"users): {s['answered']:,} answered, {s['failed']} failed. Once served, "
         f"{s['users_shown_a_new_item']:,} of the 6,040 users had a new item in their served top-10. In each user's "
         f"whole-catalog ranking by the grown checkpoint the best new item ranks {r['median']:.0f} at the median; "
         f"{r['top10']:.1%} of users have one in their top 10, {r['top100']:.1%} in their top 100 (train items not "
