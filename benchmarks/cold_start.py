@@ -34,6 +34,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -54,7 +55,7 @@ from edgerec.sysinfo import machine, provenance
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from features import metrics, timed_train, warm_split  # noqa: E402  (the warm benchmark's helpers)
+from features import has_ml1m, metrics, timed_train, warm_split  # noqa: E402  (the warm benchmark's helpers)
 
 DATA = HERE.parents[1] / "shared" / "data" / "ml-1m-ncf"
 RUNS = HERE / "runs" / "cold_start"
@@ -125,6 +126,16 @@ def lightfm(
                    check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
     got = np.load(scores)
     return got["scores"], float(got["fit_seconds"])
+
+
+def lightfm_settings(args: argparse.Namespace, protocol: str, problem: tuple, measure: Callable) -> dict:
+    """Each LightFM setting of args trained on one protocol's `problem` (lightfm's arguments from train to query):
+    `measure` of its query scores, and its fit seconds, by setting name."""
+    rows = {}
+    for name, setting in args.settings.items():
+        scores, seconds = lightfm(tag(args, protocol), *problem, setting, args.seed)
+        rows[name] = measure(scores) | {"seconds": round(seconds, 1)}
+    return rows
 
 
 def tag(args: argparse.Namespace, name: str) -> str:
@@ -228,10 +239,8 @@ def cold_items(ds: Dataset, args: argparse.Namespace, cfg: TrainConfig) -> dict:
     train = (warm_ds.train.users, warm_items[warm_ds.train.items])
     user_rows = feature_rows(args.data / "ml-1m.users.tsv", "user", ds.train.user_ids, np.ones(ds.n_users, bool))
     item_rows = feature_rows(args.data / "ml-1m.items.tsv", "item", ds.train.item_ids, ~is_cold)
-    for name, setting in args.settings.items():
-        problem = (train, (ds.n_users, ds.n_items), user_rows, item_rows, (qu, qi))
-        scores, seconds = lightfm(tag(args, "cold_items"), *problem, setting, args.seed)
-        out.setdefault("lightfm", {})[name] = ranked(scores) | {"seconds": round(seconds, 1)}
+    problem = (train, (ds.n_users, ds.n_items), user_rows, item_rows, (qu, qi))
+    out["lightfm"] = lightfm_settings(args, "cold_items", problem, ranked)
     print("cold items", json.dumps({k: v for k, v in out.items() if k != "provenance"}), flush=True)
     return out
 
@@ -278,11 +287,10 @@ def cold_users(ds: Dataset, args: argparse.Namespace, cfg: TrainConfig) -> dict:
     user_rows = feature_rows(args.data / "ml-1m.users.tsv", "user", ds.train.user_ids, ~is_cold)
     item_rows = feature_rows(args.data / "ml-1m.items.tsv", "item", ds.train.item_ids, np.ones(ds.n_items, bool))
     qu, qi = sampled_pairs(ds, rows)
-    for name, setting in args.settings.items():
-        problem = (train, (ds.n_users, ds.n_items), user_rows, item_rows, (qu, qi))
-        scores, seconds = lightfm(tag(args, "cold_users"), *problem, setting, args.seed)
-        m = metrics(pair_scorer(qu, qi, scores, ds.n_items), ds, rows)
-        out.setdefault("lightfm", {})[name] = m | {"seconds": round(seconds, 1)}
+    problem = (train, (ds.n_users, ds.n_items), user_rows, item_rows, (qu, qi))
+    out["lightfm"] = lightfm_settings(
+        args, "cold_users", problem, lambda scores: metrics(pair_scorer(qu, qi, scores, ds.n_items), ds, rows)
+    )
     print("cold users", json.dumps({k: v for k, v in out.items() if k != "provenance"}), flush=True)
     return out
 
@@ -297,11 +305,10 @@ def warm(ds: Dataset, args: argparse.Namespace, cfg: TrainConfig) -> dict:
     user_rows = feature_rows(args.data / "ml-1m.users.tsv", "user", ds.train.user_ids, np.ones(ds.n_users, bool))
     item_rows = feature_rows(args.data / "ml-1m.items.tsv", "item", ds.train.item_ids, np.ones(ds.n_items, bool))
     qu, qi = sampled_pairs(ds, rows)
-    for name, setting in args.settings.items():
-        problem = ((ds.train.users, ds.train.items), (ds.n_users, ds.n_items), user_rows, item_rows, (qu, qi))
-        scores, seconds = lightfm(tag(args, "warm"), *problem, setting, args.seed)
-        m = metrics(pair_scorer(qu, qi, scores, ds.n_items), ds, rows)
-        out.setdefault("lightfm", {})[name] = m | {"seconds": round(seconds, 1)}
+    problem = ((ds.train.users, ds.train.items), (ds.n_users, ds.n_items), user_rows, item_rows, (qu, qi))
+    out["lightfm"] = lightfm_settings(
+        args, "warm", problem, lambda scores: metrics(pair_scorer(qu, qi, scores, ds.n_items), ds, rows)
+    )
     print("warm", json.dumps({k: v for k, v in out.items() if k != "provenance"}), flush=True)
     return out
 
@@ -337,8 +344,7 @@ def main() -> int:
     ap.add_argument("--results", type=Path, default=HERE / "results" / "cold_start.md")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    if not (args.data / "ml-1m.test.negative").is_file():
-        print(f"{args.data}: the ML-1M NCF split is not there", file=sys.stderr)
+    if not has_ml1m(args.data):
         return 2
     args.settings = {name: SETTINGS[name] for name in args.lightfm.split(",")}
     if args.lightfm_epochs is not None:

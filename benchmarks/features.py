@@ -65,6 +65,14 @@ def warm_split(ds: Dataset, cold: np.ndarray) -> Dataset:
     return Dataset(f"{ds.name}-warm", train, ds.test_users[rows], new_index[ds.test_items[rows]], negs)
 
 
+def has_ml1m(data: Path) -> bool:
+    """Whether `data` holds the ML-1M NCF split (said on stderr when it does not)."""
+    if (data / "ml-1m.test.negative").is_file():
+        return True
+    print(f"{data}: the ML-1M NCF split is not there", file=sys.stderr)
+    return False
+
+
 def timed_train(out: dict, name: str, d: Dataset, cfg: TrainConfig) -> edgerec.Checkpoint:
     """edgerec.train on d, its metrics, seconds, best epoch (and feature report) recorded in out[name]."""
     t0 = time.perf_counter()
@@ -129,8 +137,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(1)
     data = Path(args.data)
-    if not (data / "ml-1m.test.negative").is_file():
-        print(f"{data}: the ML-1M NCF split is not there", file=sys.stderr)
+    if not has_ml1m(data):
         return 2
     users_tsv, items_tsv = data / "ml-1m.users.tsv", data / "ml-1m.items.tsv"
     features = FeaturesConfig(user=str(users_tsv), item=str(items_tsv), id_dropout=args.id_dropout)

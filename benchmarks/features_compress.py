@@ -33,7 +33,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import torch
-from features import cold_items, metrics, warm_split, with_cold_items
+from features import cold_items, has_ml1m, metrics, warm_split, with_cold_items
 
 import edgerec
 from edgerec.compression.quantize import QuantizedNCF, spec_of
@@ -98,8 +98,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(1)
     data = Path(args.data)
-    if not (data / "ml-1m.test.negative").is_file():
-        print(f"{data}: the ML-1M NCF split is not there", file=sys.stderr)
+    if not has_ml1m(data):
         return 2
     items_tsv = data / "ml-1m.items.tsv"
     features = FeaturesConfig(user=str(data / "ml-1m.users.tsv"), item=str(items_tsv))
