@@ -313,7 +313,7 @@ def compressed_tables(
     k: int,
     ref: Any = None,
     plain: bytes | None = None,
-    user_features: Any = None,
+    user_features: FeaturePath | None = None,
 ) -> tuple[bytes, dict]:
     """The bundle with compressed item tables (edgerec.exporters.item_tables): each format of opts (one, or every
     candidate with `auto`, smallest first) encoded into the fp32 graph, quantized, and measured in LiteRT against
@@ -341,11 +341,9 @@ def compressed_tables(
     ref = ref or reference(model, opts.gate_users, k)
     budget, tried = opts.max_bytes, []
     for c in tries:
-        if budget is not None and c.bytes_per_item(g, h0, n) * n > budget:
-            tried.append(
-                f"{c.label} ~{c.bytes_per_item(g, h0, n) * n:,.0f} bytes (over the budget by ~"
-                f"{c.bytes_per_item(g, h0, n) * n - budget:,.0f}, not built)"
-            )
+        estimate = c.bytes_per_item(g, h0, n) * n
+        if budget is not None and estimate > budget:
+            tried.append(f"{c.label} ~{estimate:,.0f} bytes (over the budget by ~{estimate - budget:,.0f}, not built)")
             continue
         enc = item_tables.encode(
             tables["gmf"], tables["mlp"], tables["prior"], c.fmt, c.pq_gmf, c.pq_mlp, head=c.pq_head
