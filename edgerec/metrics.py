@@ -83,14 +83,7 @@ def catalog_scores(
 
 def full_ranks(scorer: ScoreFn, ds: Dataset) -> np.ndarray:
     """[T] rank of each test item among every item the user has not interacted with in train."""
-    out = []
-    for sl, scores in catalog_scores(scorer, ds.test_users, ds.train):
-        rows = np.arange(scores.shape[0])
-        pos_score = scores[rows, ds.test_items[sl]][:, None]
-        beats = scores >= pos_score
-        beats[rows, ds.test_items[sl]] = False
-        out.append(beats.sum(axis=1))
-    return np.concatenate(out)
+    return catalog_pass(scorer, ds, k=0, users=ds.test_users[:0])[0]
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -102,11 +95,32 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 def catalog_top_k(scorer: ScoreFn, ds: Dataset, k: int = 10, users: np.ndarray | None = None) -> np.ndarray:
     """[users, k] each user's k best items over the whole catalog, train items excluded."""
-    users = np.arange(ds.n_users, dtype=np.int64) if users is None else users
-    out = np.empty((len(users), k), dtype=np.int64)
-    for sl, scores in catalog_scores(scorer, users, ds.train):
-        out[sl] = top_k(scores, k)
-    return out
+    return catalog_pass(scorer, ds, k, users, ranks=False)[1]
+
+
+def catalog_pass(
+    scorer: ScoreFn, ds: Dataset, k: int = 10, users: np.ndarray | None = None, ranks: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Full ranking and catalog top-K in one pass over the catalog (train items excluded), each user scored once:
+    ([T] rank of each of ds's test items among every item its user has not interacted with in train, empty without
+    `ranks`; [len(users), k] the k best items of each of `users` (default every user), best first)."""
+    want = np.arange(ds.n_users, dtype=np.int64) if users is None else np.asarray(users, dtype=np.int64)
+    test_users = ds.test_users if ranks else ds.test_users[:0]
+    every = np.union1d(want, test_users)  # sorted: the users scored
+    at = np.searchsorted(every, test_users)  # each test row's place among them
+    order = np.argsort(at, kind="stable")
+    out_ranks = np.zeros(len(test_users), dtype=np.int64)
+    top = np.empty((len(every), k), dtype=np.int64)
+    for sl, scores in catalog_scores(scorer, every, ds.train):
+        if k:
+            top[sl] = top_k(scores, k)
+        a, b = np.searchsorted(at[order], [sl.start, sl.stop])
+        rows = order[a:b]  # the test rows of this chunk's users
+        local, items = at[rows] - sl.start, ds.test_items[rows]
+        beats = scores[local] >= scores[local, items][:, None]
+        beats[np.arange(len(rows)), items] = False
+        out_ranks[rows] = beats.sum(axis=1)
+    return out_ranks, top[np.searchsorted(every, want)]
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -122,13 +136,16 @@ def top_k_agreement(a: ScoreFn, b: ScoreFn, ds: Dataset, k: int = 10, users: np.
     return jaccard(catalog_top_k(a, ds, k, users), catalog_top_k(b, ds, k, users))
 
 
-def evaluate(scorer: ScoreFn, ds: Dataset, k: int = 10, full: bool = True) -> dict[str, float | int | str]:
-    """The metrics.json record: sampled HR@K / NDCG@K under "hr@K" / "ndcg@K", full ranking under "full_*"."""
+def evaluate(
+    scorer: ScoreFn, ds: Dataset, k: int = 10, full: bool = True, ranks: np.ndarray | None = None
+) -> dict[str, float | int | str]:
+    """The metrics.json record: sampled HR@K / NDCG@K under "hr@K" / "ndcg@K", full ranking under "full_*" (from
+    `ranks` when given: full_ranks over full ranking's users, as evaluate_with_top_k computes them)."""
     hr, ndcg = hr_ndcg(sampled_ranks(scorer, ds), k)
     res: dict[str, float | int | str] = {"protocol": PROTOCOL, f"hr@{k}": hr, f"ndcg@{k}": ndcg}
     if full:
         n = full_sample_size(ds)
-        ranks = full_ranks(scorer, ds.test_sample(n, FULL_SAMPLE_SEED))
+        ranks = full_ranks(scorer, ds.test_sample(n, FULL_SAMPLE_SEED)) if ranks is None else ranks
         fhr, fndcg = hr_ndcg(ranks, k)
         res.update({f"full_hr@{k}": fhr, f"full_ndcg@{k}": fndcg, "full_protocol": "full-ranking-unseen-items"})
         if n < len(ds.test_users):  # a seeded sample: say how sure the numbers are (normal approximation)
@@ -143,6 +160,14 @@ def evaluate(scorer: ScoreFn, ds: Dataset, k: int = 10, full: bool = True) -> di
             )
     res["test_users"] = len(ds.test_users)
     return res
+
+
+def evaluate_with_top_k(
+    scorer: ScoreFn, ds: Dataset, k: int = 10, users: np.ndarray | None = None
+) -> tuple[dict[str, float | int | str], np.ndarray]:
+    """evaluate(scorer, ds, k) and catalog_top_k(scorer, ds, k, users) from one pass over the catalog."""
+    ranks, top = catalog_pass(scorer, ds.test_sample(full_sample_size(ds), FULL_SAMPLE_SEED), k, users)
+    return evaluate(scorer, ds, k, ranks=ranks), top
 
 
 def item_pop_scorer(ds: Dataset) -> ScoreFn:

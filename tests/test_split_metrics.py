@@ -7,7 +7,16 @@ import pytest
 
 from edgerec.data import Interactions, leave_one_out, load_dataset, sample_negatives
 from edgerec.data.split import Dataset, positive_keys
-from edgerec.metrics import evaluate, full_ranks, hr_ndcg, item_pop_scorer, sampled_ranks, set_recall_ndcg
+from edgerec.metrics import (
+    catalog_pass,
+    evaluate,
+    evaluate_with_top_k,
+    full_ranks,
+    hr_ndcg,
+    item_pop_scorer,
+    sampled_ranks,
+    set_recall_ndcg,
+)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +107,40 @@ def test_full_ranks_exclude_train_items() -> None:
     # user 0 trained on items 0, 1: excluded, so test item 2 ranks first; user 1 trained on item 2 only, so its
     # test item 3 ranks behind items 0 and 1, and item 2 (0.5 > 0.4) does not count
     assert full_ranks(lambda u, i: scores[i], ds).tolist() == [0, 2]
+
+
+def test_one_catalog_pass_gives_what_a_brute_force_ranking_gives(synth: Dataset, monkeypatch) -> None:
+    """Verification and the compression gate score each user's catalog once for both full ranking and top-10:
+    checked against every user's whole score row sorted here, on a sample of test users and an unsorted list of
+    top-10 users that only partly overlaps it (small chunks: many chunk edges)."""
+    from edgerec import metrics
+
+    rng = np.random.default_rng(3)
+    table = rng.integers(0, 5, size=(synth.n_users, synth.n_items)).astype(np.float64)  # many ties
+
+    def scorer(u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        return table[u, i]
+
+    train = np.zeros_like(table, dtype=bool)
+    train[synth.train.users, synth.train.items] = True
+    masked = np.where(train, -np.inf, table)
+    sample = synth.test_sample(40, seed=9)
+    users = np.array([7, 3, 250, 3, 120], dtype=np.int64)
+    monkeypatch.setattr(metrics, "catalog_scores", _small_chunks(metrics.catalog_scores))
+    ranks, top = catalog_pass(scorer, sample, k=10, users=users)
+    for row, (u, item) in enumerate(zip(sample.test_users, sample.test_items, strict=True)):
+        others = np.delete(masked[u], item)
+        assert ranks[row] == int((others >= masked[u, item]).sum())  # ties count against the test item
+    for got, u in zip(top, users, strict=True):
+        assert np.all(np.diff(masked[u, got]) <= 0) and masked[u, got[-1]] >= np.sort(masked[u])[-10]
+        assert len(set(got.tolist())) == 10 and not train[u, got].any()
+    assert np.array_equal(full_ranks(scorer, sample), ranks)
+    res, top_all = evaluate_with_top_k(scorer, synth, users=users)
+    assert res == evaluate(scorer, synth) and np.array_equal(top_all, top)
+
+
+def _small_chunks(catalog_scores):  # type: ignore[no-untyped-def]
+    return lambda scorer, users, train: catalog_scores(scorer, users, train, chunk_pairs=3 * 200)
 
 
 def test_evaluate_reports_both_protocols(synth: Dataset) -> None:

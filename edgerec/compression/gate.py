@@ -11,7 +11,7 @@ from torch import nn
 from edgerec.compression.size import PrecisionPlan, macs_per_item, model_bytes
 from edgerec.data.split import Dataset
 from edgerec.gates import DropTolerance, GateResult
-from edgerec.metrics import ScoreFn, agreement_users, catalog_top_k, evaluate, jaccard
+from edgerec.metrics import ScoreFn, agreement_users, evaluate_with_top_k, jaccard
 from edgerec.model.features import fold
 from edgerec.model.ncf import NCF
 from edgerec.model.training import torch_scorer
@@ -68,14 +68,14 @@ def compare(
     agreement_users(ds)) may be passed to avoid re-scoring the teacher.
     """
     users = agreement_users(ds)
-    teacher_metrics = teacher_metrics or evaluate(teacher_scorer, ds)
-    teacher_top = catalog_top_k(teacher_scorer, ds, users=users) if teacher_top is None else teacher_top
-    metrics = evaluate(scorer, ds)
+    if teacher_metrics is None or teacher_top is None:
+        teacher_metrics, teacher_top = evaluate_with_top_k(teacher_scorer, ds, users=users)
+    metrics, top = evaluate_with_top_k(scorer, ds, users=users)
     return StepReport(
         step=step,
         metrics={k: float(metrics[k]) for k in METRIC_KEYS},
         teacher={k: float(teacher_metrics[k]) for k in METRIC_KEYS},
-        agreement=jaccard(catalog_top_k(scorer, ds, users=users), teacher_top),
+        agreement=jaccard(top, teacher_top),
         agreement_users=ds.n_users if users is None else len(users),
         bytes=sizes[0],
         teacher_bytes=sizes[1],
@@ -91,8 +91,7 @@ class Baseline:
     def __init__(self, teacher: NCF, ds: Dataset) -> None:
         self.ds = ds
         self.scorer = torch_scorer(fold(teacher).eval())  # a feature model scores as its folded NeuMF, faster
-        self.metrics = evaluate(self.scorer, ds)
-        self.top = catalog_top_k(self.scorer, ds, users=agreement_users(ds))
+        self.metrics, self.top = evaluate_with_top_k(self.scorer, ds, users=agreement_users(ds))
         self.bytes, self.macs = model_bytes(teacher), macs_per_item(teacher.arch)
 
     def measure(self, step: str, model: nn.Module, fp32: NCF, plan: PrecisionPlan = PrecisionPlan()) -> StepReport:

@@ -9,7 +9,7 @@ import numpy as np
 
 from edgerec.data.split import Dataset
 from edgerec.gates import GateResult, ParityBound
-from edgerec.metrics import ScoreFn, catalog_top_k, evaluate, full_sample_size, jaccard
+from edgerec.metrics import ScoreFn, evaluate_with_top_k, full_sample_size, jaccard
 
 PARITY_BATCH = 1000
 # test users an artifact is verified on: all of them up to this many, else a seeded sample (deltas are paired, on the
@@ -63,17 +63,17 @@ def verify(
     agreement, max |score error| on the test protocol's pairs, batch parity; gated on `bound`."""
     sampled = len(ds.test_users) > min(VERIFY_USERS, full_sample_size(ds))
     ds = ds.test_sample(VERIFY_USERS)
-    metrics = evaluate(artifact, ds)
-    src = evaluate(source, ds)
+    # every user's top-10 when the data is small enough for full ranking, else full ranking's sample of test users
+    top_users = ds.test_sample(full_sample_size(ds)).test_users if sampled else None
+    metrics, top = evaluate_with_top_k(artifact, ds, users=top_users)
+    src, src_top = evaluate_with_top_k(source, ds, users=top_users)
     users = np.repeat(ds.test_users, 1 + ds.test_negatives.shape[1])
     items = np.concatenate([ds.test_items[:, None], ds.test_negatives], axis=1).ravel()
     err = float(np.abs(np.asarray(artifact(users, items)) - np.asarray(source(users, items))).max())
     n = min(PARITY_BATCH, len(users))
     keys = ("hr@10", "ndcg@10", "full_hr@10", "full_ndcg@10")
-    # every user's top-10 when the data is small enough for full ranking, else full ranking's sample of test users
-    top_users = ds.test_sample(full_sample_size(ds)).test_users if sampled else None
     deltas = {k: float(metrics[k]) - float(src[k]) for k in keys}
-    agreement = jaccard(catalog_top_k(artifact, ds, users=top_users), catalog_top_k(source, ds, users=top_users))
+    agreement = jaccard(top, src_top)
     parity = batch_parity(artifact, users[:n], items[:n])
     return Verification(
         metrics=metrics,
