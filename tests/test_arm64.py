@@ -78,3 +78,25 @@ def test_a_bundle_under_an_emulated_arm64_cpu(ckpt, tmp_path: Path) -> None:
     manifest = json.loads((art.folder / "manifest.json").read_text())
     assert manifest["verified_on"]["arm64"]["cortex-a53"]["top10_agreement"] == result["top10_agreement"]
     assert edgerec.load(art.folder).metrics == art.metrics  # the artifact still loads, every file's hash intact
+
+
+def test_the_guest_installs_the_wheels_own_core_dependencies(tmp_path: Path) -> None:
+    """The ARM64 root installs what the wheel's METADATA requires outside its extras (not a copied list)."""
+    import tomllib
+    import zipfile
+
+    from edgerec.devices.arm64 import wheel_requirements
+
+    core = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    meta = "Metadata-Version: 2.1\nName: edgerec\n" + "".join(f"Requires-Dist: {r}\n" for r in core)
+    meta += 'Requires-Dist: torch>=2.13; extra == "train"\nRequires-Dist: onnx>=1.17; extra == "export"\n'
+    wheel = tmp_path / "edgerec-0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("edgerec-0.dist-info/METADATA", meta)
+    got = wheel_requirements(wheel)
+    assert [r.replace(" ", "") for r in got] == [r.split("#")[0].strip().replace(" ", "") for r in core]
+    assert any(r.startswith("zstandard") for r in got) and not any(r.startswith(("torch", "onnx")) for r in got)
+    with zipfile.ZipFile(bad := tmp_path / "bad.whl", "w") as z:
+        z.writestr("x.txt", "")
+    with pytest.raises(EdgerecError, match="not a wheel"):
+        wheel_requirements(bad)

@@ -175,11 +175,27 @@ def install_wheel(root: Path, wheel: Path, say: Say = print) -> None:
         with mounted_proc(root):
             chroot(root, [f"{VENV}/bin/pip", "install", "-q", "--force-reinstall", "--no-deps", f"/tmp/{wheel.name}"],
                    "installing edgerec in the ARM64 root")  # fmt: skip
-            deps = ["safetensors>=0.4", "rich>=13", "pydantic>=2.5", "pyyaml>=6", "packaging>=23"]
+            deps = wheel_requirements(wheel)
             chroot(root, [f"{VENV}/bin/pip", "install", "-q", *deps], "installing edgerec's dependencies")
     finally:
         inside.unlink(missing_ok=True)
     stamp.write_text(digest)
+
+
+def wheel_requirements(wheel: Path) -> list[str]:
+    """The wheel's core dependencies (its METADATA's Requires-Dist lines outside every extra)."""
+    import zipfile
+    from email.parser import Parser
+
+    from packaging.requirements import Requirement
+
+    with zipfile.ZipFile(wheel) as z:
+        meta = next((n for n in z.namelist() if n.endswith(".dist-info/METADATA")), None)
+        if meta is None:
+            raise EdgerecError(f"{wheel}: not a wheel (no .dist-info/METADATA inside)")
+        lines = Parser().parsestr(z.read(meta).decode()).get_all("Requires-Dist") or []
+    reqs = [Requirement(line) for line in lines]
+    return [str(r) for r in reqs if r.marker is None or r.marker.evaluate({"extra": ""})]
 
 
 def build_wheel(say: Say = print) -> Path:
