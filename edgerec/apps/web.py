@@ -55,8 +55,8 @@ REASONS = 3  # reasons per recommendation from the page's similarity explainer
 ID_COLUMNS = ("item", "item_id", "itemid", "movie_id", "movieid", "id")
 TITLE_COLUMNS = ("title", "name", "movie_title")
 MAX_ITEMS_FILE = 256 * 2**20
-TRIMMED = ("target", "precision", "model_file", "n_items", "k", "user_vector_dims", "max_history", "signatures")
-TRIMMED += ("user_features",)
+TRIMMED = ("target", "precision", "model_file", "n_items", "k", "user_vector_dims", "max_history", "signatures",
+           "user_features")  # fmt: skip
 USER_ENCODER = "user_encoder.json"
 
 
