@@ -450,7 +450,7 @@ def test_a_bundle_without_fold_in_needs_demo_users(plain_bundle, browser, tmp_pa
 
 # -- a new user by their attributes (a bundle of a model with user features) ----------------------------------------
 
-TEXT_KINDS = {  # an encoder of every kind, for the page's port of Encoder.encode_attributes
+EVERY_KIND = {  # an encoder of every kind, for the page's port of Encoder.encode_attributes
     "format": "edgerec.features",
     "format_version": 1,
     "side": "user",
@@ -475,10 +475,9 @@ ROWS = [  # as typed in the page's form: text
 BAD_NUMBERS = ["3x", "inf", "nan", "1__0", "0x10", "_1", "1e", "١٢"]  # Python's encoder counts each invalid
 
 
-@pytest.fixture(scope="module")
-def feature_bundle(tmp_path_factory) -> Path:
-    """A tiny model with user features (categorical, numeric, multi-valued and text columns) exported without
-    --explain: recommend and user_features, no fold_in (the page ranks a new user by their attributes alone)."""
+def export_feature_model(root: Path, options: dict) -> Path:
+    """A tiny model with user features (categorical, numeric, multi-valued and text columns, as
+    tests/test_cold_users.py builds it) exported as an fp32 bundle with `options`."""
     import torch
 
     import edgerec
@@ -487,12 +486,18 @@ def feature_bundle(tmp_path_factory) -> Path:
     from .test_cold_users import TINY, user_table
 
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("features")
     ds = edgerec.dataset(TINY)
     users = user_table(root / "users.tsv", ds.train.user_ids)
     ck = edgerec.train(ds, TrainConfig(factors=4, epochs=1, features=FeaturesConfig(user=str(users))))
-    cfg = edgerec.ExportConfig(target="tflite-bundle", precision="fp32")
+    cfg = edgerec.ExportConfig(target="tflite-bundle", precision="fp32", options=options)
     return edgerec.export(ck, cfg, ds, out=root / "bundle").folder
+
+
+@pytest.fixture(scope="module")
+def feature_bundle(tmp_path_factory) -> Path:
+    """Without --explain: recommend and user_features, no fold_in (the page ranks a new user by their attributes
+    alone)."""
+    return export_feature_model(tmp_path_factory.mktemp("features"), {})
 
 
 def fill_attributes(p, attributes: dict[str, str]) -> None:
@@ -539,7 +544,9 @@ def test_a_new_user_by_attributes_gets_what_python_litert_gives(browser, feature
             np.testing.assert_allclose(last["vectors"]["user_mlp"], um, atol=1e-4, rtol=0)
             scores = b.recommend(ug, um)[2]
             top = np.argsort(-scores.astype(np.float64), kind="stable")[: b.k]
-            shown = p.eval_on_selector_all("#results li.rec", "els => els.map(e => [+e.dataset.index, +e.dataset.score])")
+            shown = p.eval_on_selector_all(
+                "#results li.rec", "els => els.map(e => [+e.dataset.index, +e.dataset.score])"
+            )
             assert [i for i, _ in shown] == top.tolist()
             np.testing.assert_allclose([s for _, s in shown], scores[top], atol=1e-4, rtol=0)
             assert "alone" in p.inner_text("#who") and "user_features" in p.inner_text("#who")
@@ -567,9 +574,9 @@ def test_a_new_user_by_attributes_gets_what_python_litert_gives(browser, feature
                  return rows.map((r) => { const x = e.encode(r);
                    return [Array.from(x.indices), Array.from(x.weights), x.invalid.length]; });
                }""",
-            [TEXT_KINDS, ROWS + [{"num": v} for v in BAD_NUMBERS]],
+            [EVERY_KIND, ROWS + [{"num": v} for v in BAD_NUMBERS]],
         )
-        encoder = Encoder.from_json(TEXT_KINDS)
+        encoder = Encoder.from_json(EVERY_KIND)
         assert encoder.width == 12
         for row, (idx, w, invalid) in zip(ROWS, got, strict=False):
             encoded, counts = encoder.encode_attributes(row)
@@ -578,7 +585,9 @@ def test_a_new_user_by_attributes_gets_what_python_litert_gives(browser, feature
             assert invalid == counts["invalid"] == 0
         assert [invalid for _, _, invalid in got[len(ROWS) :]] == [1] * len(BAD_NUMBERS)
         python_invalid = [encoder.encode_attributes({"num": v})[1]["invalid"] for v in BAD_NUMBERS]
-        assert python_invalid == [1] * (len(BAD_NUMBERS) - 1) + [0]  # Python reads Arabic-Indic digits; the page refuses
+        assert python_invalid == [1] * (len(BAD_NUMBERS) - 1) + [
+            0
+        ]  # Python reads Arabic-Indic digits; the page refuses
         page.check_clean()
         page.close()
         (site / "user_encoder.json").write_text((site / "user_encoder.json").read_text().replace('"b"', '"B"'))
@@ -587,3 +596,53 @@ def test_a_new_user_by_attributes_gets_what_python_litert_gives(browser, feature
         tampered.wait_for_selector('#status[data-state="error"]', timeout=60_000)
         assert "user_encoder.json: sha256" in tampered.inner_text("#status")
         tampered.close()
+
+
+@pytest.mark.slow  # the unrolled fold-in's conversion takes ~35 s
+def test_attributes_and_picks_fold_in_from_the_attributes_vectors(browser, tmp_path) -> None:
+    """With --explain the form and the picks go together: user_features, then fold_in_from on the picks, then
+    recommend (the picks left out) and explain, as Python's BundleScorer runs them; without attributes the page's
+    fold_in flow is the id-only one."""
+    require(shutil.which("npm") is not None, "npm")
+    from edgerec.apps.browser import serve_site
+    from edgerec.runtime import load_bundle
+
+    bundle = export_feature_model(tmp_path, {"explain": True, "fold_in": {"steps": 4, "lr": 0.05, "pull": 0.1}})
+    site = tmp_path / "site"
+    assert main(["-q", "app", "web", str(bundle), "--out", str(site)]) == 0
+    b = load_bundle(bundle)
+    picks = list(PICKS)
+    attributes = {"group": "c", "age": "41", "bio": "night owl"}
+    with serve_site(site) as base:
+        page = Page(browser, base)
+        p = page.page
+        assert p.is_visible("#attrs") and p.is_visible("#pick-items")
+        for i in picks:
+            p.click(f"#catalog button[data-index='{i}']")
+        for vectors, typed in (
+            (b.fold_in(picks, start=b.user_from_features(attributes)), attributes),
+            (b.fold_in(picks), {}),
+        ):
+            fill_attributes(p, typed)
+            page.recommend()
+            assert p.is_hidden("#message"), p.inner_text("#message")
+            last = p.evaluate("() => window.edgerec.last")
+            calls = [name for name, _ in last["timings"]]
+            if typed:
+                assert calls == ["user_features", "fold_in_from", "recommend", "explain"]
+                assert "starting from what your 3 attributes" in p.inner_text("#who")
+            else:
+                assert calls == ["fold_in", "recommend", "explain"]
+                assert p.inner_text("#who") == "A new user folded in on this device from your 3 items."
+            ug, um = vectors
+            np.testing.assert_allclose(last["vectors"]["user_gmf"], ug, atol=1e-4, rtol=0)
+            np.testing.assert_allclose(last["vectors"]["user_mlp"], um, atol=1e-4, rtol=0)
+            scores = b.recommend(ug, um)[2].astype(np.float64)
+            scores[picks] = -np.inf
+            top = np.argsort(-scores, kind="stable")[: b.k]
+            assert [x["index"] for x in last["shown"]] == top.tolist()
+            reasons, weights = b.explain(ug, um, picks, top)
+            for shown, r, w in zip(last["reasons"], reasons, weights, strict=True):
+                same_reasons([(x["index"], x["weight"]) for x in shown], list(zip(r.tolist(), w.tolist(), strict=True)))
+        page.check_clean()
+        page.close()
