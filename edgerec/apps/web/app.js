@@ -13,7 +13,7 @@
 
 import {Tensor, loadAndCompile, loadLiteRt} from '@litertjs/core';
 
-import {FeatureEncoder} from './features.js';
+import {FeatureEncoder, pyStrip} from './features.js';
 
 const WASM_DIR = './vendor/litertjs/wasm/';
 const SHOWN_IN_LIST = 200;
@@ -287,7 +287,7 @@ function typedAttributes() {
   let given = 0;
   for (const input of $('attr-fields').querySelectorAll('input[data-column]')) {
     values[input.dataset.column] = input.value;
-    if (input.value.trim()) given++;
+    if (pyStrip(input.value)) given++;  // blank as the encoder strips it: missing
   }
   return {values, given};
 }
