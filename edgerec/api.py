@@ -505,10 +505,12 @@ def app_web(
 ) -> WebSite:
     """A static site that runs the phone bundle in the browser through LiteRT.js (fold_in -> recommend -> explain
     on the device, by signature name), written atomically to `out`; `items`: a CSV / TSV of item ids and titles.
-    The bundle's manifest and file hashes are checked first; a bundle without fold_in (exported without --explain)
-    is refused unless `demo_users` (the page then uses known users' vectors). LiteRT.js comes from npm (installed
-    once into edgerec's cache). Serve it with `python -m http.server --bind 127.0.0.1 8080 --directory OUT`.
-    Torch-free."""
+    The bundle's manifest and file hashes are checked first. A bundle with user_features (a model trained with user
+    features) also gets a form of its user encoder's columns: the attributes are encoded in the page, then
+    user_features -> recommend (with picks: fold_in_from). A bundle with neither fold_in (exported without
+    --explain) nor user_features is refused unless `demo_users` (the page then uses known users' vectors). LiteRT.js
+    comes from npm (installed once into edgerec's cache). Serve it with `python -m http.server --bind 127.0.0.1 8080
+    --directory OUT`. Torch-free."""
     from edgerec.apps.web import build_site
 
     return build_site(_folder(bundle), out, items, demo_users)

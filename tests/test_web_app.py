@@ -446,3 +446,203 @@ def test_a_bundle_without_fold_in_needs_demo_users(plain_bundle, browser, tmp_pa
         assert "this bundle has no explanations" in p.inner_text("#results")
         page.check_clean()
         page.close()
+
+
+# -- a new user by their attributes (a bundle of a model with user features) ----------------------------------------
+
+EVERY_KIND = {  # an encoder of every kind, for the page's port of Encoder.encode_attributes
+    "format": "edgerec.features",
+    "format_version": 1,
+    "side": "user",
+    "id_column": "user",
+    "size": 115,
+    "columns": [
+        {"name": "cat", "kind": "categorical", "offset": 1, "vocab": ["b", "a", "3"]},
+        {"name": "multi", "kind": "multi", "offset": 5, "vocab": ["x", "y", "z"], "separator": ";"},
+        {"name": "num", "kind": "numeric", "offset": 9, "edges": [-1.0, 0.0, 2.5, 1000.0]},
+        {"name": "z", "kind": "scaled", "offset": 15, "mean": 3.2, "scale": 1.7},
+        {"name": "bio", "kind": "text", "offset": 17, "buckets": 97, "max_tokens": 5, "hash": "crc32"},
+    ],
+}
+ROWS = [  # as typed in the page's form: text
+    {"cat": "b", "multi": "x;y", "num": "2.5", "z": "3.2", "bio": "a quiet reader"},
+    {"cat": " a ", "multi": "y; y ;zz;;x", "num": "-0", "z": "1e9", "bio": "Quiet READER, quiet reader; Ünïcode"},
+    {"cat": "B", "multi": ";", "num": "1_000", "z": "+.5", "bio": "Straße İstanbul ΣΑΣ naïve café_au_lait x² 🎬 a b"},
+    {"cat": "3", "multi": "", "num": "5.", "z": "-1E-3", "bio": "   "},
+    {"cat": "", "num": "1e3", "z": "-2_5.0_1", "bio": "one two one two one two three"},
+    {},
+]
+BAD_NUMBERS = ["3x", "inf", "nan", "1__0", "0x10", "_1", "1e", "١٢"]  # Python's encoder counts each invalid
+
+
+def export_feature_model(root: Path, options: dict) -> Path:
+    """A tiny model with user features (categorical, numeric, multi-valued and text columns, as
+    tests/test_cold_users.py builds it) exported as an fp32 bundle with `options`."""
+    import torch
+
+    import edgerec
+    from edgerec.model.config import FeaturesConfig, TrainConfig
+
+    from .test_cold_users import TINY, user_table
+
+    torch.set_num_threads(1)
+    ds = edgerec.dataset(TINY)
+    users = user_table(root / "users.tsv", ds.train.user_ids)
+    ck = edgerec.train(ds, TrainConfig(factors=4, epochs=1, features=FeaturesConfig(user=str(users))))
+    cfg = edgerec.ExportConfig(target="tflite-bundle", precision="fp32", options=options)
+    return edgerec.export(ck, cfg, ds, out=root / "bundle").folder
+
+
+@pytest.fixture(scope="module")
+def feature_bundle(tmp_path_factory) -> Path:
+    """Without --explain: recommend and user_features, no fold_in (the page ranks a new user by their attributes
+    alone)."""
+    return export_feature_model(tmp_path_factory.mktemp("features"), {})
+
+
+def fill_attributes(p, attributes: dict[str, str]) -> None:
+    for name in p.eval_on_selector_all("#attr-fields input", "els => els.map(e => e.dataset.column)"):
+        p.fill(f"#attr-fields input[data-column='{name}']", attributes.get(name, ""))
+
+
+def test_a_new_user_by_attributes_gets_what_python_litert_gives(browser, feature_bundle, tmp_path) -> None:
+    """The page's form encodes the attributes exactly as the bundle's Encoder does (the same indices and float32
+    weights: categories, an unknown one, a missing value, multi-valued, hashed text), runs user_features and ranks the
+    catalog for those vectors as Python's BundleScorer does; the encoder port agrees on every kind; a malformed
+    number is a one-line message; a changed user_encoder.json stops the page."""
+    require(shutil.which("npm") is not None, "npm")
+    from edgerec.apps.browser import serve_site
+    from edgerec.data.features import Encoder
+    from edgerec.io import sha256_file
+    from edgerec.runtime import load_bundle
+
+    site = tmp_path / "site"
+    assert main(["-q", "app", "web", str(feature_bundle), "--out", str(site)]) == 0  # no --demo-users needed
+    manifest = json.loads((feature_bundle / "manifest.json").read_text())
+    assert sha256_file(site / "user_encoder.json") == manifest["files"]["user_encoder.json"]["sha256"]
+    assert json.loads((site / "manifest.json").read_text())["user_features"]["sha256"] == sha256_file(
+        site / "user_encoder.json"
+    )
+    b = load_bundle(feature_bundle)
+    with serve_site(site) as base:
+        page = Page(browser, base)
+        p = page.page
+        assert p.is_visible("#attrs") and p.is_hidden("#pick-items")  # nothing to fold picks into
+        cases = [
+            {"group": "never seen", "hobbies": "golf| golf |knitting", "bio": "Quiet reader, quiet READER; ça va"},
+            {"group": "b", "age": " 33.5 ", "hobbies": "chess|films"},
+        ]
+        for n, attributes in enumerate(cases):
+            fill_attributes(p, attributes)
+            page.recommend()
+            last = p.evaluate("() => window.edgerec.last")
+            indices, weights, counts = b.encode_user(attributes)
+            assert last["attributes"]["feature_indices"] == indices.tolist()
+            np.testing.assert_array_equal(np.float32(last["attributes"]["feature_weights"]), weights)
+            ug, um = b.user_from_features(attributes)
+            np.testing.assert_allclose(last["vectors"]["user_gmf"], ug, atol=1e-4, rtol=0)
+            np.testing.assert_allclose(last["vectors"]["user_mlp"], um, atol=1e-4, rtol=0)
+            scores = b.recommend(ug, um)[2]
+            top = np.argsort(-scores.astype(np.float64), kind="stable")[: b.k]
+            shown = p.eval_on_selector_all(
+                "#results li.rec", "els => els.map(e => [+e.dataset.index, +e.dataset.score])"
+            )
+            assert [i for i, _ in shown] == top.tolist()
+            np.testing.assert_allclose([s for _, s in shown], scores[top], atol=1e-4, rtol=0)
+            assert "alone" in p.inner_text("#who") and "user_features" in p.inner_text("#who")
+            if n == 0:  # an unknown category and an unknown value of a multi-valued field, age missing
+                assert counts == {"unknown": 2, "missing": 1}
+                assert last["attributes"]["missing"] == ["age"]
+                note = p.inner_text("#message")
+                assert p.is_visible("#message") and "\n" not in note
+                assert 'group "never seen"' in note and 'hobbies "knitting"' in note
+            else:
+                assert counts == {"missing": 1} and p.is_hidden("#message")  # bio not given: no note
+        fill_attributes(p, {"group": "b", "age": "3x"})  # a malformed number: refused, one line, no results
+        page.recommend()
+        message = p.inner_text("#message")
+        assert message.startswith('age: "3x" is not a number') and "\n" not in message
+        assert p.eval_on_selector_all("#results li", "els => els.length") == 0
+        fill_attributes(p, {})  # nothing typed: said so
+        page.recommend()
+        assert "at least one field" in p.inner_text("#message")
+        # the encoder port on every kind, against Python's Encoder
+        got = p.evaluate(
+            """async ([d, rows]) => {
+                 const {FeatureEncoder} = await import('./features.js');
+                 const e = new FeatureEncoder(d, 12);
+                 return rows.map((r) => { const x = e.encode(r);
+                   return [Array.from(x.indices), Array.from(x.weights), x.invalid.length]; });
+               }""",
+            [EVERY_KIND, ROWS + [{"num": v} for v in BAD_NUMBERS]],
+        )
+        encoder = Encoder.from_json(EVERY_KIND)
+        assert encoder.width == 12
+        for row, (idx, w, invalid) in zip(ROWS, got, strict=False):
+            encoded, counts = encoder.encode_attributes(row)
+            assert idx == encoded.indices[0].tolist(), row
+            np.testing.assert_array_equal(np.float32(w), encoded.weights[0], err_msg=str(row))
+            assert invalid == counts["invalid"] == 0
+        assert [invalid for _, _, invalid in got[len(ROWS) :]] == [1] * len(BAD_NUMBERS)
+        python_invalid = [encoder.encode_attributes({"num": v})[1]["invalid"] for v in BAD_NUMBERS]
+        assert python_invalid == [1] * (len(BAD_NUMBERS) - 1) + [
+            0
+        ]  # Python reads Arabic-Indic digits; the page refuses
+        page.check_clean()
+        page.close()
+        (site / "user_encoder.json").write_text((site / "user_encoder.json").read_text().replace('"b"', '"B"'))
+        tampered = browser.contexts[0].new_page()
+        tampered.goto(base)
+        tampered.wait_for_selector('#status[data-state="error"]', timeout=60_000)
+        assert "user_encoder.json: sha256" in tampered.inner_text("#status")
+        tampered.close()
+
+
+@pytest.mark.slow  # the unrolled fold-in's conversion takes ~35 s
+def test_attributes_and_picks_fold_in_from_the_attributes_vectors(browser, tmp_path) -> None:
+    """With --explain the form and the picks go together: user_features, then fold_in_from on the picks, then
+    recommend (the picks left out) and explain, as Python's BundleScorer runs them; without attributes the page's
+    fold_in flow is the id-only one."""
+    require(shutil.which("npm") is not None, "npm")
+    from edgerec.apps.browser import serve_site
+    from edgerec.runtime import load_bundle
+
+    bundle = export_feature_model(tmp_path, {"explain": True, "fold_in": {"steps": 4, "lr": 0.05, "pull": 0.1}})
+    site = tmp_path / "site"
+    assert main(["-q", "app", "web", str(bundle), "--out", str(site)]) == 0
+    b = load_bundle(bundle)
+    picks = list(PICKS)
+    attributes = {"group": "c", "age": "41", "bio": "night owl"}
+    with serve_site(site) as base:
+        page = Page(browser, base)
+        p = page.page
+        assert p.is_visible("#attrs") and p.is_visible("#pick-items")
+        for i in picks:
+            p.click(f"#catalog button[data-index='{i}']")
+        for vectors, typed in (
+            (b.fold_in(picks, start=b.user_from_features(attributes)), attributes),
+            (b.fold_in(picks), {}),
+        ):
+            fill_attributes(p, typed)
+            page.recommend()
+            assert p.is_hidden("#message"), p.inner_text("#message")
+            last = p.evaluate("() => window.edgerec.last")
+            calls = [name for name, _ in last["timings"]]
+            if typed:
+                assert calls == ["user_features", "fold_in_from", "recommend", "explain"]
+                assert "starting from what your 3 attributes" in p.inner_text("#who")
+            else:
+                assert calls == ["fold_in", "recommend", "explain"]
+                assert p.inner_text("#who") == "A new user folded in on this device from your 3 items."
+            ug, um = vectors
+            np.testing.assert_allclose(last["vectors"]["user_gmf"], ug, atol=1e-4, rtol=0)
+            np.testing.assert_allclose(last["vectors"]["user_mlp"], um, atol=1e-4, rtol=0)
+            scores = b.recommend(ug, um)[2].astype(np.float64)
+            scores[picks] = -np.inf
+            top = np.argsort(-scores, kind="stable")[: b.k]
+            assert [x["index"] for x in last["shown"]] == top.tolist()
+            reasons, weights = b.explain(ug, um, picks, top)
+            for shown, r, w in zip(last["reasons"], reasons, weights, strict=True):
+                same_reasons([(x["index"], x["weight"]) for x in shown], list(zip(r.tolist(), w.tolist(), strict=True)))
+        page.check_clean()
+        page.close()

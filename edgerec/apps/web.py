@@ -7,14 +7,20 @@ build_site() checks the bundle (its manifest and file hashes), then writes, atom
     manifest.json                   the bundle's manifest trimmed to what the page reads (signatures, sizes, k ...)
     id_maps.json                    {"items": original item ids by dense index} (no user ids)
     site.json                       titles (--items), demo users, how reasons are made, the LiteRT.js version
+    user_encoder.json               only for bundles with `user_features`: the bundle's user encoder, unchanged (the
+                                    page checks its sha256 and encodes a new user's attributes with it)
     item_vectors.bin                only for bundles without an `explain` signature but with the item side: the unit
                                     item vectors of the similarity explainer (float32, little-endian, [n_items, D])
     vendor/litertjs/                LiteRT.js (npm @litertjs/core and @litertjs/wasm-utils) and its WASM files
 
 The page calls the model's signatures by name, reading their inputs and outputs from manifest.json: fold_in (the
-picked items -> the user's two vectors, on the device), then recommend, then explain. A bundle without fold_in
-(exported without --explain) makes a site only when asked for demo users: the page then takes the demo user (from
-the server-side user_vectors.npy, a handful written into site.json) whose scores of the picked items are highest.
+picked items -> the user's two vectors, on the device), then recommend, then explain. A bundle of a model with user
+features (`user_features`, its user_encoder.json) also gets a form of the encoder's columns: the attributes typed
+there are encoded in the page as edgerec.data.features.Encoder.encode_attributes does (web/features.js), then
+user_features, then recommend; with picked items too, fold_in_from starts from those vectors. A bundle with neither
+fold_in nor user_features (exported without --explain) makes a site only when asked for demo users: the page then
+takes the demo user (from the server-side user_vectors.npy, a handful written into site.json) whose scores of the
+picked items are highest.
 Nothing is fetched from anywhere but the site's own origin.
 
 LiteRT.js is installed with npm into edgerec's cache the first time (cache_root()/litertjs-<version>).
@@ -40,7 +46,7 @@ from edgerec.errors import EdgerecError, one_line, shown
 from edgerec.io import SavesJson, atomic_dir, build_lock, cache_root, read_bytes, read_json, write_json
 
 LITERTJS_VERSION = "2.5.3"
-PAGE_FILES = ("index.html", "app.js", "style.css")
+PAGE_FILES = ("index.html", "app.js", "features.js", "style.css")
 # the non-threaded WASM builds: LiteRT.js picks litert_wasm_internal where the browser has relaxed SIMD, else compat
 # (the threaded and JSPI builds are loaded only when asked for, and threads need a cross-origin isolated page)
 WASM_FILES = tuple(f"litert_wasm{v}_internal.{ext}" for v in ("", "_compat") for ext in ("js", "wasm"))
@@ -49,7 +55,9 @@ REASONS = 3  # reasons per recommendation from the page's similarity explainer
 ID_COLUMNS = ("item", "item_id", "itemid", "movie_id", "movieid", "id")
 TITLE_COLUMNS = ("title", "name", "movie_title")
 MAX_ITEMS_FILE = 256 * 2**20
-TRIMMED = ("target", "precision", "model_file", "n_items", "k", "user_vector_dims", "max_history", "signatures")
+TRIMMED = ("target", "precision", "model_file", "n_items", "k", "user_vector_dims", "max_history", "signatures",
+           "user_features")  # fmt: skip
+USER_ENCODER = "user_encoder.json"
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,8 @@ class WebSite(SavesJson):
     folder: Path
     n_items: int
     signatures: tuple[str, ...]  # the model's, as the manifest lists them
-    user_from: str  # "fold_in" (on the device) or "demo users" (known users' vectors in site.json)
+    user_from: str  # "fold_in" (on the device), "demo users" (known users' vectors in site.json) or "attributes"
+    attributes: tuple[str, ...]  # the user encoder's columns the page's form asks for (user_features), or ()
     reasons: str  # "explain" (the signature), "similarity" (computed by the page), or "none"
     titles: int  # items with a title from --items (0 without it)
     litertjs: str
@@ -71,6 +80,7 @@ class WebSite(SavesJson):
             "n_items": self.n_items,
             "signatures": list(self.signatures),
             "user_from": self.user_from,
+            "attributes": list(self.attributes),
             "reasons": self.reasons,
             "titles": self.titles,
             "litertjs": self.litertjs,
@@ -85,13 +95,14 @@ def build_site(
     bundle: str | Path, out: str | Path, items_file: str | Path | None = None, demo_users: bool = False
 ) -> WebSite:
     """Write the static site for the phone bundle at `bundle` to `out` (atomically); `items_file`: a CSV / TSV of
-    item ids and titles (or MovieLens' movies.dat) the page shows instead of bare ids. A bundle without fold_in is
-    refused unless `demo_users`: then the page recommends for the known user (from the server-side
-    user_vectors.npy) who scores the picks highest."""
+    item ids and titles (or MovieLens' movies.dat) the page shows instead of bare ids. A bundle with user_features
+    gets the attributes form. A bundle with neither fold_in nor user_features is refused unless `demo_users`: then
+    the page recommends for the known user (from the server-side user_vectors.npy) who scores the picks highest."""
     bundle = Path(bundle)
     manifest = _check_bundle(bundle)
     sigs = manifest["signatures"]
-    if "fold_in" not in sigs and not demo_users:
+    columns = _attribute_columns(bundle, manifest)
+    if "fold_in" not in sigs and not columns and not demo_users:
         raise EdgerecError(
             f"{bundle}: the bundle has no fold_in / explain signatures, so the page could not fold in the visitor's "
             "picks; export it with `edgerec export --target tflite-bundle --explain`, or build a demo page of known "
@@ -99,7 +110,7 @@ def build_site(
         )
     item_ids = [str(x) for x in _item_ids(bundle, manifest)]
     titles = None if items_file is None else read_titles(Path(items_file), item_ids)
-    demo = [] if "fold_in" in sigs else _demo_users(bundle, manifest)
+    demo = [] if "fold_in" in sigs or (columns and not demo_users) else _demo_users(bundle, manifest)
     vectors = None if "explain" in sigs else _similarity_vectors(bundle, manifest)
     runtime = litertjs_runtime()
     site = {
@@ -119,6 +130,8 @@ def build_site(
         write_json(tmp / "manifest.json", _trimmed(manifest))
         write_json(tmp / "id_maps.json", {"items": item_ids})
         write_json(tmp / "site.json", site)
+        if columns:
+            shutil.copyfile(bundle / manifest["user_features"]["encoder"], tmp / USER_ENCODER)
         if vectors is not None:
             (tmp / "item_vectors.bin").write_bytes(vectors.astype("<f4").tobytes())
         vendor = tmp / "vendor" / "litertjs"
@@ -138,7 +151,8 @@ def build_site(
         folder=Path(out),
         n_items=int(manifest["n_items"]),
         signatures=tuple(sigs),
-        user_from="fold_in" if "fold_in" in sigs else "demo users",
+        user_from="fold_in" if "fold_in" in sigs else "demo users" if demo else "attributes",
+        attributes=columns,
         reasons=site["reasons"]["method"],
         titles=0 if titles is None else sum(t is not None for t in titles),
         litertjs=LITERTJS_VERSION,
@@ -190,6 +204,25 @@ def _check_bundle(folder: Path) -> dict[str, Any]:
     return manifest
 
 
+def _attribute_columns(folder: Path, manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The columns of the bundle's user encoder (hash-checked, read as edgerec.runtime.load_bundle reads it) when the
+    bundle has user_features, else (); its input width must be the encoder's."""
+    sigs = manifest["signatures"]
+    if "user_features" not in sigs:
+        return ()
+    from edgerec.runtime.tflite_bundle import read_user_encoder
+
+    encoder = read_user_encoder(folder, manifest)
+    for tensor in ("feature_indices", "feature_weights"):
+        spec = sigs["user_features"]["inputs"].get(tensor)
+        if spec is None or spec[1] != [encoder.width]:
+            raise EdgerecError(
+                f"{folder}/manifest.json: user_features input {tensor} is {shown(spec)}; the user encoder takes "
+                f"[{encoder.width}]"
+            )
+    return tuple(c.name for c in encoder.columns)
+
+
 def _tensor_spec_ok(spec: Any) -> bool:
     return (
         isinstance(spec, list)
@@ -215,6 +248,10 @@ def _trimmed(manifest: dict[str, Any]) -> dict[str, Any]:
     out["model_file"] = "model.tflite"
     out["version"] = manifest.get("version")
     out["created"] = manifest.get("created")
+    if "user_features" in out:  # the encoder the page reads, and its hash (checked before it is used)
+        name = manifest["user_features"]["encoder"]
+        out["user_features"] = {**out["user_features"], "encoder": USER_ENCODER,
+                                "sha256": manifest["files"][name]["sha256"]}  # fmt: skip
     out["metrics"] = {k: v for k, v in (manifest.get("metrics") or {}).items() if k in ("hr@10", "ndcg@10")}
     return out
 
@@ -395,6 +432,12 @@ def _page(template: str) -> str:
 
 
 def _readme(manifest: dict[str, Any]) -> str:
+    columns = (manifest.get("user_features") or {}).get("columns")
+    attributes = (
+        f"A new user can also describe themselves ({', '.join(columns)}): user_encoder.json encodes it in the page.\n"
+        if columns
+        else ""
+    )
     return f"""# edgerec web client
 
 A static site that runs the phone bundle's `model.tflite` in the browser with LiteRT.js {LITERTJS_VERSION}
@@ -407,5 +450,5 @@ A static site that runs the phone bundle's `model.tflite` in the browser with Li
 load WebAssembly and JSON only over http(s). Nothing is fetched from anywhere but the site itself.
 
 Catalog: {manifest["n_items"]} items; signatures: {", ".join(manifest["signatures"])}.
-LiteRT.js (npm @litertjs/core and @litertjs/wasm-utils, Apache-2.0) is in vendor/litertjs/.
+{attributes}LiteRT.js (npm @litertjs/core and @litertjs/wasm-utils, Apache-2.0) is in vendor/litertjs/.
 """

@@ -17,7 +17,8 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="a static site that runs the bundle in the browser with LiteRT.js",
         description="Writes a static site (page, model.tflite, trimmed manifest, item ids, LiteRT.js and its WASM "
         "files) that recommends on the device: the picked items are folded in, then recommend and explain run by "
-        "signature name. LiteRT.js is installed with "
+        "signature name; a bundle with user_features also gets a form of its user encoder's columns (the attributes "
+        "encoded in the page, then user_features, with picks fold_in_from). LiteRT.js is installed with "
         "npm into edgerec's cache the first time.",
     )
     w.add_argument("bundle", metavar="BUNDLE", help="a phone bundle folder (edgerec export --target tflite-bundle)")
@@ -29,7 +30,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         "--demo-users",
         action="store_true",
         help="for a bundle without fold_in (exported without --explain): recommend for the known user who scores the "
-        "picks highest (from the bundle's user_vectors.npy)",
+        "picks highest (from the bundle's user_vectors.npy); needed unless the bundle has user_features",
     )
     w.add_argument("--serve", action="store_true", help="then serve the site on 127.0.0.1 until Ctrl-C")
     w.add_argument("--port", type=int, default=8080, help="the port --serve listens on (default 8080)")

@@ -63,7 +63,7 @@ class BundleScorer(Scorer):
         self.user_features_runner = None
         if "user_features" in self.outputs:
             self.user_features_runner = self.interp.get_signature_runner("user_features")
-            self.user_encoder = _user_encoder(folder, manifest)
+            self.user_encoder = read_user_encoder(folder, manifest)
         self.vectors = None
         name = manifest.get("user_vectors")
         if name and (folder / name).is_file():  # server side only; a phone has just its own user's vectors
@@ -242,7 +242,7 @@ class BundleScorer(Scorer):
         return super().top_k(user, k, exclude)
 
 
-def _user_encoder(folder: Path, manifest: dict[str, Any]) -> Encoder:
+def read_user_encoder(folder: Path, manifest: dict[str, Any]) -> Encoder:
     """The bundle's user encoder (its file hash-checked against the manifest), of the signature's input width."""
     from edgerec.data.features import Encoder
     from edgerec.io import parse_json, read_bytes

@@ -4,11 +4,16 @@
 //   fold_in(history, history_mask) -> user_gmf, user_mlp          (when the bundle has it: the picks, on the device)
 //   recommend(user_gmf, user_mlp)  -> top_items, top_scores, scores
 //   explain(user_gmf, user_mlp, history, history_mask, items) -> reasons, reason_weights   (when the bundle has it)
+//   user_features(feature_indices, feature_weights) -> user_gmf, user_mlp      (a model with user features: the
+//                                                      attributes typed in the form, encoded here by features.js)
+//   fold_in_from(history, history_mask, user_gmf, user_mlp) -> user_gmf, user_mlp   (attributes and picks together)
 // A bundle without fold_in uses the demo user (site.json) who scores the picks highest; one without explain gets
 // its reasons from the similarity explainer computed here over item_vectors.bin, when the site has it.
 // Nothing is fetched from anywhere but this site (the page's Content-Security-Policy allows only 'self').
 
 import {Tensor, loadAndCompile, loadLiteRt} from '@litertjs/core';
+
+import {FeatureEncoder, pyStrip} from './features.js';
 
 const WASM_DIR = './vendor/litertjs/wasm/';
 const SHOWN_IN_LIST = 200;
@@ -22,6 +27,7 @@ const S = {
   model: null,
   picked: [],       // dense indices, in the order picked
   unit: null,       // Float32Array [n_items * dims] of the similarity explainer, or null
+  encoder: null,    // the user encoder (features.js) of a bundle with user_features, or null
   busy: false,
   runs: 0,          // recommend presses answered (results or a message)
 };
@@ -40,9 +46,11 @@ function setStatus(text, state) {
   s.dataset.state = state;
 }
 
-function showMessage(text) {
+// kind 'error': the run was refused; 'note': results are shown, with something the visitor should know
+function showMessage(text, kind = 'error') {
   const m = $('message');
   m.textContent = text || '';
+  m.dataset.kind = kind;
   m.hidden = !text;
 }
 
@@ -126,6 +134,16 @@ function outputName(signature, preferred, test) {
   return found[0][0];
 }
 
+// The names of the two user vectors a signature outputs: {gmf, mlp}.
+function vectorNames(signature) {
+  const g = S.manifest.user_vector_dims.gmf;
+  const d = S.manifest.user_vector_dims.mlp;
+  return {
+    gmf: outputName(signature, 'user_gmf', (t, s) => t === 'float32' && size(s) === g && g !== d),
+    mlp: outputName(signature, 'user_mlp', (t, s) => t === 'float32' && size(s) === d && g !== d),
+  };
+}
+
 function roles() {
   const m = S.manifest;
   const n = m.n_items;
@@ -134,12 +152,9 @@ function roles() {
     scores: outputName('recommend', 'scores', (t, s) => t === 'float32' && size(s) === n && s.at(-1) === n),
     topScores: outputName('recommend', 'top_scores', (t, s) => t === 'float32' && s.length === 1 && s[0] !== n),
   };
-  if ('fold_in' in m.signatures) {
-    const g = m.user_vector_dims.gmf;
-    const d = m.user_vector_dims.mlp;
-    r.gmf = outputName('fold_in', 'user_gmf', (t, s) => t === 'float32' && size(s) === g && g !== d);
-    r.mlp = outputName('fold_in', 'user_mlp', (t, s) => t === 'float32' && size(s) === d && g !== d);
-  }
+  if ('fold_in' in m.signatures) ({gmf: r.gmf, mlp: r.mlp} = vectorNames('fold_in'));
+  if ('user_features' in m.signatures) r.features = vectorNames('user_features');
+  if ('fold_in_from' in m.signatures) r.from = vectorNames('fold_in_from');
   if ('explain' in m.signatures) {
     r.reasons = outputName('explain', 'reasons', (t, s) => t === 'int32' && s.length === 2);
     r.weights = outputName('explain', 'reason_weights', (t, s) => t === 'float32' && s.length === 2);
@@ -150,7 +165,7 @@ function roles() {
 // The history length H of fold_in / explain: the manifest's max_history, else the signature's history input.
 function maxHistory() {
   if (S.manifest.max_history) return S.manifest.max_history;
-  for (const name of ['fold_in', 'explain']) {
+  for (const name of ['fold_in', 'explain', 'fold_in_from']) {
     const spec = S.manifest.signatures[name]?.inputs?.history;
     if (spec) return size(spec[1]);
   }
@@ -188,17 +203,157 @@ function typedIds() {
   return words.map((w) => S.byId.get(w));
 }
 
-function currentPicks() {
+// The picked and typed items (none is allowed: an attributes-only user).
+function pickedItems() {
   const picks = [...new Set([...S.picked, ...typedIds()])];
+  const h = maxHistory();
+  const sigs = S.manifest.signatures;
+  if (('fold_in' in sigs || 'fold_in_from' in sigs) && h !== null && picks.length > h) {
+    throw new InputError(`Pick at most ${h} items (this model folds in up to ${h}); you picked ${picks.length}.`);
+  }
+  if (picks.length && S.ids.length - picks.length < 1) {
+    throw new InputError('Leave at least one item unpicked to recommend.');
+  }
+  return picks;
+}
+
+function currentPicks() {
+  const picks = pickedItems();
   if (!picks.length) {
     throw new InputError('Pick at least one item you liked (click it in the list, or type its id) first.');
   }
-  const h = maxHistory();
-  if ('fold_in' in S.manifest.signatures && h !== null && picks.length > h) {
-    throw new InputError(`Pick at most ${h} items (this model folds in up to ${h}); you picked ${picks.length}.`);
-  }
-  if (S.ids.length - picks.length < 1) throw new InputError('Leave at least one item unpicked to recommend.');
   return picks;
+}
+
+// -- attributes (a bundle with user_features) -------------------------------------------------------------------------
+
+// Whether the page has a use for picked items: folding them in, or choosing a demo user by them.
+const canPick = () => 'fold_in' in S.manifest.signatures || S.site.demo_users.length > 0;
+
+const KIND_HINTS = {
+  categorical: 'one of',
+  multi: `one or more of`,
+  numeric: 'a number',
+  scaled: 'a number',
+  text: 'a few words',
+};
+
+function listed(values, most = 8) {
+  return values.slice(0, most).join(', ') + (values.length > most ? ', …' : '');
+}
+
+function renderAttributeForm() {
+  const box = $('attr-fields');
+  box.replaceChildren();
+  S.encoder.columns.forEach((c, n) => {
+    const id = `attr-${n}`;
+    const row = document.createElement('div');
+    row.className = 'attr';
+    const lab = document.createElement('label');
+    lab.htmlFor = id;
+    lab.append(c.name, ' ');
+    const hint = document.createElement('small');
+    const choices = c.kind === 'categorical' || c.kind === 'multi';
+    hint.textContent = choices ? `${KIND_HINTS[c.kind]} ${listed(c.vocab)}` +
+      (c.kind === 'multi' ? `, separated by ${c.separator}` : '') : KIND_HINTS[c.kind];
+    lab.append(hint);
+    const input = document.createElement('input');
+    input.id = id;
+    input.type = 'text';  // not type=number: a malformed number must reach the page to be told about
+    input.autocomplete = 'off';
+    input.dataset.column = c.name;
+    if (c.kind === 'numeric' || c.kind === 'scaled') input.inputMode = 'decimal';
+    if (choices && c.vocab.length) {
+      input.placeholder = `e.g. ${c.vocab[0]}`;
+      const list = document.createElement('datalist');
+      list.id = `${id}-values`;
+      for (const v of c.vocab) {
+        const o = document.createElement('option');
+        o.value = v;
+        list.append(o);
+      }
+      input.setAttribute('list', list.id);
+      row.append(list);
+    }
+    input.addEventListener('keydown', (e) => { if (e.key === 'Enter') $('recommend').click(); });
+    row.prepend(lab, input);
+    box.append(row);
+  });
+}
+
+// The form's values: {values: {column: text}, given: how many fields are not blank}.
+function typedAttributes() {
+  const values = {};
+  let given = 0;
+  for (const input of $('attr-fields').querySelectorAll('input[data-column]')) {
+    values[input.dataset.column] = input.value;
+    if (pyStrip(input.value)) given++;  // blank as the encoder strips it: missing
+  }
+  return {values, given};
+}
+
+function quoted(text) {
+  const t = text.length > 40 ? `${text.slice(0, 40)}…` : text;
+  return `"${t.replace(/\s+/g, ' ')}"`;
+}
+
+// The form encoded, or an InputError for a value the page will not run (a malformed number: Python's encoder would
+// count it invalid and use the column's reserved index, which would silently ignore a typo).
+function encodedAttributes(values) {
+  const enc = S.encoder.encode(values);
+  if (enc.invalid.length) {
+    const {column, value, why} = enc.invalid[0];
+    throw new InputError(`${column}: ${quoted(value)} is not a number (${why || 'type one like 25 or 25.5'}); ` +
+                         'fix it or leave the field empty.');
+  }
+  return enc;
+}
+
+// What the run will use: the picks, and the encoded attributes when the form has any.
+function plan() {
+  const typed = S.encoder ? typedAttributes() : {given: 0};
+  if (!typed.given) {
+    if (S.encoder && !canPick()) {
+      throw new InputError('Describe yourself in at least one field first: this model recommends from attributes.');
+    }
+    return {picks: currentPicks(), attributes: null, given: 0};
+  }
+  const picks = canPick() ? pickedItems() : [];
+  if (picks.length && !('fold_in_from' in S.manifest.signatures)) {
+    throw new InputError('This model cannot fold your picks in from your attributes (its bundle has no ' +
+                         'fold_in_from); clear the picks or the attributes.');
+  }
+  return {picks, attributes: encodedAttributes(typed.values), given: typed.given};
+}
+
+function unknownNote(enc) {
+  if (!enc.unknown.length) return '';
+  const parts = enc.unknown.slice(0, 3).map(({column, value}) => `${column} ${quoted(value)}`);
+  const more = enc.unknown.length > 3 ? ` and ${enc.unknown.length - 3} more` : '';
+  return `Not among the values this model was trained on, so counted as unknown: ${parts.join(', ')}${more}.`;
+}
+
+// user_features on the encoded attributes, then fold_in_from on the picks when there are any.
+async function attributeVectors(p, timings) {
+  const r = roles();
+  const enc = p.attributes;
+  const f = await call('user_features', {feature_indices: enc.indices, feature_weights: enc.weights});
+  timings.push(['user_features', f.ms]);
+  let vectors = {user_gmf: f.out[r.features.gmf], user_mlp: f.out[r.features.mlp]};
+  const odd = [];
+  if (enc.unknown.length) odd.push(`${enc.unknown.length} unknown value${enc.unknown.length > 1 ? 's' : ''}`);
+  if (enc.missing.length) odd.push(`not given: ${enc.missing.join(', ')}`);
+  const attrs = `your ${p.given} attribute${p.given > 1 ? 's' : ''}${odd.length ? ` (${odd.join('; ')})` : ''}`;
+  if (!p.picks.length) {
+    return {vectors, who: `A new user known by ${attrs} alone, turned into vectors on this device (user_features).`};
+  }
+  const g = await call('fold_in_from', {...padded(p.picks, maxHistory()), ...vectors});
+  timings.push(['fold_in_from', g.ms]);
+  vectors = {user_gmf: g.out[r.from.gmf], user_mlp: g.out[r.from.mlp]};
+  const n = p.picks.length;
+  const who = `A new user folded in on this device from your ${n} item${n > 1 ? 's' : ''}, starting from what ` +
+    `${attrs} say (user_features, then fold_in_from).`;
+  return {vectors, who};
 }
 
 function renderCatalog() {
@@ -330,9 +485,9 @@ function similarityReasons(picks, top) {
 async function recommend() {
   if (S.busy) return;
   showMessage('');
-  let picks;
+  let p;
   try {
-    picks = currentPicks();
+    p = plan();
   } catch (e) {
     if (!(e instanceof InputError)) throw e;
     showMessage(e.message);
@@ -348,14 +503,18 @@ async function recommend() {
   try {
     const r = roles();
     const timings = [];
-    const {vectors, who, demo} = await userVectors(picks, r, timings);
+    const picks = p.picks;
+    const {vectors, who, demo = null} = p.attributes ? await attributeVectors(p, timings) :
+      await userVectors(picks, r, timings);
     const rec = await call('recommend', vectors);
     timings.push(['recommend', rec.ms]);
     const scores = rec.out[r.scores];
     const top = topK(scores, S.manifest.k, new Set(picks));
     let reasons = null;
     let method = S.site.reasons.method;
-    if (method === 'explain') {
+    if (!picks.length) {
+      method = 'attributes';  // reasons are picked items: there are none
+    } else if (method === 'explain') {
       reasons = await explainSignature(vectors, picks, top, r, timings);
     } else if (method === 'similarity' && S.unit) {
       const t0 = performance.now();
@@ -365,10 +524,17 @@ async function recommend() {
       method = 'none';
     }
     render(top, scores, reasons, method, who, timings);
+    if (p.attributes) showMessage(unknownNote(p.attributes), 'note');
     hook.last = {
       picks,
       who,
       demo_user: demo,
+      attributes: p.attributes && {
+        feature_indices: Array.from(p.attributes.indices),
+        feature_weights: Array.from(p.attributes.weights),
+        missing: p.attributes.missing,
+        unknown: p.attributes.unknown,
+      },
       vectors: {user_gmf: Array.from(vectors.user_gmf), user_mlp: Array.from(vectors.user_mlp)},
       graph_top_items: Array.from(rec.out[r.topItems]),
       graph_top_scores: Array.from(rec.out[r.topScores]),
@@ -422,6 +588,8 @@ function render(top, scores, reasons, method, who, timings) {
         w.textContent = ` (${x.weight.toFixed(2)})`;
         because.append(s, w);
       });
+    } else if (method === 'attributes') {
+      because.textContent = '(ranked from your attributes; reasons come from picked items)';
     } else {
       because.textContent = method === 'none' ? '(this bundle has no explanations)' :
         'none of your picks is close to this one';
@@ -520,14 +688,28 @@ async function start() {
     if (S.unit.length !== S.ids.length * S.site.reasons.dims) throw new Error(`${S.site.reasons.file}: wrong size`);
   }
   const bytes = new Uint8Array(await (await fetchOk(S.manifest.model_file)).arrayBuffer());
+  const features = S.manifest.user_features;
+  const encoderBytes = features ? new Uint8Array(await (await fetchOk(features.encoder)).arrayBuffer()) : null;
   let checked = 'sha256 checked';
   if (globalThis.crypto && crypto.subtle) {
-    const digest = hex(await crypto.subtle.digest('SHA-256', bytes));
-    if (digest !== S.manifest.model_sha256) {
-      throw new Error(`model.tflite: sha256 ${digest.slice(0, 12)}… does not match manifest.json; rebuild the site`);
+    const checks = [[S.manifest.model_file, bytes, S.manifest.model_sha256]];
+    if (features) checks.push([features.encoder, encoderBytes, features.sha256]);
+    for (const [name, data, expected] of checks) {
+      const digest = hex(await crypto.subtle.digest('SHA-256', data));
+      if (digest !== expected) {
+        throw new Error(`${name}: sha256 ${digest.slice(0, 12)}… does not match manifest.json; rebuild the site`);
+      }
     }
   } else {
     checked = 'sha256 not checked: this origin has no WebCrypto (serve it from 127.0.0.1 or https)';
+  }
+  if (features) {
+    const width = size(S.manifest.signatures.user_features.inputs.feature_indices[1]);
+    try {
+      S.encoder = new FeatureEncoder(JSON.parse(new TextDecoder().decode(encoderBytes)), width);
+    } catch (e) {
+      throw new Error(`${features.encoder}: ${e.message}`);
+    }
   }
   const t1 = performance.now();
   // LiteRT's native log lines reach Emscripten's printErr (console.error by default): by their level instead, so the
@@ -544,6 +726,10 @@ async function start() {
   roles();  // every output the page reads can be told apart
   const dims = S.manifest.user_vector_dims;  // the first run allocates: done here, so the timings shown are steady
   await call('recommend', {user_gmf: new Float32Array(dims.gmf), user_mlp: new Float32Array(dims.mlp)});
+  if (S.encoder) {
+    const blank = S.encoder.encode({});
+    await call('user_features', {feature_indices: blank.indices, feature_weights: blank.weights});
+  }
   const t3 = performance.now();
   hook.loadMs = {files: t1 - t0, litert: t2 - t1, model: t3 - t2};
   hook.bench = bench;
@@ -551,10 +737,19 @@ async function start() {
   const m = S.manifest;
   setStatus(`Ready: ${m.n_items} items, model loaded in ${(t3 - t0).toFixed(0)} ms (LiteRT.js runtime ` +
             `${(t2 - t1).toFixed(0)} ms, model compiled and run once ${(t3 - t2).toFixed(0)} ms).`, 'ready');
+  const from = [];
+  if (canPick()) from.push('fold_in' in m.signatures ? 'fold_in on this device' : 'demo users');
+  if (S.encoder) from.push(`attributes (user_features${'fold_in_from' in m.signatures ? ', fold_in_from' : ''})`);
   $('about').textContent = `LiteRT.js ${S.site.litertjs} (WebAssembly) · ${m.precision} bundle, version ` +
     `${m.version ?? '?'} · signatures: ${Object.keys(m.signatures).join(', ')} · users from ` +
-    `${'fold_in' in m.signatures ? 'fold_in on this device' : 'demo users'} · reasons: ${S.site.reasons.method} · ` +
-    `model ${checked}`;
+    `${from.join(' and ')} · reasons: ${S.site.reasons.method} · model ${checked}`;
+  if (S.encoder) {
+    renderAttributeForm();
+    $('attrs').hidden = false;
+    $('pick-h').textContent = '2. …and / or pick a few items you liked';
+    $('res-h').textContent = `${canPick() ? 3 : 2}. Recommended for you`;
+  }
+  $('pick-items').hidden = !canPick();
   for (const id of ['search', 'ids', 'recommend', 'clear']) $(id).disabled = false;
   $('search').addEventListener('input', renderCatalog);
   const run = () => recommend().catch((e) => showMessage(`Something went wrong: ${e.message || e}`));
@@ -563,6 +758,7 @@ async function start() {
   $('clear').addEventListener('click', () => {
     S.picked = [];
     $('ids').value = '';
+    for (const input of $('attr-fields').querySelectorAll('input')) input.value = '';
     showMessage('');
     renderPicked();
     renderCatalog();
