@@ -4,6 +4,7 @@ before."""
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -160,6 +161,36 @@ def test_pruning_takes_each_dimension_from_the_id_and_the_feature_tables_togethe
         # so the pruned model's folded rows are the teacher's folded rows in the kept dimensions
         folded = fold(model).tables()[name].weight.detach().numpy()
         np.testing.assert_allclose(fold(pruned).tables()[name].weight.detach().numpy(), folded[:, kept], atol=1e-6)
+
+
+@pytest.mark.parametrize("folded", [False, True])
+def test_pruning_with_data_removes_dead_mlp_channels_before_live_ones(trained, folded: bool) -> None:
+    """Half of every hidden layer made dead (a ReLU never positive) with weights larger than the live ones': a
+    magnitude criterion alone keeps them and cuts the live ones; with the training data the pruned model keeps
+    exactly the live channels, so it scores every pair as the full model does."""
+    from torch import nn
+
+    from edgerec.compression.prune import prune
+
+    ck, ds, _, _ = trained
+    model = fold(ck.model) if folded else copy.deepcopy(ck.model)
+    linears = [x for x in model.mlp if isinstance(x, nn.Linear)]
+    nexts = [*linears[1:], None]
+    with torch.no_grad():
+        for lin, nxt in zip(linears, nexts, strict=True):
+            dead = torch.arange(0, lin.out_features, 2)
+            lin.weight[dead] *= 100
+            lin.bias[dead] = -1e6
+            if nxt is not None:
+                nxt.weight[:, dead] *= 100
+    cfg = edgerec.PruneConfig(mlp=0.5, gmf=0.0, mlp_embedding=0.0)
+    u, i = all_pairs(ds.n_users, ds.n_items)
+    magnitude, pruned = prune(model, cfg), prune(model, cfg, ds)
+    assert pruned.arch.mlp_layers == tuple(x.out_features // 2 for x in linears)
+    with torch.no_grad():
+        full = model.eval()(u, i)
+        assert not torch.allclose(magnitude(u, i), full, atol=1e-3)  # magnitude alone: the live ones cut
+        torch.testing.assert_close(pruned(u, i), full, rtol=1e-5, atol=1e-5)
 
 
 def test_compression_keeps_the_feature_model_and_add_items_works_on_it(trained, tmp_path: Path) -> None:

@@ -40,7 +40,8 @@ class PruneConfig:
     gmf: Ratio = 0.5  # GMF embedding dimensions (user and item together)
     mlp_embedding: Ratio = 0.5  # MLP embedding dimensions, user and item tables each
     importance: Importance = "l2"  # l1 | l2 (weight magnitude) | taylor (|w * dL/dw| on training data) | random
-    taylor_samples: Annotated[int, Field(ge=1)] = 65536  # training samples for the taylor criterion
+    # training samples for the taylor criterion and for the MLP channels' activity (edgerec.compression.prune)
+    taylor_samples: Annotated[int, Field(ge=1)] = 65536
     seed: int = 0
     # iterative pruning: reach the ratios in this many equal steps of the original widths (2 steps of 50 %: 75 %,
     # then 50 %), with distillation recovery after each when distilling. ML-1M NeuMF-8, 50 %: one step -0.0137
