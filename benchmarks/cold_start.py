@@ -332,6 +332,7 @@ def main() -> int:
     ap.add_argument("--share", type=float, default=0.1, help="of the items (cold items) and of the users (cold users)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--id-dropout", type=float, default=FeaturesConfig(item="x").id_dropout)
+    ap.add_argument("--feature-loss", type=float, default=FeaturesConfig(item="x").feature_loss)
     ap.add_argument("--epochs", type=int, default=TrainConfig().epochs, help="at most (a quick check: 1)")
     ap.add_argument("--lightfm-epochs", type=int, default=None, help="override SETTINGS' epochs (a quick check: 1)")
     ap.add_argument("--lightfm", default=",".join(SETTINGS), help="the SETTINGS to train, comma-separated")
@@ -353,12 +354,13 @@ def main() -> int:
     RUNS.mkdir(parents=True, exist_ok=True)
     lightfm_python()
     features = FeaturesConfig(user=str(args.data / "ml-1m.users.tsv"), item=str(args.data / "ml-1m.items.tsv"),
-                              id_dropout=args.id_dropout)  # fmt: skip
+                              id_dropout=args.id_dropout, feature_loss=args.feature_loss)  # fmt: skip
     cfg = TrainConfig(epochs=args.epochs, features=features)
     ds = load_dataset(args.data)
     path = args.results.with_suffix(".json")
     meta = {"machine": machine(), "threads": torch.get_num_threads(), "lightfm": LIGHTFM, "settings": SETTINGS,
-            "share": args.share, "seed": args.seed, "id_dropout": args.id_dropout}  # fmt: skip
+            "share": args.share, "seed": args.seed, "id_dropout": args.id_dropout,
+            "feature_loss": args.feature_loss}  # fmt: skip
     for name in filter(None, args.only.split(",")):
         result = PROTOCOLS[name](ds, args, cfg) | {"load": os.getloadavg()[2]}
         if args.lightfm_ahead:

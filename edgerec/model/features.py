@@ -2,7 +2,10 @@
 bag over its encoded feature values (edgerec.data.features), of the same width.
 
 Training zeroes the id embedding of a random share of the samples (id dropout), so that the feature path alone
-learns to serve a user or item whose id it never saw; such a new id is scored with its id rows at zero. For what
+learns to serve a user or item whose id it never saw; such a new id is scored with its id rows at zero. Optionally
+(`FeaturesConfig.feature_loss`) every batch is also scored once per side with that side's id rows left out (its
+features alone), and that loss is added with a weight: the deterministic form of what id dropout samples, which
+trains the feature path on every sample without starving the id path. For what
 reads plain NeuMF weights (export, quantization, the numpy readers) a feature model is folded: each id row becomes
 its id embedding plus its feature encoding (`fold`), which scores every known id exactly as the model does.
 Compression and updates keep the feature model itself (edgerec.compression, edgerec.updates.grow).
@@ -38,16 +41,18 @@ SIDES: tuple[Side, ...] = ("user", "item")
 @dataclass(frozen=True)
 class ModelFeatures:
     """What a feature model holds besides its weights: per side the encoder and every id's encoding (by dense
-    index), and the id dropout it trains with."""
+    index), and how it trains: its id dropout and the weight of its feature-only loss (FeaturesConfig)."""
 
     encoders: Mapping[str, Encoder]
     encoded: Mapping[str, Encoded]
     id_dropout: float
     reports: Mapping[str, dict] = field(default_factory=dict)  # per side, how its table met the data
+    feature_loss: float = 0.0
 
     def to_json(self) -> dict:
         return {
             "id_dropout": self.id_dropout,
+            "feature_loss": self.feature_loss,
             "encoders": {s: e.to_json() for s, e in self.encoders.items()},
             "reports": dict(self.reports),
         }
@@ -57,11 +62,12 @@ class ModelFeatures:
         try:
             encoders = {s: Encoder.from_json(e, f"{where} ({s})") for s, e in d["encoders"].items()}
             dropout = float(d["id_dropout"])
+            feature_loss = float(d.get("feature_loss", 0.0))  # absent in checkpoints written before it existed
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise EdgerecError(f"{where}: malformed features record ({type(e).__name__}: {e})") from None
         if set(encoders) != set(encoded) or not set(encoders) <= set(SIDES):
             raise EdgerecError(f"{where}: encoders for {sorted(encoders)} but encoded features for {sorted(encoded)}")
-        return cls(encoders, dict(encoded), dropout, d.get("reports", {}))
+        return cls(encoders, dict(encoded), dropout, d.get("reports", {}), feature_loss)
 
 
 class FeatureNCF(NCF):
@@ -94,7 +100,15 @@ class FeatureNCF(NCF):
     def represent(
         self, rows: dict[str, torch.Tensor], users: torch.Tensor, items: torch.Tensor
     ) -> dict[str, torch.Tensor]:
+        return self.representations(rows, users, items)[0]
+
+    def representations(
+        self, rows: dict[str, torch.Tensor], users: torch.Tensor, items: torch.Tensor, feature_only: bool = False
+    ) -> list[dict[str, torch.Tensor]]:
+        """[represent's result]; with feature_only, then per side with features the same with that side's id rows
+        left out (its features alone, the other side as represented), for the feature-only loss."""
         out = dict(rows)
+        encodings: dict[str, dict[str, torch.Tensor]] = {}
         bags = self.bags()
         for side, ids in (("user", users), ("item", items)):
             if side not in self.features.encoded:
@@ -106,11 +120,15 @@ class FeatureNCF(NCF):
             distinct, inverse = torch.unique(ids, return_inverse=True)
             indices = getattr(self, f"{side}_feature_indices")[distinct]
             weights = getattr(self, f"{side}_feature_weights")[distinct]
+            encodings[side] = {}
             for name, bag in bags.items():
                 if name.endswith(f"_{side}"):
-                    own = rows[name] if keep is None else rows[name] * keep
-                    out[name] = own + bag(indices, per_sample_weights=weights)[inverse]
-        return out
+                    encoding = bag(indices, per_sample_weights=weights)[inverse]
+                    encodings[side][name] = encoding
+                    out[name] = (rows[name] if keep is None else rows[name] * keep) + encoding
+        if not feature_only:
+            return [out]
+        return [out, *({**out, **own} for own in encodings.values())]
 
     def add_l2_grad(self, users: torch.Tensor, items: torch.Tensor, l2: float) -> None:
         """The feature side of training's L2 on the rows a batch reads (edgerec.model.row_grads.add_l2_grad): every
@@ -139,6 +157,7 @@ def build(ds: Dataset, arch: NCFArch, cfg: FeaturesConfig) -> FeatureNCF:
         {s: f.encoded for s, f in sides.items()},
         cfg.id_dropout,
         {s: f.report.to_json() for s, f in sides.items()},
+        cfg.feature_loss,
     )
     return FeatureNCF(arch, features)
 
