@@ -210,17 +210,7 @@ def cold_items(ds: Dataset, args: argparse.Namespace, cfg: TrainConfig) -> dict:
         ck = timed_train(out, "edgerec", warm_ds, cfg)
         grown = added("cold_items", RUNS / "cold_items.ckpt", ck, edgerec.add_items, args.data / "ml-1m.items.tsv")
 
-    # ground truth: every cold item each user interacted with, train or test
-    users = np.concatenate([ds.train.users, ds.test_users])
-    items = np.concatenate([ds.train.items, ds.test_items])
-    hit = is_cold[items]
-    judged = np.unique(users[hit])
-    row_of = np.full(ds.n_users, -1)
-    row_of[judged] = np.arange(len(judged))
-    col_of = np.full(ds.n_items, -1)
-    col_of[cold] = np.arange(len(cold))
-    relevant = np.zeros((len(judged), len(cold)), dtype=bool)
-    relevant[row_of[users[hit]], col_of[items[hit]]] = True
+    judged, relevant = cold_item_truth(ds, cold)
     qu, qi = np.repeat(judged, len(cold)), np.tile(cold, len(judged))
 
     def ranked(scores: np.ndarray) -> dict:
@@ -243,6 +233,24 @@ def cold_items(ds: Dataset, args: argparse.Namespace, cfg: TrainConfig) -> dict:
     out["lightfm"] = lightfm_settings(args, "cold_items", problem, ranked)
     print("cold items", json.dumps({k: v for k, v in out.items() if k != "provenance"}), flush=True)
     return out
+
+
+def cold_item_truth(ds: Dataset, cold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cold-item protocol's ground truth: the users who interacted with a cold item (train or test), sorted, and
+    [len(those users), len(cold)] whether each did with each cold item."""
+    is_cold = np.zeros(ds.n_items, dtype=bool)
+    is_cold[cold] = True
+    users = np.concatenate([ds.train.users, ds.test_users])
+    items = np.concatenate([ds.train.items, ds.test_items])
+    hit = is_cold[items]
+    judged = np.unique(users[hit])
+    row_of = np.full(ds.n_users, -1)
+    row_of[judged] = np.arange(len(judged))
+    col_of = np.full(ds.n_items, -1)
+    col_of[cold] = np.arange(len(cold))
+    relevant = np.zeros((len(judged), len(cold)), dtype=bool)
+    relevant[row_of[users[hit]], col_of[items[hit]]] = True
+    return judged, relevant
 
 
 def genre_profile_scores(ds: Dataset, warm_ds: Dataset, data: Path, users: np.ndarray, cold: np.ndarray) -> np.ndarray:
