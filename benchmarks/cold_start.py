@@ -208,7 +208,13 @@ def cold_items(ds: Dataset, args: argparse.Namespace, cfg: TrainConfig) -> dict:
     warm_ds = warm_split(ds, cold)
     if not args.lightfm_ahead:
         ck = timed_train(out, "edgerec", warm_ds, cfg)
-        grown = added("cold_items", RUNS / "cold_items.ckpt", ck, edgerec.add_items, args.data / "ml-1m.items.tsv")
+        grown = added(
+            "cold_items",
+            RUNS / f"{args.results.stem}.cold_items.ckpt",
+            ck,
+            edgerec.add_items,
+            args.data / "ml-1m.items.tsv",
+        )
 
     judged, relevant = cold_item_truth(ds, cold)
     qu, qi = np.repeat(judged, len(cold)), np.tile(cold, len(judged))
@@ -285,7 +291,13 @@ def cold_users(ds: Dataset, args: argparse.Namespace, cfg: TrainConfig) -> dict:
     rows = np.flatnonzero(is_cold[ds.test_users])
     if not args.lightfm_ahead:
         ck = timed_train(out, "edgerec", warm_ds, cfg)
-        grown = added("cold_users", RUNS / "cold_users.ckpt", ck, edgerec.add_users, args.data / "ml-1m.users.tsv")
+        grown = added(
+            "cold_users",
+            RUNS / f"{args.results.stem}.cold_users.ckpt",
+            ck,
+            edgerec.add_users,
+            args.data / "ml-1m.users.tsv",
+        )
         out["cold_users"] = len(cold)
         out["edgerec"]["cold"] = metrics(model_scorer(grown, ds), ds, rows)
         out["itempop"] = metrics(item_pop_scorer(warm_ds), ds, rows)
@@ -340,6 +352,7 @@ def main() -> int:
     ap.add_argument("--share", type=float, default=0.1, help="of the items (cold items) and of the users (cold users)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--id-dropout", type=float, default=FeaturesConfig(item="x").id_dropout)
+    ap.add_argument("--item-id-dropout", type=float, default=None, help="the items' own (default: --id-dropout)")
     ap.add_argument("--feature-loss", type=float, default=FeaturesConfig(item="x").feature_loss)
     ap.add_argument("--epochs", type=int, default=TrainConfig().epochs, help="at most (a quick check: 1)")
     ap.add_argument("--lightfm-epochs", type=int, default=None, help="override SETTINGS' epochs (a quick check: 1)")
@@ -362,13 +375,14 @@ def main() -> int:
     RUNS.mkdir(parents=True, exist_ok=True)
     lightfm_python()
     features = FeaturesConfig(user=str(args.data / "ml-1m.users.tsv"), item=str(args.data / "ml-1m.items.tsv"),
-                              id_dropout=args.id_dropout, feature_loss=args.feature_loss)  # fmt: skip
+                              id_dropout=args.id_dropout, feature_loss=args.feature_loss,
+                              item_id_dropout=args.item_id_dropout)  # fmt: skip
     cfg = TrainConfig(epochs=args.epochs, features=features)
     ds = load_dataset(args.data)
     path = args.results.with_suffix(".json")
     meta = {"machine": machine(), "threads": torch.get_num_threads(), "lightfm": LIGHTFM, "settings": SETTINGS,
             "share": args.share, "seed": args.seed, "id_dropout": args.id_dropout,
-            "feature_loss": args.feature_loss}  # fmt: skip
+            "setting": setting_name(features)}  # fmt: skip
     for name in filter(None, args.only.split(",")):
         result = PROTOCOLS[name](ds, args, cfg) | {"load": os.getloadavg()[2]}
         if args.lightfm_ahead:
@@ -384,21 +398,31 @@ def main() -> int:
     return 0
 
 
+def setting_name(f: FeaturesConfig) -> str:
+    """The feature-training settings a run names (a tried variant, cold_item_settings.py's rows)."""
+    item = "" if f.item_id_dropout is None else f" item_id_dropout={f.item_id_dropout}"
+    return f"id_dropout={f.id_dropout}{item} feature_loss={f.feature_loss}"
+
+
+def variant_setting(variant: dict) -> str:
+    """A tried variant's setting_name (a variant written before it had one: its id dropout)."""
+    return variant.get("setting", f"id_dropout={variant['id_dropout']} feature_loss=0.0")
+
+
 def warm_cost(variant: dict) -> str:
     """What was measured for a variant's setting on all users' warm test cases, where it was: features.py for an id
-    dropout (features_id_dropout_X.json), feature_loss.py for a feature-loss weight (feature_loss.json)."""
-    weight, dropout = variant.get("feature_loss", 0.0), variant["id_dropout"]
-    path = HERE / "results" / (f"features_id_dropout_{dropout}.json" if not weight else "feature_loss.json")
-    if not path.is_file():
-        return ""
-    m = json.loads(path.read_text())
-    if weight:
-        key = f"warm feature_loss={weight} id_dropout={dropout}"
-        if key not in m:
-            return ""
-        feat = m[key]["edgerec"]["metrics"]
+    dropout alone (features_id_dropout_X.json), cold_item_settings.py for the others (cold_item_settings.json)."""
+    setting = variant_setting(variant)
+    path = HERE / "results" / "cold_item_settings.json"
+    m = json.loads(path.read_text()) if path.is_file() else {}
+    if f"warm {setting}" in m:
+        feat = m[f"warm {setting}"]["edgerec"]["metrics"]
         ids = json.loads((HERE / "results" / "features.json").read_text())["ids"]["metrics"]
     else:
+        path = HERE / "results" / f"features_id_dropout_{variant['id_dropout']}.json"
+        if "setting" in variant or not path.is_file():
+            return ""
+        m = json.loads(path.read_text())
         ids, feat = m["ids"]["metrics"], m["features"]["metrics"]
     dh, dn = feat["hr@10"] - ids["hr@10"], feat["ndcg@10"] - ids["ndcg@10"]
     return (
@@ -408,7 +432,8 @@ def warm_cost(variant: dict) -> str:
     )
 
 
-# `--only items --id-dropout X [--feature-loss W] --results <results>/cold_start_<name>.md`: a setting tried
+# a setting tried: `--only items --id-dropout X [--item-id-dropout I] [--feature-loss W]
+# --results <results>/cold_start_<name>.md`
 VARIANT = "cold_start_"
 
 
@@ -492,9 +517,7 @@ def report(out: dict, variants: dict[str, dict]) -> str:
         f"HR@10 {items['edgerec']['metrics']['hr@10']:.4f} / NDCG@10 {items['edgerec']['metrics']['ndcg@10']:.4f}.",
         "",
         *(
-            f"Tried: id dropout {v['id_dropout']}"
-            + (f", feature loss {v['feature_loss']}" if v.get("feature_loss") else "")
-            + f" (`{name}.json`, {v['items']['provenance']}): cold items "
+            f"Tried: {variant_setting(v)} (`{name}.json`, {v['items']['provenance']}): cold items "
             f"{v['items']['edgerec']['cold'][r]:.4f} / {v['items']['edgerec']['cold'][n]:.4f}; that model's own warm "
             f"test set HR@10 {v['items']['edgerec']['metrics']['hr@10']:.4f} / NDCG@10 "
             f"{v['items']['edgerec']['metrics']['ndcg@10']:.4f}. The best LightFM: this model "

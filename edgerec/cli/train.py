@@ -89,6 +89,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         help=f"with features: the share of samples trained without their id embeddings (default {ID_DROPOUT})",
     )
     t.add_argument(
+        "--item-id-dropout",
+        type=float,
+        default=None,
+        help="with item features: the items' own id dropout (default: --id-dropout for both sides)",
+    )
+    t.add_argument(
         "--feature-loss",
         type=float,
         default=FEATURE_LOSS,
@@ -129,6 +135,7 @@ def run_train(args: argparse.Namespace) -> int:
             item=args.item_features,
             id_dropout=args.id_dropout,
             feature_loss=args.feature_loss,
+            item_id_dropout=args.item_id_dropout,
         )
     cfg = from_flags(TrainConfig, args, features=features)
     ds = load_data(args)

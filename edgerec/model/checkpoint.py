@@ -132,6 +132,7 @@ class Checkpoint:
                 "sides": sorted(f.encoded),
                 "id_dropout": f.id_dropout,
                 "feature_loss": f.feature_loss,
+                "item_id_dropout": f.item_id_dropout,
             }
         return cls(model.eval(), user_ids, item_ids, config, report.get("metrics", {}), attached)
 

@@ -77,6 +77,8 @@ class FeaturesConfig:
     user_table: FeatureConfig = field(default_factory=FeatureConfig)
     item_table: FeatureConfig = field(default_factory=FeatureConfig)
     id_dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = ID_DROPOUT
+    # the items' own id dropout (None: id_dropout for both sides): cold items are served by the item feature path
+    item_id_dropout: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
     # the weight of the feature-only loss: every batch also scored once per side with that side's id embeddings left
     # out (its features alone), that BCE added times this weight; 0: none (id dropout alone trains the feature path)
     feature_loss: Annotated[float, Field(ge=0.0, le=10.0)] = FEATURE_LOSS

@@ -1,8 +1,9 @@
 """NeuMF with user and item features: in both towers a side's representation is its id embedding plus an embedding
 bag over its encoded feature values (edgerec.data.features), of the same width.
 
-Training zeroes the id embedding of a random share of the samples (id dropout), so that the feature path alone
-learns to serve a user or item whose id it never saw; such a new id is scored with its id rows at zero. Optionally
+Training zeroes the id embedding of a random share of the samples (id dropout; the items' rate may differ), so that
+the feature path alone learns to serve a user or item whose id it never saw; such a new id is scored with its id rows
+at zero. Optionally
 (`FeaturesConfig.feature_loss`) every batch is also scored once per side with that side's id rows left out (its
 features alone), and that loss is added with a weight: the deterministic form of what id dropout samples, which
 trains the feature path on every sample without starving the id path. For what
@@ -48,11 +49,17 @@ class ModelFeatures:
     id_dropout: float
     reports: Mapping[str, dict] = field(default_factory=dict)  # per side, how its table met the data
     feature_loss: float = 0.0
+    item_id_dropout: float | None = None  # the items' own id dropout (None: id_dropout)
+
+    def dropout(self, side: Side) -> float:
+        """The share of a batch's samples whose `side` id rows training zeroes."""
+        return self.item_id_dropout if side == "item" and self.item_id_dropout is not None else self.id_dropout
 
     def to_json(self) -> dict:
         return {
             "id_dropout": self.id_dropout,
             "feature_loss": self.feature_loss,
+            "item_id_dropout": self.item_id_dropout,
             "encoders": {s: e.to_json() for s, e in self.encoders.items()},
             "reports": dict(self.reports),
         }
@@ -63,11 +70,12 @@ class ModelFeatures:
             encoders = {s: Encoder.from_json(e, f"{where} ({s})") for s, e in d["encoders"].items()}
             dropout = float(d["id_dropout"])
             feature_loss = float(d.get("feature_loss", 0.0))  # absent in checkpoints written before it existed
+            item_dropout = None if d.get("item_id_dropout") is None else float(d["item_id_dropout"])
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise EdgerecError(f"{where}: malformed features record ({type(e).__name__}: {e})") from None
         if set(encoders) != set(encoded) or not set(encoders) <= set(SIDES):
             raise EdgerecError(f"{where}: encoders for {sorted(encoders)} but encoded features for {sorted(encoded)}")
-        return cls(encoders, dict(encoded), dropout, d.get("reports", {}), feature_loss)
+        return cls(encoders, dict(encoded), dropout, d.get("reports", {}), feature_loss, item_dropout)
 
 
 class FeatureNCF(NCF):
@@ -114,8 +122,9 @@ class FeatureNCF(NCF):
             if side not in self.features.encoded:
                 continue
             keep = None
-            if self.training and self.features.id_dropout:
-                keep = (torch.rand(len(ids)) >= self.features.id_dropout).to(torch.float32)[:, None]
+            rate = self.features.dropout(side)
+            if self.training and rate:
+                keep = (torch.rand(len(ids)) >= rate).to(torch.float32)[:, None]
             # each distinct id of the batch is pooled once (a batch of 16,384 holds ~3,000 of ML-1M's items)
             distinct, inverse = torch.unique(ids, return_inverse=True)
             indices = getattr(self, f"{side}_feature_indices")[distinct]
@@ -158,6 +167,7 @@ def build(ds: Dataset, arch: NCFArch, cfg: FeaturesConfig) -> FeatureNCF:
         cfg.id_dropout,
         {s: f.report.to_json() for s, f in sides.items()},
         cfg.feature_loss,
+        cfg.item_id_dropout,
     )
     return FeatureNCF(arch, features)
 

@@ -1,10 +1,11 @@
-"""The feature-only loss (FeaturesConfig.feature_loss) on ML-1M NeuMF-8 with its features: cold items and warm
-quality, one setting per run.
+"""Feature-training settings (FeaturesConfig: id dropout, the items' own id dropout, the feature-only loss) on ML-1M
+NeuMF-8 with its features: cold items and warm quality, one setting and protocol per run.
 
-    python benchmarks/feature_loss.py {cold,warm} --feature-loss W --id-dropout D [--data ../shared/data/ml-1m-ncf]
+    python benchmarks/cold_item_settings.py {cold,warm} [--id-dropout D] [--item-id-dropout I] [--feature-loss W]
+        [--data ../shared/data/ml-1m-ncf]
 
 Every model is `edgerec train`'s defaults (NeuMF-8, one thread) with ml-1m.users.tsv and ml-1m.items.tsv as features
-and the given feature-loss weight and id dropout.
+and the given settings (the others FeaturesConfig's defaults).
 - cold: cold_start.py's cold-item protocol: the same seeded 10 % of the items (features.py's cold_items) lose every
   interaction, the model is trained on the rest (warm_split), the cold items are added by their features alone (id
   rows zero, encoded with the training encoder: what add_items does), and each user who interacted with a cold item
@@ -12,7 +13,7 @@ and the given feature-loss weight and id dropout.
   training through a saved checkpoint and `edgerec.add_items`, beside LightFM.
 - warm: features.py's warm model: all users, the test item vs its 99 negatives (HR@10 / NDCG@10), beside the ids-only
   model of features.json (the ids-only training does not read these settings).
-Each run merges its entry into benchmarks/results/feature_loss.json and rewrites feature_loss.md from all entries,
+Each run merges its entry into benchmarks/results/cold_item_settings.json and rewrites the .md from all entries,
 beside LightFM's best cold-item numbers in cold_start.json.
 """
 
@@ -40,10 +41,11 @@ from edgerec.sysinfo import machine, provenance
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cold_start import K, cold_item_truth  # noqa: E402
+from cold_start import K, cold_item_truth, setting_name  # noqa: E402
 from features import DATA, cold_items, has_ml1m, timed_train, warm_split, with_cold_items  # noqa: E402
 
-RESULTS = HERE / "results" / "feature_loss.md"
+RESULTS = HERE / "results" / "cold_item_settings.md"
+DEFAULTS = FeaturesConfig(item="x")
 WARM_LIMIT = 0.005  # how far warm HR@10 / NDCG@10 may fall below the ids-only model
 
 
@@ -66,22 +68,24 @@ def warm(data: Path, cfg: TrainConfig, out: dict) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("mode", choices=["cold", "warm"])
-    ap.add_argument("--feature-loss", type=float, required=True)
-    ap.add_argument("--id-dropout", type=float, required=True)
+    ap.add_argument("--id-dropout", type=float, default=DEFAULTS.id_dropout)
+    ap.add_argument("--item-id-dropout", type=float, default=None, help="the items' own (default: --id-dropout)")
+    ap.add_argument("--feature-loss", type=float, default=DEFAULTS.feature_loss)
     ap.add_argument("--data", type=Path, default=DATA)
     args = ap.parse_args()
     torch.set_num_threads(1)
     if not has_ml1m(args.data):
         return 2
     features = FeaturesConfig(user=str(args.data / "ml-1m.users.tsv"), item=str(args.data / "ml-1m.items.tsv"),
-                              id_dropout=args.id_dropout, feature_loss=args.feature_loss)  # fmt: skip
+                              id_dropout=args.id_dropout, feature_loss=args.feature_loss,
+                              item_id_dropout=args.item_id_dropout)  # fmt: skip
     out: dict = {"provenance": provenance(sys.argv), "machine": machine(), "threads": torch.get_num_threads(),
-                 "feature_loss": args.feature_loss, "id_dropout": args.id_dropout}  # fmt: skip
+                 "setting": setting_name(features)}  # fmt: skip
     (cold if args.mode == "cold" else warm)(args.data, TrainConfig(features=features), out)
     out["load"] = os.getloadavg()[2]
     path = RESULTS.with_suffix(".json")
     runs = json.loads(path.read_text()) if path.is_file() else {}  # several settings may run in parallel
-    write_json(path, runs | {f"{args.mode} feature_loss={args.feature_loss} id_dropout={args.id_dropout}": out})
+    write_json(path, runs | {f"{args.mode} {out['setting']}": out})
     RESULTS.write_text(report(json.loads(path.read_text())))
     print(f"wrote {RESULTS}")
     return 0
@@ -95,11 +99,8 @@ def report(runs: dict) -> str:
     lf_name = max(lightfm, key=lambda name: lightfm[name][n])
     lf = lightfm[lf_name]
 
-    def setting(v: dict) -> tuple[float, float]:
-        return v["feature_loss"], v["id_dropout"]
-
-    colds = {setting(v): v for k, v in runs.items() if k.startswith("cold")}
-    warms = {setting(v): v for k, v in runs.items() if k.startswith("warm")}
+    colds = {v["setting"]: v for k, v in runs.items() if k.startswith("cold")}
+    warms = {v["setting"]: v for k, v in runs.items() if k.startswith("warm")}
     rows = []
     for s in sorted(set(colds) | set(warms)):
         c, w = colds.get(s), warms.get(s)
@@ -113,17 +114,19 @@ def report(runs: dict) -> str:
             warm_cells = f"{m['hr@10']:.4f} | {m['ndcg@10']:.4f} | {dh:+.4f} / {dn:+.4f} ({ok})"
         else:
             warm_cells = "| |"
-        rows.append(f"| {s[0]} | {s[1]} | {cold_cells} | {warm_cells} |")
+        rows.append(f"| {s} | {cold_cells} | {warm_cells} |")
     machines = sorted({v["machine"] for v in runs.values()})
     loads = ", ".join(f"{v['load']:.1f}" for v in runs.values())
     lines = [
-        "# The feature-only loss: cold items and warm quality (ML-1M, NeuMF-8 with users' and items' features)",
+        "# Feature-training settings: cold items and warm quality (ML-1M, NeuMF-8 with users' and items' features)",
         "",
-        "`benchmarks/feature_loss.py` (each run's command and commit below). Machine: "
+        "`benchmarks/cold_item_settings.py` (each run's command and commit below). Machine: "
         f"{'; '.join(machines)}, 1 thread, beside other jobs on the same cores (15-minute load averages at the runs' "
         f"ends: {loads}): seconds say little. Every model is `edgerec train`'s defaults with `ml-1m.users.tsv` and "
-        "`ml-1m.items.tsv` as features, the feature-loss weight (`--feature-loss`: every batch also scored once "
-        "per side by that side's features alone, that BCE added times the weight) and id dropout given.",
+        "`ml-1m.items.tsv` as features and the settings named (`FeaturesConfig`; the others its defaults): id "
+        "dropout (both sides, `--id-dropout`), the items' own (`--item-id-dropout`), the feature-only loss's weight "
+        "(`--feature-loss`: every batch also scored once per side by that side's features alone, that BCE added "
+        "times the weight).",
         "",
         "Cold items: `cold_start.py`'s protocol (the same 371 items lose every interaction, are added by their "
         "features alone, and each of the 5,927 users who interacted with one ranks all of them). LightFM's best "
@@ -132,8 +135,8 @@ def report(runs: dict) -> str:
         f"({ids['provenance']}): HR@10 {ids_m['hr@10']:.4f} / NDCG@10 {ids_m['ndcg@10']:.4f}; allowed: "
         f"-{WARM_LIMIT}.",
         "",
-        "| feature loss | id dropout | cold Recall@10 | cold NDCG@10 | warm HR@10 | warm NDCG@10 | minus ids only |",
-        "|---|---|---|---|---|---|---|",
+        "| setting | cold Recall@10 | cold NDCG@10 | warm HR@10 | warm NDCG@10 | minus ids only |",
+        "|---|---|---|---|---|---|",
         *rows,
         "",
         "## Commands",
