@@ -91,6 +91,22 @@ def main() -> int:
     return 0
 
 
+def measured_before() -> list[tuple[str, str, dict, str, dict]]:
+    """The id-dropout settings cold_start.py and features.py measured: (setting, cold-item results file, its
+    Recall / NDCG, warm results file, its HR / NDCG)."""
+    res = HERE / "results"
+    out = []
+    for dropout, cold_json, warm_json in (
+        (0.05, "cold_start.json", "features.json"),
+        (0.1, "cold_start_id_dropout_0.1.json", "features_id_dropout_0.1.json"),
+    ):
+        if (res / cold_json).is_file() and (res / warm_json).is_file():
+            c = json.loads((res / cold_json).read_text())["items"]["edgerec"]["cold"]
+            w = json.loads((res / warm_json).read_text())["features"]["metrics"]
+            out.append((f"id_dropout={dropout} feature_loss=0.0", cold_json, c, warm_json, w))
+    return out
+
+
 def report(runs: dict) -> str:
     r, n = f"recall@{K}", f"ndcg@{K}"
     ids = json.loads((HERE / "results" / "features.json").read_text())
@@ -101,7 +117,11 @@ def report(runs: dict) -> str:
 
     colds = {v["setting"]: v for k, v in runs.items() if k.startswith("cold")}
     warms = {v["setting"]: v for k, v in runs.items() if k.startswith("warm")}
-    rows = []
+    rows = [
+        f"| {setting} (cold: `{cold_json}`, warm: `{warm_json}`) | {c[r]:.4f} | {c[n]:.4f} | {w['hr@10']:.4f} | "
+        f"{w['ndcg@10']:.4f} | {w['hr@10'] - ids_m['hr@10']:+.4f} / {w['ndcg@10'] - ids_m['ndcg@10']:+.4f} |"
+        for setting, cold_json, c, warm_json, w in measured_before()
+    ]
     for s in sorted(set(colds) | set(warms)):
         c, w = colds.get(s), warms.get(s)
         cold_cells = (f"{c['cold'][r]:.4f} | {c['cold'][n]:.4f}"
@@ -116,7 +136,7 @@ def report(runs: dict) -> str:
             warm_cells = "| |"
         rows.append(f"| {s} | {cold_cells} | {warm_cells} |")
     machines = sorted({v["machine"] for v in runs.values()})
-    loads = ", ".join(f"{v['load']:.1f}" for v in runs.values())
+    loads = ", ".join(f"{v['load']:.1f}" for v in runs.values() if "load" in v) or "not recorded"
     lines = [
         "# Feature-training settings: cold items and warm quality (ML-1M, NeuMF-8 with users' and items' features)",
         "",

@@ -3,12 +3,11 @@ bag over its encoded feature values (edgerec.data.features), of the same width.
 
 Training zeroes the id embedding of a random share of the samples (id dropout; the items' rate may differ), so that
 the feature path alone learns to serve a user or item whose id it never saw; such a new id is scored with its id rows
-at zero. Optionally
-(`FeaturesConfig.feature_loss`) every batch is also scored once per side with that side's id rows left out (its
-features alone), and that loss is added with a weight: the deterministic form of what id dropout samples, which
-trains the feature path on every sample without starving the id path. For what
-reads plain NeuMF weights (export, quantization, the numpy readers) a feature model is folded: each id row becomes
-its id embedding plus its feature encoding (`fold`), which scores every known id exactly as the model does.
+at zero. Optionally (`FeaturesConfig.feature_loss`) every batch is also scored once per side with that side's id rows
+left out (its features alone), and that loss is added with a weight: the deterministic form of what id dropout
+samples. For what reads plain NeuMF weights (export, quantization, the numpy readers) a feature model is folded: each
+id row becomes its id embedding plus its feature encoding (`fold`), which scores every known id exactly as the model
+does.
 Compression and updates keep the feature model itself (edgerec.compression, edgerec.updates.grow).
 """
 
