@@ -41,7 +41,8 @@ SIDES: tuple[Side, ...] = ("user", "item")
 @dataclass(frozen=True)
 class ModelFeatures:
     """What a feature model holds besides its weights: per side the encoder and every id's encoding (by dense
-    index), and how it trains: its id dropout and the weight of its feature-only loss (FeaturesConfig)."""
+    index), and how it trains: its id dropout (the items' own, where set) and the weight of its feature-only loss
+    (FeaturesConfig)."""
 
     encoders: Mapping[str, Encoder]
     encoded: Mapping[str, Encoded]
