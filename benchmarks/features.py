@@ -132,6 +132,8 @@ def main() -> int:
     ap.add_argument("--cold-share", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--id-dropout", type=float, default=FeaturesConfig(item="x").id_dropout)
+    ap.add_argument("--item-id-dropout", type=float, default=None, help="the items' own (default: --id-dropout)")
+    ap.add_argument("--feature-loss", type=float, default=FeaturesConfig(item="x").feature_loss)
     ap.add_argument("--epochs", type=int, default=TrainConfig().epochs, help="at most (a quick check: 1)")
     ap.add_argument("--results", default=str(HERE / "results" / "features.md"))
     args = ap.parse_args()
@@ -140,7 +142,13 @@ def main() -> int:
     if not has_ml1m(data):
         return 2
     users_tsv, items_tsv = data / "ml-1m.users.tsv", data / "ml-1m.items.tsv"
-    features = FeaturesConfig(user=str(users_tsv), item=str(items_tsv), id_dropout=args.id_dropout)
+    features = FeaturesConfig(
+        user=str(users_tsv),
+        item=str(items_tsv),
+        id_dropout=args.id_dropout,
+        feature_loss=args.feature_loss,
+        item_id_dropout=args.item_id_dropout,
+    )
     base = TrainConfig(epochs=args.epochs)
     ds = load_dataset(data)
     out: dict = {"machine": machine(), "provenance": provenance(sys.argv)}

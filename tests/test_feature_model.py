@@ -87,6 +87,54 @@ def test_id_dropout_trains_the_feature_path_only_in_training(trained) -> None:
     assert not torch.equal(a, c)
 
 
+def test_the_items_own_id_dropout_zeroes_item_rows_only(trained) -> None:
+    from dataclasses import replace
+
+    ck, ds, _, _ = trained
+    model = copy.deepcopy(ck.model)
+    model.features = replace(model.features, id_dropout=0.0, item_id_dropout=0.9)
+    u, i = all_pairs(4, ds.n_items)
+    rows = model.lookup(u, i)
+    with torch.no_grad():
+        model.eval()
+        plain = model.represent(rows, u, i)
+        model.train()
+        dropped = model.represent(rows, u, i)
+    for name in plain:
+        assert torch.equal(plain[name], dropped[name]) == name.endswith("_user")
+
+
+def test_the_feature_loss_adds_each_side_scored_by_its_features_alone(trained) -> None:
+    """FeaturesConfig.feature_loss: a training step's loss is the BCE of the model plus, per side, the weight times
+    the BCE of the same model with that side's id rows zeroed (how a new id is scored), and the bags learn from it."""
+    from dataclasses import replace
+
+    from edgerec.model.training import FitOptions, _Steps
+
+    ck, ds, _, _ = trained
+    u, i = torch.tensor([0, 3, 3, 9, 20]), torch.tensor([1, 1, 5, ds.n_items - 1, 7])
+    y = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    cfg = TrainConfig(factors=4, batch_size=8, lr=1e-2, l2=0.0)
+    grads = {}
+    for weight in (0.0, 0.5):
+        model = copy.deepcopy(ck.model)
+        model.features = replace(model.features, id_dropout=0.0, feature_loss=weight)
+        with torch.no_grad():
+            expected = bce(model(u, i), y)
+            for side in ("user", "item"):
+                alone = copy.deepcopy(model)
+                for name, table in alone.tables().items():
+                    if name.endswith(f"_{side}"):
+                        table.weight.zero_()
+                expected += weight * bce(alone(u, i), y)
+        model.train()
+        steps = _Steps(model, cfg, FitOptions(), None, 1)
+        torch.testing.assert_close(steps.step(u, i, y), expected)
+        grads[weight] = model.bags()["gmf_item"].weight.grad.clone()
+    assert not torch.allclose(grads[0.0], grads[0.5])
+
+
 def test_feature_rows_get_the_l2_of_the_rows_a_batch_reads(trained) -> None:
     ck, ds, _, _ = trained
     model, l2 = ck.model, 1e-3
@@ -288,6 +336,11 @@ def test_cli_flags(tmp_path: Path) -> None:
     assert main([*args, "--item-features", str(items), "--user-features", str(users), "--id-dropout", "0.5"]) == 0
     ck = load(out)
     assert isinstance(ck.model, FeatureNCF) and ck.model.features.id_dropout == 0.5
+    assert main([*args, "--item-features", str(items), "--feature-loss", "0.25", "--item-id-dropout", "0.3"]) == 0
+    features = load(out).model.features
+    assert features.feature_loss == 0.25 and load(out).config["features"]["feature_loss"] == 0.25
+    assert (features.dropout("item"), features.dropout("user")) == (0.3, FeaturesConfig(item="x").id_dropout)
+    assert main([*args, "--item-features", str(items), "--feature-loss", "-1"]) == 2
     assert ck.report["train_config"]["features"]["item"] == str(items)
     assert main([*args, "--item-features", str(tmp_path / "absent.csv")]) == 2
 
@@ -315,6 +368,10 @@ def test_config_rules() -> None:
         FeaturesConfig()
     with pytest.raises(ConfigError, match="id_dropout"):
         FeaturesConfig(item="x.csv", id_dropout=1.0)
+    with pytest.raises(ConfigError, match="feature_loss"):
+        FeaturesConfig(item="x.csv", feature_loss=11.0)
+    with pytest.raises(ConfigError, match="item_id_dropout"):
+        FeaturesConfig(item="x.csv", item_id_dropout=1.0)
 
 
 def test_a_profiles_train_step_is_keyed_by_the_tables_content(tmp_path: Path) -> None:

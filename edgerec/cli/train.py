@@ -15,7 +15,7 @@ from edgerec.cli.common import (
     progress,
     rating_table,
 )
-from edgerec.model.config import ID_DROPOUT, FeaturesConfig, TrainConfig
+from edgerec.model.config import FEATURE_LOSS, ID_DROPOUT, FeaturesConfig, TrainConfig
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -89,6 +89,20 @@ def add(sub: argparse._SubParsersAction) -> None:
         help=f"with features: the share of samples trained without their id embeddings (default {ID_DROPOUT})",
     )
     t.add_argument(
+        "--item-id-dropout",
+        type=float,
+        default=None,
+        help="with item features: the items' own id dropout (default: --id-dropout for both sides)",
+    )
+    t.add_argument(
+        "--feature-loss",
+        type=float,
+        default=FEATURE_LOSS,
+        metavar="WEIGHT",
+        help="with features: every batch also scored by each side's features alone (its id embeddings left out), "
+        f"that loss added times WEIGHT; 0: off (default {FEATURE_LOSS})",
+    )
+    t.add_argument(
         "--threads",
         type=int,
         default=0,
@@ -116,7 +130,13 @@ def run_train(args: argparse.Namespace) -> int:
 
     features = None
     if args.user_features or args.item_features:
-        features = FeaturesConfig(user=args.user_features, item=args.item_features, id_dropout=args.id_dropout)
+        features = FeaturesConfig(
+            user=args.user_features,
+            item=args.item_features,
+            id_dropout=args.id_dropout,
+            feature_loss=args.feature_loss,
+            item_id_dropout=args.item_id_dropout,
+        )
     cfg = from_flags(TrainConfig, args, features=features)
     ds = load_data(args)
     command = {"data": args.data, "split_seed": args.split_seed, "init": args.init}

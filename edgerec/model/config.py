@@ -39,6 +39,10 @@ AUTO_STEPS, AUTO_MIN_BATCH, AUTO_MAX_BATCH, BASE_LR = 300, 256, 16_384, 2e-3
 # serves cold items at 2.9 times chance at a warm cost of 0.0002 / 0.0026 HR@10 / NDCG@10; 0.1 costs 0.005 / 0.009
 # and serves cold items no better; 0.25 costs more
 ID_DROPOUT = 0.05
+# the weight of FeaturesConfig.feature_loss: off. Measured on ML-1M NeuMF-8 (benchmarks/results/cold_item_settings.md):
+# 0.5 (id dropout 0.05) and 1.0 (id dropout 0) rank cold items worse than id dropout alone (Recall@10 0.1006 and
+# 0.0860 vs 0.1167), and 0.5 costs 0.0098 warm HR@10
+FEATURE_LOSS = 0.0
 
 
 # categorical: one value per row; multi: several values in one field ("Drama|Comedy"); numeric: a number, bucketed
@@ -75,6 +79,12 @@ class FeaturesConfig:
     user_table: FeatureConfig = field(default_factory=FeatureConfig)
     item_table: FeatureConfig = field(default_factory=FeatureConfig)
     id_dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = ID_DROPOUT
+    # the items' own id dropout (None: id_dropout for both sides). Measured on ML-1M NeuMF-8 (benchmarks/results/
+    # cold_item_settings.md): items 0.2 / users 0.05, 0.15 / 0, 0.05 / 0.1 all rank cold items worse than 0.05 for both
+    item_id_dropout: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    # the weight of the feature-only loss: every batch also scored once per side with that side's id embeddings left
+    # out (its features alone), that BCE added times this weight; 0: none (id dropout alone trains the feature path)
+    feature_loss: Annotated[float, Field(ge=0.0, le=10.0)] = FEATURE_LOSS
 
     def __post_init__(self) -> None:
         if self.user is None and self.item is None:

@@ -1,10 +1,13 @@
 """NeuMF with user and item features: in both towers a side's representation is its id embedding plus an embedding
 bag over its encoded feature values (edgerec.data.features), of the same width.
 
-Training zeroes the id embedding of a random share of the samples (id dropout), so that the feature path alone
-learns to serve a user or item whose id it never saw; such a new id is scored with its id rows at zero. For what
-reads plain NeuMF weights (export, quantization, the numpy readers) a feature model is folded: each id row becomes
-its id embedding plus its feature encoding (`fold`), which scores every known id exactly as the model does.
+Training zeroes the id embedding of a random share of the samples (id dropout; the items' rate may differ), so that
+the feature path alone learns to serve a user or item whose id it never saw; such a new id is scored with its id rows
+at zero. Optionally (`FeaturesConfig.feature_loss`) every batch is also scored once per side with that side's id rows
+left out (its features alone), and that loss is added with a weight: the deterministic form of what id dropout
+samples. For what reads plain NeuMF weights (export, quantization, the numpy readers) a feature model is folded: each
+id row becomes its id embedding plus its feature encoding (`fold`), which scores every known id exactly as the model
+does.
 Compression and updates keep the feature model itself (edgerec.compression, edgerec.updates.grow).
 """
 
@@ -38,16 +41,25 @@ SIDES: tuple[Side, ...] = ("user", "item")
 @dataclass(frozen=True)
 class ModelFeatures:
     """What a feature model holds besides its weights: per side the encoder and every id's encoding (by dense
-    index), and the id dropout it trains with."""
+    index), and how it trains: its id dropout (the items' own, where set) and the weight of its feature-only loss
+    (FeaturesConfig)."""
 
     encoders: Mapping[str, Encoder]
     encoded: Mapping[str, Encoded]
     id_dropout: float
     reports: Mapping[str, dict] = field(default_factory=dict)  # per side, how its table met the data
+    feature_loss: float = 0.0
+    item_id_dropout: float | None = None  # the items' own id dropout (None: id_dropout)
+
+    def dropout(self, side: Side) -> float:
+        """The share of a batch's samples whose `side` id rows training zeroes."""
+        return self.item_id_dropout if side == "item" and self.item_id_dropout is not None else self.id_dropout
 
     def to_json(self) -> dict:
         return {
             "id_dropout": self.id_dropout,
+            "feature_loss": self.feature_loss,
+            "item_id_dropout": self.item_id_dropout,
             "encoders": {s: e.to_json() for s, e in self.encoders.items()},
             "reports": dict(self.reports),
         }
@@ -57,11 +69,13 @@ class ModelFeatures:
         try:
             encoders = {s: Encoder.from_json(e, f"{where} ({s})") for s, e in d["encoders"].items()}
             dropout = float(d["id_dropout"])
+            feature_loss = float(d.get("feature_loss", 0.0))  # absent in checkpoints written before it existed
+            item_dropout = None if d.get("item_id_dropout") is None else float(d["item_id_dropout"])
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise EdgerecError(f"{where}: malformed features record ({type(e).__name__}: {e})") from None
         if set(encoders) != set(encoded) or not set(encoders) <= set(SIDES):
             raise EdgerecError(f"{where}: encoders for {sorted(encoders)} but encoded features for {sorted(encoded)}")
-        return cls(encoders, dict(encoded), dropout, d.get("reports", {}))
+        return cls(encoders, dict(encoded), dropout, d.get("reports", {}), feature_loss, item_dropout)
 
 
 class FeatureNCF(NCF):
@@ -94,23 +108,36 @@ class FeatureNCF(NCF):
     def represent(
         self, rows: dict[str, torch.Tensor], users: torch.Tensor, items: torch.Tensor
     ) -> dict[str, torch.Tensor]:
+        return self.representations(rows, users, items)[0]
+
+    def representations(
+        self, rows: dict[str, torch.Tensor], users: torch.Tensor, items: torch.Tensor, feature_only: bool = False
+    ) -> list[dict[str, torch.Tensor]]:
+        """[represent's result]; with feature_only, then per side with features the same with that side's id rows
+        left out (its features alone, the other side as represented), for the feature-only loss."""
         out = dict(rows)
+        encodings: dict[str, dict[str, torch.Tensor]] = {}
         bags = self.bags()
         for side, ids in (("user", users), ("item", items)):
             if side not in self.features.encoded:
                 continue
             keep = None
-            if self.training and self.features.id_dropout:
-                keep = (torch.rand(len(ids)) >= self.features.id_dropout).to(torch.float32)[:, None]
+            rate = self.features.dropout(side)
+            if self.training and rate:
+                keep = (torch.rand(len(ids)) >= rate).to(torch.float32)[:, None]
             # each distinct id of the batch is pooled once (a batch of 16,384 holds ~3,000 of ML-1M's items)
             distinct, inverse = torch.unique(ids, return_inverse=True)
             indices = getattr(self, f"{side}_feature_indices")[distinct]
             weights = getattr(self, f"{side}_feature_weights")[distinct]
+            encodings[side] = {}
             for name, bag in bags.items():
                 if name.endswith(f"_{side}"):
-                    own = rows[name] if keep is None else rows[name] * keep
-                    out[name] = own + bag(indices, per_sample_weights=weights)[inverse]
-        return out
+                    encoding = bag(indices, per_sample_weights=weights)[inverse]
+                    encodings[side][name] = encoding
+                    out[name] = (rows[name] if keep is None else rows[name] * keep) + encoding
+        if not feature_only:
+            return [out]
+        return [out, *({**out, **own} for own in encodings.values())]
 
     def add_l2_grad(self, users: torch.Tensor, items: torch.Tensor, l2: float) -> None:
         """The feature side of training's L2 on the rows a batch reads (edgerec.model.row_grads.add_l2_grad): every
@@ -139,6 +166,8 @@ def build(ds: Dataset, arch: NCFArch, cfg: FeaturesConfig) -> FeatureNCF:
         {s: f.encoded for s, f in sides.items()},
         cfg.id_dropout,
         {s: f.report.to_json() for s, f in sides.items()},
+        cfg.feature_loss,
+        cfg.item_id_dropout,
     )
     return FeatureNCF(arch, features)
 

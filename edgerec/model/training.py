@@ -252,8 +252,15 @@ class _Steps:
 
     def step(self, u: torch.Tensor, i: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         rows = self.row_grads.gather(u, i)
-        logits = self.model.combine(self.model.represent(rows, u, i), self.cfg.dropout)
+        weight = self.model.features.feature_loss if isinstance(self.model, FeatureNCF) else 0.0
+        if weight:  # FeaturesConfig.feature_loss: also each side scored by its features alone
+            represented, *feature_only = self.model.representations(rows, u, i, feature_only=True)  # type: ignore[union-attr]
+        else:
+            represented, feature_only = self.model.represent(rows, u, i), []
+        logits = self.model.combine(represented, self.cfg.dropout)
         loss = self.loss(logits, y)
+        for alone in feature_only:
+            loss = loss + weight * self.loss(self.model.combine(alone, self.cfg.dropout), y)
         if self.options.extra_loss is not None:
             loss = loss + self.options.extra_loss(self.model, u, i, y, logits)
         for opt in self.opts:
