@@ -333,11 +333,6 @@ def compressed_tables(
     g, h0 = tables["gmf"].shape[1], tables["mlp"].shape[1]
     n = model.arch.n_items
     tries = item_tables.choices(opts, g, h0, n)
-    for c in tries:
-        for what, parts, width in (("pq_gmf", c.pq_gmf, g), ("pq_mlp", c.pq_mlp, h0)):
-            if c.fmt == "pq" and width % parts:
-                table = "the GMF rows'" if what == "pq_gmf" else "the MLP item half's"
-                raise EdgerecError(f"item table pq: {what} {parts} does not divide {table} {width} columns")
     ref = ref or reference(model, opts.gate_users, k)
     budget, tried = opts.max_bytes, []
     for c in tries:
@@ -369,7 +364,7 @@ def compressed_tables(
         if c.fmt != "int8":
             info["scheme"] = (
                 f"{precision} weights, float32 compute; item tables {c.label} decoded in the graph "
-                "(edgerec.exporters.item_tables), the item prior in 8 bits"
+                "once, when a signature is prepared (edgerec.exporters.item_tables), the item prior in 8 bits"
             )
             info.pop("item_constants", None)
         info = {
