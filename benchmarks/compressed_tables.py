@@ -28,6 +28,9 @@ from edgerec.sysinfo import machine, provenance
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 FORMATS = "int8,int4,pq:4x16,pq:2x8,pq:2x4,pq:2x8+4096,pq:2x4+4096,auto"  # pq:GxM+H: pq_gmf, pq_mlp, pq_head
+# the pq format the rows measure (records without it measured the earlier one: uint8 codes, a slot map for the head
+# rows, a 1-D k-means prior, decoded in every call, the GMF half by asymmetric distance computation)
+PQ_FORMAT = "int16 words, decoded once per signature"
 
 
 def formats(text: str) -> list[tuple[str, int, int, int]]:
@@ -50,12 +53,25 @@ def latency(fn, calls: int) -> tuple[float, float]:
     return float(np.percentile(ts, 50) * 1e3), float(np.percentile(ts, 99) * 1e3)
 
 
+def rss_mb() -> float:
+    """This process's resident memory now (MB)."""
+    import os
+
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
 def measure(flat: bytes, ref, candidates: int, calls: int) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
     recall = ref.recall(flat, candidates)
+    ug0, um0 = ref.user_gmf[:1], ref.user_mlp[:1]
+    rss0, t0 = rss_mb(), time.perf_counter()
+    # load: the interpreter, its three signatures prepared and called once (a compressed table is decoded here)
     interp = Interpreter(model_content=flat, num_threads=1)
     rec, ret, sc = (interp.get_signature_runner(s) for s in ("recommend", "retrieve", "score"))
+    sc(user_gmf=ug0, user_mlp=um0, items=ret(user_gmf=ug0)["items"])
+    rec(user_gmf=ug0, user_mlp=um0)
+    load_s, load_mb = time.perf_counter() - t0, rss_mb() - rss0
     users = len(ref.top)
     it = iter(range(1 << 30))
 
@@ -67,18 +83,25 @@ def measure(flat: bytes, ref, candidates: int, calls: int) -> dict:
         ug, um = one()
         rec(user_gmf=ug, user_mlp=um)
 
+    def retrieve():
+        ret(user_gmf=one()[0])
+
     def two_stage():
         ug, um = one()
         sc(user_gmf=ug, user_mlp=um, items=ret(user_gmf=ug)["items"])
 
     r50, r99 = latency(recommend, calls)
+    q50, q99 = latency(retrieve, max(calls, 50))
     t50, t99 = latency(two_stage, max(calls, 50))
     return {
         "bytes": len(flat),
         "recall_recommend": recall["recommend"],
         "recall_two_stage": recall["two_stage"],
         "recommend_ms": [r50, r99],
+        "retrieve_ms": [q50, q99],
         "two_stage_ms": [t50, t99],
+        "load_s": round(load_s, 2),
+        "load_mb": round(load_mb),
     }
 
 
@@ -129,6 +152,7 @@ def main() -> int:
     ap.add_argument("--formats", default=FORMATS, help=f"default {FORMATS}")
     ap.add_argument("--append", action="store_true", help="add the rows to the catalog's record (same model, C, users)")
     ap.add_argument("--note", default="", help="a line under the catalog's heading (what the model is)")
+    ap.add_argument("--label", default="", help="a record of its own beside the catalog's others (e.g. the model)")
     ap.add_argument("--out", type=Path, default=HERE / "runs" / "tables")
     args = ap.parse_args()
 
@@ -203,6 +227,7 @@ def main() -> int:
         "top10_concentration": concentration,
         "note": args.note,
         "convert_s": round(convert_s, 1),
+        "pq_format": PQ_FORMAT,
         "rows": rows,
         "provenance": provenance(),
         "machine": machine(),
@@ -211,10 +236,11 @@ def main() -> int:
     }
     path = RESULTS / "compressed_tables.json"
     records = json.loads(path.read_text()) if path.exists() else {}
-    old = records.get(args.catalog)
+    key = f"{args.catalog}: {args.label}" if args.label else args.catalog
+    old = records.get(key)
     if args.append and old:
         record = {**old, "rows": old["rows"] + rows, "appended": record}
-    records[args.catalog] = record
+    records[key] = record
     path.write_text(json.dumps(records, indent=1) + "\n")
     write_markdown(records)
     return 0
@@ -232,10 +258,9 @@ def write_markdown(records: dict) -> None:
         "seeded users. The machine is shared by other jobs (load average well above its 2 cores): latencies are "
         "noisy, compare within a table.",
     ]
-    for name in ("ml-1m", "ml-20m", "catalog-1m"):
-        r = records.get(name)
-        if not r:
-            continue
+    order = ("ml-1m", "ml-20m", "catalog-1m")
+    for name in sorted(records, key=lambda key: order.index(records[key]["catalog"])):
+        r = records[name]
         hr = any("d_hr@10" in row for row in r["rows"])
         lines += [
             "",
@@ -243,6 +268,16 @@ def write_markdown(records: dict) -> None:
             "",
             f"{r['provenance']}; {r['machine']}; recall on {r['gate_users']} seeded users."
             + (f" Rows appended by {r['appended']['provenance']}." if r.get("appended") else ""),
+            "",
+            "pq rows: "
+            + (
+                "codes two to an int16 word, every table decoded once when a signature is prepared (load: the "
+                "interpreter created and its three signatures prepared and called once; MB: the resident memory "
+                "that added)."
+                if r.get("pq_format") == PQ_FORMAT
+                else "**the earlier pq format** (uint8 codes, a slot map for the head rows, a 1-D k-means prior, "
+                "decoded in every call; the GMF half by asymmetric distance computation), at the commit named."
+            ),
             *(["", r["note"]] if r.get("note") else []),
             "",
             "The uncompressed top-10 lists of those users: "
@@ -254,19 +289,21 @@ def write_markdown(records: dict) -> None:
             )
             + ".",
             "",
-            "| table format | bytes | B/item | recommend p50 / p99 ms | two-stage p50 / p99 ms | recall@10 exhaustive "
-            "| recall@10 two-stage |" + (" dHR@10 |" if hr else ""),
-            "|---|---|---|---|---|---|---|" + ("---|" if hr else ""),
+            "| table format | bytes | B/item | recommend p50 / p99 ms | retrieve p50 ms | two-stage p50 / p99 ms "
+            "| recall@10 exhaustive | recall@10 two-stage | load s / MB |" + (" dHR@10 |" if hr else ""),
+            "|---|---|---|---|---|---|---|---|---|" + ("---|" if hr else ""),
         ]
         for row in r["rows"]:
             if "error" in row:
                 lines.append(f"| {row['format']} | {row['error']} |")
                 continue
+            retrieve = f"{row['retrieve_ms'][0]:.2f}" if "retrieve_ms" in row else "-"
+            load = f"{row['load_s']:.1f} / {row['load_mb']:,}" if "load_s" in row else "-"
             lines.append(
                 f"| {row['format']} | {row['bytes']:,} | {row['bytes'] / r['items']:.1f} | "
-                f"{row['recommend_ms'][0]:.2f} / {row['recommend_ms'][1]:.2f} | "
+                f"{row['recommend_ms'][0]:.2f} / {row['recommend_ms'][1]:.2f} | {retrieve} | "
                 f"{row['two_stage_ms'][0]:.2f} / {row['two_stage_ms'][1]:.2f} | {row['recall_recommend']:.3f} | "
-                f"{row['recall_two_stage']:.3f} |" + (f" {row['d_hr@10']:+.4f} |" if hr else "")
+                f"{row['recall_two_stage']:.3f} | {load} |" + (f" {row['d_hr@10']:+.4f} |" if hr else "")
             )
         for row in r["rows"]:
             if row.get("tried"):
