@@ -52,11 +52,38 @@ def reference(model, enc: item_tables.Encoded):
     return dataclasses.replace(fold(weights), G=G, A=A), prior, weights
 
 
+def assert_decoded_once(flat: bytes) -> None:
+    """The decodes are ops whose inputs are all constants (or such ops' outputs), of the kinds LiteRT evaluates once
+    when it prepares a signature: no CAST of constants (evaluated in every call), and each decode's RESHAPE reads a
+    computed shape (the XNNPACK delegate would copy a constant-shaped one in every call); G and A end in one each."""
+    from litert_quantizer.utils import tfl_flatbuffer_utils as tfl
+
+    model = tfl.read_model(flat)
+    folds = {item_tables.GATHER, item_tables.CONCATENATION, item_tables.RESHAPE, item_tables.DEQUANTIZE}
+    decodes = 0
+    for sg in model.subgraphs:
+        static = {i for i, t in enumerate(sg.tensors) if t.buffer and model.buffers[t.buffer].data is not None}
+        for op in sg.operators:
+            oc = model.operatorCodes[op.opcodeIndex]
+            code = max(oc.builtinCode, oc.deprecatedBuiltinCode)
+            inputs_static = all(i in static for i in op.inputs if i >= 0)
+            assert not (code == 53 and inputs_static), "a CAST of constants: LiteRT evaluates it in every call"
+            if code in folds and inputs_static:
+                static.update(op.outputs)
+                if code == item_tables.RESHAPE:
+                    shape = sg.tensors[op.inputs[1]]
+                    assert not (shape.buffer and model.buffers[shape.buffer].data), "a constant RESHAPE shape"
+                    decodes += 1
+    assert decodes >= 2  # G and A, in every signature that reads them
+
+
 @pytest.mark.parametrize(("fmt", "head"), [("int4", 0), ("pq", 0), ("pq", 64)])
 def test_each_format_runs_in_litert_and_equals_the_numpy_decode(tmp_path, model, data, fmt, head) -> None:
     art = export(model, data, tmp_path / fmt, item_table=fmt, pq_head=head, table_recall=0.0)
     rec = art.manifest["quantization"]["item_table"]
     assert rec["format"] == fmt and rec["bytes"] == (art.folder / "model.tflite").stat().st_size
+    if fmt == "pq":
+        assert_decoded_once((art.folder / "model.tflite").read_bytes())
     weights = {k: v.astype(np.float32) for k, v in load_file(str(model / "model.safetensors")).items()}
     f = fold(weights)
     enc = item_tables.encode(f.G, f.A, item_prior(f, weights["mlp_user.weight"].mean(0)), fmt, head=head)
