@@ -43,14 +43,23 @@ def formats(text: str) -> list[tuple[str, int, int, int]]:
     return out
 
 
-def latency(fn, calls: int) -> tuple[float, float]:
-    fn()
-    ts = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.percentile(ts, 50) * 1e3), float(np.percentile(ts, 99) * 1e3)
+def interleaved(timed: list[tuple[dict, dict]], calls: int, rounds: int = 5) -> None:
+    """Each row's signatures timed in turns (round by round, format after format), so that the machine's load falls on
+    every format alike; p50 / p99 into the row. timed: (row, {"recommend" | "retrieve" | "two_stage": a call})."""
+    samples: list[dict[str, list[float]]] = [{kind: [] for kind in fns} for _, fns in timed]
+    for fns in (f for _, f in timed):
+        for fn in fns.values():
+            fn()  # warm
+    for _ in range(rounds):
+        for (_, fns), got in zip(timed, samples, strict=True):
+            for kind, fn in fns.items():
+                for _ in range(-(-(calls if kind == "recommend" else max(calls, 50)) // rounds)):
+                    t0 = time.perf_counter()
+                    fn()
+                    got[kind].append(time.perf_counter() - t0)
+    for (row, _), got in zip(timed, samples, strict=True):
+        for kind, ts in got.items():
+            row[f"{kind}_ms"] = [float(np.percentile(ts, 50) * 1e3), float(np.percentile(ts, 99) * 1e3)]
 
 
 def rss_mb() -> float:
@@ -60,7 +69,8 @@ def rss_mb() -> float:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-def measure(flat: bytes, ref, candidates: int, calls: int) -> dict:
+def measure(flat: bytes, ref, candidates: int) -> tuple[dict, dict]:
+    """(the row's bytes, recall and load, {signature: a call on the next seeded user}: timed by interleaved)."""
     from ai_edge_litert.interpreter import Interpreter
 
     recall = ref.recall(flat, candidates)
@@ -90,19 +100,14 @@ def measure(flat: bytes, ref, candidates: int, calls: int) -> dict:
         ug, um = one()
         sc(user_gmf=ug, user_mlp=um, items=ret(user_gmf=ug)["items"])
 
-    r50, r99 = latency(recommend, calls)
-    q50, q99 = latency(retrieve, max(calls, 50))
-    t50, t99 = latency(two_stage, max(calls, 50))
-    return {
+    row = {
         "bytes": len(flat),
         "recall_recommend": recall["recommend"],
         "recall_two_stage": recall["two_stage"],
-        "recommend_ms": [r50, r99],
-        "retrieve_ms": [q50, q99],
-        "two_stage_ms": [t50, t99],
         "load_s": round(load_s, 2),
         "load_mb": round(load_mb),
     }
+    return row, {"recommend": recommend, "retrieve": retrieve, "two_stage": two_stage}
 
 
 def hr_delta(flat: bytes, model, data) -> dict:
@@ -184,7 +189,8 @@ def main() -> int:
         "distinct_items": len(np.unique(ref.top)),
         **{f"share_in_top_{h}": float(np.isin(ref.top, by_prior[:h]).mean()) for h in (256, 1024, 4096)},
     }
-    rows = []
+    rows: list[dict] = []
+    timed: list[tuple[dict, dict]] = []
     args.out.mkdir(parents=True, exist_ok=True)
     for fmt, pg, pm, ph in formats(args.formats):
         opts = BundleOptions(
@@ -211,13 +217,18 @@ def main() -> int:
             continue
         build_s = time.perf_counter() - t0
         (args.out / f"{args.catalog}-{label.split(' (')[0].replace(' ', '').replace(',', '-')}.tflite").write_bytes(q)
-        row = {"format": label, "build_s": round(build_s, 1), **measure(q, ref, c, args.calls)}
+        measured, fns = measure(q, ref, c)
+        row = {"format": label, "build_s": round(build_s, 1), **measured}
         if fmt == "auto":
             row["tried"] = info["item_table"]["tried"]
         if data is not None:
             row.update(hr_delta(q, model, data))
         rows.append(row)
+        timed.append((row, fns))
         print(json.dumps(row), flush=True)
+    interleaved(timed, args.calls)
+    for row in rows:
+        print(json.dumps({k: v for k, v in row.items() if k == "format" or k.endswith("_ms")}), flush=True)
     record = {
         "catalog": args.catalog,
         "items": n,
@@ -228,6 +239,7 @@ def main() -> int:
         "note": args.note,
         "convert_s": round(convert_s, 1),
         "pq_format": PQ_FORMAT,
+        "timing": "in turns",
         "rows": rows,
         "provenance": provenance(),
         "machine": machine(),
@@ -253,7 +265,7 @@ def write_markdown(records: dict) -> None:
         "Written by `benchmarks/compressed_tables.py` (one record per catalog, its command, commit and machine "
         "below). Bundle = model.tflite as the exporter builds it (layers int8, item tables as the row says; "
         "int4 / pq store the item prior in 8 bits). Latency: LiteRT (ai-edge-litert) in Python, one thread, one "
-        "user per call; two-stage = retrieve (top-C by GMF half + prior) then score (the C candidates through the "
+        "user per call (a record says whether its formats were timed in turns); two-stage = retrieve (top-C by GMF half + prior) then score (the C candidates through the "
         "whole NeuMF). Recall@10 against the **uncompressed** (fp32) model's exhaustive top-10 on the record's "
         "seeded users. The machine is shared by other jobs (load average well above its 2 cores): latencies are "
         "noisy, compare within a table.",
@@ -266,7 +278,12 @@ def write_markdown(records: dict) -> None:
             "",
             f"## {name}: {r['items']:,} items, {r['users']:,} users, C = {r['candidates']}",
             "",
-            f"{r['provenance']}; {r['machine']}; recall on {r['gate_users']} seeded users."
+            f"{r['provenance']}; {r['machine']}; recall on {r['gate_users']} seeded users; "
+            + (
+                "latency: the formats timed in turns (five rounds, format after format, in one process)."
+                if r.get("timing") == "in turns"
+                else "latency: one format after another."
+            )
             + (f" Rows appended by {r['appended']['provenance']}." if r.get("appended") else ""),
             "",
             "pq rows: "
