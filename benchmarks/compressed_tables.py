@@ -262,10 +262,12 @@ def write_markdown(records: dict) -> None:
     lines = [
         "# Compressed item tables in the phone bundle",
         "",
-        "Written by `benchmarks/compressed_tables.py` (one record per catalog, its command, commit and machine "
+        "Written by `benchmarks/compressed_tables.py` (one record per catalog and model, its command, commit and "
+        "machine "
         "below). Bundle = model.tflite as the exporter builds it (layers int8, item tables as the row says; "
         "int4 / pq store the item prior in 8 bits). Latency: LiteRT (ai-edge-litert) in Python, one thread, one "
-        "user per call (a record says whether its formats were timed in turns); two-stage = retrieve (top-C by GMF half + prior) then score (the C candidates through the "
+        "user per call (a record says whether its formats were timed in turns); two-stage = retrieve (top-C by "
+        "GMF half + prior) then score (the C candidates through the "
         "whole NeuMF). Recall@10 against the **uncompressed** (fp32) model's exhaustive top-10 on the record's "
         "seeded users. The machine is shared by other jobs (load average well above its 2 cores): latencies are "
         "noisy, compare within a table.",
