@@ -254,6 +254,10 @@ def export(
             f"the user encoder's rows take up to {user_features.encoder.width:,} feature values; the bundle's "
             f"user_features takes at most {MAX_FEATURE_VALUES:,} (fewer multi-valued categories or text tokens)"
         )
+    if getattr(opts, "item_table", "int8") != "int8" and model.arch.mlp_layers:  # fails before the conversion
+        from edgerec.exporters import item_tables
+
+        item_tables.choices(opts, model.arch.gmf_dim, model.arch.mlp_layers[0], model.arch.n_items)
     flat = convert(model, k, candidates, opts, user_features)
     if getattr(opts, "item_table", "int8") == "int8":
         flat, info = quantize(flat, precision, compute, model, candidates)
