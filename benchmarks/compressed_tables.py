@@ -28,6 +28,9 @@ from edgerec.sysinfo import machine, provenance
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 FORMATS = "int8,int4,pq:4x16,pq:2x8,pq:2x4,pq:2x8+4096,pq:2x4+4096,auto"  # pq:GxM+H: pq_gmf, pq_mlp, pq_head
+# the pq format the rows measure (records without it measured the earlier one: uint8 codes, a slot map for the head
+# rows, a 1-D k-means prior, decoded in every call, the GMF half by asymmetric distance computation)
+PQ_FORMAT = "int16 words, decoded once per signature"
 
 
 def formats(text: str) -> list[tuple[str, int, int, int]]:
@@ -40,22 +43,45 @@ def formats(text: str) -> list[tuple[str, int, int, int]]:
     return out
 
 
-def latency(fn, calls: int) -> tuple[float, float]:
-    fn()
-    ts = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.percentile(ts, 50) * 1e3), float(np.percentile(ts, 99) * 1e3)
+def interleaved(timed: list[tuple[dict, dict]], calls: int, rounds: int = 5) -> None:
+    """Each row's signatures timed in turns (round by round, format after format), so that the machine's load falls on
+    every format alike; p50 / p99 into the row. timed: (row, {"recommend" | "retrieve" | "two_stage": a call})."""
+    samples: list[dict[str, list[float]]] = [{kind: [] for kind in fns} for _, fns in timed]
+    for fns in (f for _, f in timed):
+        for fn in fns.values():
+            fn()  # warm
+    for _ in range(rounds):
+        for (_, fns), got in zip(timed, samples, strict=True):
+            for kind, fn in fns.items():
+                for _ in range(-(-(calls if kind == "recommend" else max(calls, 50)) // rounds)):
+                    t0 = time.perf_counter()
+                    fn()
+                    got[kind].append(time.perf_counter() - t0)
+    for (row, _), got in zip(timed, samples, strict=True):
+        for kind, ts in got.items():
+            row[f"{kind}_ms"] = [float(np.percentile(ts, 50) * 1e3), float(np.percentile(ts, 99) * 1e3)]
 
 
-def measure(flat: bytes, ref, candidates: int, calls: int) -> dict:
+def rss_mb() -> float:
+    """This process's resident memory now (MB)."""
+    import os
+
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def measure(flat: bytes, ref, candidates: int) -> tuple[dict, dict]:
+    """(the row's bytes, recall and load, {signature: a call on the next seeded user}: timed by interleaved)."""
     from ai_edge_litert.interpreter import Interpreter
 
     recall = ref.recall(flat, candidates)
+    ug0, um0 = ref.user_gmf[:1], ref.user_mlp[:1]
+    rss0, t0 = rss_mb(), time.perf_counter()
+    # load: the interpreter, its three signatures prepared and called once (a compressed table is decoded here)
     interp = Interpreter(model_content=flat, num_threads=1)
     rec, ret, sc = (interp.get_signature_runner(s) for s in ("recommend", "retrieve", "score"))
+    sc(user_gmf=ug0, user_mlp=um0, items=ret(user_gmf=ug0)["items"])
+    rec(user_gmf=ug0, user_mlp=um0)
+    load_s, load_mb = time.perf_counter() - t0, rss_mb() - rss0
     users = len(ref.top)
     it = iter(range(1 << 30))
 
@@ -67,19 +93,21 @@ def measure(flat: bytes, ref, candidates: int, calls: int) -> dict:
         ug, um = one()
         rec(user_gmf=ug, user_mlp=um)
 
+    def retrieve():
+        ret(user_gmf=one()[0])
+
     def two_stage():
         ug, um = one()
         sc(user_gmf=ug, user_mlp=um, items=ret(user_gmf=ug)["items"])
 
-    r50, r99 = latency(recommend, calls)
-    t50, t99 = latency(two_stage, max(calls, 50))
-    return {
+    row = {
         "bytes": len(flat),
         "recall_recommend": recall["recommend"],
         "recall_two_stage": recall["two_stage"],
-        "recommend_ms": [r50, r99],
-        "two_stage_ms": [t50, t99],
+        "load_s": round(load_s, 2),
+        "load_mb": round(load_mb),
     }
+    return row, {"recommend": recommend, "retrieve": retrieve, "two_stage": two_stage}
 
 
 def hr_delta(flat: bytes, model, data) -> dict:
@@ -129,6 +157,7 @@ def main() -> int:
     ap.add_argument("--formats", default=FORMATS, help=f"default {FORMATS}")
     ap.add_argument("--append", action="store_true", help="add the rows to the catalog's record (same model, C, users)")
     ap.add_argument("--note", default="", help="a line under the catalog's heading (what the model is)")
+    ap.add_argument("--label", default="", help="a record of its own beside the catalog's others (e.g. the model)")
     ap.add_argument("--out", type=Path, default=HERE / "runs" / "tables")
     args = ap.parse_args()
 
@@ -160,7 +189,8 @@ def main() -> int:
         "distinct_items": len(np.unique(ref.top)),
         **{f"share_in_top_{h}": float(np.isin(ref.top, by_prior[:h]).mean()) for h in (256, 1024, 4096)},
     }
-    rows = []
+    rows: list[dict] = []
+    timed: list[tuple[dict, dict]] = []
     args.out.mkdir(parents=True, exist_ok=True)
     for fmt, pg, pm, ph in formats(args.formats):
         opts = BundleOptions(
@@ -187,13 +217,18 @@ def main() -> int:
             continue
         build_s = time.perf_counter() - t0
         (args.out / f"{args.catalog}-{label.split(' (')[0].replace(' ', '').replace(',', '-')}.tflite").write_bytes(q)
-        row = {"format": label, "build_s": round(build_s, 1), **measure(q, ref, c, args.calls)}
+        measured, fns = measure(q, ref, c)
+        row = {"format": label, "build_s": round(build_s, 1), **measured}
         if fmt == "auto":
             row["tried"] = info["item_table"]["tried"]
         if data is not None:
             row.update(hr_delta(q, model, data))
         rows.append(row)
+        timed.append((row, fns))
         print(json.dumps(row), flush=True)
+    interleaved(timed, args.calls)
+    for row in rows:
+        print(json.dumps({k: v for k, v in row.items() if k == "format" or k.endswith("_ms")}), flush=True)
     record = {
         "catalog": args.catalog,
         "items": n,
@@ -203,6 +238,8 @@ def main() -> int:
         "top10_concentration": concentration,
         "note": args.note,
         "convert_s": round(convert_s, 1),
+        "pq_format": PQ_FORMAT,
+        "timing": "in turns",
         "rows": rows,
         "provenance": provenance(),
         "machine": machine(),
@@ -211,10 +248,11 @@ def main() -> int:
     }
     path = RESULTS / "compressed_tables.json"
     records = json.loads(path.read_text()) if path.exists() else {}
-    old = records.get(args.catalog)
+    key = f"{args.catalog}: {args.label}" if args.label else args.catalog
+    old = records.get(key)
     if args.append and old:
         record = {**old, "rows": old["rows"] + rows, "appended": record}
-    records[args.catalog] = record
+    records[key] = record
     path.write_text(json.dumps(records, indent=1) + "\n")
     write_markdown(records)
     return 0
@@ -224,25 +262,41 @@ def write_markdown(records: dict) -> None:
     lines = [
         "# Compressed item tables in the phone bundle",
         "",
-        "Written by `benchmarks/compressed_tables.py` (one record per catalog, its command, commit and machine "
+        "Written by `benchmarks/compressed_tables.py` (one record per catalog and model, its command, commit and "
+        "machine "
         "below). Bundle = model.tflite as the exporter builds it (layers int8, item tables as the row says; "
         "int4 / pq store the item prior in 8 bits). Latency: LiteRT (ai-edge-litert) in Python, one thread, one "
-        "user per call; two-stage = retrieve (top-C by GMF half + prior) then score (the C candidates through the "
+        "user per call (a record says whether its formats were timed in turns); two-stage = retrieve (top-C by "
+        "GMF half + prior) then score (the C candidates through the "
         "whole NeuMF). Recall@10 against the **uncompressed** (fp32) model's exhaustive top-10 on the record's "
         "seeded users. The machine is shared by other jobs (load average well above its 2 cores): latencies are "
         "noisy, compare within a table.",
     ]
-    for name in ("ml-1m", "ml-20m", "catalog-1m"):
-        r = records.get(name)
-        if not r:
-            continue
+    order = ("ml-1m", "ml-20m", "catalog-1m")
+    for name in sorted(records, key=lambda key: order.index(records[key]["catalog"])):
+        r = records[name]
         hr = any("d_hr@10" in row for row in r["rows"])
         lines += [
             "",
             f"## {name}: {r['items']:,} items, {r['users']:,} users, C = {r['candidates']}",
             "",
-            f"{r['provenance']}; {r['machine']}; recall on {r['gate_users']} seeded users."
+            f"{r['provenance']}; {r['machine']}; recall on {r['gate_users']} seeded users; "
+            + (
+                "latency: the formats timed in turns (five rounds, format after format, in one process)."
+                if r.get("timing") == "in turns"
+                else "latency: one format after another."
+            )
             + (f" Rows appended by {r['appended']['provenance']}." if r.get("appended") else ""),
+            "",
+            "pq rows: "
+            + (
+                "codes two to an int16 word, every table decoded once when a signature is prepared (load: the "
+                "interpreter created and its three signatures prepared and called once; MB: the resident memory "
+                "that added)."
+                if r.get("pq_format") == PQ_FORMAT
+                else "**the earlier pq format** (uint8 codes, a slot map for the head rows, a 1-D k-means prior, "
+                "decoded in every call; the GMF half by asymmetric distance computation), at the commit named."
+            ),
             *(["", r["note"]] if r.get("note") else []),
             "",
             "The uncompressed top-10 lists of those users: "
@@ -254,19 +308,21 @@ def write_markdown(records: dict) -> None:
             )
             + ".",
             "",
-            "| table format | bytes | B/item | recommend p50 / p99 ms | two-stage p50 / p99 ms | recall@10 exhaustive "
-            "| recall@10 two-stage |" + (" dHR@10 |" if hr else ""),
-            "|---|---|---|---|---|---|---|" + ("---|" if hr else ""),
+            "| table format | bytes | B/item | recommend p50 / p99 ms | retrieve p50 ms | two-stage p50 / p99 ms "
+            "| recall@10 exhaustive | recall@10 two-stage | load s / MB |" + (" dHR@10 |" if hr else ""),
+            "|---|---|---|---|---|---|---|---|---|" + ("---|" if hr else ""),
         ]
         for row in r["rows"]:
             if "error" in row:
                 lines.append(f"| {row['format']} | {row['error']} |")
                 continue
+            retrieve = f"{row['retrieve_ms'][0]:.2f}" if "retrieve_ms" in row else "-"
+            load = f"{row['load_s']:.1f} / {row['load_mb']:,}" if "load_s" in row else "-"
             lines.append(
                 f"| {row['format']} | {row['bytes']:,} | {row['bytes'] / r['items']:.1f} | "
-                f"{row['recommend_ms'][0]:.2f} / {row['recommend_ms'][1]:.2f} | "
+                f"{row['recommend_ms'][0]:.2f} / {row['recommend_ms'][1]:.2f} | {retrieve} | "
                 f"{row['two_stage_ms'][0]:.2f} / {row['two_stage_ms'][1]:.2f} | {row['recall_recommend']:.3f} | "
-                f"{row['recall_two_stage']:.3f} |" + (f" {row['d_hr@10']:+.4f} |" if hr else "")
+                f"{row['recall_two_stage']:.3f} | {load} |" + (f" {row['d_hr@10']:+.4f} |" if hr else "")
             )
         for row in r["rows"]:
             if row.get("tried"):

@@ -52,11 +52,38 @@ def reference(model, enc: item_tables.Encoded):
     return dataclasses.replace(fold(weights), G=G, A=A), prior, weights
 
 
+def assert_decoded_once(flat: bytes) -> None:
+    """The decodes are ops whose inputs are all constants (or such ops' outputs), of the kinds LiteRT evaluates once
+    when it prepares a signature: no CAST of constants (evaluated in every call), and each decode's RESHAPE reads a
+    computed shape (the XNNPACK delegate would copy a constant-shaped one in every call); G and A end in one each."""
+    from litert_quantizer.utils import tfl_flatbuffer_utils as tfl
+
+    model = tfl.read_model(flat)
+    folds = {item_tables.GATHER, item_tables.CONCATENATION, item_tables.RESHAPE, item_tables.DEQUANTIZE}
+    decodes = 0
+    for sg in model.subgraphs:
+        static = {i for i, t in enumerate(sg.tensors) if t.buffer and model.buffers[t.buffer].data is not None}
+        for op in sg.operators:
+            oc = model.operatorCodes[op.opcodeIndex]
+            code = max(oc.builtinCode, oc.deprecatedBuiltinCode)
+            inputs_static = all(i in static for i in op.inputs if i >= 0)
+            assert not (code == 53 and inputs_static), "a CAST of constants: LiteRT evaluates it in every call"
+            if code in folds and inputs_static:
+                static.update(op.outputs)
+                if code == item_tables.RESHAPE:
+                    shape = sg.tensors[op.inputs[1]]
+                    assert not (shape.buffer and model.buffers[shape.buffer].data), "a constant RESHAPE shape"
+                    decodes += 1
+    assert decodes >= 2  # G and A, in every signature that reads them
+
+
 @pytest.mark.parametrize(("fmt", "head"), [("int4", 0), ("pq", 0), ("pq", 64)])
 def test_each_format_runs_in_litert_and_equals_the_numpy_decode(tmp_path, model, data, fmt, head) -> None:
     art = export(model, data, tmp_path / fmt, item_table=fmt, pq_head=head, table_recall=0.0)
     rec = art.manifest["quantization"]["item_table"]
     assert rec["format"] == fmt and rec["bytes"] == (art.folder / "model.tflite").stat().st_size
+    if fmt == "pq":
+        assert_decoded_once((art.folder / "model.tflite").read_bytes())
     weights = {k: v.astype(np.float32) for k, v in load_file(str(model / "model.safetensors")).items()}
     f = fold(weights)
     enc = item_tables.encode(f.G, f.A, item_prior(f, weights["mlp_user.weight"].mean(0)), fmt, head=head)
@@ -79,13 +106,19 @@ def test_each_format_runs_in_litert_and_equals_the_numpy_decode(tmp_path, model,
         assert np.allclose(scorer.score_items(ug, um, items[:37]), scores[items[:37]], atol=1e-5)
 
 
-@pytest.mark.parametrize("n", [100, 255, 300])
-def test_product_quantization_of_small_tables_is_one_byte_per_code(n) -> None:
+@pytest.mark.parametrize(("n", "head"), [(100, 0), (255, 0), (300, 0), (300, 40)])
+def test_product_quantization_packs_two_codes_to_an_int16_word(n, head) -> None:
     table = np.random.default_rng(n).normal(size=(n, 8)).astype(np.float32)
-    book = item_tables.product_quantize(table, 4)
-    assert book.codes.shape == (n, 4) and book.codes.dtype == np.uint8 and book.books.shape == (4, 256, 2)
+    top = np.arange(head) * (n // head) if head else None
+    book = item_tables.product_quantize(table, 4, head=top)
+    k = item_tables.centroids(head)
+    assert book.words.shape == (n, 2) and book.words.dtype == np.int16 and book.books.shape == (2, 2 * k + 2 * head, 2)
+    # the split map lists each pair of centroids the table uses once, then the head rows'
+    assert len(book.split) <= min(k * k, 2 * n) + head and book.words.min() >= 0 and book.words.max() < len(book.split)
+    if head:
+        assert np.abs(book.decode()[top] - table[top]).max() == 0
     # with fewer rows than centroids most rows get their own centroid
-    assert np.abs(book.decode() - table).mean() < (0.05 if n < 256 else 0.5)
+    assert np.abs(book.decode() - table).mean() < (0.05 if n < k else 0.5)
 
 
 def test_compressed_tables_are_smaller_and_int8_precision_keeps_them(tmp_path, model, data) -> None:
@@ -100,9 +133,14 @@ def test_compressed_tables_are_smaller_and_int8_precision_keeps_them(tmp_path, m
         # score decodes the candidates' rows with the same values recommend reads for the whole catalog
         assert np.abs(scorer.score_items(ug, um, items) - scores[items]).max() < 1e-5
     n = data.n_items
-    # per item: int8 8 + 32 + a float32 prior; int4 20 + a one-byte prior; pq 2 + 8 codes + a one-byte prior
+    # per item: int8 8 + 32 + a float32 prior; int4 20 + a one-byte prior; pq 2 + 8 codes + a one-byte prior, and
+    # its codebooks and maps
     assert sizes["int8"] - sizes["int4"] > 0.8 * n * (44 - 21)
-    assert sizes["int4"] - sizes["pq"] > 0.8 * n * (21 - 11) - 40_000  # pq's codebooks: 256 x (8 + 32) floats
+    weights = {k: v.astype(np.float32) for k, v in load_file(str(model / "model.safetensors")).items()}
+    f = fold(weights)
+    enc = item_tables.encode(f.G, f.A, item_prior(f, weights["mlp_user.weight"].mean(0)), "pq")
+    fixed = enc.gmf.nbytes + enc.mlp.nbytes - n * (2 + 8)
+    assert sizes["int4"] - sizes["pq"] > 0.8 * n * (21 - 11) - fixed
 
 
 def test_auto_keeps_the_smallest_format_that_passes_the_gate(tmp_path, model, data) -> None:
@@ -118,9 +156,9 @@ def test_auto_keeps_the_smallest_format_that_passes_the_gate(tmp_path, model, da
 def test_a_table_that_fails_the_gate_writes_nothing_and_says_by_how_much(tmp_path, model, data) -> None:
     out = tmp_path / "fail"
     with pytest.raises(EdgerecError) as e:
-        export(model, data, out, item_table="pq", pq_gmf=1, pq_mlp=1, table_recall=1.0)
+        export(model, data, out, item_table="pq", pq_gmf=2, pq_mlp=2, table_recall=1.0)
     msg = str(e.value)
-    assert "\n" not in msg and "pq(gmf 1, mlp 1)" in msg and "short of 1.0 by" in msg and "nothing written" in msg
+    assert "\n" not in msg and "pq(gmf 2, mlp 2)" in msg and "short of 1.0 by" in msg and "nothing written" in msg
     assert not out.exists()
 
 
@@ -140,7 +178,7 @@ def test_the_cli_exits_2_on_a_failing_table(tmp_path, model) -> None:
 
     out = tmp_path / "cli"
     argv = [sys.executable, "-m", "edgerec.entry", "export", "--model", str(model), "--data", DATA]
-    argv += ["--target", "tflite-bundle", "--item-table", "pq", "--pq-subspaces", "1,1", "--table-recall", "1.0"]
+    argv += ["--target", "tflite-bundle", "--item-table", "pq", "--pq-subspaces", "2,2", "--table-recall", "1.0"]
     proc = subprocess.run([*argv, "--out", str(out)], capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "short of 1.0 by" in proc.stderr + proc.stdout
@@ -150,8 +188,11 @@ def test_the_cli_exits_2_on_a_failing_table(tmp_path, model) -> None:
 def test_bad_table_options_are_one_line_errors(tmp_path, model, data) -> None:
     with pytest.raises(ConfigError, match="compute int8 reads the int8 item table"):
         export(model, data, tmp_path / "x", precision="int8", item_table="pq", compute="int8")
-    with pytest.raises(EdgerecError, match="pq_mlp 5 does not divide the MLP item half's 32 columns"):
-        export(model, data, tmp_path / "y", item_table="pq", pq_mlp=5)
+    for pq_mlp in (5, 6):
+        with pytest.raises(EdgerecError, match=f"pq_mlp {pq_mlp} must be an even number .* that divides the MLP"):
+            export(model, data, tmp_path / "y", item_table="pq", pq_mlp=pq_mlp)
+    with pytest.raises(EdgerecError, match="pq_gmf 1 must be an even number"):
+        export(model, data, tmp_path / "y", item_table="pq", pq_gmf=1)
     assert not (tmp_path / "y").exists()
 
 

@@ -99,7 +99,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         type=int_list,
         default=None,
         help="tflite-bundle option, --item-table pq: subspaces of the GMF rows and of the MLP item half, e.g. 2,8 "
-        "(the default; one byte per subspace per item)",
+        "(the default; even numbers: two codes to an int16 word, one byte per subspace per item)",
     )
     p.add_argument(
         "--table-recall",

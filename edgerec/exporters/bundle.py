@@ -254,6 +254,10 @@ def export(
             f"the user encoder's rows take up to {user_features.encoder.width:,} feature values; the bundle's "
             f"user_features takes at most {MAX_FEATURE_VALUES:,} (fewer multi-valued categories or text tokens)"
         )
+    if getattr(opts, "item_table", "int8") != "int8" and model.arch.mlp_layers:  # fails before the conversion
+        from edgerec.exporters import item_tables
+
+        item_tables.choices(opts, model.arch.gmf_dim, model.arch.mlp_layers[0], model.arch.n_items)
     flat = convert(model, k, candidates, opts, user_features)
     if getattr(opts, "item_table", "int8") == "int8":
         flat, info = quantize(flat, precision, compute, model, candidates)
@@ -333,11 +337,6 @@ def compressed_tables(
     g, h0 = tables["gmf"].shape[1], tables["mlp"].shape[1]
     n = model.arch.n_items
     tries = item_tables.choices(opts, g, h0, n)
-    for c in tries:
-        for what, parts, width in (("pq_gmf", c.pq_gmf, g), ("pq_mlp", c.pq_mlp, h0)):
-            if c.fmt == "pq" and width % parts:
-                table = "the GMF rows'" if what == "pq_gmf" else "the MLP item half's"
-                raise EdgerecError(f"item table pq: {what} {parts} does not divide {table} {width} columns")
     ref = ref or reference(model, opts.gate_users, k)
     budget, tried = opts.max_bytes, []
     for c in tries:
@@ -369,7 +368,7 @@ def compressed_tables(
         if c.fmt != "int8":
             info["scheme"] = (
                 f"{precision} weights, float32 compute; item tables {c.label} decoded in the graph "
-                "(edgerec.exporters.item_tables), the item prior in 8 bits"
+                "once, when a signature is prepared (edgerec.exporters.item_tables), the item prior in 8 bits"
             )
             info.pop("item_constants", None)
         info = {

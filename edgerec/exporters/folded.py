@@ -24,8 +24,8 @@ class FoldedNCF(nn.Module):
     """recommend(user_gmf [1, g], user_mlp [1, d]) -> {top_items [K] int32, top_scores [K], scores [n]}.
 
     `score_items` scores a given list of items with the same constants (the bundle's `score` signature). With
-    `row_lookups` it looks the candidates' GMF rows up instead of taking the GMF half over the catalog: compressed
-    item tables (edgerec.exporters.item_tables) then decode only the candidates' rows."""
+    `row_lookups` it looks the candidates' GMF rows up instead of taking the GMF half over the catalog (C rows read
+    instead of n; the bundles with compressed item tables, edgerec.exporters.item_tables, are built so)."""
 
     def __init__(self, model: NCF, k: int = 10, row_lookups: bool = False) -> None:
         super().__init__()

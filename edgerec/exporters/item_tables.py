@@ -8,65 +8,62 @@ prior), against a few kilobytes of layers. Formats:
 - `int8` (the default): G one int8 scale (litert-quantizer), A one int8 scale per column
   (edgerec.exporters.small_constants), the prior float32.
 - `int4`: G and A as TFLite INT4 tensors (two per byte) with one scale per column, read through DEQUANTIZE; the prior
-  as 256 levels (below).
-- `pq`: product quantization (faiss.ProductQuantizer): G cut into `pq_gmf` subspaces, A into `pq_mlp`, each subspace
-  256 centroids (float32 codebook) and one uint8 code per item; the graph decodes CAST(codes) + offsets -> GATHER
-  from the codebooks -> RESHAPE. The prior as 256 levels.
-- the prior in 8 bits: one uint8 code per item and 256 float32 levels (1-D k-means, so popular items keep their
-  order where the levels are dense), decoded by CAST + GATHER.
+  in 8 bits (below).
+- `pq`: product quantization: G cut into `pq_gmf` subspaces, A into `pq_mlp` (an even number each), each subspace
+  k-means centroids (float32) and one code per item, two codes to an int16 word (Codebook); the prior in 8 bits.
+- the prior in 8 bits: int8 values with one scale and zero point (Affine8), read through DEQUANTIZE.
 
-Every decode reads only constants, so the float tables it produces are the same in every call; the runtime holds
-them as the int8 bundle holds its dequantized constants. The rewrite is done on the fp32 flatbuffer (before the
-layers' quantization), matching the tables by content: the converter stores each as one float32 constant.
+Every decode reads only constants through ops LiteRT evaluates once, when a signature is first prepared (GATHER,
+CONCATENATION and RESHAPE of constant inputs, DEQUANTIZE of a constant): the decoded float tables are then held as the
+int8 bundle holds its dequantized constants, and every call runs the uncompressed graph's ops on them. That is why
+a code word is int16 (GATHER's positions; a CAST from uint8 is evaluated on every call, and so is everything after
+it) and why RESHAPE reads a shape the graph computes (a constant shape lets the XNNPACK delegate take the RESHAPE,
+which it runs on every call). The rewrite is done on the fp32 flatbuffer (before the layers' quantization), matching
+the tables by content: the converter stores each as one float32 constant.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from math import isqrt
 from typing import Any
 
 import numpy as np
 
 from edgerec.errors import EdgerecError
 
-FLOAT32, INT32, UINT8, INT16, INT4 = 0, 2, 3, 7, 17  # TensorType codes
-ADD, CAST, DEQUANTIZE, EMBEDDING_LOOKUP, FULLY_CONNECTED, GATHER, MUL, RESHAPE, SUM = (
-    0,
-    53,
-    6,
-    7,
-    9,
-    36,
-    18,
-    22,
-    74,
-)  # BuiltinOperator codes
+FLOAT32, INT32, INT8, INT16, INT4 = 0, 2, 9, 7, 17  # TensorType codes
+ADD, CONCATENATION, DEQUANTIZE, GATHER, RESHAPE = 0, 2, 6, 36, 22  # BuiltinOperator codes
 FORMATS = ("int8", "int4", "pq")
-LEVELS = 256  # codes per subspace (one byte) and levels of the 8-bit prior
+WORD = 1 << 15  # values of an int16 code word (GATHER reads int16 positions; negative ones are refused)
+MIN_CENTROIDS = 16
+MAX_CENTROIDS = 256
 
 
 @dataclass(frozen=True)
 class Codebook:
-    """A table [n, dim] as uint8 codes [n, m] into m codebooks of `dim / m` columns: row i is the concatenation of
-    books[j, codes[i, j]] over j."""
+    """A table [n, dim] product-quantized into 2P subspaces of `k` centroids, its codes two to an int16 word: word p
+    of row i is an entry of `split`, the pair of rows of books[p] that row i's part p is made of: (c, k + c') for the
+    centroids c of subspace 2p and c' of 2p + 1 (the pairs the table uses, each once), or (2k + 2h, 2k + 2h + 1) for
+    the h-th of the `head` rows kept exact. books[p] holds rows 0..k-1: subspace 2p's centroids, k..2k-1: subspace
+    2p + 1's, then head row h's two halves at 2k + 2h and 2k + 2h + 1."""
 
-    codes: np.ndarray  # [n, m] uint8
-    books: np.ndarray  # [m, k, dim / m] float32 (k <= 256)
-    # exact head rows: slot [n] int16 (0 = none, s = row s of residual), residual [H + 1, dim] float32 (row 0 zero):
-    # the head items' rows are the decoded codes plus their residual, i.e. exact
-    slot: np.ndarray | None = None
-    residual: np.ndarray | None = None
+    words: np.ndarray  # [n, P] int16
+    split: np.ndarray  # [V, 2] int16, V <= 32768
+    books: np.ndarray  # [P, 2k + 2 head, dim / 2P] float32
+    k: int
+    head: int = 0
 
     def decode(self) -> np.ndarray:
-        m = self.books.shape[0]
-        out = self.books[np.arange(m)[None, :], self.codes.astype(np.int64)].reshape(self.codes.shape[0], -1)
-        return out if self.slot is None else out + self.residual[self.slot.astype(np.int64)]
+        rows = self.split[self.words.astype(np.int64)].astype(np.int64)  # [n, P, 2]
+        n, p = self.words.shape
+        return self.books[np.arange(p)[None, :, None], rows].reshape(n, -1)
 
     @property
     def nbytes(self) -> int:
-        head = 0 if self.slot is None else self.slot.nbytes + self.residual.nbytes
-        return self.codes.nbytes + self.books.nbytes + head
+        rows = self.books.shape[1]  # the graph's int32 map from a word's rows to the stacked books'
+        return self.words.nbytes + self.books.nbytes + self.split.nbytes + 4 * rows * self.words.shape[1]
 
 
 @dataclass(frozen=True)
@@ -97,38 +94,77 @@ def int4(table: np.ndarray) -> Int4:
     return Int4(np.clip(np.rint(table / scale), -7, 7).astype(np.int8), scale)
 
 
+@dataclass(frozen=True)
+class Affine8:
+    """A vector [n] in 8 bits: int8 values q, value = scale (q - zero_point) (TFLite's DEQUANTIZE of an int8 tensor),
+    256 evenly spaced levels from the smallest value to the largest."""
+
+    values: np.ndarray  # [n] int8
+    scale: float
+    zero_point: int
+
+    def decode(self) -> np.ndarray:
+        return (np.float32(self.scale) * (self.values.astype(np.int32) - self.zero_point)).astype(np.float32)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.nbytes)
+
+
+def affine8(values: np.ndarray) -> Affine8:
+    lo, hi = float(values.min()), float(values.max())
+    scale = float(np.float32((hi - lo) / 255.0)) if hi > lo else 1.0
+    zero_point = round(-128 - lo / scale)
+    q = np.clip(np.rint(values / scale) + zero_point, -128, 127).astype(np.int8)
+    return Affine8(q.reshape(-1), scale, zero_point)
+
+
+def centroids(head: int) -> int:
+    """Centroids per subspace with `head` exact rows: k * k + head word values fit an int16 word, at most 256."""
+    if not 0 <= head <= WORD - MIN_CENTROIDS**2:
+        raise EdgerecError(
+            f"product quantization: at most {WORD - MIN_CENTROIDS**2:,} exact head rows (each takes a value of the "
+            f"int16 code words); got {head:,}"
+        )
+    return min(MAX_CENTROIDS, isqrt(WORD - head))
+
+
 def product_quantize(table: np.ndarray, subspaces: int, seed: int = 0, head: np.ndarray | None = None) -> Codebook:
-    """faiss's product quantizer trained on the table itself: `subspaces` codebooks of up to 256 centroids; with
-    `head` (item indices, at most 32,767) those rows are kept exact (a per-item slot and their residuals)."""
+    """k-means (faiss) per subspace on the table itself, `subspaces` (even) of centroids(len(head)) centroids; with
+    `head` (item indices) those rows are kept exact."""
     import faiss
 
     n, dim = table.shape
-    if subspaces < 1 or dim % subspaces:
-        raise EdgerecError(f"product quantization: {subspaces} subspaces do not divide the table's {dim} columns")
+    if subspaces < 2 or subspaces % 2 or dim % subspaces:
+        raise EdgerecError(
+            f"product quantization: {subspaces} subspaces must be an even number that divides the table's {dim} columns"
+        )
+    top = np.asarray(head if head is not None else [], dtype=np.int64)
+    k = centroids(len(top))
     x = np.ascontiguousarray(table, dtype=np.float32)
-    # one byte per code (8 bits: faiss packs fewer); k-means needs at least 256 rows, so a smaller table is repeated
-    train = np.tile(x, (-(-LEVELS // n), 1)) if n < LEVELS else x
-    pq = faiss.ProductQuantizer(dim, subspaces, 8)
-    pq.cp.seed = seed
-    pq.verbose = False
-    pq.train(np.ascontiguousarray(train))
-    codes = pq.compute_codes(x)  # [n, m] uint8
-    books = faiss.vector_to_array(pq.centroids).reshape(subspaces, LEVELS, dim // subspaces)
-    book = Codebook(codes.reshape(n, subspaces).astype(np.uint8), books.astype(np.float32))
-    if head is None or not len(head):
-        return book
-    if len(head) > np.iinfo(np.int16).max:
-        raise EdgerecError(f"product quantization: at most 32,767 exact head rows; got {len(head):,}")
-    slot = np.zeros(n, dtype=np.int16)
-    slot[head] = np.arange(1, len(head) + 1, dtype=np.int16)
-    residual = np.zeros((len(head) + 1, dim), dtype=np.float32)
-    residual[1:] = x[head] - book.decode()[head]
-    return Codebook(book.codes, book.books, slot, residual)
-
-
-def levels(values: np.ndarray, seed: int = 0) -> Codebook:
-    """A vector [n] in 8 bits: one code per value into 256 levels found by 1-D k-means (faiss)."""
-    return product_quantize(values.reshape(-1, 1), 1, seed)
+    sub = dim // subspaces
+    # k-means needs at least k rows, so a smaller table is repeated
+    train = np.tile(x, (-(-k // n), 1)) if n < k else x
+    codes = np.empty((n, subspaces), dtype=np.int64)
+    books = np.empty((subspaces, k, sub), dtype=np.float32)
+    for j in range(subspaces):
+        cols = slice(j * sub, (j + 1) * sub)
+        km = faiss.Kmeans(sub, k, niter=25, seed=seed + j, verbose=False)
+        km.train(np.ascontiguousarray(train[:, cols]))
+        books[j] = km.centroids
+        codes[:, j] = km.index.search(np.ascontiguousarray(x[:, cols]), 1)[1][:, 0]
+    pair = codes[:, 0::2] + k * codes[:, 1::2]  # [n, P]: the centroids of subspaces 2p and 2p + 1
+    rest = np.ones(n, dtype=bool)
+    rest[top] = False
+    used, inverse = np.unique(pair[rest], return_inverse=True)
+    words = np.empty_like(pair)
+    words[rest] = inverse.reshape(-1, subspaces // 2)
+    words[top] = len(used) + np.arange(len(top))[:, None]
+    h = 2 * k + 2 * np.arange(len(top))
+    split = np.concatenate([np.stack([used % k, k + used // k], 1), np.stack([h, h + 1], 1)]).astype(np.int16)
+    exact = x[top].reshape(len(top), subspaces // 2, 2, sub).transpose(1, 0, 2, 3).reshape(subspaces // 2, -1, sub)
+    stacked = np.concatenate([books.reshape(subspaces // 2, 2 * k, sub), exact], axis=1)
+    return Codebook(words.astype(np.int16), split, np.ascontiguousarray(stacked, dtype=np.float32), k, len(top))
 
 
 @dataclass(frozen=True)
@@ -139,7 +175,7 @@ class Encoded:
     fmt: str
     gmf: Any  # np.ndarray | Int4 | Codebook
     mlp: Any
-    prior: Any
+    prior: Any  # np.ndarray | Affine8
 
     def decoded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(G, A, prior) as the bundle computes with them (float32), for references and checks."""
@@ -150,13 +186,16 @@ class Encoded:
         def one(t: Any) -> dict[str, Any]:
             if isinstance(t, Codebook):
                 return {
-                    "encoding": "codes",
-                    "subspaces": int(t.books.shape[0]),
-                    "centroids": int(t.books.shape[1]),
+                    "encoding": "codes (two to an int16 word)",
+                    "subspaces": 2 * int(t.words.shape[1]),
+                    "centroids": t.k,
+                    "head_rows": t.head,
                     "bytes": t.nbytes,
                 }
             if isinstance(t, Int4):
                 return {"encoding": "int4", "bytes": t.nbytes}
+            if isinstance(t, Affine8):
+                return {"encoding": "int8 (scale, zero point)", "bytes": t.nbytes}
             return {"encoding": "float32 (quantized with the layers)", "bytes": int(t.nbytes)}
 
         return {"format": self.fmt, "gmf": one(self.gmf), "mlp": one(self.mlp), "prior": one(self.prior)}
@@ -178,7 +217,7 @@ def encode(
         raise EdgerecError(f"item tables: unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     if fmt == "int8":
         return Encoded(fmt, G, A, prior)
-    prior8 = levels(prior.astype(np.float32), seed)
+    prior8 = affine8(prior.astype(np.float32))
     if fmt == "int4":
         return Encoded(fmt, int4(G), int4(A), prior8)
     top = np.argsort(-prior, kind="stable")[: min(head, len(prior))] if head else None
@@ -193,8 +232,8 @@ def _op(model: Any, code: int, version: int = 1) -> int:
 
 def rewrite(flat: bytes, tables: dict[str, np.ndarray], encoded: Encoded) -> bytes:
     """The fp32 flatbuffer with each float32 constant equal to one of `tables` ("gmf", "mlp", "prior": the arrays
-    the graph was converted with) replaced by its encoding and the decode ops; a table the graph does not hold is
-    left out (a bundle without retrieve has no prior)."""
+    the graph was converted with) replaced by its encoding and the decode ops (once per subgraph, before its first
+    op); a table the graph does not hold is left out (a bundle without retrieve has no prior)."""
     from ai_edge_litert import schema_py_generated as schema
     from litert_quantizer.utils import tfl_flatbuffer_utils as tfl
 
@@ -204,7 +243,7 @@ def rewrite(flat: bytes, tables: dict[str, np.ndarray], encoded: Encoded) -> byt
     by_content = {
         hashlib.sha256(np.ascontiguousarray(v, dtype=np.float32).tobytes()).digest(): name for name, v in tables.items()
     }
-    new_buffers: dict[tuple[str, int], int] = {}  # (table, which) -> its constant buffer, shared by every subgraph
+    new_buffers: dict[tuple, int] = {}  # (what, which) -> its constant buffer, shared by every subgraph
 
     def buffer(data: bytes) -> int:
         b = schema.BufferT()
@@ -219,20 +258,23 @@ def rewrite(flat: bytes, tables: dict[str, np.ndarray], encoded: Encoded) -> byt
         sg.tensors.append(t)
         return len(sg.tensors) - 1
 
-    def const(sg: Any, data: bytes, shape: list[int], ttype: int) -> int:
+    def const(sg: Any, key: tuple, data: bytes, shape: list[int], ttype: int) -> int:
+        """A constant tensor of this subgraph on the buffer `key`, which every subgraph shares."""
         t = schema.TensorT()
-        t.shape, t.type, t.buffer = shape, ttype, buffer(data)
+        t.shape, t.type = shape, ttype
+        if key not in new_buffers:
+            new_buffers[key] = buffer(data)
+        t.buffer = new_buffers[key]
         return named(sg, t)
 
-    def shared_const(sg: Any, name: str, i: int, data: bytes, shape: list[int], ttype: int) -> int:
-        """A constant tensor of this subgraph on the buffer (name, i) that every subgraph shares."""
-        if (name, i) in new_buffers:
-            t = schema.TensorT()
-            t.shape, t.type, t.buffer = shape, ttype, new_buffers[name, i]
-            return named(sg, t)
-        idx = const(sg, data, shape, ttype)
-        new_buffers[name, i] = sg.tensors[idx].buffer
-        return idx
+    def computed(sg: Any, values: np.ndarray) -> tuple[Any, int]:
+        """(op, tensor): an int32 vector the graph computes from constants (a GATHER of all its entries): LiteRT
+        evaluates it once, and XNNPACK does not see it as a constant (so it leaves the op reading it to LiteRT)."""
+        v = np.asarray(values, dtype=np.int32)
+        src = const(sg, ("computed", v.tobytes()), v.tobytes(), [len(v)], INT32)
+        every = const(sg, ("arange", len(v)), np.arange(len(v), dtype=np.int32).tobytes(), [len(v)], INT32)
+        out = temp(sg, [len(v)], INT32)
+        return gather(src, every, out), out
 
     def temp(sg: Any, shape: list[int], ttype: int) -> int:
         t = schema.TensorT()
@@ -247,144 +289,53 @@ def rewrite(flat: bytes, tables: dict[str, np.ndarray], encoded: Encoded) -> byt
             op.builtinOptionsType, op.builtinOptions = options
         return op
 
-    def decode_ops(sg: Any, name: str, enc: Any, out: int, ids: int | None = None) -> list[Any]:
-        """The ops that write the decoded table into tensor `out`; with `ids` (an int32 index tensor) only those
-        rows (a lookup: the codes are gathered first, so a candidate list decodes C rows, not the catalog)."""
-        shape = list(sg.tensors[out].shape)
-        if isinstance(enc, Int4):
-            q = shared_const(sg, name, 0, enc.packed(), list(enc.values.shape), INT4)
-            qp = schema.QuantizationParametersT()
-            qp.scale, qp.zeroPoint, qp.quantizedDimension = enc.scale.tolist(), [0] * enc.scale.size, 1
-            sg.tensors[q].quantization = qp
-            if ids is None:
-                return [operator(DEQUANTIZE, [q], [out], 6)]
-            wide = temp(sg, list(enc.values.shape), FLOAT32)
-            return [operator(DEQUANTIZE, [q], [wide], 6), gather(wide, ids, out)]
-        n, m = enc.codes.shape
-        k, sub = enc.books.shape[1:]
-        rows_n = n if ids is None else int(np.prod(sg.tensors[ids].shape))
-        codes = shared_const(sg, name, 0, enc.codes.tobytes(), [n, m], UINT8)
-        offsets = shared_const(
-            sg, name, 1, (np.arange(m, dtype=np.int32) * k).tobytes(), [m], INT32
-        )  # subspace j's centroids start at row j * k of the stacked codebooks
-        # [m * k, 1, sub]: 3-D, so the int8 pass over 2-D lookup tables (small_constants) leaves the codebooks float32,
-        # the same values the GMF half's centroid tables (product_ops) read
-        books = shared_const(sg, name, 2, enc.books.tobytes(), [m * k, 1, sub], FLOAT32)
-        new_shape = const(sg, np.array(shape, dtype=np.int32).tobytes(), [len(shape)], INT32)
-        ops = []
-        if ids is not None:
-            picked_codes = temp(sg, [rows_n, m], UINT8)
-            ops.append(gather(codes, ids, picked_codes))
-            codes = picked_codes
-        wide, rows, picked = (
-            temp(sg, [rows_n, m], INT32),
-            temp(sg, [rows_n, m], INT32),
-            temp(sg, [rows_n, m, 1, sub], FLOAT32),
-        )
-        cast_opts = schema.CastOptionsT()
-        cast_opts.inDataType, cast_opts.outDataType = UINT8, INT32
-        add_opts = schema.AddOptionsT()
-        base = out if enc.slot is None else temp(sg, shape, FLOAT32)
-        ops += [
-            operator(CAST, [codes], [wide], 1, (schema.BuiltinOptions.CastOptions, cast_opts)),
-            operator(ADD, [wide, offsets], [rows], 1, (schema.BuiltinOptions.AddOptions, add_opts)),
-            gather(books, rows, picked),
-            operator(RESHAPE, [picked, new_shape], [base], 1),
-        ]
-        if enc.slot is None:
-            return ops
-        slots, res = head_slots(sg, name, enc, ids)
-        ops += slots
-        dim = enc.residual.shape[1]
-        residual = shared_const(sg, name, 5, enc.residual.tobytes(), [enc.residual.shape[0], 1, dim], FLOAT32)
-        picked_res, flat_res = temp(sg, [rows_n, 1, dim], FLOAT32), temp(sg, shape, FLOAT32)
-        return [
-            *ops,
-            gather(residual, res, picked_res),
-            operator(RESHAPE, [picked_res, new_shape], [flat_res], 1),
-            operator(ADD, [base, flat_res], [out], 1, (schema.BuiltinOptions.AddOptions, schema.AddOptionsT())),
-        ]
-
-    def head_slots(sg: Any, name: str, enc: Codebook, ids: int | None) -> tuple[list[Any], int]:
-        """(ops, the int32 tensor of the rows' head slots): the slot map's entries for `ids` (all rows: None)."""
-        n = enc.slot.shape[0]
-        slot = shared_const(sg, name, 6, enc.slot.tobytes(), [n], INT16)
-        ops = []
-        rows_n = n
-        if ids is not None:
-            rows_n = int(np.prod(sg.tensors[ids].shape))
-            picked = temp(sg, [rows_n], INT16)
-            ops.append(gather(slot, ids, picked))
-            slot = picked
-        wide = temp(sg, [rows_n], INT32)
-        opts = schema.CastOptionsT()
-        opts.inDataType, opts.outDataType = INT16, INT32
-        ops.append(operator(CAST, [slot], [wide], 1, (schema.BuiltinOptions.CastOptions, opts)))
-        return ops, wide
-
-    def product_ops(sg: Any, name: str, enc: Codebook, vector: int, out: int) -> list[Any]:
-        """A [1, dim] vector's dot products with every row of a product-quantized table, written into `out` ([1, n])
-        without decoding the table (asymmetric distance computation): the vector's dot product with each centroid of
-        each subspace (a [m * k] table), then per item the sum of its m entries."""
-        n, m = enc.codes.shape
-        k, sub = enc.books.shape[1:]
-        codes = shared_const(sg, name, 0, enc.codes.tobytes(), [n, m], UINT8)
-        offsets = shared_const(sg, name, 1, (np.arange(m, dtype=np.int32) * k).tobytes(), [m], INT32)
-        books = shared_const(sg, name, 2, enc.books.tobytes(), [m, k, sub], FLOAT32)  # decode_ops' [m * k, 1, sub]
-        split = const(sg, np.array([m, 1, sub], dtype=np.int32).tobytes(), [3], INT32)
-        flat_shape = const(sg, np.array([m * k], dtype=np.int32).tobytes(), [1], INT32)
-        out_shape = const(sg, np.array(sg.tensors[out].shape, dtype=np.int32).tobytes(), [2], INT32)
-        last, second = (const(sg, np.array([a], dtype=np.int32).tobytes(), [1], INT32) for a in (2, 1))
-        v3 = temp(sg, [m, 1, sub], FLOAT32)
-        prod, dots, table = temp(sg, [m, k, sub], FLOAT32), temp(sg, [m, k], FLOAT32), temp(sg, [m * k], FLOAT32)
-        wide, rows = temp(sg, [n, m], INT32), temp(sg, [n, m], INT32)
-        parts, total = temp(sg, [n, m], FLOAT32), temp(sg, [n], FLOAT32)
-        cast_opts = schema.CastOptionsT()
-        cast_opts.inDataType, cast_opts.outDataType = UINT8, INT32
-        reducer = schema.ReducerOptionsT()
-        reducer.keepDims = False
-        return [
-            operator(RESHAPE, [vector, split], [v3], 1),
-            operator(MUL, [books, v3], [prod], 1, (schema.BuiltinOptions.MulOptions, schema.MulOptionsT())),
-            operator(SUM, [prod, last], [dots], 1, (schema.BuiltinOptions.ReducerOptions, reducer)),
-            operator(RESHAPE, [dots, flat_shape], [table], 1),
-            operator(CAST, [codes], [wide], 1, (schema.BuiltinOptions.CastOptions, cast_opts)),
-            operator(ADD, [wide, offsets], [rows], 1, (schema.BuiltinOptions.AddOptions, schema.AddOptionsT())),
-            gather(table, rows, parts),
-            operator(SUM, [parts, second], [total], 1, (schema.BuiltinOptions.ReducerOptions, reducer)),
-            *(head := head_dots(sg, name, enc, vector, total)),
-            operator(RESHAPE, [head[-1].outputs[0] if head else total, out_shape], [out], 1),
-        ]
-
-    def head_dots(sg: Any, name: str, enc: Codebook, vector: int, total: int) -> list[Any]:
-        """The ops adding the head rows' residuals' dot products with the vector to `total` [n] (the last op's
-        output is the sum); none without head rows."""
-        if enc.slot is None:
-            return []
-        n = enc.slot.shape[0]
-        h, dim = enc.residual.shape
-        residual = shared_const(sg, name, 5, enc.residual.tobytes(), [h, 1, dim], FLOAT32)
-        two = const(sg, np.array([2], dtype=np.int32).tobytes(), [1], INT32)
-        flat = const(sg, np.array([h], dtype=np.int32).tobytes(), [1], INT32)
-        prod, dots, table = temp(sg, [h, 1, dim], FLOAT32), temp(sg, [h, 1], FLOAT32), temp(sg, [h], FLOAT32)
-        picked, summed = temp(sg, [n], FLOAT32), temp(sg, [n], FLOAT32)
-        slots, wide = head_slots(sg, name, enc, None)
-        reducer = schema.ReducerOptionsT()
-        reducer.keepDims = False
-        ops = [
-            *slots,
-            operator(MUL, [residual, vector], [prod], 1, (schema.BuiltinOptions.MulOptions, schema.MulOptionsT())),
-            operator(SUM, [prod, two], [dots], 1, (schema.BuiltinOptions.ReducerOptions, reducer)),
-            operator(RESHAPE, [dots, flat], [table], 1),
-            gather(table, wide, picked),
-            operator(ADD, [total, picked], [summed], 1, (schema.BuiltinOptions.AddOptions, schema.AddOptionsT())),
-        ]
-        return ops
-
     def gather(params: int, ids: int, out: int) -> Any:
         opts = schema.GatherOptionsT()
         opts.axis, opts.batchDims = 0, 0
         return operator(GATHER, [params, ids], [out], 1, (schema.BuiltinOptions.GatherOptions, opts))
+
+    def quantized(sg: Any, t: int, scale: list[float], zero_point: list[int], axis: int = 0) -> None:
+        qp = schema.QuantizationParametersT()
+        qp.scale, qp.zeroPoint, qp.quantizedDimension = scale, zero_point, axis
+        sg.tensors[t].quantization = qp
+
+    def decode_ops(sg: Any, name: str, enc: Any, out: int) -> list[Any]:
+        """The ops that write the decoded table into tensor `out` (its shape is the table's in the graph)."""
+        shape = list(sg.tensors[out].shape)
+        if isinstance(enc, Int4):
+            q = const(sg, (name, 0), enc.packed(), list(enc.values.shape), INT4)
+            quantized(sg, q, enc.scale.tolist(), [0] * enc.scale.size, 1)
+            return [operator(DEQUANTIZE, [q], [out], 6)]
+        if isinstance(enc, Affine8):
+            q = const(sg, (name, 0), enc.values.tobytes(), shape, INT8)
+            quantized(sg, q, [enc.scale], [enc.zero_point])
+            return [operator(DEQUANTIZE, [q], [out], 2)]
+        n, words = enc.words.shape
+        rows_per_word, sub = enc.books.shape[1:]
+        split_t = const(sg, ("split", enc.split.tobytes()), enc.split.tobytes(), list(enc.split.shape), INT16)
+        ops, picked_rows = [], []
+        for p in range(words):
+            word = const(sg, (name, 10 + p), np.ascontiguousarray(enc.words[:, p]).tobytes(), [n], INT16)
+            local, rows = temp(sg, [n, 2], INT16), temp(sg, [n, 2], INT32)
+            # word p's rows in the stacked books: its own rows offset by p * rows_per_word
+            offset = (np.arange(rows_per_word) + p * rows_per_word).astype(np.int32)
+            to_books = const(sg, ("rows", p, rows_per_word), offset.tobytes(), [rows_per_word], INT32)
+            ops += [gather(split_t, word, local), gather(to_books, local, rows)]
+            picked_rows.append(rows)
+        rows = picked_rows[0]
+        if words > 1:
+            rows = temp(sg, [n, 2 * words], INT32)
+            opts = schema.ConcatenationOptionsT()
+            opts.axis = 1
+            ops.append(
+                operator(CONCATENATION, picked_rows, [rows], 1, (schema.BuiltinOptions.ConcatenationOptions, opts))
+            )
+        # [P * rows_per_word, 1, sub]: 3-D, so the int8 pass over 2-D lookup tables (small_constants) leaves the
+        # codebooks float32
+        books = const(sg, (name, 2), enc.books.tobytes(), [words * rows_per_word, 1, sub], FLOAT32)
+        picked = temp(sg, [n, 2 * words, 1, sub], FLOAT32)
+        shape_op, new_shape = computed(sg, np.array(shape))
+        return [*ops, gather(books, rows, picked), shape_op, operator(RESHAPE, [picked, new_shape], [out], 1)]
 
     def code_of(op: Any) -> int:
         oc = model.operatorCodes[op.opcodeIndex]
@@ -403,28 +354,8 @@ def rewrite(flat: bytes, tables: dict[str, np.ndarray], encoded: Encoded) -> byt
     for sg in model.subgraphs:
         swapped: dict[int, int] = {}  # the constant tensor -> the decoded tensor replacing it
         head: list[Any] = []
-        body: list[Any] = []
         for op in sg.operators:
             op.inputs = list(op.inputs)
-            if (
-                code_of(op) == FULLY_CONNECTED
-                and len(op.inputs) > 1
-                and (name := table_of(op.inputs[1], sg)) is not None
-                and isinstance(encodings[name], Codebook)
-                and (len(op.inputs) < 3 or op.inputs[2] < 0)
-                and list(sg.tensors[op.inputs[0]].shape)
-                == [1, encodings[name].books.shape[0] * encodings[name].books.shape[2]]
-                and len(sg.tensors[op.outputs[0]].shape) == 2
-            ):
-                replaced.add(sg.tensors[op.inputs[1]].buffer)
-                found.add(name)
-                body += product_ops(sg, name, encodings[name], op.inputs[0], op.outputs[0])
-                continue
-            if code_of(op) == EMBEDDING_LOOKUP and (name := table_of(op.inputs[1], sg)) is not None:
-                replaced.add(sg.tensors[op.inputs[1]].buffer)
-                found.add(name)
-                body += decode_ops(sg, name, encodings[name], op.outputs[0], ids=op.inputs[0])
-                continue
             for pos, t_idx in enumerate(op.inputs):
                 if t_idx < 0 or (name := table_of(t_idx, sg)) is None:
                     continue
@@ -435,8 +366,7 @@ def rewrite(flat: bytes, tables: dict[str, np.ndarray], encoded: Encoded) -> byt
                     replaced.add(sg.tensors[t_idx].buffer)
                     found.add(name)
                 op.inputs[pos] = swapped[t_idx]
-            body.append(op)
-        sg.operators = head + body
+        sg.operators = head + list(sg.operators)
     if "gmf" not in found or "mlp" not in found:
         raise EdgerecError("item tables: the graph holds no float32 item constants to encode (convert changed?)")
     used = {sg.tensors[i].buffer for sg in model.subgraphs for op in sg.operators for i in op.inputs if i >= 0}
@@ -461,13 +391,25 @@ class Choice:
         return f"pq(gmf {self.pq_gmf}, mlp {self.pq_mlp}" + (f", head {self.pq_head})" if self.pq_head else ")")
 
     def bytes_per_item(self, g: int, h0: int, n: int) -> float:
-        """About the tables' bytes per item of an n-item catalog (codebooks and scales left out)."""
+        """About the tables' bytes per item of an n-item catalog (codebooks, maps and scales left out)."""
         if self.fmt == "pq":
-            head = min(self.pq_head, n)
-            return self.pq_gmf + self.pq_mlp + 1 + (2 + 4 * (g + h0) * (head + 1) / n if head else 0)
+            return self.pq_gmf + self.pq_mlp + 1 + 4 * (g + h0) * min(self.pq_head, n) / n
         if self.fmt == "int4":
             return (g + h0) / 2 + 1
         return g + h0 + 4
+
+    def check(self, g: int, h0: int) -> None:
+        """A one-line error when a product quantizer's subspaces are not an even number dividing its table."""
+        if self.fmt != "pq":
+            return
+        for what, parts, width in (("pq_gmf", self.pq_gmf, g), ("pq_mlp", self.pq_mlp, h0)):
+            if parts < 2 or parts % 2 or width % parts:
+                table = "the GMF rows'" if what == "pq_gmf" else "the MLP item half's"
+                raise EdgerecError(
+                    f"item table pq: {what} {parts} must be an even number (two codes to an int16 word) that "
+                    f"divides {table} {width} columns"
+                )
+        centroids(self.pq_head)
 
 
 # what `item_table: auto` tries, smallest first: product quantizers (GMF, MLP subspaces; one whose subspaces do not
@@ -477,11 +419,13 @@ AUTO_HEAD = 4096
 
 
 def choices(opts: Any, g: int, h0: int, n: int) -> list[Choice]:  # opts: BundleOptions
-    """The formats to try, smallest first: the one asked for, or every candidate with `auto`."""
+    """The formats to try, smallest first: the one asked for (checked: a one-line error when it cannot be built), or
+    every candidate with `auto`."""
     if opts.item_table != "auto":
-        if opts.item_table == "pq":
-            return [Choice("pq", opts.pq_gmf, opts.pq_mlp, min(opts.pq_head, n))]
-        return [Choice(opts.item_table)]
+        one = Choice("pq", opts.pq_gmf, opts.pq_mlp, min(opts.pq_head, n)) if opts.item_table == "pq" else None
+        one = one or Choice(opts.item_table)
+        one.check(g, h0)
+        return [one]
     head = min(AUTO_HEAD, n // 8)
     pqs = [Choice("pq", a, b, h) for a, b in AUTO_PQ for h in (0, head) if g % a == 0 and h0 % b == 0]
     return sorted([*pqs, Choice("int4"), Choice("int8")], key=lambda c: c.bytes_per_item(g, h0, n))

@@ -38,14 +38,17 @@ class BundleOptions:
     # dequantizes the int8 constants at load and computes in float32
     compute: Literal["float", "int8"] = "float"
     # how the per-item constants are stored (edgerec.exporters.item_tables): "int8" (G one scale, A one per column,
-    # the prior float32), "int4", "pq" (product quantization: pq_gmf / pq_mlp subspaces of 256 centroids), or "auto":
+    # the prior float32), "int4", "pq" (product quantization: pq_gmf / pq_mlp subspaces, even numbers, of up to 256
+    # centroids, two codes to an int16 word), or "auto":
     # the smallest of the candidates that passes the gate (and max_bytes); int4, pq and auto store the prior in 8 bits
     item_table: Literal["int8", "int4", "pq", "auto"] = "int8"
-    pq_gmf: Annotated[int, Field(ge=1, le=256)] = 2  # subspaces of the folded GMF rows (must divide g)
-    pq_mlp: Annotated[int, Field(ge=1, le=1024)] = 8  # subspaces of the item half of the first MLP layer (divide h0)
-    # pq: the rows of this many items of highest item prior (the most popular) kept exact: + 2 bytes per item (a
-    # slot) and 4 (g + h0) bytes per head item
-    pq_head: Annotated[int, Field(ge=0, le=32_767)] = 0
+    pq_gmf: Annotated[int, Field(ge=1, le=256)] = 2  # subspaces of the folded GMF rows (even, must divide g)
+    pq_mlp: Annotated[int, Field(ge=1, le=1024)] = (
+        8  # subspaces of the item half of the first MLP layer (even, divide h0)
+    )
+    # pq: the rows of this many items of highest item prior (the most popular) kept exact: 4 (g + h0) bytes per head
+    # item; each takes a value of the int16 code words, so the centroids per subspace are min(256, isqrt(32768 - H))
+    pq_head: Annotated[int, Field(ge=0, le=32_512)] = 0
     # the gate of a compressed table: recall@K of recommend (and of retrieve + score) against the uncompressed
     # model's exhaustive top-K, on gate_users seeded users; a table below it is not written
     table_recall: Annotated[float, Field(ge=0.0, le=1.0)] = 0.95
