@@ -43,9 +43,8 @@ class BundleOptions:
     # the smallest of the candidates that passes the gate (and max_bytes); int4, pq and auto store the prior in 8 bits
     item_table: Literal["int8", "int4", "pq", "auto"] = "int8"
     pq_gmf: Annotated[int, Field(ge=1, le=256)] = 2  # subspaces of the folded GMF rows (even, must divide g)
-    pq_mlp: Annotated[int, Field(ge=1, le=1024)] = (
-        8  # subspaces of the item half of the first MLP layer (even, divide h0)
-    )
+    # subspaces of the item half of the first MLP layer (even, divide h0)
+    pq_mlp: Annotated[int, Field(ge=1, le=1024)] = 8
     # pq: the rows of this many items of highest item prior (the most popular) kept exact: 4 (g + h0) bytes per head
     # item; each takes a value of the int16 code words, so the centroids per subspace are min(256, isqrt(32768 - H))
     pq_head: Annotated[int, Field(ge=0, le=32_512)] = 0
