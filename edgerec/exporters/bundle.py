@@ -320,12 +320,13 @@ def compressed_tables(
     user_features: FeaturePath | None = None,
 ) -> tuple[bytes, dict]:
     """The bundle with compressed item tables (edgerec.exporters.item_tables): each format of opts (one, or every
-    candidate with `auto`, smallest first) encoded into the fp32 graph, quantized, and measured in LiteRT against
-    the uncompressed model's exhaustive top-K (`ref`, an item_tables.Reference: computed here when not given); the
-    int8 candidate is the bundle item_table int8 exports (`plain`, its fp32 flatbuffer: converted when needed); the
-    first that passes the gate and max_bytes. None passing: a one-line error naming each tried format's bytes and
-    recall (nothing is written). `user_features`: the model's user feature path (its bundle's user_features
-    signature), as `flat` was converted with."""
+    candidate with `auto`) encoded into the fp32 graph, quantized, and measured in LiteRT against the uncompressed
+    model's exhaustive top-K (`ref`, an item_tables.Reference: computed here when not given); the int8 candidate is
+    the bundle item_table int8 exports (`plain`, its fp32 flatbuffer: converted when needed). Kept: the smallest that
+    passes the gate and max_bytes; the candidates are built in the order of their estimated bytes (codebooks and maps
+    left out) until an estimate reaches the smallest passing bundle's size. None passing: a one-line error naming
+    each tried format's bytes and recall (nothing is written). `user_features`: the model's user feature path (its
+    bundle's user_features signature), as `flat` was converted with."""
     from edgerec.exporters import item_tables
 
     folded = FoldedNCF(model, k)
@@ -339,8 +340,11 @@ def compressed_tables(
     tries = item_tables.choices(opts, g, h0, n)
     ref = ref or reference(model, opts.gate_users, k)
     budget, tried = opts.max_bytes, []
+    kept: tuple[Any, Any, bytes, dict, dict[str, float]] | None = None  # the smallest passing: choice, enc, q, ...
     for c in tries:
         estimate = c.bytes_per_item(g, h0, n) * n
+        if kept is not None and estimate >= len(kept[2]):
+            break  # in the order of estimates: this one and every later one would be larger than the one kept
         if budget is not None and estimate > budget:
             tried.append(f"{c.label} ~{estimate:,.0f} bytes (over the budget by ~{estimate - budget:,.0f}, not built)")
             continue
@@ -365,6 +369,17 @@ def compressed_tables(
         if budget is not None and len(q) > budget:
             tried.append(f"{c.label} {len(q):,} bytes (over the budget by {len(q) - budget:,}), recall@{k} {shown}")
             continue
+        this = (c, enc, q, info, recall)
+        if kept is not None:  # two pass: the larger is recorded as tried
+            small, large = (this, kept) if len(q) < len(kept[2]) else (kept, this)
+            tried.append(
+                f"{large[0].label} {len(large[2]):,} bytes, recall@{k} {min(large[4].values()):.3f} (passes; larger "
+                f"than {small[0].label}'s {len(small[2]):,})"
+            )
+            this = small
+        kept = this
+    if kept is not None:
+        c, enc, q, info, recall = kept
         if c.fmt != "int8":
             info["scheme"] = (
                 f"{precision} weights, float32 compute; item tables {c.label} decoded in the graph "
