@@ -12,6 +12,7 @@ import torch
 import edgerec
 from edgerec import api
 from edgerec.cli.main import main
+from edgerec.compression.config import CompressConfig, QuantConfig
 from edgerec.data import load_dataset
 from edgerec.data.ratings import TEST_SHARE, rated_rows, split_ratings
 from edgerec.errors import ConfigError, EdgerecError
@@ -72,7 +73,11 @@ def test_a_rating_model_is_refused_where_an_implicit_score_is_needed(tmp_path: P
     ck = edgerec.train(data, TrainConfig(objective="rating", factors=4, epochs=1))
     ck.save(tmp_path / "ck")
     with pytest.raises(EdgerecError, match=r"outputs a predicted rating.*compression, export and updating"):
-        edgerec.load_checkpoint(tmp_path / "ck").folded()  # what compress, export and update read
+        edgerec.load_checkpoint(tmp_path / "ck").folded()  # what export reads
+    compress = lambda: edgerec.compress(tmp_path / "ck", data, CompressConfig(quantize=QuantConfig()))  # noqa: E731
+    for verb in (compress, lambda: edgerec.update(tmp_path / "ck", data)):
+        with pytest.raises(EdgerecError, match=r"outputs a predicted rating.*compression, export and updating"):
+            verb()
     with pytest.raises(EdgerecError, match=r"outputs a predicted rating.*recommend"):
         api.recommend(tmp_path / "ck", user="u1")
     with pytest.raises(EdgerecError, match="trained on the rating objective; continue it with that one"):

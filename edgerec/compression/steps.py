@@ -84,7 +84,8 @@ def run_steps(teacher: NCF, ds: Dataset, cfg: CompressConfig, progress: Progress
 
 def compress(teacher: Checkpoint, ds: Dataset, cfg: CompressConfig, progress: Progress | None = None) -> Checkpoint:
     """The compressed checkpoint (see the module docstring); a gate that fails raises GateFailed. A feature model
-    gives a feature model."""
+    gives a feature model; a rating model is refused."""
+    teacher.require_implicit()
     ds = teacher.align(ds)
     info = {"teacher": str(teacher.path) if teacher.path else None, "teacher_weights_sha256": teacher.weights_sha256}
     if cfg.search is not None:

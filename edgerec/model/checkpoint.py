@@ -192,12 +192,15 @@ class Checkpoint:
         weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items() if k.endswith(BAG_SUFFIX)}
         return FeaturePath.of(weights, model.features.encoders[side])
 
-    def folded(self) -> Checkpoint:
-        """What export reads: a feature model as the plain NeuMF whose id rows hold id
-        embedding + feature encoding (edgerec.model.features.fold: every known id scores as before), without the
-        feature files; a checkpoint without features is returned as it is. A rating model is refused: the steps
-        that read this (compression, export, updates) need implicit-feedback logits."""
+    def require_implicit(self) -> None:
+        """Refuse a rating model in one line: compression, export and updates need implicit-feedback logits."""
         require_implicit(self.objective, str(self.path or "the checkpoint"), "compression, export and updating")
+
+    def folded(self) -> Checkpoint:
+        """What export reads: a feature model as the plain NeuMF whose id rows hold id embedding + feature encoding
+        (edgerec.model.features.fold: every known id scores as before), without the feature files; a checkpoint
+        without features is returned as it is. A rating model is refused (require_implicit)."""
+        self.require_implicit()
         if not isinstance(self.model, FeatureNCF):
             return self
         config = {k: v for k, v in self.config.items() if k not in ("weights_sha256", "features")}

@@ -128,7 +128,8 @@ def run_update(
 ) -> UpdateResult:
     """Fine-tune the parent on `new`; returns the child, its data and the report, whether or not the gate passed
     (the caller enforces it). `feedback`: what was read from an event log to make `new`, kept in the lineage so the
-    next update from that log starts after it."""
+    next update from that log starts after it. A rating model is refused."""
+    parent.require_implicit()
     t0 = time.perf_counter()
     pdata = parent_data(parent, data)
     merged = merge(pdata, new, cfg.seed)
