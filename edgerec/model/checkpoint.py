@@ -127,13 +127,7 @@ class Checkpoint:
         }
         attached = {**dict(files or {}), **feature_files(model)}
         if isinstance(model, FeatureNCF):
-            f = model.features
-            config["features"] = {
-                "sides": sorted(f.encoded),
-                "id_dropout": f.id_dropout,
-                "feature_loss": f.feature_loss,
-                "item_id_dropout": f.item_id_dropout,
-            }
+            config["features"] = {"sides": sorted(model.features.encoded), **model.features.training()}
         return cls(model.eval(), user_ids, item_ids, config, report.get("metrics", {}), attached)
 
     # -- what it holds ------------------------------------------------------------------------------------------

@@ -55,11 +55,17 @@ class ModelFeatures:
         """The share of a batch's samples whose `side` id rows training zeroes."""
         return self.item_id_dropout if side == "item" and self.item_id_dropout is not None else self.id_dropout
 
-    def to_json(self) -> dict:
+    def training(self) -> dict[str, float | None]:
+        """How it trains (FeaturesConfig's names): what config.json records of it, and part of to_json."""
         return {
             "id_dropout": self.id_dropout,
             "feature_loss": self.feature_loss,
             "item_id_dropout": self.item_id_dropout,
+        }
+
+    def to_json(self) -> dict:
+        return {
+            **self.training(),
             "encoders": {s: e.to_json() for s, e in self.encoders.items()},
             "reports": dict(self.reports),
         }
