@@ -337,10 +337,6 @@ def rewrite(flat: bytes, tables: dict[str, np.ndarray], encoded: Encoded) -> byt
         shape_op, new_shape = computed(sg, np.array(shape))
         return [*ops, gather(books, rows, picked), shape_op, operator(RESHAPE, [picked, new_shape], [out], 1)]
 
-    def code_of(op: Any) -> int:
-        oc = model.operatorCodes[op.opcodeIndex]
-        return max(oc.builtinCode, oc.deprecatedBuiltinCode)
-
     def table_of(t_idx: int, sg: Any) -> str | None:
         t = sg.tensors[t_idx]
         data = model.buffers[t.buffer].data if t.buffer else None
