@@ -184,6 +184,19 @@ def test_fold_in_from_the_feature_vectors_equals_the_numpy_reference(cold) -> No
     assert np.abs(short[0] - start[0]).max() < 1e-6
 
 
+def test_bench_times_user_features_and_fold_in_from(cold) -> None:
+    """`edgerec bench` on a bundle with user features times a cold user's two on-device calls beside recommend."""
+    from edgerec.benchmarking.config import BenchConfig
+    from edgerec.benchmarking.latency import bench_artifact
+
+    _, _, bundles = cold
+    record = bench_artifact(bundles["int8"], BenchConfig(min_time_s=0.05, warmup=5, min_calls=20))
+    lat = record["latency_ms"]
+    assert {"catalog_top10", "fold_in", "explain", "user_features", "fold_in_from"} <= set(lat)
+    for name in ("user_features", "fold_in_from"):
+        assert 0 < lat[name]["p50"] <= lat[name]["p99"] and lat[name]["calls"] >= 20
+
+
 def test_an_id_only_bundle_has_no_user_features(tmp_path: Path, ckpt, ds) -> None:
     cfg = ExportConfig(target="tflite-bundle", precision="fp32", options={"candidates": 0, "explain": False})
     folder = edgerec.export(ckpt, cfg, ds, out=tmp_path / "plain").folder

@@ -25,6 +25,8 @@ import numpy as np
 import pytest
 
 from edgerec.apps.browser import headless_chromium, stop_process
+from edgerec.benchmarking.config import BenchConfig
+from edgerec.benchmarking.latency import bench_web
 from edgerec.cli.main import main
 
 from .conftest import SMALL
@@ -598,6 +600,17 @@ def test_a_new_user_by_attributes_gets_what_python_litert_gives(browser, feature
         tampered.close()
 
 
+def test_the_page_bench_times_user_features(feature_bundle) -> None:
+    """`edgerec bench --client web` on a bundle with user features times the page's user_features beside recommend
+    (with --explain also fold_in_from: the slow test below)."""
+    require(Path(CHROMIUM).is_file(), f"Chromium ({CHROMIUM})")
+    require(shutil.which("npm") is not None, "npm")
+    record = bench_web(feature_bundle, BenchConfig(min_time_s=0.05, warmup=5, min_calls=20))
+    assert set(record["latency_ms"]) == {"catalog_top10", "user_features"}
+    lat = record["latency_ms"]["user_features"]
+    assert 0 < lat["p50"] <= lat["p99"] and lat["calls"] >= 20
+
+
 @pytest.mark.slow  # the unrolled fold-in's conversion takes ~35 s
 def test_attributes_and_picks_fold_in_from_the_attributes_vectors(browser, tmp_path) -> None:
     """With --explain the form and the picks go together: user_features, then fold_in_from on the picks, then
@@ -644,5 +657,8 @@ def test_attributes_and_picks_fold_in_from_the_attributes_vectors(browser, tmp_p
             reasons, weights = b.explain(ug, um, picks, top)
             for shown, r, w in zip(last["reasons"], reasons, weights, strict=True):
                 same_reasons([(x["index"], x["weight"]) for x in shown], list(zip(r.tolist(), w.tolist(), strict=True)))
+        timed = p.evaluate("() => window.edgerec.bench({warmup: 5, warmupMs: 0, minCalls: 20, minMs: 50})")
+        assert set(timed) == {"fold_in", "recommend", "user_features", "fold_in_from", "explain"}  # the bench's calls
+        assert all(len(ms) >= 20 and min(ms) > 0 for ms in timed.values())
         page.check_clean()
         page.close()

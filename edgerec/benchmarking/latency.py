@@ -128,6 +128,13 @@ def bench_scorer(scorer: Any, buckets: list[int], cfg: BenchConfig) -> dict[str,
         ug, um = scorer.fold_in(history)
         top = scorer.recommend(ug, um)[0]
         latency["explain"] = timed(lambda: scorer.explain(ug, um, history, top), cfg)
+    if getattr(scorer, "user_features_runner", None) is not None:  # a bundle with user features: a cold user
+        indices, weights, _ = scorer.encode_user({})  # every attribute missing: the same work as any other user
+        latency["user_features"] = timed(lambda: scorer.user_features(indices, weights), cfg)
+        if getattr(scorer, "fold_in_from_runner", None) is not None:
+            start = scorer.user_features(indices, weights)
+            history = np.arange(min(BENCH_HISTORY, scorer.max_history, scorer.n_items - 1))
+            latency["fold_in_from"] = timed(lambda: scorer.fold_in(history, start), cfg)
     return out
 
 

@@ -658,6 +658,14 @@ async function bench({warmup = 50, warmupMs = 200, minCalls = 50, minMs = 1000, 
     vectors = {user_gmf: f.out[r.gmf], user_mlp: f.out[r.mlp]};
   }
   feeds.recommend = vectors;
+  if (S.encoder) {  // a cold user: attributes (all missing here: the same work as any others) -> user_features
+    const blank = S.encoder.encode({});
+    feeds.user_features = {feature_indices: blank.indices, feature_weights: blank.weights};
+    if ('fold_in_from' in sigs) {
+      const f = await call('user_features', feeds.user_features);
+      feeds.fold_in_from = {...hist, user_gmf: f.out[r.features.gmf], user_mlp: f.out[r.features.mlp]};
+    }
+  }
   if ('explain' in sigs) {
     const top = (await call('recommend', vectors)).out[r.topItems];
     feeds.explain = {...vectors, ...hist, items: top};
