@@ -153,6 +153,38 @@ def test_feature_rows_get_the_l2_of_the_rows_a_batch_reads(trained) -> None:
         bag.weight.grad = None
 
 
+def test_the_cold_item_fit_refits_the_item_bags_and_keeps_every_known_items_scores(trained) -> None:
+    """Training ends with the cold-item fit (edgerec.model.cold_items): the item bags fitted for items known by
+    their features alone, each known item's id rows moved so that every score stays what it was."""
+    from edgerec.model.cold_items import ColdItemFit, fit_cold_items
+
+    ck, ds, _, _ = trained
+    ran = ck.report["stages"]["cold_items"]
+    assert [h["epoch"] for h in ran["history"]] == [1, 2, 3] and 1 <= ran["kept_epoch"] <= 3
+    assert ran["held_out_items"] == round(0.1 * len(np.unique(ds.train.items)))
+    model = copy.deepcopy(ck.model)
+    bags = {name: bag.weight.detach().clone() for name, bag in model.bags().items()}
+    u, i = all_pairs(ds.n_users, ds.n_items)
+    with torch.no_grad():
+        before = model(u, i)
+    record = fit_cold_items(model, ds, ColdItemFit(epochs=2, seed=1))
+    assert [h["epoch"] for h in record["history"]] == [1, 2] and record["kept_epoch"] in (1, 2)
+    assert all(0 <= h["recall@10"] <= 1 and h["loss"] > 0 for h in record["history"])
+    with torch.no_grad():
+        torch.testing.assert_close(model(u, i), before, rtol=0, atol=1e-5)
+    for name, bag in model.bags().items():
+        changed = not torch.equal(bag.weight, bags[name])
+        assert changed == name.endswith("_item"), name  # the user bags are not the fit's
+    assert all(p.requires_grad for p in model.parameters())  # the model is handed back trainable
+
+
+def test_the_cold_item_fit_is_off_at_zero_epochs(tmp_path: Path) -> None:
+    ds = edgerec.dataset(TINY)
+    items, _ = feature_files(tmp_path, ds)
+    cfg = TrainConfig(factors=4, epochs=1, features=FeaturesConfig(item=str(items), cold_item_epochs=0))
+    assert "cold_items" not in edgerec.train(ds, cfg).report["stages"]
+
+
 def test_folding_scores_every_known_id_as_the_model(trained) -> None:
     ck, ds, _, _ = trained
     plain = fold(ck.model)
@@ -354,10 +386,11 @@ def test_pretraining_and_two_processes_train_feature_models(tmp_path: Path) -> N
     features = FeaturesConfig(user=str(users), item=str(items))
     torch.set_num_threads(1)
     pre = edgerec.train(ds, TrainConfig(factors=4, epochs=1, pretrain=True, features=features))
-    assert isinstance(pre.model, FeatureNCF) and set(pre.report["stages"]) == {"gmf", "mlp", "neumf"}
+    assert isinstance(pre.model, FeatureNCF) and set(pre.report["stages"]) == {"gmf", "mlp", "neumf", "cold_items"}
     assert set(pre.model.bags()) == {"gmf_user", "gmf_item", "mlp_user", "mlp_item"}
     two = edgerec.train(ds, TrainConfig(factors=4, epochs=1, nproc=2, features=features))
     assert isinstance(two.model, FeatureNCF) and two.report["train_config"]["nproc"] == 2
+    assert two.report["stages"]["cold_items"]["kept_epoch"] >= 1  # fitted once, after the ranks
     for ck in (pre, two):
         assert ck.metrics["hr@10"] > ck.report["itempop"]["hr@10"] / 2
         assert any(bag.weight.abs().sum() > 0 for bag in ck.model.bags().values())

@@ -15,7 +15,7 @@ from edgerec.cli.common import (
     progress,
     rating_table,
 )
-from edgerec.model.config import FEATURE_LOSS, ID_DROPOUT, FeaturesConfig, TrainConfig
+from edgerec.model.config import COLD_ITEM_EPOCHS, FEATURE_LOSS, ID_DROPOUT, FeaturesConfig, TrainConfig
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -103,6 +103,14 @@ def add(sub: argparse._SubParsersAction) -> None:
         f"that loss added times WEIGHT; 0: off (default {FEATURE_LOSS})",
     )
     t.add_argument(
+        "--cold-item-epochs",
+        type=int,
+        default=COLD_ITEM_EPOCHS,
+        metavar="N",
+        help="with item features: after training, fit the item features alone for new items for at most N epochs, "
+        f"every known item's scores unchanged; 0: off (default {COLD_ITEM_EPOCHS})",
+    )
+    t.add_argument(
         "--threads",
         type=int,
         default=0,
@@ -136,6 +144,7 @@ def run_train(args: argparse.Namespace) -> int:
             id_dropout=args.id_dropout,
             feature_loss=args.feature_loss,
             item_id_dropout=args.item_id_dropout,
+            cold_item_epochs=args.cold_item_epochs,
         )
     cfg = from_flags(TrainConfig, args, features=features)
     ds = load_data(args)
