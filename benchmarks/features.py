@@ -81,6 +81,8 @@ def timed_train(out: dict, name: str, d: Dataset, cfg: TrainConfig) -> edgerec.C
     out[name] = {"metrics": ck.metrics, "seconds": round(seconds, 1), "best_epoch": _best_epoch(ck.report)}
     if "features" in ck.report:
         out[name]["features"] = ck.report["features"]
+    if "cold_items" in ck.report["stages"]:  # the cold-item fit that train ends with (edgerec.model.cold_items)
+        out[name]["cold_item_fit"] = {k: v for k, v in ck.report["stages"]["cold_items"].items() if k != "settings"}
     print(name, json.dumps(out[name]["metrics"]), f"{seconds:.0f}s", flush=True)
     return ck
 
