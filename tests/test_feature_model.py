@@ -373,6 +373,12 @@ def test_cli_flags(tmp_path: Path) -> None:
     assert features.feature_loss == 0.25 and load(out).config["features"]["feature_loss"] == 0.25
     assert (features.dropout("item"), features.dropout("user")) == (0.3, FeaturesConfig(item="x").id_dropout)
     assert main([*args, "--item-features", str(items), "--feature-loss", "-1"]) == 2
+    assert main([*args, "--item-features", str(items), "--cold-item-epochs", "1"]) == 0
+    fitted = load(out).report["stages"]["cold_items"]
+    assert len(fitted["history"]) == 1 and load(out).report["train_config"]["features"]["cold_item_epochs"] == 1
+    assert main([*args, "--item-features", str(items), "--cold-item-epochs", "0"]) == 0
+    assert "cold_items" not in load(out).report["stages"]
+    assert main([*args, "--item-features", str(items), "--cold-item-epochs", "-1"]) == 2
     assert ck.report["train_config"]["features"]["item"] == str(items)
     assert main([*args, "--item-features", str(tmp_path / "absent.csv")]) == 2
 
