@@ -68,7 +68,7 @@ def main() -> int:
     lines = [
         "# int8-compute bundle with a narrower MLP: `recommend` in the LiteRT C API (ML-1M)",
         "",
-        f"`{provenance()}`; {machine()}, one pinned core, the C client of examples/c (`--bench {args.calls}`), "
+        f"{provenance()}; {machine()}, one pinned core, the C client of examples/c (`--bench {args.calls}`), "
         f"{args.rounds} rounds with the bundles in turns; percentiles are medians over rounds, the ratio the median "
         "of the per-round p50 ratios. Pruned models are not recovered (no distillation): HR@10 shows what pruning "
         "alone costs, the latency what the narrower layers save.",
