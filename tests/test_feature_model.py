@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,6 @@ def test_id_dropout_trains_the_feature_path_only_in_training(trained) -> None:
 
 
 def test_the_items_own_id_dropout_zeroes_item_rows_only(trained) -> None:
-    from dataclasses import replace
 
     ck, ds, _, _ = trained
     model = copy.deepcopy(ck.model)
@@ -107,7 +107,6 @@ def test_the_items_own_id_dropout_zeroes_item_rows_only(trained) -> None:
 def test_the_feature_loss_adds_each_side_scored_by_its_features_alone(trained) -> None:
     """FeaturesConfig.feature_loss: a training step's loss is the BCE of the model plus, per side, the weight times
     the BCE of the same model with that side's id rows zeroed (how a new id is scored), and the bags learn from it."""
-    from dataclasses import replace
 
     from edgerec.model.training import FitOptions, _Steps
 
@@ -176,6 +175,22 @@ def test_the_cold_item_fit_refits_the_item_bags_and_keeps_every_known_items_scor
         changed = not torch.equal(bag.weight, bags[name])
         assert changed == name.endswith("_item"), name  # the user bags are not the fit's
     assert all(p.requires_grad for p in model.parameters())  # the model is handed back trainable
+
+
+def test_the_cold_item_fit_leaves_a_catalog_too_small_to_hold_items_out(trained) -> None:
+    from edgerec.model.cold_items import fit_cold_items
+
+    ck, ds, _, _ = trained
+    model = copy.deepcopy(ck.model)
+    keep = ds.train.items == ds.train.items[0]  # every interaction with one item: it is held out, nothing is left
+    train = replace(ds.train, users=ds.train.users[keep], items=ds.train.items[keep], timestamps=None, ratings=None)
+    one = replace(ds, train=train)
+    u, i = all_pairs(ds.n_users, ds.n_items)
+    with torch.no_grad():
+        before = model(u, i)
+    assert fit_cold_items(model, one)["kept_epoch"] == 0
+    with torch.no_grad():
+        torch.testing.assert_close(model(u, i), before, rtol=0, atol=0)
 
 
 def test_the_cold_item_fit_is_off_at_zero_epochs(tmp_path: Path) -> None:
@@ -414,7 +429,6 @@ def test_config_rules() -> None:
 
 
 def test_a_profiles_train_step_is_keyed_by_the_tables_content(tmp_path: Path) -> None:
-    from dataclasses import replace
 
     from edgerec.profiles.pipeline import plan
     from edgerec.profiles.schema import load_profile

@@ -67,6 +67,9 @@ def fit_cold_items(model: FeatureNCF, ds: Dataset, cfg: ColdItemFit = ColdItemFi
     items = torch.from_numpy(ds.train.items[fit_rows].astype(np.int64))
     fit_items = torch.from_numpy(np.flatnonzero(~held & np.isin(np.arange(n), seen)))
     ranking = _HeldOut(ds, held, cfg, rng)
+    if not len(users) or not ranking.users:  # too few items to hold some out and fit on the rest: no fit
+        return {"kept_epoch": 0, "held_out_items": int(held.sum()), "judged_users": ranking.users, "history": [],
+                "seconds": round(time.perf_counter() - t_start, 2), "settings": asdict(cfg)}  # fmt: skip
 
     bags = {name: bag for name, bag in model.bags().items() if name.endswith("_item")}
     fresh = {name: copy.deepcopy(bag) for name, bag in bags.items()}
