@@ -25,8 +25,6 @@ import numpy as np
 import pytest
 
 from edgerec.apps.browser import headless_chromium, stop_process
-from edgerec.benchmarking.config import BenchConfig
-from edgerec.benchmarking.latency import bench_web
 from edgerec.cli.main import main
 
 from .conftest import SMALL
@@ -600,13 +598,19 @@ def test_a_new_user_by_attributes_gets_what_python_litert_gives(browser, feature
         tampered.close()
 
 
-def test_the_page_bench_times_user_features(feature_bundle) -> None:
-    """`edgerec bench --client web` on a bundle with user features times the page's user_features beside recommend
-    (with --explain also fold_in_from: the slow test below)."""
+def test_the_page_bench_times_user_features(feature_bundle, tmp_path) -> None:
+    """`edgerec bench --client web` (its own process and Chromium) on a bundle with user features times the page's
+    user_features beside recommend (with --explain also fold_in_from: the slow test below)."""
     require(Path(CHROMIUM).is_file(), f"Chromium ({CHROMIUM})")
     require(shutil.which("npm") is not None, "npm")
-    record = bench_web(feature_bundle, BenchConfig(min_time_s=0.05, warmup=5, min_calls=20))
-    assert set(record["latency_ms"]) == {"catalog_top10", "user_features"}
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "edgerec.entry", "-q", "bench", str(feature_bundle), "--client", "web",
+           "--min-time", "0.05", "--json", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, env={**os.environ, "EDGEREC_CHROMIUM": CHROMIUM}, capture_output=True, text=True,
+                          timeout=300, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(out.read_text())
+    assert set(record["latency_ms"]) == {"catalog_top10", "user_features"} and "user_features" in proc.stdout
     lat = record["latency_ms"]["user_features"]
     assert 0 < lat["p50"] <= lat["p99"] and lat["calls"] >= 20
 
