@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -122,19 +123,19 @@ def fit_nproc(ds: Dataset, cfg: TrainConfig) -> tuple[Any, dict]:
     try:
         for p in procs:
             p.start()
-        while any(p.is_alive() for p in procs):
-            dead = [(r, p.exitcode) for r, p in enumerate(procs) if p.exitcode not in (None, 0)]
-            if dead:
-                rank, code = dead[0]
-                raise EdgerecError(
-                    f"training rank {rank} of {cfg.nproc} died (exit code {code}); the other ranks were stopped "
-                    "and nothing was written"
-                )
+        while any(p.is_alive() for p in procs) and all(p.exitcode in (None, 0) for p in procs):
             time.sleep(0.2)
-        failed = [(r, p.exitcode) for r, p in enumerate(procs) if p.exitcode != 0]
-        if failed or not (out / RESULT).is_file():
-            rank, code = failed[0] if failed else (0, 0)
-            raise EdgerecError(f"training rank {rank} of {cfg.nproc} failed (exit code {code}); nothing was written")
+        dead = [(r, p.exitcode) for r, p in enumerate(procs) if p.exitcode not in (None, 0)]
+        if dead:
+            # the cause first: a rank killed by a signal from outside, not one that aborted or raised when it lost its
+            # peers (SIGABRT, an error exit)
+            rank, code = min(dead, key=lambda d: (not (d[1] < 0 and d[1] != -signal.SIGABRT), d[0]))
+            raise EdgerecError(
+                f"training rank {rank} of {cfg.nproc} died (exit code {code}); the other ranks were stopped "
+                "and nothing was written"
+            )
+        if not (out / RESULT).is_file():
+            raise EdgerecError(f"training rank 0 of {cfg.nproc} wrote no result; nothing was written")
         model = build_model(ds, cfg)
         model.load_state_dict(load_file(str(out / STATE)))
         return model.eval(), json.loads((out / RESULT).read_text())
