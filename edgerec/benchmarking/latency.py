@@ -31,6 +31,11 @@ Count = Annotated[int, Field(ge=0)]
 BENCH_HISTORY = 20  # a phone bundle's fold_in and explain are timed on a history of this many items (0..19)
 
 
+def bench_history(max_history: int | None, n_items: int) -> np.ndarray:
+    """The history (dense item indices 0..) a bundle's fold_in, fold_in_from and explain are timed on."""
+    return np.arange(min(BENCH_HISTORY, max_history or BENCH_HISTORY, n_items - 1))
+
+
 @dataclass
 class BenchReport:
     """What `edgerec.bench` measured: `record` is the JSON document (bytes, load time, latency percentiles per batch,
@@ -123,7 +128,7 @@ def bench_scorer(scorer: Any, buckets: list[int], cfg: BenchConfig) -> dict[str,
         latency["two_stage_top10"] = timed(lambda: scorer.two_stage(ug, um), cfg)
         out["two_stage"] = two_stage_recall(scorer)
     if getattr(scorer, "fold_in_runner", None) is not None:  # a phone bundle with its on-device functions
-        history = np.arange(min(BENCH_HISTORY, scorer.max_history, scorer.n_items - 1))
+        history = bench_history(scorer.max_history, scorer.n_items)
         latency["fold_in"] = timed(lambda: scorer.fold_in(history), cfg)
         ug, um = scorer.fold_in(history)
         top = scorer.recommend(ug, um)[0]
@@ -133,7 +138,7 @@ def bench_scorer(scorer: Any, buckets: list[int], cfg: BenchConfig) -> dict[str,
         latency["user_features"] = timed(lambda: scorer.user_features(indices, weights), cfg)
         if getattr(scorer, "fold_in_from_runner", None) is not None:
             start = scorer.user_features(indices, weights)
-            history = np.arange(min(BENCH_HISTORY, scorer.max_history, scorer.n_items - 1))
+            history = bench_history(scorer.max_history, scorer.n_items)
             latency["fold_in_from"] = timed(lambda: scorer.fold_in(history, start), cfg)
     return out
 
@@ -234,7 +239,7 @@ def bench_web(folder: Path, cfg: BenchConfig) -> dict[str, Any]:
     m = read_manifest(folder, verify=False)
     table = ((m.get("quantization") or {}).get("item_table") or {}).get("format", "int8")
     check_table_format(table, "LiteRT.js")
-    history = range(min(BENCH_HISTORY, int(m.get("max_history") or BENCH_HISTORY), int(m["n_items"]) - 1))
+    history = bench_history(m.get("max_history"), int(m["n_items"]))
     page = PageTimings.run(folder, page_options(cfg, history))
     latency = {("catalog_top10" if name == "recommend" else name): summary(ms) for name, ms in page.ms.items()}
     return {

@@ -28,6 +28,7 @@ from torch import nn
 from edgerec.data.features import PAD
 from edgerec.data.split import Dataset
 from edgerec.metrics import set_recall_ndcg
+from edgerec.model.config import COLD_ITEM_EPOCHS
 from edgerec.model.features import FeatureNCF
 
 K = 10
@@ -38,7 +39,7 @@ Logits = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class ColdItemFit:
     """How the cold-item fit trains (FeaturesConfig.cold_item_epochs sets `epochs`; 0: no fit)."""
 
-    epochs: int = 3  # at most; the epoch whose held-out items rank best is kept
+    epochs: int = COLD_ITEM_EPOCHS  # at most; the epoch whose held-out items rank best is kept
     lr: float = 4e-3  # Adam
     batch: int = 4096  # positives per step (each with its negatives)
     negatives: int = 4
@@ -65,11 +66,10 @@ def fit_cold_items(model: FeatureNCF, ds: Dataset, cfg: ColdItemFit = ColdItemFi
         fit_rows = np.sort(rng.choice(fit_rows, size=cfg.max_positives, replace=False))
     users = torch.from_numpy(ds.train.users[fit_rows].astype(np.int64))
     items = torch.from_numpy(ds.train.items[fit_rows].astype(np.int64))
-    fit_items = torch.from_numpy(np.flatnonzero(~held & np.isin(np.arange(n), seen)))
+    fit_items = torch.from_numpy(seen[~held[seen]].astype(np.int64))
     ranking = _HeldOut(ds, held, cfg, rng)
-    if not len(users) or not ranking.users:  # too few items to hold some out and fit on the rest: no fit
-        return {"kept_epoch": 0, "held_out_items": int(held.sum()), "judged_users": ranking.users, "history": [],
-                "seconds": round(time.perf_counter() - t_start, 2), "settings": asdict(cfg)}  # fmt: skip
+    # too few items to hold some out and fit on the rest: no epoch, nothing changes
+    epochs = cfg.epochs if len(users) and ranking.users else 0
 
     bags = {name: bag for name, bag in model.bags().items() if name.endswith("_item")}
     fresh = {name: copy.deepcopy(bag) for name, bag in bags.items()}
@@ -95,7 +95,7 @@ def fit_cold_items(model: FeatureNCF, ds: Dataset, cfg: ColdItemFit = ColdItemFi
         history: list[dict] = []
         best, best_epoch, kept = -1.0, 0, {}
         opt = torch.optim.Adam([bag.weight for bag in fresh.values()], lr=cfg.lr)
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             order = torch.randperm(len(users), generator=gen)
             total = 0.0

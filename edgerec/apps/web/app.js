@@ -333,11 +333,14 @@ function unknownNote(enc) {
   return `Not among the values this model was trained on, so counted as unknown: ${parts.join(', ')}${more}.`;
 }
 
+// user_features' inputs for encoded attributes (FeatureEncoder.encode's result).
+const featureFeed = (enc) => ({feature_indices: enc.indices, feature_weights: enc.weights});
+
 // user_features on the encoded attributes, then fold_in_from on the picks when there are any.
 async function attributeVectors(p, timings) {
   const r = roles();
   const enc = p.attributes;
-  const f = await call('user_features', {feature_indices: enc.indices, feature_weights: enc.weights});
+  const f = await call('user_features', featureFeed(enc));
   timings.push(['user_features', f.ms]);
   let vectors = {user_gmf: f.out[r.features.gmf], user_mlp: f.out[r.features.mlp]};
   const odd = [];
@@ -659,8 +662,7 @@ async function bench({warmup = 50, warmupMs = 200, minCalls = 50, minMs = 1000, 
   }
   feeds.recommend = vectors;
   if (S.encoder) {  // a cold user: attributes (all missing here: the same work as any others) -> user_features
-    const blank = S.encoder.encode({});
-    feeds.user_features = {feature_indices: blank.indices, feature_weights: blank.weights};
+    feeds.user_features = featureFeed(S.encoder.encode({}));
     if ('fold_in_from' in sigs) {
       const f = await call('user_features', feeds.user_features);
       feeds.fold_in_from = {...hist, user_gmf: f.out[r.features.gmf], user_mlp: f.out[r.features.mlp]};
@@ -735,8 +737,7 @@ async function start() {
   const dims = S.manifest.user_vector_dims;  // the first run allocates: done here, so the timings shown are steady
   await call('recommend', {user_gmf: new Float32Array(dims.gmf), user_mlp: new Float32Array(dims.mlp)});
   if (S.encoder) {
-    const blank = S.encoder.encode({});
-    await call('user_features', {feature_indices: blank.indices, feature_weights: blank.weights});
+    await call('user_features', featureFeed(S.encoder.encode({})));
   }
   const t3 = performance.now();
   hook.loadMs = {files: t1 - t0, litert: t2 - t1, model: t3 - t2};
