@@ -49,7 +49,7 @@ from edgerec.data.align import index_of
 from edgerec.data.features import PAD, read_features, side_features
 from edgerec.io import write_json
 from edgerec.metrics import ScoreFn, item_pop_scorer, set_recall_ndcg
-from edgerec.model.config import FeaturesConfig, TrainConfig
+from edgerec.model.config import COLD_ITEM_EPOCHS, COLD_USER_EPOCHS, FeaturesConfig, TrainConfig
 from edgerec.model.training import torch_scorer
 from edgerec.sysinfo import machine, provenance
 
@@ -355,6 +355,9 @@ def main() -> int:
     ap.add_argument("--item-id-dropout", type=float, default=None, help="the items' own (default: --id-dropout)")
     ap.add_argument("--feature-loss", type=float, default=FeaturesConfig(item="x").feature_loss)
     ap.add_argument("--epochs", type=int, default=TrainConfig().epochs, help="at most (a quick check: 1)")
+    ap.add_argument("--cold-item-epochs", type=int, default=COLD_ITEM_EPOCHS, help="edgerec's cold-item fit (0: off)")
+    ap.add_argument("--cold-user-epochs", type=int, default=COLD_USER_EPOCHS, help="edgerec's cold-user fit (0: off)")
+    ap.add_argument("--factors", type=int, default=TrainConfig().factors, help="edgerec's predictive factors")
     ap.add_argument("--lightfm-epochs", type=int, default=None, help="override SETTINGS' epochs (a quick check: 1)")
     ap.add_argument("--lightfm", default=",".join(SETTINGS), help="the SETTINGS to train, comma-separated")
     ap.add_argument(
@@ -376,12 +379,14 @@ def main() -> int:
     lightfm_python()
     features = FeaturesConfig(user=str(args.data / "ml-1m.users.tsv"), item=str(args.data / "ml-1m.items.tsv"),
                               id_dropout=args.id_dropout, feature_loss=args.feature_loss,
-                              item_id_dropout=args.item_id_dropout)  # fmt: skip
-    cfg = TrainConfig(epochs=args.epochs, features=features)
+                              item_id_dropout=args.item_id_dropout, cold_item_epochs=args.cold_item_epochs,
+                              cold_user_epochs=args.cold_user_epochs)  # fmt: skip
+    cfg = TrainConfig(epochs=args.epochs, factors=args.factors, features=features)
     ds = load_dataset(args.data)
     path = args.results.with_suffix(".json")
     meta = {"machine": machine(), "threads": torch.get_num_threads(), "lightfm": LIGHTFM, "settings": SETTINGS,
-            "share": args.share, "seed": args.seed, "id_dropout": args.id_dropout,
+            "share": args.share, "seed": args.seed, "id_dropout": args.id_dropout, "factors": args.factors,
+            "cold_item_epochs": args.cold_item_epochs, "cold_user_epochs": args.cold_user_epochs,
             "setting": setting_name(features)}  # fmt: skip
     for name in filter(None, args.only.split(",")):
         result = PROTOCOLS[name](ds, args, cfg) | {"load": os.getloadavg()[2]}

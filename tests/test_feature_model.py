@@ -152,52 +152,60 @@ def test_feature_rows_get_the_l2_of_the_rows_a_batch_reads(trained) -> None:
         bag.weight.grad = None
 
 
-def test_the_cold_item_fit_refits_the_item_bags_and_keeps_every_known_items_scores(trained) -> None:
-    """Training ends with the cold-item fit (edgerec.model.cold_items): the item bags fitted for items known by
-    their features alone, each known item's id rows moved so that every score stays what it was."""
-    from edgerec.model.cold_items import ColdItemFit, fit_cold_items
+@pytest.mark.parametrize("side", ["item", "user"])
+def test_the_cold_fit_refits_one_sides_bags_and_keeps_every_known_pairs_score(trained, side: str) -> None:
+    """Training ends with the cold fits (edgerec.model.cold_fit), items then users: one side's bags fitted for
+    ids known by their features alone, each known id's rows moved so that every score stays what it was."""
+    from edgerec.model.cold_fit import ColdFit, fit_cold
 
     ck, ds, _, _ = trained
-    ran = ck.report["stages"]["cold_items"]
+    ran = ck.report["stages"][f"cold_{side}s"]
     assert [h["epoch"] for h in ran["history"]] == [1, 2, 3] and 1 <= ran["kept_epoch"] <= 3
-    assert ran["held_out_items"] == round(0.1 * len(np.unique(ds.train.items)))
+    own = ds.train.items if side == "item" else ds.train.users
+    assert ran["side"] == side and ran["held_out"] == round(0.1 * len(np.unique(own)))
     model = copy.deepcopy(ck.model)
     bags = {name: bag.weight.detach().clone() for name, bag in model.bags().items()}
     u, i = all_pairs(ds.n_users, ds.n_items)
     with torch.no_grad():
         before = model(u, i)
-    record = fit_cold_items(model, ds, ColdItemFit(epochs=2, seed=1))
+    record = fit_cold(model, ds, ColdFit(side, epochs=2, seed=1))  # type: ignore[arg-type]
     assert [h["epoch"] for h in record["history"]] == [1, 2] and record["kept_epoch"] in (1, 2)
     assert all(0 <= h["recall@10"] <= 1 and h["loss"] > 0 for h in record["history"])
     with torch.no_grad():
         torch.testing.assert_close(model(u, i), before, rtol=0, atol=1e-5)
     for name, bag in model.bags().items():
         changed = not torch.equal(bag.weight, bags[name])
-        assert changed == name.endswith("_item"), name  # the user bags are not the fit's
+        assert changed == name.endswith(f"_{side}"), name  # the other side's bags are not this fit's
     assert all(p.requires_grad for p in model.parameters())  # the model is handed back trainable
 
 
-def test_the_cold_item_fit_leaves_a_catalog_too_small_to_hold_items_out(trained) -> None:
-    from edgerec.model.cold_items import fit_cold_items
+@pytest.mark.parametrize("side", ["item", "user"])
+def test_the_cold_fit_leaves_a_side_too_small_to_hold_ids_out(trained, side: str) -> None:
+    from edgerec.model.cold_fit import ColdFit, fit_cold
 
     ck, ds, _, _ = trained
     model = copy.deepcopy(ck.model)
-    keep = ds.train.items == ds.train.items[0]  # every interaction with one item: it is held out, nothing is left
+    own = ds.train.items if side == "item" else ds.train.users
+    keep = own == own[0]  # every interaction of one id: it is held out, nothing is left
     train = replace(ds.train, users=ds.train.users[keep], items=ds.train.items[keep], timestamps=None, ratings=None)
     one = replace(ds, train=train)
     u, i = all_pairs(ds.n_users, ds.n_items)
     with torch.no_grad():
         before = model(u, i)
-    assert fit_cold_items(model, one)["kept_epoch"] == 0
+    assert fit_cold(model, one, ColdFit(side))["kept_epoch"] == 0  # type: ignore[arg-type]
     with torch.no_grad():
         torch.testing.assert_close(model(u, i), before, rtol=0, atol=0)
 
 
-def test_the_cold_item_fit_is_off_at_zero_epochs(tmp_path: Path) -> None:
+def test_the_cold_fits_are_off_at_zero_epochs(tmp_path: Path) -> None:
     ds = edgerec.dataset(TINY)
-    items, _ = feature_files(tmp_path, ds)
-    cfg = TrainConfig(factors=4, epochs=1, features=FeaturesConfig(item=str(items), cold_item_epochs=0))
-    assert "cold_items" not in edgerec.train(ds, cfg).report["stages"]
+    items, users = feature_files(tmp_path, ds)
+    features = FeaturesConfig(user=str(users), item=str(items), cold_item_epochs=0, cold_user_epochs=2)
+    stages = edgerec.train(ds, TrainConfig(factors=4, epochs=1, features=features)).report["stages"]
+    assert "cold_items" not in stages and len(stages["cold_users"]["history"]) == 2
+    features = replace(features, cold_item_epochs=1, cold_user_epochs=0)
+    stages = edgerec.train(ds, TrainConfig(factors=4, epochs=1, features=features)).report["stages"]
+    assert "cold_users" not in stages and len(stages["cold_items"]["history"]) == 1
 
 
 def test_folding_scores_every_known_id_as_the_model(trained) -> None:
@@ -394,6 +402,12 @@ def test_cli_flags(tmp_path: Path) -> None:
     assert main([*args, "--item-features", str(items), "--cold-item-epochs", "0"]) == 0
     assert "cold_items" not in load(out).report["stages"]
     assert main([*args, "--item-features", str(items), "--cold-item-epochs", "-1"]) == 2
+    assert main([*args, "--user-features", str(users), "--cold-user-epochs", "2"]) == 0
+    fitted = load(out).report["stages"]["cold_users"]
+    assert len(fitted["history"]) == 2 and load(out).report["train_config"]["features"]["cold_user_epochs"] == 2
+    assert main([*args, "--user-features", str(users), "--cold-user-epochs", "0"]) == 0
+    assert "cold_users" not in load(out).report["stages"]
+    assert main([*args, "--user-features", str(users), "--cold-user-epochs", "51"]) == 2
     assert ck.report["train_config"]["features"]["item"] == str(items)
     assert main([*args, "--item-features", str(tmp_path / "absent.csv")]) == 2
 
@@ -407,11 +421,12 @@ def test_pretraining_and_two_processes_train_feature_models(tmp_path: Path) -> N
     features = FeaturesConfig(user=str(users), item=str(items))
     torch.set_num_threads(1)
     pre = edgerec.train(ds, TrainConfig(factors=4, epochs=1, pretrain=True, features=features))
-    assert isinstance(pre.model, FeatureNCF) and set(pre.report["stages"]) == {"gmf", "mlp", "neumf", "cold_items"}
+    assert isinstance(pre.model, FeatureNCF)
+    assert set(pre.report["stages"]) == {"gmf", "mlp", "neumf", "cold_items", "cold_users"}
     assert set(pre.model.bags()) == {"gmf_user", "gmf_item", "mlp_user", "mlp_item"}
     two = edgerec.train(ds, TrainConfig(factors=4, epochs=1, nproc=2, features=features))
     assert isinstance(two.model, FeatureNCF) and two.report["train_config"]["nproc"] == 2
-    assert two.report["stages"]["cold_items"]["kept_epoch"] >= 1  # fitted once, after the ranks
+    assert all(two.report["stages"][f"cold_{s}s"]["kept_epoch"] >= 1 for s in ("item", "user"))  # once, after the ranks
     for ck in (pre, two):
         assert ck.metrics["hr@10"] > ck.report["itempop"]["hr@10"] / 2
         assert any(bag.weight.abs().sum() > 0 for bag in ck.model.bags().values())

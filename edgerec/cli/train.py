@@ -15,7 +15,14 @@ from edgerec.cli.common import (
     progress,
     rating_table,
 )
-from edgerec.model.config import COLD_ITEM_EPOCHS, FEATURE_LOSS, ID_DROPOUT, FeaturesConfig, TrainConfig
+from edgerec.model.config import (
+    COLD_ITEM_EPOCHS,
+    COLD_USER_EPOCHS,
+    FEATURE_LOSS,
+    ID_DROPOUT,
+    FeaturesConfig,
+    TrainConfig,
+)
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -111,6 +118,14 @@ def add(sub: argparse._SubParsersAction) -> None:
         f"every known item's scores unchanged; 0: off (default {COLD_ITEM_EPOCHS})",
     )
     t.add_argument(
+        "--cold-user-epochs",
+        type=int,
+        default=COLD_USER_EPOCHS,
+        metavar="N",
+        help="with user features: after training, fit the user features alone for new users for at most N epochs, "
+        f"every known user's scores unchanged; 0: off (default {COLD_USER_EPOCHS})",
+    )
+    t.add_argument(
         "--threads",
         type=int,
         default=0,
@@ -145,6 +160,7 @@ def run_train(args: argparse.Namespace) -> int:
             feature_loss=args.feature_loss,
             item_id_dropout=args.item_id_dropout,
             cold_item_epochs=args.cold_item_epochs,
+            cold_user_epochs=args.cold_user_epochs,
         )
     cfg = from_flags(TrainConfig, args, features=features)
     ds = load_data(args)

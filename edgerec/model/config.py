@@ -43,10 +43,11 @@ ID_DROPOUT = 0.05
 # 0.5 (id dropout 0.05) and 1.0 (id dropout 0) rank cold items worse than id dropout alone (Recall@10 0.1006 and
 # 0.0860 vs 0.1167), and 0.5 costs 0.0098 warm HR@10
 FEATURE_LOSS = 0.0
-# the cold-item fit after training (edgerec.model.cold_items): at most this many epochs of the item bags alone, the
-# model frozen and every known item's scores unchanged; 0: none. Measured on ML-1M NeuMF-8 over several holdout seeds
+# the cold fits after training (edgerec.model.cold_fit): at most this many epochs of one side's bags alone, the model
+# frozen and every known pair's score unchanged; 0: none. Measured on ML-1M NeuMF-8 over several holdout seeds
 # (benchmarks/results/cold_start_seeds.md)
 COLD_ITEM_EPOCHS = 3
+COLD_USER_EPOCHS = 3
 
 
 # categorical: one value per row; multi: several values in one field ("Drama|Comedy"); numeric: a number, bucketed
@@ -89,8 +90,9 @@ class FeaturesConfig:
     # the weight of the feature-only loss: every batch also scored once per side with that side's id embeddings left
     # out (its features alone), that BCE added times this weight; 0: none (id dropout alone trains the feature path)
     feature_loss: Annotated[float, Field(ge=0.0, le=10.0)] = FEATURE_LOSS
-    # with item features and the implicit objective: the cold-item fit's epochs after training (0: none)
+    # with item (user) features and the implicit objective: the cold fit's epochs for that side (0: none)
     cold_item_epochs: Annotated[int, Field(ge=0, le=50)] = COLD_ITEM_EPOCHS
+    cold_user_epochs: Annotated[int, Field(ge=0, le=50)] = COLD_USER_EPOCHS
 
     def __post_init__(self) -> None:
         if self.user is None and self.item is None:

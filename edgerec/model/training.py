@@ -27,7 +27,7 @@ from edgerec.data.split import Dataset, leave_one_out, positive_keys
 from edgerec.errors import EdgerecError
 from edgerec.metrics import evaluate, global_mean_scorer, hr_ndcg, item_pop_scorer, rating_errors, sampled_ranks
 from edgerec.model.batches import Batch, epoch_batches
-from edgerec.model.cold_items import ColdItemFit, fit_cold_items
+from edgerec.model.cold_fit import ColdFit, fit_cold
 from edgerec.model.collective import average_gradients, fewest, rank_and_world
 from edgerec.model.config import PRETRAINED_SGD_LR, TrainConfig, resolved
 from edgerec.model.features import FeatureNCF, pretrained_features
@@ -363,7 +363,7 @@ def train(
         if parallel is None:
             raise EdgerecError("nproc > 1 needs the process launcher (edgerec.train passes it)")
         trained, summary = parallel(ds, cfg)
-        stages = {kind: summary, **_cold_items(trained, ds, cfg)}
+        stages = {kind: summary, **_cold_fits(trained, ds, cfg)}
         return _report(trained, ds, fit_cfg, init, stages, summary["samples_per_s"])
     else:
         model = build_model(ds, cfg)
@@ -372,17 +372,21 @@ def train(
                 model.predict.bias.fill_(float(np.mean(split_ratings(ds, cfg.seed).train.ratings, dtype=np.float64)))
     res = fit(model, ds, fit_cfg, options, group)
     stages[kind] = res.summary()
-    stages.update(_cold_items(res.model, ds, cfg))
+    stages.update(_cold_fits(res.model, ds, cfg))
     return _report(res.model, ds, fit_cfg, init, stages, res.samples_per_s)
 
 
-def _cold_items(model: NCF, ds: Dataset, cfg: TrainConfig) -> dict[str, dict]:
-    """The cold-item fit (edgerec.model.cold_items) of a model with item features trained on the implicit
-    objective, in place: {"cold_items": its record}; {} when it does not apply or cfg turns it off."""
-    epochs = 0 if cfg.features is None or cfg.objective != "implicit" else cfg.features.cold_item_epochs
-    if not (epochs and isinstance(model, FeatureNCF) and "item" in model.features.encoded):
+def _cold_fits(model: NCF, ds: Dataset, cfg: TrainConfig) -> dict[str, dict]:
+    """The cold fits (edgerec.model.cold_fit) of a model with features trained on the implicit objective, in place,
+    items first: {"cold_items": its record, "cold_users": its record}, each side with features whose epochs cfg
+    does not set to 0."""
+    if cfg.features is None or cfg.objective != "implicit" or not isinstance(model, FeatureNCF):
         return {}
-    return {"cold_items": fit_cold_items(model, ds, ColdItemFit(epochs=epochs, seed=cfg.seed))}
+    out = {}
+    for side, epochs in (("item", cfg.features.cold_item_epochs), ("user", cfg.features.cold_user_epochs)):
+        if epochs and side in model.features.encoded:
+            out[f"cold_{side}s"] = fit_cold(model, ds, ColdFit(side, epochs=epochs, seed=cfg.seed))  # type: ignore[arg-type]
+    return out
 
 
 def build_model(ds: Dataset, cfg: TrainConfig) -> NCF:
