@@ -139,8 +139,9 @@ def lightfm_settings(args: argparse.Namespace, protocol: str, problem: tuple, me
 
 
 def tag(args: argparse.Namespace, name: str) -> str:
-    """The name of a protocol's LightFM files (a run ahead writes its own, beside a full run's)."""
-    return getattr(args, "tag_prefix", "ahead-" if args.lightfm_ahead else "") + name
+    """The name of a protocol's LightFM files: the run's own (named by its results file, so that runs of other seeds
+    in parallel keep theirs apart; a run ahead writes its own, beside a full run's)."""
+    return f"{args.results.stem}.{getattr(args, 'tag_prefix', 'ahead-' if args.lightfm_ahead else '')}{name}"
 
 
 def pair_scorer(users: np.ndarray, items: np.ndarray, scores: np.ndarray, n_items: int) -> ScoreFn:
@@ -191,7 +192,7 @@ def added(name: str, save: Path, ck: edgerec.Checkpoint, add, table: Path) -> ed
     """The checkpoint saved, then grown by the api verb `add` (add_items / add_users) from `table`, reloaded."""
     ck.save(save)
     t0 = time.perf_counter()
-    rep = add(save, table, save.with_name(f"{name}+added.ckpt"))
+    rep = add(save, table, save.with_name(f"{save.stem}+added.ckpt"))  # the run's own, as `save` is
     print(f"{name}: added {rep.added} ({rep.already_known} known) in {time.perf_counter() - t0:.1f} s", flush=True)
     return edgerec.load_checkpoint(rep.folder)
 
