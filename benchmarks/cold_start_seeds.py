@@ -1,15 +1,19 @@
-"""Cold items over several holdout seeds: edgerec with and without the cold-item fit beside LightFM, per seed and
-averaged.
+"""Cold items and cold users over several holdout seeds: edgerec with and without its cold fits beside LightFM,
+per seed and averaged.
 
     python benchmarks/cold_start.py --only items --seed S --lightfm '64 components + L2 1e-6' \
         --results benchmarks/results/cold_start_seedS.md          # for each S > 0 (seed 0 is cold_start.json)
-    python benchmarks/cold_item_fit.py --seeds 1,2,...              # the fit on those runs' saved models
+    python benchmarks/cold_fit.py --side item --seeds 1,2,...       # the item fit on those runs' saved models
+    python benchmarks/cold_start.py --only users --seed S --cold-user-epochs 0 --lightfm '64 components + L2 1e-6' \
+        --results benchmarks/results/cold_users_seedS.md          # for each S
+    python benchmarks/cold_fit.py --side user --seeds 0,1,...       # the user fit on those runs' saved models
     python benchmarks/cold_start_seeds.py
 
 Reads benchmarks/results/cold_start.json (seed 0) and cold_start_seed*.json (each a whole run of cold_start.py's
 cold-item protocol: its own seeded 10 % of the items held out, edgerec trained and the items added by add_items,
-LightFM fitted on the same interactions; these runs predate the cold-item fit), and cold_item_fit_seed*.json (the
-same seed's saved model with the fit that `edgerec train` now ends with), writes benchmarks/results/cold_start_seeds.md.
+LightFM fitted on the same interactions; the early runs predate the cold-item fit), cold_item_fit_seed*.json (the
+same seed's saved model with the fit that `edgerec train` now ends with); cold_users_seed*.json and
+cold_user_fit_seed*.json likewise for cold users; writes benchmarks/results/cold_start_seeds.md.
 """
 
 from __future__ import annotations
@@ -22,16 +26,17 @@ from edgerec.sysinfo import provenance
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LIGHTFM = "64 components + L2 1e-6"
+HR = ("hr@10", "ndcg@10")
 
 
 def cell(m: dict | None) -> str:
     return "-" if m is None else f"{m['recall@10']:.4f} / {m['ndcg@10']:.4f}"
 
 
-def ahead(a: dict | None, b: dict) -> str:
+def ahead(a: dict | None, b: dict, keys: tuple[str, str] = ("recall@10", "ndcg@10")) -> str:
     if a is None:
         return "-"
-    wins = [a[k] > b[k] for k in ("recall@10", "ndcg@10")]
+    wins = [a[k] > b[k] for k in keys]
     return "edgerec" if all(wins) else "LightFM" if not any(wins) else "mixed"
 
 
@@ -73,7 +78,8 @@ def main() -> int:
         f"features alone (`add_items`); LightFM ({LIGHTFM}, WARP, `lightfm-next`) is fitted on the same "
         "interactions in the same run. Each user who interacted with a cold item ranks all 371 cold items. "
         "'trained': without the cold-item fit (runs made before `edgerec train` ended with it); '+ cold-item fit': the "
-        "same seed's model after `fit_cold_items` (what `edgerec train` now ends with, `benchmarks/cold_item_fit.py`; "
+        "same seed's model after the cold-item fit (`fit_cold`, what `edgerec train` now ends with, "
+        "`benchmarks/cold_fit.py --side item`; "
         "every warm test pair scores as before, largest change "
         f"{max(fits, default=0.0):.1e}"
         "). Seed 0's model was not kept, so its fit is not measured; runs made after `edgerec train` began to end "
@@ -100,9 +106,60 @@ def main() -> int:
         f"{min(lf['recall@10'] for *_, lf in table):.4f} to {max(lf['recall@10'] for *_, lf in table):.4f}.",
         "",
     ]
+    lines += cold_users()
     (RESULTS / "cold_start_seeds.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
+
+
+def cold_users() -> list[str]:
+    """The cold-user section: each cold_users_seedS.json (cold_start.py --only users --cold-user-epochs 0) with its
+    cold_user_fit_seedS.json (benchmarks/cold_fit.py --side user on that run's saved model)."""
+    rows, table = [], []
+    for path in sorted(RESULTS.glob("cold_users_seed*.json")):
+        run = read_json(path)
+        users, seed = run["users"], run["seed"]
+        fit_path = RESULTS / f"cold_user_fit_seed{seed}.json"
+        if not fit_path.is_file():
+            continue
+        fit = read_json(fit_path)
+        pop, e, f, lf = users["itempop"], users["edgerec"]["cold"], fit["cold"], users["lightfm"][LIGHTFM]
+        table.append((pop, e, f, lf))
+        rows.append(
+            f"| {seed} | {lf['users']} | {hr(pop)} | {hr(e)} | {hr(f)} | {hr(lf)} | {ahead(f, lf, HR)} | "
+            f"{users['provenance']}; fit: {fit['provenance']} |"
+        )
+    if not table:
+        return []
+
+    def mean(i: int) -> dict:
+        return {k: statistics.fmean(t[i][k] for t in table) for k in HR}
+
+    means = [mean(i) for i in range(4)]
+    gap = max(read_json(p)["warm_test_max_abs_score_change"] for p in RESULTS.glob("cold_user_fit_seed*.json"))
+    return [
+        "## Cold users",
+        "",
+        "Each seed is one run of `benchmarks/cold_start.py --only users --cold-user-epochs 0` (see `cold_start.md`): "
+        "the seed draws which 10 % of the users lose their training interactions; edgerec trains with its defaults "
+        "but without the cold-user fit, and adds the cold users by their features alone (`add_users`); ItemPop and "
+        f"LightFM ({LIGHTFM}, WARP) on the same interactions in the same run. Each cold user's test item is ranked "
+        "among its 99 negatives (the paper's protocol): HR@10 / NDCG@10. '+ cold-user fit': the same seed's saved "
+        "model after the cold-user fit that `edgerec train` ends with (`benchmarks/cold_fit.py --side user`; every "
+        f"warm test pair scores as before, largest change {gap:.1e}).",
+        "",
+        "| seed | cold users | ItemPop HR@10 / NDCG@10 | edgerec trained | edgerec + cold-user fit | LightFM | "
+        "fit vs LightFM | runs |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        f"| mean of {len(table)} | | {hr(means[0])} | {hr(means[1])} | **{hr(means[2])}** | {hr(means[3])} | "
+        f"{ahead(means[2], means[3], HR)} | |",
+        "",
+    ]
+
+
+def hr(m: dict) -> str:
+    return f"{m['hr@10']:.4f} / {m['ndcg@10']:.4f}"
 
 
 if __name__ == "__main__":
