@@ -81,8 +81,9 @@ def timed_train(out: dict, name: str, d: Dataset, cfg: TrainConfig) -> edgerec.C
     out[name] = {"metrics": ck.metrics, "seconds": round(seconds, 1), "best_epoch": _best_epoch(ck.report)}
     if "features" in ck.report:
         out[name]["features"] = ck.report["features"]
-    if "cold_items" in ck.report["stages"]:  # the cold-item fit that train ends with (edgerec.model.cold_items)
-        out[name]["cold_item_fit"] = {k: v for k, v in ck.report["stages"]["cold_items"].items() if k != "settings"}
+    for side in ("item", "user"):  # the cold fits that train ends with (edgerec.model.cold_fit)
+        if (fit := ck.report["stages"].get(f"cold_{side}s")) is not None:
+            out[name][f"cold_{side}_fit"] = {k: v for k, v in fit.items() if k != "settings"}
     print(name, json.dumps(out[name]["metrics"]), f"{seconds:.0f}s", flush=True)
     return ck
 
