@@ -36,9 +36,9 @@ from edgerec.model.config import COLD_ITEM_EPOCHS
 from edgerec.model.features import FeatureNCF
 
 K = 10
-# Adam's learning rate per side, measured on ML-1M NeuMF-8 (benchmarks/results/cold_start_seeds.md): the users' fit
-# at 4e-3 keeps its first epoch and ranks held-out users worse with each more; 1e-3 ranks cold users better on the
-# seeds it was picked on (0, 1) and on the seeds that checked it (2, 3)
+# Adam's learning rate per side, measured on ML-1M NeuMF-8 (docs/data.md, cold users): the users' fit at 4e-3 keeps
+# its first epoch and ranks held-out users worse with each more; 1e-3 ranks cold users better on the two holdout seeds
+# it was picked on and on the mean of three others that checked it
 LR = {"item": 4e-3, "user": 1e-3}
 Logits = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
