@@ -396,18 +396,14 @@ def test_cli_flags(tmp_path: Path) -> None:
     assert features.feature_loss == 0.25 and load(out).config["features"]["feature_loss"] == 0.25
     assert (features.dropout("item"), features.dropout("user")) == (0.3, FeaturesConfig(item="x").id_dropout)
     assert main([*args, "--item-features", str(items), "--feature-loss", "-1"]) == 2
-    assert main([*args, "--item-features", str(items), "--cold-item-epochs", "1"]) == 0
-    fitted = load(out).report["stages"]["cold_items"]
-    assert len(fitted["history"]) == 1 and load(out).report["train_config"]["features"]["cold_item_epochs"] == 1
-    assert main([*args, "--item-features", str(items), "--cold-item-epochs", "0"]) == 0
-    assert "cold_items" not in load(out).report["stages"]
-    assert main([*args, "--item-features", str(items), "--cold-item-epochs", "-1"]) == 2
-    assert main([*args, "--user-features", str(users), "--cold-user-epochs", "2"]) == 0
-    fitted = load(out).report["stages"]["cold_users"]
-    assert len(fitted["history"]) == 2 and load(out).report["train_config"]["features"]["cold_user_epochs"] == 2
-    assert main([*args, "--user-features", str(users), "--cold-user-epochs", "0"]) == 0
-    assert "cold_users" not in load(out).report["stages"]
-    assert main([*args, "--user-features", str(users), "--cold-user-epochs", "51"]) == 2
+    for side, table, epochs, bad in (("item", items, 1, "-1"), ("user", users, 2, "51")):
+        flags = [*args, f"--{side}-features", str(table), f"--cold-{side}-epochs"]
+        assert main([*flags, str(epochs)]) == 0
+        report = load(out).report
+        assert len(report["stages"][f"cold_{side}s"]["history"]) == epochs
+        assert report["train_config"]["features"][f"cold_{side}_epochs"] == epochs
+        assert main([*flags, "0"]) == 0 and f"cold_{side}s" not in load(out).report["stages"]
+        assert main([*flags, bad]) == 2
     assert ck.report["train_config"]["features"]["item"] == str(items)
     assert main([*args, "--item-features", str(tmp_path / "absent.csv")]) == 2
 
