@@ -70,7 +70,7 @@ def main() -> int:
     n, m = len(trained), len(both)
     fits = [read_json(p)["warm_test_max_abs_score_change"] for p in RESULTS.glob("cold_item_fit_seed*.json")]
     lines = [
-        "# Cold items over several holdout seeds (ML-1M, edgerec NeuMF-8 + features vs LightFM)",
+        "# Cold items and cold users over several holdout seeds (ML-1M, edgerec NeuMF-8 + features vs LightFM)",
         "",
         f"Written by {provenance()}. Each seed is one run of `benchmarks/cold_start.py`'s cold-item protocol (see "
         "`cold_start.md`): the seed draws which 10 % of the items lose every interaction (and seeds LightFM and the "
