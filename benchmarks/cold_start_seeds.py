@@ -26,14 +26,19 @@ from edgerec.sysinfo import provenance
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LIGHTFM = "64 components + L2 1e-6"
-HR = ("hr@10", "ndcg@10")
+RECALL = ("recall@10", "ndcg@10")  # the cold-item protocol's metrics
+HR = ("hr@10", "ndcg@10")  # the cold-user protocol's
 
 
-def cell(m: dict | None) -> str:
-    return "-" if m is None else f"{m['recall@10']:.4f} / {m['ndcg@10']:.4f}"
+def cell(m: dict | None, keys: tuple[str, str] = RECALL) -> str:
+    return "-" if m is None else f"{m[keys[0]]:.4f} / {m[keys[1]]:.4f}"
 
 
-def ahead(a: dict | None, b: dict, keys: tuple[str, str] = ("recall@10", "ndcg@10")) -> str:
+def mean(picked: list[dict], keys: tuple[str, str] = RECALL) -> dict:
+    return {k: statistics.fmean(m[k] for m in picked) for k in keys}
+
+
+def ahead(a: dict | None, b: dict, keys: tuple[str, str] = RECALL) -> str:
     if a is None:
         return "-"
     wins = [a[k] > b[k] for k in keys]
@@ -57,9 +62,6 @@ def main() -> int:
             f"| {seed} | {lf['users']:,} | {cell(e)} | {cell(f)} | {cell(lf)} | {ahead(e, lf)} | {ahead(f, lf)} | "
             f"{items['provenance']}{'' if fit is None else '; fit: ' + fit['provenance']} |"
         )
-
-    def mean(picked: list[dict]) -> dict:
-        return {k: statistics.fmean(m[k] for m in picked) for k in ("recall@10", "ndcg@10")}
 
     both = [(e, f, lf) for _, e, f, lf in table if f is not None]
     trained = [(e, lf) for _, e, _, lf in table if e is not None]
@@ -126,16 +128,14 @@ def cold_users() -> list[str]:
         pop, e, f, lf = users["itempop"], users["edgerec"]["cold"], fit["cold"], users["lightfm"][LIGHTFM]
         table.append((pop, e, f, lf))
         rows.append(
-            f"| {seed} | {lf['users']} | {hr(pop)} | {hr(e)} | {hr(f)} | {hr(lf)} | {ahead(f, lf, HR)} | "
+            f"| {seed} | {lf['users']} | {cell(pop, HR)} | {cell(e, HR)} | {cell(f, HR)} | {cell(lf, HR)} | "
+            f"{ahead(f, lf, HR)} | "
             f"{users['provenance']}; fit: {fit['provenance']} |"
         )
     if not table:
         return []
 
-    def mean(i: int) -> dict:
-        return {k: statistics.fmean(t[i][k] for t in table) for k in HR}
-
-    means = [mean(i) for i in range(4)]
+    means = [mean([t[i] for t in table], HR) for i in range(4)]
     gap = max(read_json(p)["warm_test_max_abs_score_change"] for p in RESULTS.glob("cold_user_fit_seed*.json"))
     return [
         "## Cold users",
@@ -152,14 +152,11 @@ def cold_users() -> list[str]:
         "fit vs LightFM | runs |",
         "|---|---|---|---|---|---|---|---|",
         *rows,
-        f"| mean of {len(table)} | | {hr(means[0])} | {hr(means[1])} | **{hr(means[2])}** | {hr(means[3])} | "
+        f"| mean of {len(table)} | | {cell(means[0], HR)} | {cell(means[1], HR)} | **{cell(means[2], HR)}** | "
+        f"{cell(means[3], HR)} | "
         f"{ahead(means[2], means[3], HR)} | |",
         "",
     ]
-
-
-def hr(m: dict) -> str:
-    return f"{m['hr@10']:.4f} / {m['ndcg@10']:.4f}"
 
 
 if __name__ == "__main__":
