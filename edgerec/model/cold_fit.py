@@ -71,7 +71,8 @@ def fit_cold(model: FeatureNCF, ds: Dataset, cfg: ColdFit = ColdFit()) -> dict:
     t = ds.train
     own = t.items if cfg.side == "item" else t.users  # the fitted side's index of each interaction
     seen = np.unique(own)
-    held = np.zeros(model.arch.n_items if cfg.side == "item" else model.arch.n_users, dtype=bool)
+    n, indices, weights = _side(model, cfg.side)
+    held = np.zeros(n, dtype=bool)
     held[rng.choice(seen, size=min(cfg.max_held_out, max(1, round(cfg.holdout * len(seen)))), replace=False)] = True
     fit_rows = np.flatnonzero(~held[own])
     if len(fit_rows) > cfg.max_positives:
@@ -91,8 +92,6 @@ def fit_cold(model: FeatureNCF, ds: Dataset, cfg: ColdFit = ColdFit()) -> dict:
         for bag in fresh.values():
             bag.weight.normal_(0.0, 0.01, generator=gen)
             bag.weight[PAD].zero_()
-    indices = getattr(model, f"{cfg.side}_feature_indices")
-    weights = getattr(model, f"{cfg.side}_feature_weights")
     was_training = model.training
     frozen = {p: p.requires_grad for p in model.parameters()}
     model.eval()
@@ -156,9 +155,7 @@ def fit_cold(model: FeatureNCF, ds: Dataset, cfg: ColdFit = ColdFit()) -> dict:
 @torch.no_grad()
 def _replace_bags(model: FeatureNCF, side: Side, new: dict[str, torch.Tensor]) -> None:
     """The new bag weights in, each known id's rows of `side` moved by old bag(features) - new bag(features)."""
-    indices = getattr(model, f"{side}_feature_indices")
-    weights = getattr(model, f"{side}_feature_weights")
-    n = model.arch.n_items if side == "item" else model.arch.n_users
+    n, indices, weights = _side(model, side)
     for name, bag in model.bags().items():
         if name not in new:
             continue
@@ -169,6 +166,12 @@ def _replace_bags(model: FeatureNCF, side: Side, new: dict[str, torch.Tensor]) -
             old = bag(indices[rows], per_sample_weights=weights[rows])
             table.weight[rows] += old - replacement(indices[rows], per_sample_weights=weights[rows])
         bag.weight.copy_(new[name])
+
+
+def _side(model: FeatureNCF, side: Side) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """How many ids `side` has, and their encoded features (indices, weights)."""
+    n = model.arch.n_items if side == "item" else model.arch.n_users
+    return n, getattr(model, f"{side}_feature_indices"), getattr(model, f"{side}_feature_weights")
 
 
 class _HeldOut:
