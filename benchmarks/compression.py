@@ -86,11 +86,11 @@ def main() -> None:
     q4 = QuantConfig(embeddings="int4", mlp="int8", observer=OBSERVER)
     measure("int4 embeddings + int8 MLP PTQ", QuantizedNCF(teacher, calibrate(teacher, ds, q4)), teacher, q4.plan)
 
-    pruned = prune(teacher, HALF)
+    pruned = prune(teacher, HALF, ds)
     measure("prune 50% (no recovery)", pruned, pruned)
-    distilled = distill(prune(teacher, HALF), teacher, ds, DistillConfig(), train_cfg).model
+    distilled = distill(prune(teacher, HALF, ds), teacher, ds, DistillConfig(), train_cfg).model
     measure("prune 50% + distillation", distilled, distilled)
-    plain = train_plain(prune(teacher, HALF), ds, train_cfg)
+    plain = train_plain(prune(teacher, HALF, ds), ds, train_cfg)
     measure("prune 50% + fine-tuning without distillation", plain, plain)
     q = QuantConfig(embeddings="int8", mlp="int8", observer=OBSERVER)
     measure("prune 50% + distillation + int8", QuantizedNCF(distilled, calibrate(distilled, ds, q)), distilled, q.plan)
