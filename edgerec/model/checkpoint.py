@@ -216,7 +216,8 @@ class Checkpoint:
     def save(self, path: str | Path) -> Path:
         """Write the checkpoint folder atomically (a temporary folder renamed into place); returns the path."""
         path = Path(path)
-        files = {name: self.read(name) for name in self.files}
+        # the feature files, like the weights, from the model as it is now (a cold fit may have changed it in place)
+        files = {**{name: self.read(name) for name in self.files}, **feature_files(self.model)}
         weights = weights_bytes(self.model)
         with atomic_dir(path) as tmp:
             for name, data in files.items():

@@ -2,12 +2,13 @@
 bag over its encoded feature values (edgerec.data.features), of the same width.
 
 Training zeroes the id embedding of a random share of the samples (id dropout; the items' rate may differ), so that
-the feature path alone learns to serve a user or item whose id it never saw; such a new id is scored with its id rows
-at zero. Optionally (`FeaturesConfig.feature_loss`) every batch is also scored once per side with that side's id rows
-left out (its features alone), and that loss is added with a weight: the deterministic form of what id dropout
-samples. For what reads plain NeuMF weights (export, quantization, the numpy readers) a feature model is folded: each
-id row becomes its id embedding plus its feature encoding (`fold`), which scores every known id exactly as the model
-does.
+the feature path alone learns to serve a user or item whose id it never saw. Such a new id is scored with its id rows
+at zero, or, for items where the cold fit chose it, placed by its feature neighbours (new_rows): its representation
+is the similarity-weighted mean of those of the k known items whose feature-bag outputs are closest to its own.
+Optionally (`FeaturesConfig.feature_loss`) every batch is also scored once per side with that side's id rows left
+out (its features alone), and that loss is added with a weight: the deterministic form of what id dropout samples.
+For what reads plain NeuMF weights (export, quantization, the numpy readers) a feature model is folded: each id row
+becomes its id embedding plus its feature encoding (`fold`), which scores every known id exactly as the model does.
 Compression and updates keep the feature model itself (edgerec.compression, edgerec.updates.grow).
 """
 
@@ -41,8 +42,8 @@ SIDES: tuple[Side, ...] = ("user", "item")
 @dataclass(frozen=True)
 class ModelFeatures:
     """What a feature model holds besides its weights: per side the encoder and every id's encoding (by dense
-    index), and how it trains: its id dropout (the items' own, where set) and the weight of its feature-only loss
-    (FeaturesConfig)."""
+    index), how it trains: its id dropout (the items' own, where set) and the weight of its feature-only loss
+    (FeaturesConfig), and how it places a new id (`neighbours`, chosen by the cold fit: see new_rows)."""
 
     encoders: Mapping[str, Encoder]
     encoded: Mapping[str, Encoded]
@@ -50,6 +51,7 @@ class ModelFeatures:
     reports: Mapping[str, dict] = field(default_factory=dict)  # per side, how its table met the data
     feature_loss: float = 0.0
     item_id_dropout: float | None = None  # the items' own id dropout (None: id_dropout)
+    neighbours: Mapping[str, int] = field(default_factory=dict)  # per side, k of new_rows (absent or 0: bags alone)
 
     def dropout(self, side: Side) -> float:
         """The share of a batch's samples whose `side` id rows training zeroes."""
@@ -68,6 +70,7 @@ class ModelFeatures:
             **self.training(),
             "encoders": {s: e.to_json() for s, e in self.encoders.items()},
             "reports": dict(self.reports),
+            "neighbours": dict(self.neighbours),
         }
 
     @classmethod
@@ -77,11 +80,14 @@ class ModelFeatures:
             dropout = float(d["id_dropout"])
             feature_loss = float(d.get("feature_loss", 0.0))  # absent in checkpoints written before it existed
             item_dropout = None if d.get("item_id_dropout") is None else float(d["item_id_dropout"])
+            neighbours = {str(s): int(k) for s, k in d.get("neighbours", {}).items()}  # absent before it existed
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise EdgerecError(f"{where}: malformed features record ({type(e).__name__}: {e})") from None
         if set(encoders) != set(encoded) or not set(encoders) <= set(SIDES):
             raise EdgerecError(f"{where}: encoders for {sorted(encoders)} but encoded features for {sorted(encoded)}")
-        return cls(encoders, dict(encoded), dropout, d.get("reports", {}), feature_loss, item_dropout)
+        if not set(neighbours) <= set(encoders) or min(neighbours.values(), default=0) < 0:
+            raise EdgerecError(f"{where}: neighbours {neighbours} for a side without features or below 0")
+        return cls(encoders, dict(encoded), dropout, d.get("reports", {}), feature_loss, item_dropout, neighbours)
 
 
 class FeatureNCF(NCF):
@@ -194,18 +200,79 @@ def with_encodings(features: ModelFeatures, side: Side, encoded: Encoded) -> Mod
     return replace(features, encoded={**features.encoded, side: joined})
 
 
+CHUNK = 1 << 24  # similarity entries computed at a time (64 MB of float32)
+
+
+@torch.no_grad()
+def bag_outputs(model: FeatureNCF, side: Side, indices: torch.Tensor, weights: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each of `side`'s feature bags applied to encoded ids: {table name: [m, dim]}."""
+    return {
+        name: bag(indices, per_sample_weights=weights)
+        for name, bag in model.bags().items()
+        if name.endswith(f"_{side}")
+    }
+
+
+@torch.no_grad()
+def placed(
+    model: FeatureNCF, side: Side, encoded: Encoded, k: int, pool: np.ndarray | None = None
+) -> dict[str, torch.Tensor]:
+    """Representations {table name: [m, dim]} of m ids given by their encodings, each the similarity-weighted mean of
+    its k nearest ids of `pool` (dense indices of the model's known ids; default all of them), by cosine between the
+    feature-bag outputs of both towers. k must be at least 1."""
+    n = model.arch.n_items if side == "item" else model.arch.n_users
+    pool_ids = torch.arange(n) if pool is None else torch.from_numpy(np.asarray(pool, dtype=np.int64))
+    k = min(k, len(pool_ids))
+    idx, wts = getattr(model, f"{side}_feature_indices"), getattr(model, f"{side}_feature_weights")
+    known = bag_outputs(model, side, idx[pool_ids], wts[pool_ids])
+    names = sorted(known)
+    rows = {name: getattr(model, name).weight[pool_ids] + known[name] for name in names}
+    new = bag_outputs(model, side, torch.from_numpy(encoded.indices), torch.from_numpy(encoded.weights))
+    a = _unit(torch.cat([new[name] for name in names], dim=1))
+    b = _unit(torch.cat([known[name] for name in names], dim=1))
+    out = {name: torch.empty(len(a), rows[name].shape[1]) for name in names}
+    step = max(1, CHUNK // max(len(b), 1))
+    for s in range(0, len(a), step):
+        top = (a[s : s + step] @ b.T).topk(k, dim=1)
+        w = top.values.clamp_min(0) + 1e-6  # an id with no positive similarity gets the plain mean of its k
+        w = (w / w.sum(dim=1, keepdim=True))[:, :, None]
+        for name in names:
+            out[name][s : s + step] = (w * rows[name][top.indices]).sum(dim=1)
+    return out
+
+
+@torch.no_grad()
+def new_rows(model: FeatureNCF, side: Side, encoded: Encoded) -> dict[str, torch.Tensor]:
+    """The id rows {table name: [m, dim]} of m new ids of `side` (encoded by the model's encoder): zero (the bags
+    alone represent them) where the model places that side by its bags, else the neighbours' representation minus
+    the new ids' own bag outputs, so that id row + bags = the placed representation."""
+    k = model.features.neighbours.get(side, 0)
+    if not k or not len(encoded):
+        return {
+            name: torch.zeros(len(encoded), table.embedding_dim, dtype=table.weight.dtype)
+            for name, table in model.tables().items()
+            if name.endswith(f"_{side}")
+        }
+    target = placed(model, side, encoded, k)
+    own = bag_outputs(model, side, torch.from_numpy(encoded.indices), torch.from_numpy(encoded.weights))
+    return {name: target[name] - own[name] for name in target}
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
 def add_ids(model: FeatureNCF, side: Side, encoded: Encoded) -> FeatureNCF:
     """`model` with len(encoded) new ids on `side` after its own (e.g. items encoded by the model's encoder with
-    Encoder.encode_ids): their id rows are zero, so their features alone score them."""
+    Encoder.encode_ids), placed by new_rows: by their feature bags alone, or (items, where the model chose it) by
+    their feature neighbours."""
     features = with_encodings(model.features, side, encoded)
     count = "n_users" if side == "user" else "n_items"
     arch = replace(model.arch, **{count: getattr(model.arch, count) + len(encoded)})
     grown = FeatureNCF(arch, features)
     state = model.state_dict()
-    for name, table in model.tables().items():
-        if name.endswith(f"_{side}"):
-            zeros = torch.zeros(len(encoded), table.embedding_dim, dtype=table.weight.dtype)
-            state[f"{name}.weight"] = torch.cat([table.weight.detach(), zeros])
+    for name, rows in new_rows(model, side, encoded).items():
+        state[f"{name}.weight"] = torch.cat([getattr(model, name).weight.detach(), rows])
     grown.load_state_dict(state)
     return grown.eval()
 

@@ -2,8 +2,9 @@
 
 The grown parent is both the fine-tuning's start and the gate's un-tuned reference on the new data's holdout. A
 feature parent (edgerec.model.features.FeatureNCF) grows into a feature model: each new id of a side with features
-gets its encoding (from the update's feature table, by the parent's encoder) and id rows at zero, so that it starts
-where `edgerec add-items` would put it; the other sides' new rows start as a plain model's.
+gets its encoding (from the update's feature table, by the parent's encoder) and the id rows `edgerec add-items` would
+give it (edgerec.model.features.new_rows: zero, or its feature neighbours' placement), so that it starts where
+add-items would put it; the other sides' new rows start as a plain model's.
 """
 
 from __future__ import annotations
@@ -16,23 +17,25 @@ import torch
 
 from edgerec.data.features import Encoded, join, read_features
 from edgerec.errors import EdgerecError
-from edgerec.model.features import SIDES, FeatureNCF, with_encodings
+from edgerec.model.features import SIDES, FeatureNCF, new_rows, with_encodings
 from edgerec.model.ncf import NCF
 from edgerec.updates.config import UpdateConfig
 
 
 def grow(model: NCF, n_users: int, n_items: int, seed: int = 0, encoded: Mapping[str, Encoded] | None = None) -> NCF:
     """A copy of model with n_users / n_items rows; old rows unchanged, new rows = mean old row + N(0, 0.01), or, on
-    a feature side, zero with `encoded[side]` (one row per new id) as their features."""
+    a feature side, new_rows of `encoded[side]` (one row per new id: their features)."""
     arch = model.arch
     if n_users < arch.n_users or n_items < arch.n_items:
         raise EdgerecError("an update never removes users or items")
     arch = type(arch)(**{**asdict(arch), "n_users": n_users, "n_items": n_items})
     grown = NCF(arch)
     feature_sides: set[str] = set()
+    placed: dict[str, torch.Tensor] = {}
     if isinstance(model, FeatureNCF):
         features = model.features
         for side, enc in (encoded or {}).items():
+            placed |= new_rows(model, side, enc)  # type: ignore[arg-type]
             features = with_encodings(features, side, enc)  # type: ignore[arg-type]
         grown = FeatureNCF(arch, features)
         feature_sides = set(features.encoded)
@@ -45,8 +48,11 @@ def grow(model: NCF, n_users: int, n_items: int, seed: int = 0, encoded: Mapping
                 side = table.rsplit("_", 1)[1]
                 extra = (n_users if side == "user" else n_items) - value.shape[0]
                 noise = 0.01 * torch.randn(extra, value.shape[1], generator=gen)
-                new_rows = torch.zeros_like(noise) if side in feature_sides else value.mean(dim=0, keepdim=True) + noise
-                value = torch.cat([value, new_rows])
+                if side in feature_sides:
+                    rows = placed[table] if table in placed else torch.zeros_like(noise)
+                else:
+                    rows = value.mean(dim=0, keepdim=True) + noise
+                value = torch.cat([value, rows])
             state[name] = value.clone()
     grown.load_state_dict(state)
     grown.eval()
