@@ -5,6 +5,7 @@ before."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import shutil
 from dataclasses import replace
@@ -16,7 +17,7 @@ import torch
 
 import edgerec
 from edgerec.cli.main import main
-from edgerec.data.features import FEATURES_JSON, FEATURES_TENSORS, pool, read_features
+from edgerec.data.features import FEATURES_JSON, FEATURES_TENSORS, Encoded, pool, read_features
 from edgerec.errors import ConfigError, EdgerecError
 from edgerec.model.checkpoint import load
 from edgerec.model.config import FeaturesConfig, TrainConfig
@@ -67,6 +68,26 @@ def test_training_and_checkpoint_round_trip(trained, tmp_path: Path) -> None:
     with torch.no_grad():
         torch.testing.assert_close(again.model(u, i), ck.model(u, i), rtol=0, atol=0)
     assert edgerec.evaluate(tmp_path / "ck", ds, full=False).metrics["hr@10"] == ck.metrics["hr@10"]
+    assert (
+        again.model.features.neighbours
+        == ck.model.features.neighbours
+        == {"item": ck.model.features.neighbours["item"]}
+    )
+    # what changed in the loaded model in place (a cold fit's choice) is what the next save writes
+    again.model.features = replace(again.model.features, neighbours={"item": 3})
+    assert load(again.save(tmp_path / "again")).model.features.neighbours == {"item": 3}
+    record = json.loads((tmp_path / "ck" / FEATURES_JSON).read_text())
+    for bad in ({"item": -1}, {"shop": 5}):
+        shutil.rmtree(tmp_path / "bad", ignore_errors=True)
+        shutil.copytree(tmp_path / "ck", tmp_path / "bad")
+        (tmp_path / "bad" / FEATURES_JSON).write_text(json.dumps({**record, "neighbours": bad}))
+        config = json.loads((tmp_path / "bad" / "config.json").read_text())
+        config["extra_files"][FEATURES_JSON] = hashlib.sha256(
+            (tmp_path / "bad" / FEATURES_JSON).read_bytes()
+        ).hexdigest()
+        (tmp_path / "bad" / "config.json").write_text(json.dumps(config))
+        with pytest.raises(EdgerecError, match="neighbours"):
+            load(tmp_path / "bad")
     # a changed features file is refused
     shutil.copytree(tmp_path / "ck", tmp_path / "changed")
     (tmp_path / "changed" / FEATURES_JSON).write_text(json.dumps({"changed": True}))
@@ -163,6 +184,14 @@ def test_the_cold_fit_refits_one_sides_bags_and_keeps_every_known_pairs_score(tr
     assert [h["epoch"] for h in ran["history"]] == [1, 2, 3] and 1 <= ran["kept_epoch"] <= 3
     own = ds.train.items if side == "item" else ds.train.users
     assert ran["side"] == side and ran["held_out"] == round(0.1 * len(np.unique(own)))
+    # the item fit also chooses how new items are placed: k of their feature neighbours (0: their bags alone)
+    assert ("kept_neighbours" in ran) == (side == "item")
+    if side == "item":
+        assert set(ran["neighbours"]) == {"0", "5", "10", "20", "40"} and ran["neighbours"]["0"] == max(
+            h["recall@10"] for h in ran["history"]
+        )
+        assert ck.model.features.neighbours == {"item": ran["kept_neighbours"]}
+        assert ran["neighbours"][str(ran["kept_neighbours"])] == max(ran["neighbours"].values())
     model = copy.deepcopy(ck.model)
     bags = {name: bag.weight.detach().clone() for name, bag in model.bags().items()}
     u, i = all_pairs(ds.n_users, ds.n_items)
@@ -347,28 +376,60 @@ def test_compression_keeps_the_feature_model_and_add_items_works_on_it(trained, 
     assert np.median(np.abs(got - q_grown.numpy())) < 2e-3  # ONNX stores the row scales in fp16 (test_export's bound)
 
 
-def test_new_items_are_scored_by_their_features(trained, tmp_path: Path) -> None:
+def placed_by_hand(model: FeatureNCF, encoded, k: int) -> dict[str, np.ndarray]:
+    """A new item's representation per item table, by new_rows' rule written out in numpy: its bags alone (k = 0),
+    else the cosine-weighted mean of the representations of its k known items nearest in both bags' outputs."""
+    bags = {name: bag.weight.detach().numpy().astype(np.float64) for name, bag in model.bags().items()}
+    names = sorted(name for name in bags if name.endswith("_item"))
+    own = {name: pool(bags[name], encoded)[0] for name in names}
+    if not k:
+        return own
+    known = {name: pool(bags[name], model.features.encoded["item"]) for name in names}
+    rep = {name: getattr(model, name).weight.detach().numpy() + known[name] for name in names}
+    a = np.concatenate([own[name] for name in names])
+    b = np.concatenate([known[name] for name in names], axis=1)
+    sims = b @ a / (np.linalg.norm(b, axis=1) * np.linalg.norm(a))
+    top = np.argsort(-sims)[:k]
+    w = np.clip(sims[top], 0, None) + 1e-6
+    return {name: (w / w.sum()) @ rep[name][top] for name in names}
+
+
+@pytest.mark.parametrize("k", [0, 3])
+def test_new_items_are_placed_by_their_features(trained, tmp_path: Path, k: int) -> None:
+    """add_ids places a new item by its bags alone (neighbours 0) or by its k feature neighbours; known items'
+    scores stay as they were."""
     ck, ds, _, _ = trained
-    model = ck.model
+    model = copy.deepcopy(ck.model)
+    model.features = replace(model.features, neighbours={"item": k})
     new = tmp_path / "new.csv"
     new.write_text("item,genres,year,title\n9001,drama|comedy,1990,the film 3 part 1\n9002,western,2020,\n")
     encoder = model.features.encoders["item"]
     encoded = encoder.encode_ids(read_features(new, "item"), np.array([9001, 9002]))
     grown = add_ids(model, "item", encoded)
-    assert grown.arch.n_items == ds.n_items + 2
+    assert grown.arch.n_items == ds.n_items + 2 and grown.features.neighbours == {"item": k}
     u = torch.arange(ds.n_users)
     with torch.no_grad():
         known = grown(u.repeat_interleave(3), torch.tensor([0, 1, 2]).repeat(ds.n_users))
         torch.testing.assert_close(known, model(u.repeat_interleave(3), torch.tensor([0, 1, 2]).repeat(ds.n_users)))
         cold = grown(u, torch.full_like(u, ds.n_items))
-        # by hand: the new item's rows are its pooled features alone
-        rows = model.lookup(u, torch.zeros_like(u))
-        reps = model.represent(rows, u, torch.zeros_like(u))
-        for name, bag in model.bags().items():
-            if name.endswith("_item"):
-                vec = pool(bag.weight.numpy().astype(np.float64), encoded)[0]
-                reps[name] = torch.from_numpy(vec).float().expand(len(u), -1)
-        torch.testing.assert_close(cold, model.combine(reps), rtol=1e-5, atol=1e-6)
+        reps = model.represent(model.lookup(u, torch.zeros_like(u)), u, torch.zeros_like(u))
+        for name, vec in placed_by_hand(model, Encoded(encoded.indices[:1], encoded.weights[:1]), k).items():
+            reps[name] = torch.from_numpy(vec).float().expand(len(u), -1)
+        torch.testing.assert_close(cold, model.combine(reps), rtol=1e-5, atol=1e-5)
+
+
+def test_a_new_item_with_a_known_items_features_is_placed_on_it(trained) -> None:
+    """With one neighbour, a new item whose features are a known item's own is scored as that item by every user."""
+    ck, ds, _, _ = trained
+    model = copy.deepcopy(ck.model)
+    model.features = replace(model.features, neighbours={"item": 1})
+    enc = model.features.encoded["item"]
+    rows = [tuple(zip(i, w, strict=True)) for i, w in zip(enc.indices.tolist(), enc.weights.tolist(), strict=True)]
+    item = next(j for j, r in enumerate(rows) if rows.count(r) == 1 and enc.mask[j].any())  # features its own alone
+    grown = add_ids(model, "item", Encoded(enc.indices[item : item + 1], enc.weights[item : item + 1]))
+    u = torch.arange(ds.n_users)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(u, torch.full_like(u, ds.n_items)), model(u, torch.full_like(u, item)))
 
 
 def test_id_only_checkpoints_are_unchanged(tmp_path: Path) -> None:
