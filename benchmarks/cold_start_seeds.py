@@ -1,9 +1,9 @@
-"""Cold items and cold users over several holdout seeds: edgerec with and without its cold fits beside LightFM,
-per seed and averaged.
+"""Cold items and cold users over several holdout seeds: edgerec beside LightFM, per seed and averaged.
 
+    python benchmarks/cold_start.py --only items --results benchmarks/results/cold_start.md   # seed 0
     python benchmarks/cold_start.py --only items --seed S --lightfm '64 components + L2 1e-6' \
-        --results benchmarks/results/cold_start_seedS.md          # for each S > 0 (seed 0 is cold_start.json)
-    python benchmarks/cold_fit.py --side item --seeds 1,2,...       # the item fit on those runs' saved models
+        --results benchmarks/results/cold_start_seedS.md          # for each S > 0
+    python benchmarks/cold_placement.py --seeds 0,1,2,...           # bags alone vs neighbours on those runs' models
     python benchmarks/cold_start.py --only users --seed S --cold-user-epochs 0 --lightfm '64 components + L2 1e-6' \
         --results benchmarks/results/cold_users_seedS.md          # for each S
     python benchmarks/cold_fit.py --side user --seeds 0,1,...       # the user fit on those runs' saved models
@@ -11,9 +11,9 @@ per seed and averaged.
 
 Reads benchmarks/results/cold_start.json (seed 0) and cold_start_seed*.json (each a whole run of cold_start.py's
 cold-item protocol: its own seeded 10 % of the items held out, edgerec trained and the items added by add_items,
-LightFM fitted on the same interactions; the early runs predate the cold-item fit), cold_item_fit_seed*.json (the
-same seed's saved model with the fit that `edgerec train` now ends with); cold_users_seed*.json and
-cold_user_fit_seed*.json likewise for cold users; writes benchmarks/results/cold_start_seeds.md.
+LightFM fitted on the same interactions; runs made before new items were placed by neighbours are left out),
+cold_item_placement.json (the same runs' models with the new items placed by their bags alone);
+cold_users_seed*.json and cold_user_fit_seed*.json for cold users; writes benchmarks/results/cold_start_seeds.md.
 """
 
 from __future__ import annotations
@@ -47,64 +47,50 @@ def ahead(a: dict | None, b: dict, keys: tuple[str, str] = RECALL) -> str:
 
 def main() -> int:
     runs = [RESULTS / "cold_start.json", *sorted(RESULTS.glob("cold_start_seed*.json"))]
+    placed_path = RESULTS / "cold_item_placement.json"
+    placement = read_json(placed_path) if placed_path.is_file() else {}
     rows, table = [], []
     for path in runs:
         run = read_json(path)
         items, seed = run["items"], run["seed"]
-        fit_path = RESULTS / f"cold_item_fit_seed{seed}.json"
-        fit = read_json(fit_path) if fit_path.is_file() else None
-        e, lf = items["edgerec"]["cold"], items["lightfm"][LIGHTFM]
-        f = None if fit is None else fit["cold"]
-        if fit is not None and fit.get("fitted_in_training"):  # the run itself trained with the fit
-            e, f = None, items["edgerec"]["cold"]
-        table.append((seed, e, f, lf))
+        fit = items["edgerec"].get("cold_item_fit") or {}
+        if "kept_neighbours" not in fit:
+            continue  # a run made before new items were placed by neighbours
+        placed, lf = items["edgerec"]["cold"], items["lightfm"][LIGHTFM]
+        bags = placement[str(seed)]["cold"]["0"] if str(seed) in placement else None
+        table.append((bags, placed, lf))
         rows.append(
-            f"| {seed} | {lf['users']:,} | {cell(e)} | {cell(f)} | {cell(lf)} | {ahead(e, lf)} | {ahead(f, lf)} | "
-            f"{items['provenance']}{'' if fit is None else '; fit: ' + fit['provenance']} |"
+            f"| {seed} | {lf['users']:,} | {cell(bags)} | {fit['kept_neighbours']} | {cell(placed)} | {cell(lf)} | "
+            f"{ahead(placed, lf)} | {items['provenance']} |"
         )
-
-    both = [(e, f, lf) for _, e, f, lf in table if f is not None]
-    trained = [(e, lf) for _, e, _, lf in table if e is not None]
-    all_e, all_lf = mean([e for e, _ in trained]), mean([lf for _, lf in trained])
-    ff, flf = (mean([t[i] for t in both]) for i in (1, 2)) if both else (None, None)
-    paired = [t for t in both if t[0] is not None]  # measured both ways
-    pe, pf, plf = (mean([t[i] for t in paired]) for i in range(3)) if paired else (None, None, None)
-    n, m = len(trained), len(both)
-    fits = [read_json(p)["warm_test_max_abs_score_change"] for p in RESULTS.glob("cold_item_fit_seed*.json")]
+    if not table:
+        raise SystemExit("no cold-item run with neighbour placement: run benchmarks/cold_start.py --only items first")
+    n = len(table)
+    mb = mean([b for b, _, _ in table]) if all(b is not None for b, _, _ in table) else None
+    mp, mlf = mean([p for _, p, _ in table]), mean([lf for *_, lf in table])
+    wins = sum(ahead(p, lf) == "edgerec" for _, p, lf in table)
     lines = [
         "# Cold items and cold users over several holdout seeds (ML-1M, edgerec NeuMF-8 + features vs LightFM)",
         "",
         f"Written by {provenance()}. Each seed is one run of `benchmarks/cold_start.py`'s cold-item protocol (see "
         "`cold_start.md`): the seed draws which 10 % of the items lose every interaction (and seeds LightFM and the "
-        "random scorer); edgerec trains with its defaults (id dropout 0.05) and adds the cold items by their "
-        f"features alone (`add_items`); LightFM ({LIGHTFM}, WARP, `lightfm-next`) is fitted on the same "
-        "interactions in the same run. Each user who interacted with a cold item ranks all 371 cold items. "
-        "'trained': without the cold-item fit (runs made before `edgerec train` ended with it); '+ cold-item fit': the "
-        "same seed's model after the cold-item fit (`fit_cold`, what `edgerec train` now ends with, "
-        "`benchmarks/cold_fit.py --side item`; "
-        "every warm test pair scores as before, largest change "
-        f"{max(fits, default=0.0):.1e}"
-        "). Seed 0's model was not kept, so its fit is not measured; runs made after `edgerec train` began to end "
-        "with the fit have it in the run itself and no measurement without it. AMD EPYC, 2 cores, 1 thread.",
+        "random scorer); edgerec trains with its defaults (id dropout 0.05, then the cold fits) and adds the cold "
+        f"items by their features alone (`add_items`); LightFM ({LIGHTFM}, WARP, `lightfm-next`) is fitted on the "
+        "same interactions in the same run. Each user who interacted with a cold item ranks all 371 cold items: "
+        "Recall@10 / NDCG@10. 'placed by neighbours': what `add_items` does, each new item the similarity-weighted "
+        "mean of its k nearest known items (k: the item fit's choice on its held-out known items); 'bags alone': the "
+        "same model with each new item placed by its feature bags (the placement before neighbours), measured by "
+        "`benchmarks/cold_placement.py` (`cold_item_placement.md`: every k). AMD EPYC, 2 cores, 1 thread.",
         "",
-        "| seed | users | edgerec trained: Recall@10 / NDCG@10 | edgerec + cold-item fit | LightFM | trained vs "
-        "LightFM | fit vs LightFM | runs |",
+        "| seed | users | edgerec, bags alone: Recall@10 / NDCG@10 | k | edgerec, placed by neighbours | LightFM | "
+        "neighbours vs LightFM | run |",
         "|---|---|---|---|---|---|---|---|",
         *rows,
-        f"| mean of {n} | | {cell(all_e)} | | {cell(all_lf)} | {ahead(all_e, all_lf)} | | |",
-    ]
-    if paired:
-        lines.append(
-            f"| mean of the {len(paired)} measured both ways | | {cell(pe)} | {cell(pf)} | {cell(plf)} | "
-            f"{ahead(pe, plf)} | {ahead(pf, plf)} | |"
-        )
-    if both:
-        lines.append(f"| mean of the {m} with the fit | | | **{cell(ff)}** | {cell(flf)} | | {ahead(ff, flf)} | |")
-    recalls = [e["recall@10"] for e, _ in trained]
-    lines += [
+        f"| mean of {n} | | {cell(mb)} | | **{cell(mp)}** | {cell(mlf)} | {ahead(mp, mlf)} | |",
         "",
-        f"edgerec as trained ranges from Recall@10 {min(recalls):.4f} to {max(recalls):.4f} over the holdouts, "
-        "LightFM from "
+        f"edgerec placed by neighbours is ahead of LightFM in both metrics on {wins} of the {n} seeds; its Recall@10 "
+        f"ranges from {min(p['recall@10'] for _, p, _ in table):.4f} to "
+        f"{max(p['recall@10'] for _, p, _ in table):.4f}, LightFM's from "
         f"{min(lf['recall@10'] for *_, lf in table):.4f} to {max(lf['recall@10'] for *_, lf in table):.4f}.",
         "",
     ]
