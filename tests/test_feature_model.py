@@ -418,6 +418,18 @@ def test_new_items_are_placed_by_their_features(trained, tmp_path: Path, k: int)
         torch.testing.assert_close(cold, model.combine(reps), rtol=1e-5, atol=1e-5)
 
 
+def test_a_new_item_without_feature_values_is_placed_by_its_bags(trained) -> None:
+    """No feature values, no neighbours: its id rows stay zero, whatever k (not the mean of k arbitrary items)."""
+    ck, _, _, _ = trained
+    model = copy.deepcopy(ck.model)
+    model.features = replace(model.features, neighbours={"item": 5})
+    width = model.features.encoded["item"].indices.shape[1]
+    grown = add_ids(model, "item", Encoded(np.zeros((1, width), np.int64), np.zeros((1, width), np.float32)))
+    for name, table in grown.tables().items():
+        if name.endswith("_item"):
+            assert not table.weight[-1].any(), name
+
+
 def test_a_new_item_with_a_known_items_features_is_placed_on_it(trained) -> None:
     """With one neighbour, a new item whose features are a known item's own is scored as that item by every user."""
     ck, ds, _, _ = trained

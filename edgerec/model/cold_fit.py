@@ -13,6 +13,10 @@ ones would be, and the best epoch's bags are kept:
 Recall@10 against their training interactions. Then, for every known id of the side and each tower, id row += old
 bag(features) - new bag(features), and the new bags replace the old ones.
 
+The item fit then chooses how new items are placed (ModelFeatures.neighbours, edgerec.model.features.new_rows): by
+their bags alone, or as the similarity-weighted mean of their k nearest known items; each k of NEIGHBOURS places the
+held-out items by the other known items and ranks them as above, and the best Recall@10 decides (0 on a tie).
+
 Measured on ML-1M NeuMF-8 with its user and item features over several holdout seeds
 (benchmarks/results/cold_start_seeds.md, benchmarks/cold_fit.py): see those pages for what each side gains; warm
 scores are unchanged.

@@ -219,7 +219,8 @@ def placed(
 ) -> dict[str, torch.Tensor]:
     """Representations {table name: [m, dim]} of m ids given by their encodings, each the similarity-weighted mean of
     its k nearest ids of `pool` (dense indices of the model's known ids; default all of them), by cosine between the
-    feature-bag outputs of both towers. k must be at least 1."""
+    feature-bag outputs of both towers; an id whose bags give nothing (no feature values) keeps its bag outputs, as
+    it has no neighbours. k must be at least 1."""
     n = model.arch.n_items if side == "item" else model.arch.n_users
     pool_ids = torch.arange(n) if pool is None else torch.from_numpy(np.asarray(pool, dtype=np.int64))
     k = min(k, len(pool_ids))
@@ -238,6 +239,9 @@ def placed(
         w = (w / w.sum(dim=1, keepdim=True))[:, :, None]
         for name in names:
             out[name][s : s + step] = (w * rows[name][top.indices]).sum(dim=1)
+    empty = a.norm(dim=1) == 0
+    for name in names:
+        out[name][empty] = new[name][empty]
     return out
 
 
