@@ -77,7 +77,7 @@ def test_training_and_checkpoint_round_trip(trained, tmp_path: Path) -> None:
     again.model.features = replace(again.model.features, neighbours={"item": 3})
     assert load(again.save(tmp_path / "again")).model.features.neighbours == {"item": 3}
     record = json.loads((tmp_path / "ck" / FEATURES_JSON).read_text())
-    for bad in ({"item": -1}, {"shop": 5}):
+    for bad in ({"item": -1}, {"shop": 5}, {"user": 5}):  # users are placed by their bags, as on the phone
         shutil.rmtree(tmp_path / "bad", ignore_errors=True)
         shutil.copytree(tmp_path / "ck", tmp_path / "bad")
         (tmp_path / "bad" / FEATURES_JSON).write_text(json.dumps({**record, "neighbours": bad}))

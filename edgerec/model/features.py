@@ -51,7 +51,7 @@ class ModelFeatures:
     reports: Mapping[str, dict] = field(default_factory=dict)  # per side, how its table met the data
     feature_loss: float = 0.0
     item_id_dropout: float | None = None  # the items' own id dropout (None: id_dropout)
-    neighbours: Mapping[str, int] = field(default_factory=dict)  # per side, k of new_rows (absent or 0: bags alone)
+    neighbours: Mapping[str, int] = field(default_factory=dict)  # {"item": k of new_rows} (absent or 0: bags alone)
 
     def dropout(self, side: Side) -> float:
         """The share of a batch's samples whose `side` id rows training zeroes."""
@@ -85,8 +85,10 @@ class ModelFeatures:
             raise EdgerecError(f"{where}: malformed features record ({type(e).__name__}: {e})") from None
         if set(encoders) != set(encoded) or not set(encoders) <= set(SIDES):
             raise EdgerecError(f"{where}: encoders for {sorted(encoders)} but encoded features for {sorted(encoded)}")
-        if not set(neighbours) <= set(encoders) or min(neighbours.values(), default=0) < 0:
-            raise EdgerecError(f"{where}: neighbours {neighbours} for a side without features or below 0")
+        if not set(neighbours) <= {"item"} & set(encoders) or min(neighbours.values(), default=0) < 0:
+            raise EdgerecError(
+                f"{where}: neighbours {neighbours}: only items with features are placed by neighbours, k >= 0"
+            )
         return cls(encoders, dict(encoded), dropout, d.get("reports", {}), feature_loss, item_dropout, neighbours)
 
 
