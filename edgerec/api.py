@@ -660,7 +660,8 @@ def _add_from_features(
     child, added, known = add_from_features(ck, rows, side)  # type: ignore[arg-type]
     child.save(out)
     size = len(child.item_ids if side == "item" else child.user_ids)
-    return AddedIds(Path(out), side, added, known, size, child.version)
+    k = child.model.features.neighbours.get(side, 0)  # type: ignore[union-attr]  (a feature model: checked above)
+    return AddedIds(Path(out), side, added, known, size, child.version, k)
 
 
 def verify_on(

@@ -456,11 +456,23 @@ def test_id_only_checkpoints_are_unchanged(tmp_path: Path) -> None:
     assert type(load(tmp_path / "ck").model) is NCF
 
 
-def test_cli_flags(tmp_path: Path) -> None:
+def test_cli_flags(tmp_path: Path, capsys) -> None:
+    from edgerec.cli.train import cold_fit_line
+
     ds = edgerec.dataset(TINY)
     items, users = feature_files(tmp_path, ds)
     out = tmp_path / "ck"
     args = ["-q", "train", "--data", TINY, "--factors", "4", "--epochs", "1", "--threads", "1", "--out", str(out)]
+    # train says what each cold fit kept and how new items will be placed
+    assert main([*args[1:], "--item-features", str(items), "--user-features", str(users)]) == 0
+    printed, stages = capsys.readouterr().out, load(out).report["stages"]
+    k = stages["cold_items"]["kept_neighbours"]
+    placement = f"placed by their {k} nearest known items" if k else "placed by their feature bags"
+    assert f"cold-item fit: epoch {stages['cold_items']['kept_epoch']} of 3 kept" in printed and placement in printed
+    assert "cold-user fit: epoch" in printed and "new users placed by their feature bags" in printed
+    assert cold_fit_line("item", {"kept_epoch": 0, "history": []}).startswith("cold-item fit: too few items")
+    bags = {"kept_epoch": 1, "history": [{"recall@10": 0.5}], "kept_neighbours": 0, "neighbours": {"0": 0.5}}
+    assert cold_fit_line("item", bags).endswith("new items placed by their feature bags")
     assert main([*args, "--item-features", str(items), "--user-features", str(users), "--id-dropout", "0.5"]) == 0
     ck = load(out)
     assert isinstance(ck.model, FeatureNCF) and ck.model.features.id_dropout == 0.5
@@ -542,7 +554,9 @@ def test_add_items_cli_grows_the_catalog_and_exports(trained, tmp_path: Path, ca
         main(["-q", "add-items", "--model", str(tmp_path / "ck"), "--items", str(new), "--out", str(tmp_path / "ck2")])
         == 0
     )
-    assert "added 2 item(s) by their features; 1 already known" in capsys.readouterr().out
+    k = ck.model.features.neighbours["item"]
+    how = f", each placed by its {k} nearest known items" if k else ""
+    assert f"added 2 item(s) by their features{how}; 1 already known" in capsys.readouterr().out
     grown = load(tmp_path / "ck2")
     assert list(grown.item_ids[-2:]) == [9001, 9002] and len(grown.item_ids) == ds.n_items + 2
     lineage = grown.config["lineage"]  # the next version, naming its parent (a rollout's version)

@@ -31,5 +31,6 @@ def run(args: argparse.Namespace) -> int:
     res = verb(args.model, args.table, args.out)
     known = f"; {res.already_known:,} already known, left as they are" if res.already_known else ""
     where = f"{res.size:,} {args.side}s in {res.folder} (version {res.version})"
-    print(f"added {res.added:,} {args.side}(s) by their features{known}: {where}")
+    how = f", each placed by its {res.neighbours} nearest known {args.side}s" if res.neighbours else ""
+    print(f"added {res.added:,} {args.side}(s) by their features{how}{known}: {where}")
     return 0

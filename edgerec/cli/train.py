@@ -181,8 +181,23 @@ def run_train(args: argparse.Namespace) -> int:
     for side, fr in r.get("features", {}).items():
         columns = ", ".join(f"{c['name']} ({c['kind']})" for c in fr["columns"])
         print(f"{side} features: {fr['matched']} of {fr['ids']} {side}s matched; {columns}")
+    for side in ("item", "user"):
+        if (fit := r.get("stages", {}).get(f"cold_{side}s")) is not None:
+            print(cold_fit_line(side, fit))
     print(f"wrote {args.out}/ (model.safetensors, config.json, id_maps.json, metrics.json)")
     return 0
+
+
+def cold_fit_line(side: str, fit: dict) -> str:
+    """One line on a cold fit (edgerec.model.cold_fit): the epoch kept, and for items how new ones are placed."""
+    if not fit["kept_epoch"]:
+        return f"cold-{side} fit: too few {side}s to hold some out; new {side}s placed by their feature bags"
+    held = max(h["recall@10"] for h in fit["history"])
+    line = f"cold-{side} fit: epoch {fit['kept_epoch']} of {len(fit['history'])} kept (held-out Recall@10 {held:.3f})"
+    if k := fit.get("kept_neighbours"):
+        placed = fit["neighbours"][str(k)]
+        return f"{line}; new {side}s placed by their {k} nearest known {side}s (held-out {placed:.3f})"
+    return f"{line}; new {side}s placed by their feature bags"
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -21,7 +21,8 @@ from edgerec.model.features import FeatureNCF, add_ids
 @dataclass(frozen=True)
 class AddedIds(SavesJson):
     """What `add_items` / `add_users` wrote: the new checkpoint's folder, the side, how many ids it added and left
-    (already known), that side's size now and the new checkpoint's version."""
+    (already known), that side's size now, the new checkpoint's version and how the new ids were placed (the number
+    of feature neighbours; 0: by their feature bags alone)."""
 
     folder: Path
     side: str
@@ -29,10 +30,12 @@ class AddedIds(SavesJson):
     already_known: int
     size: int
     version: int  # the new checkpoint's: its parent's + 1
+    neighbours: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "side": self.side, "added": self.added,
-                "already_known": self.already_known, "size": self.size, "version": self.version}  # fmt: skip
+                "already_known": self.already_known, "size": self.size, "version": self.version,
+                "neighbours": self.neighbours}  # fmt: skip
 
 
 def lineage(parent: Checkpoint, change: dict[str, Any]) -> dict[str, Any]:
