@@ -221,8 +221,8 @@ def placed(
 ) -> dict[str, torch.Tensor]:
     """Representations {table name: [m, dim]} of m ids given by their encodings, each the similarity-weighted mean of
     its k nearest ids of `pool` (dense indices of the model's known ids; default all of them), by cosine between the
-    feature-bag outputs of both towers; an id whose bags give nothing (no feature values) keeps its bag outputs, as
-    it has no neighbours. k must be at least 1."""
+    feature-bag outputs of both towers, rescaled to the weighted mean of their lengths; an id whose bags give nothing
+    (no feature values) keeps its bag outputs, as it has no neighbours. k must be at least 1."""
     n = model.arch.n_items if side == "item" else model.arch.n_users
     pool_ids = torch.arange(n) if pool is None else torch.from_numpy(np.asarray(pool, dtype=np.int64))
     k = min(k, len(pool_ids))
@@ -240,7 +240,12 @@ def placed(
         w = top.values.clamp_min(0) + 1e-6  # an id with no positive similarity gets the plain mean of its k
         w = (w / w.sum(dim=1, keepdim=True))[:, :, None]
         for name in names:
-            out[name][s : s + step] = (w * rows[name][top.indices]).sum(dim=1)
+            near = rows[name][top.indices]  # [step, k, dim]
+            mean = (w * near).sum(dim=1)
+            # rescaled to the neighbours' mean length: a mean of k directions is shorter than any of them, and a
+            # shorter row scores nearer the average item against the catalog
+            length = (w[:, :, 0] * near.norm(dim=2)).sum(dim=1, keepdim=True)
+            out[name][s : s + step] = mean * length / mean.norm(dim=1, keepdim=True).clamp_min(1e-12)
     empty = a.norm(dim=1) == 0
     for name in names:
         out[name][empty] = new[name][empty]
