@@ -3,7 +3,8 @@
     python benchmarks/cold_start.py --only items --results benchmarks/results/cold_start.md   # seed 0
     python benchmarks/cold_start.py --only items --seed S --lightfm '64 components + L2 1e-6' \
         --results benchmarks/results/cold_start_seedS.md          # for each S > 0
-    python benchmarks/cold_placement.py --seeds 0,1,2,...           # bags alone vs neighbours on those runs' models
+    python benchmarks/cold_placement.py --seeds 0 --results cold_start
+    python benchmarks/cold_placement.py --seeds 1,2,...             # the placement on those runs' saved models
     python benchmarks/cold_start.py --only users --seed S --cold-user-epochs 0 --lightfm '64 components + L2 1e-6' \
         --results benchmarks/results/cold_users_seedS.md          # for each S
     python benchmarks/cold_fit.py --side user --seeds 0,1,...       # the user fit on those runs' saved models
@@ -11,8 +12,8 @@
 
 Reads benchmarks/results/cold_start.json (seed 0) and cold_start_seed*.json (each a whole run of cold_start.py's
 cold-item protocol: its own seeded 10 % of the items held out, edgerec trained and the items added by add_items,
-LightFM fitted on the same interactions; runs made before new items were placed by neighbours are left out),
-cold_item_placement.json (the same runs' models with the new items placed by their bags alone);
+LightFM fitted on the same interactions), cold_item_placement.json (the same runs' models, new items placed by
+their feature neighbours as the item fit chooses and by their bags alone; runs it has not measured are left out);
 cold_users_seed*.json and cold_user_fit_seed*.json for cold users; writes benchmarks/results/cold_start_seeds.md.
 """
 
@@ -49,24 +50,26 @@ def main() -> int:
     runs = [RESULTS / "cold_start.json", *sorted(RESULTS.glob("cold_start_seed*.json"))]
     placed_path = RESULTS / "cold_item_placement.json"
     placement = read_json(placed_path) if placed_path.is_file() else {}
-    rows, table = [], []
+    rows, table, catalog = [], [], []
     for path in runs:
         run = read_json(path)
         items, seed = run["items"], run["seed"]
-        fit = items["edgerec"].get("cold_item_fit") or {}
-        if "kept_neighbours" not in fit:
-            continue  # a run made before new items were placed by neighbours
-        placed, lf = items["edgerec"]["cold"], items["lightfm"][LIGHTFM]
-        bags = placement[str(seed)]["cold"]["0"] if str(seed) in placement else None
+        if str(seed) not in placement:
+            continue  # a run whose model cold_placement.py has not measured
+        got = placement[str(seed)]
+        k = got["chosen"]
+        bags, placed, lf = got["by_k"]["0"]["cold"], got["by_k"][str(k)]["cold"], items["lightfm"][LIGHTFM]
         table.append((bags, placed, lf))
+        catalog.append((got["by_k"]["0"]["catalog"], got["by_k"][str(k)]["catalog"]))
         rows.append(
-            f"| {seed} | {lf['users']:,} | {cell(bags)} | {fit['kept_neighbours']} | {cell(placed)} | {cell(lf)} | "
+            f"| {seed} | {lf['users']:,} | {cell(bags)} | {k} | {cell(placed)} | {cell(lf)} | "
             f"{ahead(placed, lf)} | {items['provenance']} |"
         )
     if not table:
-        raise SystemExit("no cold-item run with neighbour placement: run benchmarks/cold_start.py --only items first")
+        raise SystemExit("no measured placement: run benchmarks/cold_start.py --only items, then cold_placement.py")
     n = len(table)
-    mb = mean([b for b, _, _ in table]) if all(b is not None for b, _, _ in table) else None
+    mb = mean([b for b, _, _ in table])
+    cb, cp = mean([b for b, _ in catalog], HR), mean([p for _, p in catalog], HR)
     mp, mlf = mean([p for _, p, _ in table]), mean([lf for *_, lf in table])
     wins = sum(ahead(p, lf) == "edgerec" for _, p, lf in table)
     lines = [
@@ -78,9 +81,10 @@ def main() -> int:
         f"items by their features alone (`add_items`); LightFM ({LIGHTFM}, WARP, `lightfm-next`) is fitted on the "
         "same interactions in the same run. Each user who interacted with a cold item ranks all 371 cold items: "
         "Recall@10 / NDCG@10. 'placed by neighbours': what `add_items` does, each new item the similarity-weighted "
-        "mean of its k nearest known items (k: the item fit's choice on its held-out known items); 'bags alone': the "
-        "same model with each new item placed by its feature bags (the placement before neighbours), measured by "
-        "`benchmarks/cold_placement.py` (`cold_item_placement.md`: every k). AMD EPYC, 2 cores, 1 thread.",
+        "mean of its k nearest known items at their mean length (k: the item fit's choice on its held-out known "
+        "items, `place_new_items` run again on the run's saved model); 'bags alone': the same model with each new "
+        "item placed by its feature bags; both measured by `benchmarks/cold_placement.py` (`cold_item_placement.md`: "
+        "every k). LightFM's numbers are the run's own. AMD EPYC, 2 cores, 1 thread.",
         "",
         "| seed | users | edgerec, bags alone: Recall@10 / NDCG@10 | k | edgerec, placed by neighbours | LightFM | "
         "neighbours vs LightFM | run |",
@@ -93,6 +97,10 @@ def main() -> int:
         f"{max(p['recall@10'] for _, p, _ in table):.4f}, LightFM's from "
         f"{min(lf['recall@10'] for *_, lf in table):.4f} to {max(lf['recall@10'] for *_, lf in table):.4f}. "
         + paired(table),
+        "",
+        f"The same new items among the catalog they join (each test user whose test item is cold ranks it among its "
+        f"99 negatives, HR@10 / NDCG@10; LightFM not measured so), mean of {n}: by their bags alone {cell(cb, HR)}, "
+        f"placed by neighbours {cell(cp, HR)} (per seed: `cold_item_placement.md`).",
         "",
     ]
     lines += cold_users()
