@@ -75,7 +75,7 @@ class ColdFit:
 def fit_cold(model: FeatureNCF, ds: Dataset, cfg: ColdFit = ColdFit()) -> dict:
     """Fit `model`'s `cfg.side` bags for new ids of that side, in place (see the module docstring); every known
     pair's score stays the same. Returns the record of the fit: each epoch's held-out Recall@10 / NDCG@10, the kept
-    epoch and seconds."""
+    epoch, for items the placement's choice (place_new_items' record) and seconds."""
     t_start = time.perf_counter()
     gen = torch.Generator().manual_seed(cfg.seed)
     t = ds.train
