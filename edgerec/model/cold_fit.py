@@ -39,7 +39,7 @@ from edgerec.data.features import PAD, Encoded, Side
 from edgerec.data.split import Dataset
 from edgerec.metrics import set_recall_ndcg
 from edgerec.model.config import COLD_ITEM_EPOCHS
-from edgerec.model.features import FeatureNCF, bag_outputs, placed
+from edgerec.model.features import FeatureNCF, bag_outputs, placed, side_encodings
 
 K = 10
 NEIGHBOURS = (0, 5, 10, 20, 40)  # the k the item fit chooses among for placing new items (0: their bags alone)
@@ -79,7 +79,7 @@ def fit_cold(model: FeatureNCF, ds: Dataset, cfg: ColdFit = ColdFit()) -> dict:
     t_start = time.perf_counter()
     gen = torch.Generator().manual_seed(cfg.seed)
     t = ds.train
-    _, indices, weights = _side(model, cfg.side)
+    _, indices, weights = side_encodings(model, cfg.side)
     rng, held, fit_rows, ranking = _holdout(model, ds, cfg)
     users = torch.from_numpy(t.users[fit_rows].astype(np.int64))
     items = torch.from_numpy(t.items[fit_rows].astype(np.int64))
@@ -180,7 +180,7 @@ def _holdout(
     rng = np.random.default_rng(cfg.seed)
     own = ds.train.items if cfg.side == "item" else ds.train.users  # the fitted side's index of each interaction
     seen = np.unique(own)
-    held = np.zeros(_side(model, cfg.side)[0], dtype=bool)
+    held = np.zeros(side_encodings(model, cfg.side)[0], dtype=bool)
     held[rng.choice(seen, size=min(cfg.max_held_out, max(1, round(cfg.holdout * len(seen)))), replace=False)] = True
     fit_rows = np.flatnonzero(~held[own])
     if len(fit_rows) > cfg.max_positives:
@@ -204,9 +204,8 @@ def _choose_neighbours(
     pool = np.flatnonzero(~held)
     mixed = _Mixed(ds, held, pool, rng)
     new = Encoded(enc.indices[ids], enc.weights[ids])
-    own, scores, against = {}, {}, {}
-    for name, rows in bag_outputs(model, "item", torch.from_numpy(new.indices), torch.from_numpy(new.weights)).items():
-        own[name] = rows
+    own = bag_outputs(model, "item", torch.from_numpy(new.indices), torch.from_numpy(new.weights))
+    scores, against = {}, {}
     for k in NEIGHBOURS:
         table = {}  # the held-out items' rows, by item table
         for name, rows in (placed(model, "item", new, k, pool) if k else own).items():
@@ -253,7 +252,7 @@ class _Mixed:
 @torch.no_grad()
 def _replace_bags(model: FeatureNCF, side: Side, new: dict[str, torch.Tensor]) -> None:
     """The new bag weights in, each known id's rows of `side` moved by old bag(features) - new bag(features)."""
-    n, indices, weights = _side(model, side)
+    n, indices, weights = side_encodings(model, side)
     for name, bag in model.bags().items():
         if name not in new:
             continue
@@ -264,12 +263,6 @@ def _replace_bags(model: FeatureNCF, side: Side, new: dict[str, torch.Tensor]) -
             old = bag(indices[rows], per_sample_weights=weights[rows])
             table.weight[rows] += old - replacement(indices[rows], per_sample_weights=weights[rows])
         bag.weight.copy_(new[name])
-
-
-def _side(model: FeatureNCF, side: Side) -> tuple[int, torch.Tensor, torch.Tensor]:
-    """How many ids `side` has, and their encoded features (indices, weights)."""
-    n = model.arch.n_items if side == "item" else model.arch.n_users
-    return n, getattr(model, f"{side}_feature_indices"), getattr(model, f"{side}_feature_weights")
 
 
 class _HeldOut:

@@ -131,7 +131,6 @@ class FeatureNCF(NCF):
         left out (its features alone, the other side as represented), for the feature-only loss."""
         out = dict(rows)
         encodings: dict[str, dict[str, torch.Tensor]] = {}
-        bags = self.bags()
         for side, ids in (("user", users), ("item", items)):
             if side not in self.features.encoded:
                 continue
@@ -141,14 +140,13 @@ class FeatureNCF(NCF):
                 keep = (torch.rand(len(ids)) >= rate).to(torch.float32)[:, None]
             # each distinct id of the batch is pooled once (a batch of 16,384 holds ~3,000 of ML-1M's items)
             distinct, inverse = torch.unique(ids, return_inverse=True)
-            indices = getattr(self, f"{side}_feature_indices")[distinct]
-            weights = getattr(self, f"{side}_feature_weights")[distinct]
-            encodings[side] = {}
-            for name, bag in bags.items():
-                if name.endswith(f"_{side}"):
-                    encoding = bag(indices, per_sample_weights=weights)[inverse]
-                    encodings[side][name] = encoding
-                    out[name] = (rows[name] if keep is None else rows[name] * keep) + encoding
+            _, indices, weights = side_encodings(self, side)
+            encodings[side] = {
+                name: encoding[inverse]
+                for name, encoding in bag_outputs(self, side, indices[distinct], weights[distinct]).items()
+            }
+            for name, encoding in encodings[side].items():
+                out[name] = (rows[name] if keep is None else rows[name] * keep) + encoding
         if not feature_only:
             return [out]
         return [out, *({**out, **own} for own in encodings.values())]
@@ -160,8 +158,8 @@ class FeatureNCF(NCF):
         for side, ids in (("user", users), ("item", items)):
             if side not in self.features.encoded:
                 continue
-            indices = getattr(self, f"{side}_feature_indices")[ids].ravel()
-            weights = getattr(self, f"{side}_feature_weights")[ids].ravel().abs()
+            _, all_indices, all_weights = side_encodings(self, side)
+            indices, weights = all_indices[ids].ravel(), all_weights[ids].ravel().abs()
             for name, bag in self.bags().items():
                 if name.endswith(f"_{side}") and bag.weight.grad is not None:
                     seen = torch.bincount(indices, weights=weights, minlength=bag.num_embeddings).to(bag.weight.dtype)
@@ -205,7 +203,12 @@ def with_encodings(features: ModelFeatures, side: Side, encoded: Encoded) -> Mod
 CHUNK = 1 << 24  # similarity entries computed at a time (64 MB of float32)
 
 
-@torch.no_grad()
+def side_encodings(model: FeatureNCF, side: Side) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """How many ids `side` has, and every one's encoded features (indices, weights)."""
+    n = model.arch.n_items if side == "item" else model.arch.n_users
+    return n, getattr(model, f"{side}_feature_indices"), getattr(model, f"{side}_feature_weights")
+
+
 def bag_outputs(model: FeatureNCF, side: Side, indices: torch.Tensor, weights: torch.Tensor) -> dict[str, torch.Tensor]:
     """Each of `side`'s feature bags applied to encoded ids: {table name: [m, dim]}."""
     return {
@@ -223,10 +226,9 @@ def placed(
     its k nearest ids of `pool` (dense indices of the model's known ids; default all of them), by cosine between the
     feature-bag outputs of both towers, rescaled to the weighted mean of their lengths; an id whose bags give nothing
     (no feature values) keeps its bag outputs, as it has no neighbours. k must be at least 1."""
-    n = model.arch.n_items if side == "item" else model.arch.n_users
+    n, idx, wts = side_encodings(model, side)
     pool_ids = torch.arange(n) if pool is None else torch.from_numpy(np.asarray(pool, dtype=np.int64))
     k = min(k, len(pool_ids))
-    idx, wts = getattr(model, f"{side}_feature_indices"), getattr(model, f"{side}_feature_weights")
     known = bag_outputs(model, side, idx[pool_ids], wts[pool_ids])
     names = sorted(known)
     rows = {name: getattr(model, name).weight[pool_ids] + known[name] for name in names}
