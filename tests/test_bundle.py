@@ -374,3 +374,72 @@ def test_what_the_on_device_functions_add_to_the_bundle(bundles) -> None:
     """Recorded, not a budget: the unrolled fold-in is most of the added bytes (graph structure, not weights)."""
     added = bundles["int8-app"].bytes - bundles["int8"].bytes
     assert 0 < added < 1_000_000, added
+
+
+def test_a_shortlist_recommend_reranks_the_best_first_stage_items(tmp_path, ckpt, ds) -> None:
+    """shortlist S: recommend takes the S items of best GMF half + item prior (retrieve's score) in the graph and
+    ranks them by the whole NeuMF: its top-K is the shortlist's best K, each shortlist score is what `score` gives
+    that item; the gate's recall against the uncompressed model's exhaustive top-K is recorded; `score` (added with
+    C = S) scores any item, so verification and full ranking still see every item."""
+    from edgerec.runtime.fold import fold
+    from edgerec.runtime.retrieval import exhaustive_top_k, item_prior
+
+    s = 40
+    cfg = ExportConfig(target="tflite-bundle", precision="fp32", options={"shortlist": s, "table_recall": 0.0})
+    art = edgerec.export(ckpt, cfg, ds, out=tmp_path / "b")
+    m = art.manifest
+    assert art.status == "verified" and m["candidates"] == s and m["shortlist"]["size"] == s
+    outputs = m["signatures"]["recommend"]["outputs"]
+    assert list(outputs) == ["top_items", "top_scores", "shortlist", "shortlist_scores"]
+    model = edgerec.load(ckpt).model
+    folded = fold({k: v.detach().numpy().astype(np.float64) for k, v in model.state_dict().items()})
+    prior = item_prior(folded, model.mlp_user.weight.detach().numpy().mean(axis=0).astype(np.float64))
+    scorer = load_bundle(art.folder)
+    hits = []
+    for u in range(0, 300, 7):
+        ug, um = scorer.user(u)
+        items, scores = scorer.shortlisted(ug, um)
+        first = folded.G @ ug.astype(np.float64) + prior
+        assert len(np.unique(items)) == s and first[items].min() >= np.sort(first)[-s] - 1e-5
+        np.testing.assert_allclose(scores, scorer.score_items(ug, um, items), rtol=0, atol=1e-5)
+        top, top_scores, every = scorer.recommend(ug, um)
+        assert every is None
+        order = np.argsort(-scores, kind="stable")[: scorer.k]
+        assert set(top) == set(items[order]) and np.allclose(top_scores, scores[order], atol=1e-6)
+        exhaustive = exhaustive_top_k(folded, ug.astype(np.float64), um.astype(np.float64), scorer.k)
+        hits.append(len(np.intersect1d(top, exhaustive)) / scorer.k)
+    gate = m["shortlist"]["gate"]
+    assert gate["users"] == 200 and 0.5 <= gate["recall_at_k"] <= 1.0 and np.mean(hits) >= 0.5
+    # full ranking through `score`: every item scored, as the fp32 source does
+    assert abs(art.verification["deltas"]["full_hr@10"]) <= 0.01
+
+
+def test_a_shortlist_in_int8_compute_scores_as_score_does(tmp_path, ckpt, ds) -> None:
+    """int8 compute with a shortlist: recommend and score quantize the looked-up item rows alike, so a shortlisted
+    item's score in recommend equals its score from `score` exactly."""
+    options = {"shortlist": 30, "compute": "int8", "table_recall": 0.0}
+    cfg = ExportConfig(target="tflite-bundle", precision="int8", tolerance=ParityBound(hr=0.05), options=options)
+    art = edgerec.export(ckpt, cfg, ds, out=tmp_path / "b")
+    assert art.manifest["quantization"]["compute"] == "int8"
+    scorer = load_bundle(art.folder)
+    for u in (0, 99, 298):
+        ug, um = scorer.user(u)
+        items, scores = scorer.shortlisted(ug, um)
+        assert np.array_equal(scorer.score_items(ug, um, items), scores)
+
+
+def test_a_shortlist_below_the_gate_or_out_of_range_is_refused(tmp_path, ckpt, ds) -> None:
+    """A shortlist whose recall@K misses table_recall: one line with the recall and the shortfall, nothing written;
+    a shortlist shorter than K or longer than the catalog: one line."""
+    cfg = ExportConfig(target="tflite-bundle", options={"shortlist": 10, "table_recall": 1.0})
+    with pytest.raises(EdgerecError, match=r"shortlist 10: recall@10 of recommend 0\.\d+ .* short of 1\.0 by"):
+        edgerec.export(ckpt, cfg, ds, out=tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+    for s in (5, ds.n_items + 1):
+        cfg = ExportConfig(target="tflite-bundle", options={"shortlist": s})
+        with pytest.raises(EdgerecError, match=rf"--shortlist must be 0 .* lie in 10\.\.{ds.n_items} .*; got {s}"):
+            edgerec.export(ckpt, cfg, ds, out=tmp_path / "c")
+        assert not (tmp_path / "c").exists()
+    plain = edgerec.export(ckpt, ExportConfig(target="tflite-bundle"), ds, out=tmp_path / "d")
+    with pytest.raises(EdgerecError, match="ranks the whole catalog"):
+        load_bundle(plain.folder).shortlisted(np.zeros(8), np.zeros(32))

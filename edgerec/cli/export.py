@@ -13,7 +13,7 @@ from edgerec.gates import ParityBound
 
 DEFAULTS = ExportConfig()
 # flags that are a target's options, by the option they set (`--triton k=v,...` sets several)
-OPTION_FLAGS = ("candidates", "explain", "compute", "item_table", "table_recall", "max_bytes")
+OPTION_FLAGS = ("candidates", "shortlist", "explain", "compute", "item_table", "table_recall", "max_bytes")
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -71,6 +71,14 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="tflite-bundle option: `score` and `retrieve` signatures over lists of this many items",
     )
     p.add_argument(
+        "--shortlist",
+        type=int,
+        default=None,
+        help="tflite-bundle option: recommend ranks a shortlist of this many items (best GMF half + item prior, found "
+        "in the graph) with the whole NeuMF instead of the catalog; gated by --table-recall (adds `score` over as "
+        "many items unless --candidates is given)",
+    )
+    p.add_argument(
         "--explain",
         action="store_const",
         const=True,
@@ -105,8 +113,8 @@ def add(sub: argparse._SubParsersAction) -> None:
         "--table-recall",
         type=float,
         default=None,
-        help="tflite-bundle option: the gate of a compressed item table, recall@10 of recommend and of the two-stage "
-        "top-10 against the uncompressed model's top-10 (default 0.95)",
+        help="tflite-bundle option: the gate of a compressed item table or a shortlist, recall@10 of recommend (and of "
+        "the two-stage top-10) against the uncompressed model's top-10 (default 0.95)",
     )
     p.add_argument(
         "--max-bytes",
@@ -194,5 +202,12 @@ def run(args: argparse.Namespace) -> int:
         f"{art.bytes:,}",
     ]
     table(f"{art.target} {art.precision} verified in {v['verified_with']} on {ds.name}", columns, [row])
+    short = art.manifest.get("shortlist")
+    if short:
+        gate = short["gate"]
+        print(
+            f"recommend ranks a shortlist of {short['size']:,} items: recall@10 {gate['recall_at_k']:.3f} against the "
+            f"uncompressed model's top-10 on {gate['users']} users (gate >= {gate['min_recall']})"
+        )
     print(f"wrote {Path(args.out)}/ ({', '.join(art.manifest['files'])}, manifest.json)")
     return 0

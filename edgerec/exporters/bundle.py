@@ -72,7 +72,8 @@ def convert(model: NCF, k: int, candidates: int, app: Any = None, user_features:
 
     import litert_torch
 
-    folded = FoldedNCF(model, k, row_lookups=getattr(app, "item_table", "int8") != "int8").eval()
+    row_lookups = getattr(app, "item_table", "int8") != "int8"
+    folded = FoldedNCF(model, k, row_lookups=row_lookups, shortlist=getattr(app, "shortlist", 0)).eval()
     ug, um = user_vectors(model)
     kwargs = {"user_gmf": ug[:1], "user_mlp": um[:1]}
     items = torch.arange(candidates, dtype=torch.int32) % model.arch.n_items
@@ -154,15 +155,22 @@ def bytes_names_on_duplicates() -> Iterator[None]:
 
 
 def quantize(
-    flat: bytes, precision: str, compute: str = "float", model: NCF | None = None, candidates: int = 0
+    flat: bytes,
+    precision: str,
+    compute: str = "float",
+    model: NCF | None = None,
+    candidates: int = 0,
+    shortlist: int = 0,
 ) -> tuple[bytes, dict]:
     if precision == "fp32":
         return flat, {"scheme": "none"}
     with bytes_names_on_duplicates():
-        return _quantize(flat, precision, compute, model, candidates)
+        return _quantize(flat, precision, compute, model, candidates, shortlist)
 
 
-def _quantize(flat: bytes, precision: str, compute: str, model: NCF | None, candidates: int) -> tuple[bytes, dict]:
+def _quantize(
+    flat: bytes, precision: str, compute: str, model: NCF | None, candidates: int, shortlist: int
+) -> tuple[bytes, dict]:
     from litert_quantizer import qtyping, quantizer
 
     from edgerec.exporters import int8_compute
@@ -195,10 +203,10 @@ def _quantize(flat: bytes, precision: str, compute: str, model: NCF | None, cand
         if model is None:
             raise EdgerecError("int8 compute calibrates on the model's user vectors; no model given")
         with quiet():
-            qsvs = int8_compute.calibrate(qt, model, candidates)
+            qsvs = int8_compute.calibrate(qt, model, candidates, shortlist)
     with quiet():
         flat = bytes(qt.quantize(qsvs, enable_progress_report=False).quantized_model)
-    if compute == "int8":
+    if compute == "int8" and not shortlist:  # a shortlist's recommend looks its rows up as score does
         flat = int8_compute.share_item_constant(flat)
     flat, records = small_constants(flat, "int8")
     info = {
@@ -239,8 +247,15 @@ def export(
 ) -> dict:  # opts: BundleOptions
     """Write out (model.tflite) and the server-side user vectors next to it (and with a user feature path, the user
     encoder as USER_ENCODER); return the manifest fields."""
+    if opts.shortlist and not opts.candidates:  # score is what ranks the items a shortlist leaves out
+        opts = replace(opts, candidates=opts.shortlist)
     candidates = opts.candidates
     top = min(MAX_CANDIDATES, model.arch.n_items)
+    if opts.shortlist and not k <= opts.shortlist <= top:
+        raise EdgerecError(
+            f"--shortlist must be 0 (recommend ranks the catalog) or lie in {k}..{top:,} (at least K = {k}, at most "
+            f"the catalog's {model.arch.n_items:,} items and {MAX_CANDIDATES:,}); got {opts.shortlist:,}"
+        )
     if candidates and not k <= candidates <= top:
         raise EdgerecError(
             f"--candidates must be 0 (no score signature) or lie in {k}..{top:,} (at least K = {k}, at most the "
@@ -260,10 +275,11 @@ def export(
         item_tables.choices(opts, model.arch.gmf_dim, model.arch.mlp_layers[0], model.arch.n_items)
     flat = convert(model, k, candidates, opts, user_features)
     if getattr(opts, "item_table", "int8") == "int8":
-        flat, info = quantize(flat, precision, compute, model, candidates)
+        flat, info = quantize(flat, precision, compute, model, candidates, opts.shortlist)
         flat = strip(flat)
     else:
         flat, info = compressed_tables(model, flat, precision, opts, k, user_features=user_features)
+    shortlist = shortlist_gate(model, flat, opts, k) if opts.shortlist else None
     out.write_bytes(flat)
     ug, um = user_vectors(model)
     vectors = torch.cat([ug, um], dim=1).numpy().astype(np.float32)
@@ -295,6 +311,8 @@ def export(
         "quantization": info,
         "macs_per_item": folded_macs(model.arch),
     }
+    if shortlist is not None:
+        fields["shortlist"] = shortlist
     if opts.explain:
         fields["max_history"] = opts.max_history
         fields["reasons"] = min(opts.reasons, opts.max_history)
@@ -408,6 +426,29 @@ def compressed_tables(
     raise EdgerecError(f"{what} the gate ({gate}{limit}); nothing written: " + "; ".join(tried))
 
 
+def shortlist_gate(model: NCF, flat: bytes, opts: Any, k: int) -> dict:
+    """The shortlist's gate: recall@K of the bundle's recommend against the uncompressed model's exhaustive top-K on
+    gate_users seeded users, at least table_recall; below it a one-line error and nothing written."""
+    ref = reference(model, opts.gate_users, k)
+    recall = ref.recall(flat, 0)["recommend"]
+    if recall < opts.table_recall:
+        raise EdgerecError(
+            f"shortlist {opts.shortlist:,}: recall@{k} of recommend {recall:.3f} against the uncompressed model's "
+            f"exhaustive top-{k} ({len(ref.top)} users) is short of {opts.table_recall} by "
+            f"{opts.table_recall - recall:.3f}; nothing written (a longer shortlist, or 0: the whole catalog)"
+        )
+    return {
+        "size": opts.shortlist,
+        "first_stage": "GMF half + item prior (the retrieve signature's score)",
+        "gate": {
+            "recall_at_k": recall,
+            "min_recall": opts.table_recall,
+            "users": len(ref.top),
+            "against": "the uncompressed (fp32) model's exhaustive top-K",
+        },
+    }
+
+
 def reference(model: NCF, users: int, k: int) -> Any:  # -> item_tables.Reference
     """The uncompressed (fp32) model's exhaustive top-K for a seeded sample of its users."""
     from edgerec.exporters import item_tables
@@ -421,16 +462,19 @@ def signatures(g: int, d: int, n: int, k: int, opts: Any, feature_width: int = 0
     """Every signature's inputs and outputs, by name: [dtype, shape, meaning] (the app's contract); feature_width:
     the user_features signature's input length (0: the model has no user features)."""
     user = {"user_gmf": ["float32", [1, g], "the user's GMF vector"], "user_mlp": ["float32", [1, d], "MLP vector"]}
-    out: dict[str, dict] = {
-        "recommend": {
-            "inputs": user,
-            "outputs": {
-                "top_items": ["int32", [k], "top-K item indices (id_maps.json 'items' gives the original ids)"],
-                "top_scores": ["float32", [k], "their scores (logits), best first"],
-                "scores": ["float32", [n], "every item's score"],
-            },
-        }
+    top = {
+        "top_items": ["int32", [k], "top-K item indices (id_maps.json 'items' gives the original ids)"],
+        "top_scores": ["float32", [k], "their scores (logits), best first"],
     }
+    s = getattr(opts, "shortlist", 0)
+    if s:
+        rest = {
+            "shortlist": ["int32", [s], "the shortlist: the items of best GMF half + item prior, best first"],
+            "shortlist_scores": ["float32", [s], "their scores (logits; rank them to leave items out)"],
+        }
+    else:
+        rest = {"scores": ["float32", [n], "every item's score"]}
+    out: dict[str, dict] = {"recommend": {"inputs": user, "outputs": {**top, **rest}}}
     if feature_width:
         out["user_features"] = {
             "inputs": {

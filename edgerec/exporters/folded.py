@@ -23,11 +23,16 @@ PAD_SCORE = -3.0e38  # the score of a padding entry (-1) in a candidate list: be
 class FoldedNCF(nn.Module):
     """recommend(user_gmf [1, g], user_mlp [1, d]) -> {top_items [K] int32, top_scores [K], scores [n]}.
 
+    With `shortlist` = S > 0, recommend re-ranks a shortlist instead of the catalog: the S items whose GMF half plus
+    item prior score highest (the first stage of the two-stage path, in the same graph) go through the whole NeuMF,
+    the MLP running for S items instead of n -> {top_items [K], top_scores [K], shortlist [S] int32 (best first by
+    that first score), shortlist_scores [S] (their NeuMF scores)}.
+
     `score_items` scores a given list of items with the same constants (the bundle's `score` signature). With
     `row_lookups` it looks the candidates' GMF rows up instead of taking the GMF half over the catalog (C rows read
     instead of n; the bundles with compressed item tables, edgerec.exporters.item_tables, are built so)."""
 
-    def __init__(self, model: NCF, k: int = 10, row_lookups: bool = False) -> None:
+    def __init__(self, model: NCF, k: int = 10, row_lookups: bool = False, shortlist: int = 0) -> None:
         super().__init__()
         arch = model.arch
         if not (arch.gmf_dim and arch.mlp_layers):
@@ -36,7 +41,12 @@ class FoldedNCF(nn.Module):
             raise EdgerecError(f"K must lie in 1..{arch.n_items} (the catalog); got {k}")
         if arch.n_items >= 2**24:
             raise EdgerecError(f"the phone bundle holds at most {2**24 - 1:,} items; got {arch.n_items:,}")
-        self.k, self.n_items, self.row_lookups = k, arch.n_items, row_lookups
+        if shortlist and not k <= shortlist <= arch.n_items:
+            raise EdgerecError(
+                f"the shortlist must be 0 (recommend ranks the catalog) or lie in {k}..{arch.n_items:,} (K..the "
+                f"catalog); got {shortlist:,}"
+            )
+        self.k, self.n_items, self.row_lookups, self.shortlist = k, arch.n_items, row_lookups, shortlist
         f = fold({name: value.detach().numpy() for name, value in model.state_dict().items()})
 
         def linear(weight: np.ndarray, bias: np.ndarray | None = None) -> nn.Linear:
@@ -69,9 +79,28 @@ class FoldedNCF(nn.Module):
         return gmf.reshape(-1) + self.head_mlp(h).reshape(-1)  # [n]
 
     def forward(self, user_gmf: torch.Tensor, user_mlp: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.shortlist:
+            return self.shortlisted(user_gmf, user_mlp)
         s = self.scores(user_gmf, user_mlp)
         top = torch.topk(s, self.k)
         return {"top_items": top.indices.to(torch.int32), "top_scores": top.values, "scores": s}
+
+    def shortlisted(self, user_gmf: torch.Tensor, user_mlp: torch.Tensor) -> dict[str, torch.Tensor]:
+        """recommend over the shortlist: the S best items by GMF half + item prior, re-ranked by the whole NeuMF."""
+        lookup = nn.functional.embedding
+        gmf = self.gmf(user_gmf).reshape(-1, 1)  # [n, 1]
+        idx = torch.topk(gmf.reshape(-1) + self.prior, self.shortlist).indices  # [S]
+        h = self.rest(lookup(idx, self.item_mlp) + self.user_proj(user_mlp))
+        s = lookup(idx, gmf).reshape(-1) + self.head_mlp(h).reshape(-1)
+        top = torch.topk(s, self.k)
+        shortlist = idx.to(torch.float32).reshape(-1, 1)  # exact below 2**24 items, checked above
+        best = lookup(top.indices, shortlist).reshape(-1).to(torch.int32)
+        return {
+            "top_items": best,
+            "top_scores": top.values,
+            "shortlist": idx.to(torch.int32),
+            "shortlist_scores": s,
+        }
 
     def score_items(
         self, user_gmf: torch.Tensor, user_mlp: torch.Tensor, items: torch.Tensor

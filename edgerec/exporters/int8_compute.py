@@ -17,9 +17,10 @@ import copy
 from typing import Any
 
 import numpy as np
+import torch
 
 from edgerec.errors import EdgerecError
-from edgerec.exporters.folded import user_vectors
+from edgerec.exporters.folded import FoldedNCF, user_vectors
 from edgerec.exporters.small_constants import DEQUANTIZE, EMBEDDING_LOOKUP, FLOAT32, INT8, _opcode_index
 from edgerec.model.ncf import NCF
 
@@ -39,14 +40,22 @@ def calibration_vectors(model: NCF, users: int = CALIBRATION_USERS, seed: int = 
     return [{"user_gmf": ug[u : u + 1].numpy(), "user_mlp": um[u : u + 1].numpy()} for u in chosen]
 
 
-def calibrate(qt: Any, model: NCF, candidates: int) -> dict:  # qt: litert_quantizer.quantizer.Quantizer
-    """The tensor statistics: `recommend`'s over the calibration users, copied onto the same tensors of `score`."""
+def calibrate(qt: Any, model: NCF, candidates: int, shortlist: int = 0) -> dict:  # qt: litert_quantizer Quantizer
+    """The tensor statistics: `recommend`'s over the calibration users, copied onto the same tensors of `score`.
+    With a shortlist, `score` is calibrated on each user's shortlist (repeated to C items): recommend's own rows,
+    so that both signatures quantize the looked-up rows alike."""
     data = calibration_vectors(model)
     signatures = {"recommend": data}
     if candidates:
         rng = np.random.default_rng(1)
         n = model.arch.n_items
-        signatures["score"] = [{**d, "items": rng.permutation(n)[:candidates].astype(np.int32)} for d in data]
+        lists = [rng.permutation(n)[:candidates] for _ in data]
+        if shortlist:
+            folded = FoldedNCF(model, k=1, shortlist=shortlist).eval()
+            with torch.no_grad():
+                lists = [np.resize(folded(**{k: torch.from_numpy(v) for k, v in d.items()})["shortlist"].numpy(),
+                                   candidates) for d in data]  # fmt: skip
+        signatures["score"] = [{**d, "items": items.astype(np.int32)} for d, items in zip(data, lists, strict=True)]
     qsvs = dict(qt.calibrate(signatures, num_threads=1))
     for name in [k for k in qsvs if k.startswith(RECOMMEND + "/")]:
         twin = name.replace(RECOMMEND, SCORE)

@@ -33,6 +33,10 @@ class BundleOptions:
     # (pull: fold_in_from's L2 toward the feature vectors it starts from, benchmarks/results/cold_users_bundle.md)
     fold_in: FoldInConfig = FoldInConfig(steps=40, lr=0.05, pull=0.1)
     fold_in_negatives: Annotated[int, Field(ge=1, le=100_000)] = 1024
+    # recommend over a shortlist: the S items whose GMF half plus item prior score highest, found in the graph and
+    # re-ranked by the whole NeuMF (the MLP runs for S items, not the catalog); gated like a compressed table
+    # (table_recall against the uncompressed model's exhaustive top-K). 0: recommend ranks the whole catalog
+    shortlist: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     # precision int8 only: "int8" computes the catalog-wide MLP of recommend and score with int8 activations
     # (XNNPACK's integer kernels; calibrated on the model's user vectors), head and scores float32; "float"
     # dequantizes the int8 constants at load and computes in float32

@@ -52,6 +52,12 @@ class BundleScorer(Scorer):
             self.outputs = {sig: list(spec["outputs"]) for sig, spec in manifest["signatures"].items()}
         except (KeyError, TypeError, AttributeError):
             raise EdgerecError(f"{folder}/manifest.json: missing or malformed signatures") from None
+        try:
+            self.shortlist = int((manifest.get("shortlist") or {}).get("size") or 0)
+        except (AttributeError, TypeError, ValueError):
+            raise EdgerecError(f"{folder}/manifest.json: malformed shortlist") from None
+        if self.shortlist and not self.candidates:
+            raise EdgerecError(f"{folder}/manifest.json: a shortlist bundle without the score signature")
         self.max_history = int(manifest.get("max_history") or 0)
         self.fold_in_runner = self.explain_runner = self.fold_in_from_runner = None
         if {"fold_in", "explain"} <= set(self.outputs):
@@ -85,10 +91,22 @@ class BundleScorer(Scorer):
     def _vectors(self, user_gmf: Any, user_mlp: Any) -> tuple[np.ndarray, np.ndarray]:
         return self._vector("user_gmf", user_gmf, self.g), self._vector("user_mlp", user_mlp, self.d)
 
-    def recommend(self, user_gmf: Any, user_mlp: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(top-K item indices, their scores, every item's score) for one user's two vectors."""
+    def recommend(self, user_gmf: Any, user_mlp: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(top-K item indices, their scores, every item's score) for one user's two vectors; a shortlist bundle's
+        recommend scores its shortlist only, and gives None for the third (`shortlisted` reads the shortlist)."""
+        top, top_scores, *rest = self._named("recommend", self._recommend(user_gmf, user_mlp))
+        return top, top_scores, None if self.shortlist else rest[0]
+
+    def shortlisted(self, user_gmf: Any, user_mlp: Any) -> tuple[np.ndarray, np.ndarray]:
+        """A shortlist bundle's shortlist: (the S item indices, their NeuMF scores), by recommend."""
+        if not self.shortlist:
+            raise EdgerecError(f"{self.folder}: the bundle's recommend ranks the whole catalog (no shortlist)")
+        out = self._recommend(user_gmf, user_mlp)
+        return out["shortlist"].astype(np.int64), out["shortlist_scores"]
+
+    def _recommend(self, user_gmf: Any, user_mlp: Any) -> dict[str, np.ndarray]:
         ug, um = self._vectors(user_gmf, user_mlp)
-        return self._named("recommend", self.runner(user_gmf=ug, user_mlp=um))
+        return self.runner(user_gmf=ug, user_mlp=um)
 
     def score_items(self, user_gmf: Any, user_mlp: Any, items: Any) -> np.ndarray:
         """One user's scores (logits) of the given item indices, in their order; any number of items (split into
@@ -96,7 +114,7 @@ class BundleScorer(Scorer):
         ug, um = self._vectors(user_gmf, user_mlp)
         idx = self._items(items)
         if self.score_runner is None:
-            return self._named("recommend", self.runner(user_gmf=ug, user_mlp=um))[2][idx]
+            return self._named("recommend", self.runner(user_gmf=ug, user_mlp=um))[2][idx]  # no shortlist here
         chunks = [idx[s : s + self.candidates] for s in range(0, len(idx), self.candidates)]
         return np.concatenate([self._score(ug, um, chunk)[0][: len(chunk)] for chunk in chunks])
 
@@ -229,10 +247,9 @@ class BundleScorer(Scorer):
         bounds = np.flatnonzero(np.diff(users[order])) + 1
         for idx in np.split(order, bounds):
             vectors = self.user(int(users[idx[0]]))
-            if self.score_runner is not None and len(idx) <= self.candidates:
-                out[idx] = self.score_items(*vectors, items[idx])
-            else:
-                out[idx] = self.recommend(*vectors)[2][items[idx]]
+            small = len(idx) <= self.candidates or self.shortlist  # a shortlist bundle scores every item by score
+            every = None if small else self.recommend(*vectors)[2]
+            out[idx] = self.score_items(*vectors, items[idx]) if every is None else every[items[idx]]
         return out
 
     def top_k(self, user: int, k: int = 10, exclude: Any = None) -> tuple[np.ndarray, np.ndarray]:

@@ -3,6 +3,8 @@
 // Every model call is by signature name, its inputs and outputs named as manifest.json lists them:
 //   fold_in(history, history_mask) -> user_gmf, user_mlp          (when the bundle has it: the picks, on the device)
 //   recommend(user_gmf, user_mlp)  -> top_items, top_scores, scores
+//                                     (a shortlist bundle: top_items, top_scores, shortlist, shortlist_scores, and
+//                                      score(user_gmf, user_mlp, items) -> scores, ... for items off its shortlist)
 //   explain(user_gmf, user_mlp, history, history_mask, items) -> reasons, reason_weights   (when the bundle has it)
 //   user_features(feature_indices, feature_weights) -> user_gmf, user_mlp      (a model with user features: the
 //                                                      attributes typed in the form, encoded here by features.js)
@@ -149,9 +151,14 @@ function roles() {
   const n = m.n_items;
   const r = {
     topItems: outputName('recommend', 'top_items', (t, s) => t === 'int32' && s.length === 1),
-    scores: outputName('recommend', 'scores', (t, s) => t === 'float32' && size(s) === n && s.at(-1) === n),
     topScores: outputName('recommend', 'top_scores', (t, s) => t === 'float32' && s.length === 1 && s[0] !== n),
   };
+  if ('shortlist' in m.signatures.recommend.outputs) {  // recommend scores its shortlist, not the catalog
+    r.shortlist = 'shortlist';
+    r.shortlistScores = 'shortlist_scores';
+  } else {
+    r.scores = outputName('recommend', 'scores', (t, s) => t === 'float32' && size(s) === n && s.at(-1) === n);
+  }
   if ('fold_in' in m.signatures) ({gmf: r.gmf, mlp: r.mlp} = vectorNames('fold_in'));
   if ('user_features' in m.signatures) r.features = vectorNames('user_features');
   if ('fold_in_from' in m.signatures) r.from = vectorNames('fold_in_from');
@@ -182,10 +189,24 @@ function padded(items, length) {
   return {history, history_mask: mask};
 }
 
-// The best k items by score, the history left out; ties go to the lower index (as numpy's stable argsort).
-function topK(scores, k, exclude) {
+// recommend's scores as one array over the catalog and the items it ranked: {scores, pool} (a shortlist bundle
+// scores its shortlist only: the other items score -Infinity and are not in the pool; otherwise pool is null).
+function ranked(out, r) {
+  if (!r.shortlist) return {scores: out[r.scores], pool: null};
+  const scores = new Float32Array(S.manifest.n_items).fill(-Infinity);
+  const pool = Array.from(out[r.shortlist]);
+  const values = out[r.shortlistScores];
+  pool.forEach((item, j) => {
+    scores[item] = values[j];
+  });
+  return {scores, pool};
+}
+
+// The best k items by score (of `pool`, default every item), the history left out; ties go to the lower index (as
+// numpy's stable argsort).
+function topK(scores, k, exclude, pool = null) {
   const idx = [];
-  for (let i = 0; i < scores.length; i++) if (!exclude.has(i)) idx.push(i);
+  for (const i of pool ?? scores.keys()) if (!exclude.has(i)) idx.push(i);
   idx.sort((a, b) => scores[b] - scores[a] || a - b);
   return idx.slice(0, k);
 }
@@ -419,6 +440,27 @@ function renderPicked() {
 
 // -- recommending -------------------------------------------------------------------------------------------------
 
+// A demo user's scores of the picked items, in their order: {s, took (ms)}, from recommend's catalog scores, or for
+// a shortlist bundle (whose recommend scores its shortlist only) from the score signature, C items a call.
+async function pickScores(u, picks, r) {
+  const user = {user_gmf: u.user_gmf, user_mlp: u.user_mlp};
+  if (!r.shortlist) {
+    const res = await call('recommend', user);
+    return {s: picks.map((i) => res.out[r.scores][i]), took: res.ms};
+  }
+  const c = S.manifest.candidates;
+  const s = [];
+  let took = 0;
+  for (let at = 0; at < picks.length; at += c) {
+    const items = new Int32Array(c).fill(-1);
+    items.set(picks.slice(at, at + c));
+    const res = await call('score', {...user, items});
+    took += res.ms;
+    s.push(...res.out.scores.slice(0, Math.min(c, picks.length - at)));
+  }
+  return {s, took};
+}
+
 async function userVectors(picks, r, timings) {
   if ('fold_in' in S.manifest.signatures) {
     const res = await call('fold_in', padded(picks, maxHistory()));
@@ -429,11 +471,10 @@ async function userVectors(picks, r, timings) {
   let best = null;
   let ms = 0;
   for (const u of S.site.demo_users) {
-    const res = await call('recommend', {user_gmf: u.user_gmf, user_mlp: u.user_mlp});
-    ms += res.ms;
-    const s = res.out[r.scores];
+    const {s, took} = await pickScores(u, picks, r);
+    ms += took;
     let sum = 0;
-    for (const i of picks) sum += s[i];
+    for (let j = 0; j < picks.length; j++) sum += s[j];
     const mean = sum / picks.length;
     if (best === null || mean > best.mean) best = {u, mean};
   }
@@ -511,8 +552,8 @@ async function recommend() {
       await userVectors(picks, r, timings);
     const rec = await call('recommend', vectors);
     timings.push(['recommend', rec.ms]);
-    const scores = rec.out[r.scores];
-    const top = topK(scores, S.manifest.k, new Set(picks));
+    const {scores, pool} = ranked(rec.out, r);
+    const top = topK(scores, S.manifest.k, new Set(picks), pool);
     let reasons = null;
     let method = S.site.reasons.method;
     if (!picks.length) {
