@@ -4,10 +4,10 @@ from __future__ import annotations
 
 TEMPLATE = """# edgerec phone bundle
 
-`model.tflite` scores the whole catalog ({n_items} items) for one user and returns the top {k} in the graph:
+`model.tflite` {ranks} for one user and returns the top {k} in the graph:
 signature `recommend(user_gmf: float32[1, {g}], user_mlp: float32[1, {d}]) -> (top_items: int32[{k}] item indices,
-top_scores: float32[{k}] their scores, best first, scores: float32[{n_items}] every item's score)`. Scores are logits
-(apply a sigmoid for a probability). Precision: {precision}. Verified in {runtime}: HR@10 {hr:.4f}, NDCG@10
+top_scores: float32[{k}] their scores, best first, {rest})`. Scores are logits (apply a sigmoid for a
+probability).{shortlist_note} Precision: {precision}. Verified in {runtime}: HR@10 {hr:.4f}, NDCG@10
 {ndcg:.4f} (see manifest.json, which also lists every file's sha256).
 
 Ship `model.tflite` and the item ids (`id_maps.json` key `items`: row index -> your item id). Do **not** ship
@@ -21,8 +21,8 @@ vectors ({g} + {d} floats).
 val interpreter = Interpreter(loadModelFile(context, "model.tflite"), Interpreter.Options().setNumThreads(1))
 val runner = interpreter.getSignatureRunner("recommend")
 val inputs = mapOf("user_gmf" to arrayOf(userGmf), "user_mlp" to arrayOf(userMlp))   // FloatArray({g}), FloatArray({d})
-val topItems = IntArray({k}); val topScores = FloatArray({k}); val all = FloatArray({n_items})
-runner.run(inputs, mapOf("top_items" to topItems, "top_scores" to topScores, "scores" to all))
+val topItems = IntArray({k}); val topScores = FloatArray({k}); {kotlin_rest}
+runner.run(inputs, mapOf("top_items" to topItems, "top_scores" to topScores, {kotlin_outputs}))
 val recommended = topItems.map {{ itemIds[it] }}
 ```
 
@@ -75,9 +75,9 @@ picked.forEachIndexed {{ i, id -> history[i] = rowOf[id]!!; mask[i] = 1f }}
 val gmf = Array(1) {{ FloatArray({g}) }}; val mlp = Array(1) {{ FloatArray({d}) }}
 interpreter.getSignatureRunner("fold_in").run(
     mapOf("history" to history, "history_mask" to mask), mapOf("user_gmf" to gmf, "user_mlp" to mlp))
-val topItems = IntArray({k}); val topScores = FloatArray({k}); val all = FloatArray({n_items})
+val topItems = IntArray({k}); val topScores = FloatArray({k}); {kotlin_rest}
 interpreter.getSignatureRunner("recommend").run(mapOf("user_gmf" to gmf, "user_mlp" to mlp),
-    mapOf("top_items" to topItems, "top_scores" to topScores, "scores" to all))
+    mapOf("top_items" to topItems, "top_scores" to topScores, {kotlin_outputs}))
 val reasons = Array({k}) {{ IntArray({r}) }}; val weights = Array({k}) {{ FloatArray({r}) }}
 interpreter.getSignatureRunner("explain").run(
     mapOf("user_gmf" to gmf, "user_mlp" to mlp, "history" to history, "history_mask" to mask, "items" to topItems),
@@ -123,10 +123,36 @@ fold a new user's first few items in from what their attributes say.
 """
 
 
+def recommend_outputs(manifest: dict) -> dict[str, str]:
+    """The template's words for recommend's outputs after the top-K: every item's score, or a shortlist's."""
+    n, short = manifest["n_items"], manifest.get("shortlist")
+    if not short:
+        return {
+            "ranks": f"scores the whole catalog ({n} items)",
+            "rest": f"scores: float32[{n}] every item's score",
+            "shortlist_note": "",
+            "kotlin_rest": f"val all = FloatArray({n})",
+            "kotlin_outputs": '"scores" to all',
+        }
+    s, gate = short["size"], short["gate"]
+    return {
+        "ranks": f"ranks a shortlist of {s} of the catalog's {n} items (the {s} of best GMF half + item prior, found "
+        "in the graph) with the whole model",
+        "rest": f"shortlist: int32[{s}] the shortlisted item indices, shortlist_scores: float32[{s}] their scores",
+        "shortlist_note": f" Its top {manifest['k']} held {gate['recall_at_k']:.3f} of the full model's exhaustive top "
+        f"{manifest['k']} on {gate['users']} users; to leave items out (already seen), rank the shortlist by "
+        "shortlist_scores without them, and score any other item with `score`.",
+        "kotlin_rest": f"val shortlist = IntArray({s}); val shortlistScores = FloatArray({s})",
+        "kotlin_outputs": '"shortlist" to shortlist, "shortlist_scores" to shortlistScores',
+    }
+
+
 def render(manifest: dict) -> str:
     dims = manifest["user_vector_dims"]
     m = manifest.get("metrics", {})
+    words = recommend_outputs(manifest)
     text = TEMPLATE.format(
+        **words,
         n_items=manifest["n_items"],
         k=manifest["k"],
         g=dims["gmf"],
@@ -145,7 +171,8 @@ def render(manifest: dict) -> str:
             k=manifest["k"],
             g=dims["gmf"],
             d=dims["mlp"],
-            n_items=manifest["n_items"],
+            kotlin_rest=words["kotlin_rest"],
+            kotlin_outputs=words["kotlin_outputs"],
         )
     features = manifest.get("user_features")
     if features:
