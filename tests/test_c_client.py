@@ -298,3 +298,25 @@ def test_bad_input_is_one_stderr_line_and_exit_2(tmp_path, client, bundle, case)
     assert len(lines) == 1 and proc.stderr.endswith("\n"), proc.stderr
     assert re.match(r"bundle_client: .*(" + pattern + ")", lines[0]), lines[0]
     assert proc.stdout == "" and not out.exists()
+
+
+def test_a_shortlist_recommend_equals_python_litert(tmp_path, client, ckpt, ds) -> None:
+    """A bundle whose recommend ranks a shortlist: all four outputs (top-K, the shortlist and its scores) from the C
+    client equal Python's LiteRT for 20 users."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    cfg = ExportConfig(target="tflite-bundle", precision="int8", options={"shortlist": 40, "table_recall": 0.0})
+    art = edgerec.export(ckpt, cfg, ds, out=tmp_path / "b")
+    folder, manifest = art.folder, art.manifest
+    outputs = list(manifest["signatures"]["recommend"]["outputs"])
+    assert outputs == ["top_items", "top_scores", "shortlist", "shortlist_scores"]
+    runner = Interpreter(model_path=str(folder / "model.tflite"), num_threads=1).get_signature_runner("recommend")
+    ug, um = user_vectors(folder, manifest, np.arange(0, 300, 15))
+    requests, expected = [], []
+    for i in range(len(ug)):
+        vec = {"user_gmf": ug[i], "user_mlp": um[i]}
+        requests.append(("recommend", {n: Tensor(v) for n, v in vec.items()}, outputs))
+        expected.append(("recommend", runner(**vec)))
+    got = call(tmp_path, client, folder / "model.tflite", requests)
+    for out, (sig, want) in zip(got, expected, strict=True):
+        assert_same(sig, manifest, out, want, SCORE_TOL)

@@ -149,6 +149,17 @@ class Page:
         self.page.close()
 
 
+def catalog(scorer, ug: np.ndarray, um: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """recommend's (top items, their scores, every item's score); a shortlist bundle's items off its shortlist
+    score -inf (the page ranks the shortlist only)."""
+    top_items, top_scores, scores = scorer.recommend(ug, um)
+    if scorer.shortlist:
+        items, values = scorer.shortlisted(ug, um)
+        scores = np.full(scorer.n_items, -np.inf, dtype=np.float32)
+        scores[items] = values
+    return top_items, top_scores, scores
+
+
 def python_reference(bundle: Path, site: Path, picks: list[int]) -> dict:
     """What the page should show, computed with Python's LiteRT on the same bundle: with fold_in (the bundle's
     on-device functions), the picks folded in, the top-K without the picks (ties to the lower index), and the
@@ -161,7 +172,7 @@ def python_reference(bundle: Path, site: Path, picks: list[int]) -> dict:
     scorer = load_bundle(bundle)
     if scorer.fold_in_runner is not None:
         ug, um = scorer.fold_in(picks)
-        top_items, top_scores, scores = scorer.recommend(ug, um)
+        top_items, top_scores, scores = catalog(scorer, ug, um)
         masked = scores.astype(np.float64)
         masked[picks] = -np.inf
         top = np.argsort(-masked, kind="stable")[: scorer.k]
@@ -181,10 +192,14 @@ def python_reference(bundle: Path, site: Path, picks: list[int]) -> dict:
     for u in demo:
         row = vectors[u["index"]]
         np.testing.assert_array_equal(np.float32(u["user_gmf"] + u["user_mlp"]), row)  # the site's copy is exact
-        means.append(float(np.sum(scorer.recommend(row[:g], row[g:])[2][picks].astype(np.float64))) / len(picks))
+        if scorer.shortlist:  # the page scores the picks by `score`
+            picked = scorer.score_items(row[:g], row[g:], picks)
+        else:
+            picked = scorer.recommend(row[:g], row[g:])[2][picks]
+        means.append(float(np.sum(picked.astype(np.float64))) / len(picks))
     best = demo[int(np.argmax(means))]
     row = vectors[best["index"]]
-    top_items, top_scores, scores = scorer.recommend(row[:g], row[g:])
+    top_items, top_scores, scores = catalog(scorer, row[:g], row[g:])
     masked = scores.astype(np.float64)
     masked[picks] = -np.inf
     top = np.argsort(-masked, kind="stable")[: scorer.k]
@@ -367,6 +382,34 @@ def check_chain(browser, url: str, bundle: Path) -> None:
         np.testing.assert_allclose(out["reason_weights"], e["reason_weights"].ravel(), atol=1e-4, rtol=0)
     page.check_clean()
     page.close()
+
+
+def test_a_shortlist_bundle_recommends_what_python_litert_does(browser, ckpt, tmp_path) -> None:
+    """A bundle whose recommend ranks a shortlist: the page leaves the picks out of the shortlist and shows what
+    Python's LiteRT gives (fold_in, recommend and explain chained as the other clients chain them)."""
+    import edgerec
+
+    require(shutil.which("npm") is not None, "npm")
+    options = {"explain": True, "shortlist": 40, "table_recall": 0.0}
+    cfg = edgerec.ExportConfig(target="tflite-bundle", precision="int8", options=options)
+    bundle = edgerec.export(edgerec.load(ckpt), cfg, data=SMALL, out=tmp_path / "bundle").folder
+    assert main(["-q", "app", "web", str(bundle), "--out", str(tmp_path / "site")]) == 0
+    with served(tmp_path / "site") as base:
+        page = Page(browser, base)
+        p = page.page
+        for i in PICKS:
+            p.click(f"#catalog button[data-index='{i}']")
+        page.recommend()
+        assert p.is_hidden("#message"), p.inner_text("#message")
+        shown = p.eval_on_selector_all(
+            "#results li.rec", "els => els.map(e => ({index: +e.dataset.index, score: +e.dataset.score}))"
+        )
+        want = python_reference(bundle, tmp_path / "site", list(PICKS))
+        assert [r["index"] for r in shown] == want["top"] and not set(want["top"]) & set(PICKS)
+        np.testing.assert_allclose([r["score"] for r in shown], want["scores"], atol=1e-4, rtol=0)
+        page.check_clean()
+        page.close()
+        check_chain(browser, base, bundle)
 
 
 def test_an_over_long_history_shows_a_message(browser, url, site) -> None:
