@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import edgerec
-from edgerec.errors import EdgerecError
+from edgerec.errors import ConfigError, EdgerecError
 from edgerec.exporters.config import ExportConfig
 from edgerec.exporters.folded import FoldedNCF, user_vectors
 from edgerec.gates import ParityBound
@@ -440,6 +440,8 @@ def test_a_shortlist_below_the_gate_or_out_of_range_is_refused(tmp_path, ckpt, d
         with pytest.raises(EdgerecError, match=rf"--shortlist must be 0 .* lie in 10\.\.{ds.n_items} .*; got {s}"):
             edgerec.export(ckpt, cfg, ds, out=tmp_path / "c")
         assert not (tmp_path / "c").exists()
+    with pytest.raises(ConfigError, match="a shortlist reads the int8 item table; item_table int4"):
+        ExportConfig(target="tflite-bundle", options={"shortlist": 40, "item_table": "int4"})
     plain = edgerec.export(ckpt, ExportConfig(target="tflite-bundle"), ds, out=tmp_path / "d")
     with pytest.raises(EdgerecError, match="ranks the whole catalog"):
         load_bundle(plain.folder).shortlisted(np.zeros(8), np.zeros(32))

@@ -27,6 +27,7 @@ SHIPPED = (
     "tensorrt-a100-fp16",
     "tensorrt-h100-int8",
     "tflite-android-int8-pruned",
+    "tflite-android-shortlist",
 )
 
 

@@ -1,7 +1,9 @@
 """The phone bundle export (target `tflite-bundle`): the folded NeuMF (edgerec.exporters.folded) as one TFLite model,
 and the users' vectors as a server-side file (the app receives only its own user's vectors). Signatures:
 
-- recommend(user_gmf [1, g], user_mlp [1, d]) -> (top-K items, their scores, every item's score): the catalog;
+- recommend(user_gmf [1, g], user_mlp [1, d]) -> (top-K items, their scores, every item's score): the catalog; with
+  shortlist = S > 0, -> (top-K items, their scores, the shortlist [S], its scores): the S items of best GMF half +
+  item prior, found in the graph and ranked by the whole NeuMF (gated by shortlist_gate; score comes with it);
 - with candidates = C > 0: score(user_gmf, user_mlp, items [C] int32, -1 = padding) -> (the items' scores, the
   top-K of the list, their scores): a candidate list or a few items, with the MLP run for those only;
 - and retrieve(user_gmf) -> (the C items with the best GMF half, those scores): the first stage of the two-stage

@@ -64,6 +64,11 @@ class BundleOptions:
                 f"BundleOptions: compute int8 reads the int8 item table; item_table {self.item_table} needs compute "
                 "float"
             )
+        if self.shortlist and self.item_table != "int8":
+            raise ConfigError(
+                f"BundleOptions: a shortlist reads the int8 item table; item_table {self.item_table} uses the "
+                "two-stage path (retrieve + score) instead"
+            )
         if self.fold_in.steps > MAX_FOLD_IN_STEPS:
             raise ConfigError(
                 f"BundleOptions: fold_in.steps are unrolled into the graph: at most {MAX_FOLD_IN_STEPS}; "
