@@ -7,17 +7,25 @@ import platform
 import sys
 from pathlib import Path
 
+# the CPU features an int8 or float kernel's speed turns on (XNNPACK picks its kernels by them): x86 vector widths
+# and 8-bit dot products, Arm's dot-product and int8 matrix instructions
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm", "sve")
+
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
+    """The CPU (model name, cores, which of ISA_FLAGS it has) and torch's version and threads when torch is in use."""
+    fields: dict[str, str] = {}  # the first processor's lines of /proc/cpuinfo
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    cpu = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
     text = f"{cpu}, {os.cpu_count()} cores"
+    if flags:
+        text += " (" + " ".join(f for f in ISA_FLAGS if f in flags) + ")"
     torch = sys.modules.get("torch")  # reported when in use; never imported here (runtimes run without it)
     if torch is not None:
         n = torch.get_num_threads()

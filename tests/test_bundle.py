@@ -412,6 +412,11 @@ def test_a_shortlist_recommend_reranks_the_best_first_stage_items(tmp_path, ckpt
     assert gate["users"] == 200 and 0.5 <= gate["recall_at_k"] <= 1.0 and np.mean(hits) >= 0.5
     # full ranking through `score`: every item scored, as the fp32 source does
     assert abs(art.verification["deltas"]["full_hr@10"]) <= 0.01
+    from edgerec.benchmarking.config import BenchConfig
+
+    record = edgerec.bench(art.folder, BenchConfig(min_time_s=0.01, min_calls=5, warmup=2)).record
+    assert {"catalog_top10", "retrieve", "two_stage_top10"} <= set(record["latency_ms"])
+    assert abs(record["two_stage"]["recall@k"] - gate["recall_at_k"]) <= 0.05  # against `score` over every item
 
 
 def test_a_shortlist_in_int8_compute_scores_as_score_does(tmp_path, ckpt, ds) -> None:

@@ -147,14 +147,18 @@ TWO_STAGE_USERS = 200
 
 
 def two_stage_recall(scorer: Any, users: int = TWO_STAGE_USERS, seed: int = 0) -> dict[str, Any]:
-    """Recall@K of the two-stage top-K against the exhaustive top-K (recommend over the whole catalog) of the same
-    bundle, over a seeded sample of users (train items are not excluded by either: the phone's own view)."""
+    """Recall@K of the two-stage top-K against the exhaustive top-K (recommend over the whole catalog; for a
+    shortlist bundle, `score` over every item) of the same bundle, over a seeded sample of users (train items are not
+    excluded by either: the phone's own view)."""
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(scorer.n_users, size=min(users, scorer.n_users), replace=False))
     hits = []
     for u in sample:
         ug, um = scorer.user(int(u))
-        exhaustive = scorer.recommend(ug, um)[0]
+        if getattr(scorer, "shortlist", 0):
+            exhaustive = scorer.recommend_from(ug, um, np.arange(scorer.n_items))[0]
+        else:
+            exhaustive = scorer.recommend(ug, um)[0]
         staged = scorer.two_stage(ug, um)[0]
         hits.append(len(np.intersect1d(exhaustive, staged)) / len(exhaustive))
     return {"candidates": scorer.candidates, "users": len(sample), "recall@k": float(np.mean(hits)), "k": scorer.k}
