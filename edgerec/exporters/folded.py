@@ -87,20 +87,11 @@ class FoldedNCF(nn.Module):
 
     def shortlisted(self, user_gmf: torch.Tensor, user_mlp: torch.Tensor) -> dict[str, torch.Tensor]:
         """recommend over the shortlist: the S best items by GMF half + item prior, re-ranked by the whole NeuMF."""
-        lookup = nn.functional.embedding
         gmf = self.gmf(user_gmf).reshape(-1, 1)  # [n, 1]
-        idx = torch.topk(gmf.reshape(-1) + self.prior, self.shortlist).indices  # [S]
-        h = self.rest(lookup(idx, self.item_mlp) + self.user_proj(user_mlp))
-        s = lookup(idx, gmf).reshape(-1) + self.head_mlp(h).reshape(-1)
-        top = torch.topk(s, self.k)
-        shortlist = idx.to(torch.float32).reshape(-1, 1)  # exact below 2**24 items, checked above
-        best = lookup(top.indices, shortlist).reshape(-1).to(torch.int32)
-        return {
-            "top_items": best,
-            "top_scores": top.values,
-            "shortlist": idx.to(torch.int32),
-            "shortlist_scores": s,
-        }
+        idx = self.first_stage(gmf.reshape(-1), self.shortlist).indices  # [S]
+        s = nn.functional.embedding(idx, gmf).reshape(-1) + self.mlp_half(idx, user_mlp)
+        best, best_scores = self.top_of(s, idx)
+        return {"top_items": best, "top_scores": best_scores, "shortlist": idx.to(torch.int32), "shortlist_scores": s}
 
     def score_items(
         self, user_gmf: torch.Tensor, user_mlp: torch.Tensor, items: torch.Tensor
@@ -116,12 +107,25 @@ class FoldedNCF(nn.Module):
             gmf = (lookup(idx, self.gmf.weight) @ user_gmf.reshape(-1, 1)).reshape(-1)
         else:
             gmf = lookup(idx, self.gmf(user_gmf).reshape(-1, 1)).reshape(-1)
-        h = self.rest(lookup(idx, self.item_mlp) + self.user_proj(user_mlp))
-        s = torch.where(valid, gmf + self.head_mlp(h).reshape(-1), torch.tensor(PAD_SCORE))
+        s = torch.where(valid, gmf + self.mlp_half(idx, user_mlp), torch.tensor(PAD_SCORE))
+        return (s, *self.top_of(s, items))
+
+    def first_stage(self, gmf: torch.Tensor, count: int) -> Any:  # torch.return_types.topk
+        """The `count` items of best GMF half ([n] logits) + item prior: the first stage of the two-stage path."""
+        return torch.topk(gmf + self.prior, count)
+
+    def mlp_half(self, idx: torch.Tensor, user_mlp: torch.Tensor) -> torch.Tensor:
+        """The MLP half's logits [C] of the given catalog indices (their precomputed rows looked up), head bias
+        included."""
+        h = self.rest(nn.functional.embedding(idx, self.item_mlp) + self.user_proj(user_mlp))
+        return self.head_mlp(h).reshape(-1)
+
+    def top_of(self, s: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The top-K of a list's scores `s` [C]: (their catalog indices from `items` [C], int32; their scores)."""
         top = torch.topk(s, self.k)
         # the int32 ids looked up as float32 (exact below 2**24 items, checked in __init__)
-        best = lookup(top.indices, items.to(torch.float32).reshape(-1, 1)).reshape(-1).to(torch.int32)
-        return s, best, top.values
+        best = nn.functional.embedding(top.indices, items.to(torch.float32).reshape(-1, 1)).reshape(-1)
+        return best.to(torch.int32), top.values
 
 
 class Retriever(nn.Module):
@@ -141,7 +145,7 @@ class Retriever(nn.Module):
         self.folded, self.candidates = folded, candidates
 
     def forward(self, user_gmf: torch.Tensor) -> dict[str, torch.Tensor]:
-        top = torch.topk(self.folded.gmf(user_gmf).reshape(-1) + self.folded.prior, self.candidates)
+        top = self.folded.first_stage(self.folded.gmf(user_gmf).reshape(-1), self.candidates)
         return {"items": top.indices.to(torch.int32), "scores": top.values}
 
 
